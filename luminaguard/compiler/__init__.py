@@ -1,0 +1,17 @@
+"""The compiler: resolve references, build the step DAG, classify, emit a Plan."""
+
+from __future__ import annotations
+
+from luminaguard.compiler.compile import Bundle, compile_paths, compile_workload, load_bundle
+from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedStep
+
+__all__ = [
+    "Bundle",
+    "Plan",
+    "PlannedAgent",
+    "PlannedPolicy",
+    "PlannedStep",
+    "compile_paths",
+    "compile_workload",
+    "load_bundle",
+]

@@ -1,0 +1,208 @@
+"""``compile_workload``: from validated documents to a sealed, classified Plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from pydantic import JsonValue
+
+from luminaguard.compiler.catalog import Catalog
+from luminaguard.compiler.dag import build_graph
+from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedStep
+from luminaguard.compiler.references import check_references
+from luminaguard.compiler.steps import RenderedStep, StepRenderer, compile_context
+from luminaguard.config.diagnostics import ConfigError, Diagnostic
+from luminaguard.config.loader import LoadResult, load_documents
+from luminaguard.config.models import Step, WorkloadDocument
+from luminaguard.config.validate import Document
+from luminaguard.errors import UsageError
+from luminaguard.policy.action import Action
+from luminaguard.policy.engine import PolicyEngine
+
+
+def _line(document: Document, *path: str | int) -> str:
+    where = document.source.locations.value(path)
+    return f"{where.file}:{where.line}"
+
+
+@dataclass
+class Bundle:
+    """Everything loaded from the paths given, indexed, with its problems."""
+
+    loaded: LoadResult
+    catalog: Catalog
+    problems: list[Diagnostic] = field(default_factory=list)
+    _engines: dict[str, PolicyEngine] = field(default_factory=dict)
+
+    def engine(self, policy: str) -> PolicyEngine:
+        """The engine of the policy named ``policy`` (built once)."""
+        if policy not in self._engines:
+            document = self.catalog.get("Policy", policy)
+            assert document is not None
+            model = self.catalog.policy(policy)
+            assert model is not None
+            sources = [_line(document, "spec", "rules", i) for i in range(len(model.spec.rules))]
+            default = _line(document, "spec", "default")
+            self._engines[policy] = PolicyEngine(policy, model.spec, sources, default)
+        return self._engines[policy]
+
+    def planned_policy(self, policy: str) -> PlannedPolicy:
+        """The policy as carried in a plan."""
+        engine = self.engine(policy)
+        document = self.catalog.get("Policy", policy)
+        assert document is not None
+        sources = [rule.decision.source or "" for rule in engine.rules]
+        return PlannedPolicy(
+            spec=engine.spec, rule_sources=sources, source=str(document.source.location)
+        )
+
+    def planned_agent(self, name: str) -> PlannedAgent:
+        """The agent as carried in a plan, with its pool and image resolved."""
+        agent = self.catalog.agent(name)
+        document = self.catalog.get("Agent", name)
+        assert agent is not None and document is not None
+        pool = self.catalog.pool(agent.spec.pool) if agent.spec.pool else None
+        image_name = pool.spec.image if pool else agent.spec.image
+        image = self.catalog.image(image_name) if image_name else None
+        return PlannedAgent(
+            spec=agent.spec,
+            pool=pool.spec if pool else None,
+            image=image.spec if image else None,
+            source=str(document.source.location),
+        )
+
+
+def load_bundle(paths: Iterable[str]) -> Bundle:
+    """Load, validate, index and cross-check every document under ``paths``."""
+    loaded = load_documents(paths)
+    catalog, duplicates = Catalog.build(loaded)
+    problems = [*loaded.diagnostics, *duplicates, *check_references(catalog)]
+    return Bundle(loaded, catalog, problems)
+
+
+def _params(workload: WorkloadDocument, overrides: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    unknown = sorted(set(overrides) - set(workload.spec.params))
+    if unknown:
+        known = ", ".join(sorted(workload.spec.params)) or "none"
+        raise UsageError(
+            f"workload {workload.metadata.name!r} has no param {unknown[0]!r} (params: {known})"
+        )
+    return {**workload.spec.params, **overrides}
+
+
+def _action(step: Step, rendered: RenderedStep) -> Action:
+    if step.run is not None:
+        return Action(kind="run", command=rendered.command)
+    return Action(kind="call", server=step.server, tool=step.tool, args=rendered.args)
+
+
+def _planned_step(
+    bundle: Bundle, order: int, step: Step, rendered: RenderedStep, where: str
+) -> PlannedStep:
+    agent = bundle.catalog.agent(step.agent)
+    assert agent is not None
+    action = _action(step, rendered)
+    decision = None if rendered.runtime else bundle.engine(agent.spec.policy).decide(action)
+    return PlannedStep(
+        order=order,
+        id=step.id,
+        agent=step.agent,
+        action=action,
+        needs=list(step.needs),
+        when=step.when,
+        retries=step.retries,
+        timeout=step.timeout,
+        idempotent=step.idempotent,
+        runtime=rendered.runtime,
+        decision=decision,
+        source=where,
+    )
+
+
+def _resolvable(bundle: Bundle, workload: WorkloadDocument) -> bool:
+    """Whether every step's agent and that agent's policy are valid documents."""
+    for step in workload.spec.steps:
+        agent = bundle.catalog.agent(step.agent)
+        if agent is None or bundle.catalog.policy(agent.spec.policy) is None:
+            return False
+    return True
+
+
+def _workload(bundle: Bundle, name: str) -> tuple[Document, WorkloadDocument]:
+    document = bundle.catalog.get("Workload", name)
+    workload = bundle.catalog.workload(name)
+    if document is None or workload is None:
+        known = ", ".join(bundle.catalog.names("Workload")) or "none"
+        raise UsageError(f"no workload {name!r} (workloads: {known})")
+    return document, workload
+
+
+def compile_workload(
+    bundle: Bundle, name: str, overrides: Mapping[str, JsonValue] | None = None
+) -> tuple[Plan | None, list[Diagnostic]]:
+    """Compile the workload ``name`` into a sealed Plan, or return every problem in it."""
+    document, workload = _workload(bundle, name)
+    params = _params(workload, overrides or {})
+    graph, problems = build_graph(document, workload.spec.steps)
+    if graph is None:
+        return None, problems
+    context = compile_context(params, workload.spec.steps)
+    index = {step.id: i for i, step in enumerate(workload.spec.steps)}
+    rendered = {
+        sid: StepRenderer(document, index[sid], graph, context).render() for sid in graph.order
+    }
+    problems = [problem for result in rendered.values() for problem in result.problems]
+    if problems or not _resolvable(bundle, workload):
+        return None, problems
+    steps = [
+        _planned_step(
+            bundle,
+            order,
+            workload.spec.steps[index[sid]],
+            rendered[sid],
+            str(document.source.locations.value(("spec", "steps", index[sid]))),
+        )
+        for order, sid in enumerate(graph.order, start=1)
+    ]
+    agents = {agent: bundle.planned_agent(agent) for agent in sorted({s.agent for s in steps})}
+    policies = {a.spec.policy: bundle.planned_policy(a.spec.policy) for a in agents.values()}
+    plan = Plan(
+        workload=name,
+        params=params,
+        steps=steps,
+        agents=agents,
+        policies=dict(sorted(policies.items())),
+    )
+    return plan.sealed(), []
+
+
+def _selected(bundle: Bundle, workload: str | None, has_overrides: bool) -> list[str]:
+    names = bundle.catalog.names("Workload")
+    if workload is None:
+        if has_overrides and len(names) > 1:
+            raise UsageError("--param needs --workload when there are several workloads")
+        return names
+    if workload not in names and bundle.catalog.is_declared("Workload", workload):
+        return []  # declared but invalid: its own errors say why
+    return [workload]
+
+
+def compile_paths(
+    paths: Iterable[str],
+    workload: str | None = None,
+    overrides: Mapping[str, JsonValue] | None = None,
+) -> tuple[Bundle, list[Plan]]:
+    """Compile every workload under ``paths`` (or only ``workload``); raise on any problem."""
+    bundle = load_bundle(paths)
+    names = _selected(bundle, workload, bool(overrides))
+    plans: list[Plan] = []
+    problems: list[Diagnostic] = list(bundle.problems)
+    for name in names:
+        plan, found = compile_workload(bundle, name, overrides)
+        problems.extend(found)
+        if plan is not None:
+            plans.append(plan)
+    if problems:
+        raise ConfigError(problems)
+    return bundle, plans

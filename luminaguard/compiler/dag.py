@@ -1,0 +1,116 @@
+"""The step graph of a workload: unknown needs and cycles refused, a deterministic order."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from luminaguard.config.diagnostics import Diagnostic
+from luminaguard.config.models import Step
+from luminaguard.config.validate import Document, did_you_mean
+
+
+@dataclass(frozen=True)
+class StepGraph:
+    """Steps in execution order (declaration order among the ready) and their ancestors."""
+
+    order: list[str]
+    ancestors: dict[str, frozenset[str]]
+
+
+def _cycles(steps: dict[str, Step]) -> list[list[str]]:
+    """Every distinct cycle found by depth-first search, each as a closed path."""
+    found: list[list[str]] = []
+    seen_sets: set[frozenset[str]] = set()
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for need in steps[node].needs:
+            if need not in steps:
+                continue
+            if state.get(need) == 1:
+                cycle = [*stack[stack.index(need) :], need]
+                if frozenset(cycle) not in seen_sets:
+                    seen_sets.add(frozenset(cycle))
+                    found.append(cycle)
+            elif need not in state:
+                visit(need)
+        stack.pop()
+        state[node] = 2
+
+    for name in steps:
+        if name not in state:
+            visit(name)
+    return found
+
+
+def _order(steps: dict[str, Step]) -> list[str]:
+    position = {name: index for index, name in enumerate(steps)}
+    waiting = {name: len(set(step.needs)) for name, step in steps.items()}
+    dependants: dict[str, list[str]] = {name: [] for name in steps}
+    for name, step in steps.items():
+        for need in set(step.needs):
+            dependants[need].append(name)
+    ready = [(position[name], name) for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        for child in dependants[name]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, (position[child], child))
+    return order
+
+
+def _ancestors(steps: dict[str, Step], order: list[str]) -> dict[str, frozenset[str]]:
+    result: dict[str, frozenset[str]] = {}
+    for name in order:
+        parents = set(steps[name].needs)
+        for parent in steps[name].needs:
+            parents |= result[parent]
+        result[name] = frozenset(parents)
+    return result
+
+
+def _shape_problems(document: Document, steps: list[Step]) -> list[Diagnostic]:
+    where = document.source.locations
+    problems: list[Diagnostic] = []
+    first: dict[str, int] = {}
+    for index, step in enumerate(steps):
+        if step.id in first:
+            origin = where.value(("spec", "steps", first[step.id], "id"))
+            message = f"duplicate step id {step.id!r} (first defined at {origin})"
+            problems.append(Diagnostic(where.value(("spec", "steps", index, "id")), message))
+        first.setdefault(step.id, index)
+    for index, step in enumerate(steps):
+        for n, need in enumerate(step.needs):
+            if need not in first:
+                hint = did_you_mean(need, list(first)) or f" (steps: {', '.join(first)})"
+                at = where.value(("spec", "steps", index, "needs", n))
+                problems.append(
+                    Diagnostic(at, f"step {step.id!r} needs unknown step {need!r}{hint}")
+                )
+    return problems
+
+
+def build_graph(document: Document, steps: list[Step]) -> tuple[StepGraph | None, list[Diagnostic]]:
+    """Order the steps of a workload, or return why they cannot be ordered."""
+    problems = _shape_problems(document, steps)
+    if problems:
+        return None, problems
+    by_id = {step.id: step for step in steps}
+    index = {step.id: i for i, step in enumerate(steps)}
+    for cycle in _cycles(by_id):
+        where = document.source.locations.value(("spec", "steps", index[cycle[0]], "needs"))
+        problems.append(
+            Diagnostic(where, f"dependency cycle: {' -> '.join(cycle)} (each step needs the next)")
+        )
+    if problems:
+        return None, problems
+    order = _order(by_id)
+    return StepGraph(order, _ancestors(by_id, order)), []

@@ -1,0 +1,111 @@
+"""The plan: pure data, deterministic JSON, and a content hash over what it means.
+
+The hash covers every semantic field and leaves out where things came from
+(``source`` fields: file, line, column), so reformatting the YAML keeps the hash
+and any change of meaning changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from luminaguard.config.models import AgentSpec, ImageSpec, PolicySpec, PoolSpec
+from luminaguard.policy.action import Action, Decision
+
+PLAN_FORMAT = "luminaguard.dev/v1/plan"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlannedStep(_Frozen):
+    """One step of the plan, classified unless its arguments are known only at run time."""
+
+    order: int
+    id: str
+    agent: str
+    action: Action
+    needs: list[str]
+    when: str | None = None
+    retries: int = 0
+    timeout: float | None = None
+    idempotent: bool = False
+    runtime: bool = Field(description="arguments known only at run time: classified before running")
+    decision: Decision | None = None
+    source: str = Field(description="FILE:LINE:COL of the step")
+
+    @property
+    def risk(self) -> str:
+        """``green``, ``red``, or ``runtime`` when decided at run time."""
+        return self.decision.risk if self.decision else "runtime"
+
+
+class PlannedAgent(_Frozen):
+    """An agent with the image and pool it runs on, resolved."""
+
+    spec: AgentSpec
+    pool: PoolSpec | None = None
+    image: ImageSpec | None = None
+    source: str
+
+
+class PlannedPolicy(_Frozen):
+    """A policy the plan's agents use, kept for run-time classification."""
+
+    spec: PolicySpec
+    rule_sources: list[str]
+    source: str
+
+
+_LOCATIONS: dict[str, Any] = {
+    "hash": True,
+    "steps": {"__all__": {"source": True, "decision": {"source"}}},
+    "agents": {"__all__": {"source"}},
+    "policies": {"__all__": {"source", "rule_sources"}},
+}
+
+
+class Plan(_Frozen):
+    """A compiled workload: ordered, classified steps and everything needed to run them."""
+
+    format: Literal["luminaguard.dev/v1/plan"] = PLAN_FORMAT
+    workload: str
+    params: dict[str, JsonValue]
+    steps: list[PlannedStep]
+    agents: dict[str, PlannedAgent]
+    policies: dict[str, PlannedPolicy]
+    hash: str = ""
+
+    def semantic_content(self) -> dict[str, Any]:
+        """The plan without its hash and without source locations."""
+        return self.model_dump(mode="json", exclude=_LOCATIONS)
+
+    def compute_hash(self) -> str:
+        """SHA-256 of the canonical JSON of ``semantic_content``."""
+        text = json.dumps(
+            self.semantic_content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    def sealed(self) -> Plan:
+        """This plan with its ``hash`` field set."""
+        return self.model_copy(update={"hash": self.compute_hash()})
+
+    def to_json(self) -> str:
+        """Deterministic, indented JSON (keys sorted), ending in a newline."""
+        return (
+            json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False)
+            + "\n"
+        )
+
+    def counts(self) -> dict[str, int]:
+        """How many steps are green, red and decided at run time."""
+        totals = {"green": 0, "red": 0, "runtime": 0}
+        for step in self.steps:
+            totals[step.risk] += 1
+        return totals

@@ -1,0 +1,75 @@
+"""Reading configuration from any mix of files and folders into validated documents."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from luminaguard.config.validate import Document, validate_document
+from luminaguard.config.yamlsource import RawDocument, parse_yaml
+from luminaguard.config.diagnostics import Diagnostic
+from luminaguard.errors import UsageError
+
+_SUFFIXES = (".yaml", ".yml")
+_NOT_CONFIG = (".test.yaml", ".test.yml")  # policy test files (``policy test``)
+
+
+@dataclass
+class LoadResult:
+    """Every document read, the valid ones, and every problem found on the way."""
+
+    documents: list[Document] = field(default_factory=list)
+    raw: list[RawDocument] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def declared(self, kind: str) -> set[str]:
+        """Names of every document of ``kind``, valid or not (to avoid knock-on errors)."""
+        names: set[str] = set()
+        for raw in self.raw:
+            data = raw.data if isinstance(raw.data, dict) else {}
+            metadata = data.get("metadata")
+            if data.get("kind") == kind and isinstance(metadata, dict):
+                names.add(str(metadata.get("name")))
+        return names
+
+
+def config_files(paths: Iterable[str]) -> Iterator[Path]:
+    """The YAML files named by ``paths``: files as given, folders walked in sorted order."""
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
+                if (
+                    found.is_file()
+                    and found.name.endswith(_SUFFIXES)
+                    and not found.name.endswith(_NOT_CONFIG)
+                    and not hidden
+                ):
+                    yield found
+        elif path.is_file():
+            yield path
+        else:
+            raise UsageError(f"no such file or directory: {given}")
+
+
+def load_documents(paths: Iterable[str]) -> LoadResult:
+    """Read, parse and validate every document under ``paths``; problems are collected."""
+    result = LoadResult()
+    seen: set[Path] = set()
+    for path in config_files(paths):
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        result.files.append(str(path))
+        raws, problems = parse_yaml(str(path), path.read_text(encoding="utf-8"))
+        result.diagnostics.extend(problems)
+        for raw in raws:
+            result.raw.append(raw)
+            document, problems = validate_document(raw)
+            result.diagnostics.extend(problems)
+            if document is not None:
+                result.documents.append(document)
+    return result

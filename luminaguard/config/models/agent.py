@@ -1,0 +1,67 @@
+"""The Agent kind: where an agent runs, which MCP servers it has, which policy governs it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+
+from luminaguard.config.models.common import Duration, EnvValue, Model, Name
+
+ServerName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class McpServer(Model):
+    """One MCP server: a stdio command run inside the agent's sandbox, or HTTP endpoints."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    url: str | None = None
+    urls: list[str] = Field(default_factory=list)
+    headers: dict[str, EnvValue] = Field(default_factory=dict)
+    tools: list[str] | None = Field(
+        default=None, description="allow-list of tool names; absent means every tool"
+    )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> Self:
+        http = self.url is not None or bool(self.urls)
+        if (self.command is not None) == http:
+            raise ValueError("an MCP server needs either 'command' (stdio) or 'url'/'urls' (HTTP)")
+        if self.url is not None and self.urls:
+            raise ValueError("write either 'url' or 'urls', not both")
+        if self.command is None and (self.args or self.env):
+            raise ValueError("'args' and 'env' only apply to a stdio server with 'command'")
+        return self
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Every HTTP endpoint of the server, in order of preference."""
+        return [self.url] if self.url else list(self.urls)
+
+
+class Limits(Model):
+    """Resources one agent's sandbox or VM may use."""
+
+    memory_mib: int = Field(default=512, ge=16)
+    cpu_seconds: int = Field(default=300, ge=1)
+    pids: int = Field(default=128, ge=1)
+    timeout: Duration = 600.0
+
+
+class AgentSpec(Model):
+    """An agent: its VM (pool or image; neither means the namespace sandbox) and tools."""
+
+    policy: Name
+    pool: Name | None = None
+    image: Name | None = None
+    mcp_servers: dict[ServerName, McpServer] = Field(default_factory=dict)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    limits: Limits = Field(default_factory=Limits)
+
+    @model_validator(mode="after")
+    def _pool_or_image(self) -> Self:
+        if self.pool is not None and self.image is not None:
+            raise ValueError("write either 'pool' or 'image', not both (a pool names its image)")
+        return self

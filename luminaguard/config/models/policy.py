@@ -1,0 +1,97 @@
+"""The Policy kind: ordered rules that classify an action Green or Red; first match decides."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, JsonValue, model_validator
+
+from luminaguard.config.models.common import Duration, Model, Risk
+
+RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+Patterns = str | list[str]
+
+_MATCHER_KEYS = ("equals", "glob", "path", "regex")
+
+
+class ValueMatch(Model):
+    """A test on one value: ``equals``, ``glob`` (fnmatch), ``path`` (normalised path glob)
+    or ``regex`` (searched). A plain value is shorthand for ``equals``."""
+
+    equals: JsonValue = None
+    glob: Patterns | None = None
+    path: Patterns | None = None
+    regex: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_value_means_equals(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) & set(_MATCHER_KEYS):
+            return data
+        return {"equals": data}
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [key for key in _MATCHER_KEYS if key in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError(f"write exactly one of {', '.join(_MATCHER_KEYS)}; got {given}")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.regex!r}: {exc}") from exc
+        return self
+
+    @property
+    def operator(self) -> str:
+        """Which test this is: equals, glob, path or regex."""
+        return next(key for key in _MATCHER_KEYS if key in self.model_fields_set)
+
+
+class AnnotationsMatch(Model):
+    """MCP tool annotations a rule requires; a missing hint takes the MCP default."""
+
+    readOnlyHint: bool | None = None  # noqa: N815 - MCP's own spelling
+    destructiveHint: bool | None = None  # noqa: N815
+    idempotentHint: bool | None = None  # noqa: N815
+    openWorldHint: bool | None = None  # noqa: N815
+
+
+class Match(Model):
+    """What a rule matches; every condition given must hold. Empty matches every action."""
+
+    kind: Literal["call", "run"] | None = None
+    server: Patterns | None = Field(default=None, description="glob on the MCP server name")
+    tool: Patterns | None = Field(default=None, description="glob on the MCP tool name")
+    command: ValueMatch | None = Field(default=None, description="test on a run: command")
+    args: dict[str, ValueMatch] = Field(default_factory=dict)
+    annotations: AnnotationsMatch | None = None
+
+
+class Rule(Model):
+    """One rule: when ``match`` holds, the action gets ``risk`` for ``reason``."""
+
+    id: RuleId
+    match: Match
+    risk: Risk
+    reason: str = Field(min_length=1, description="one line a person understands")
+    description: str | None = None
+    approvers: list[str] = Field(default_factory=list)
+    timeout: Duration | None = Field(default=None, description="approval timeout of this rule")
+
+
+class Approval(Model):
+    """How Red steps are approved by default under this policy."""
+
+    timeout: Duration = 3600.0
+    approvers: list[str] = Field(default_factory=list)
+
+
+class PolicySpec(Model):
+    """Ordered rules; the first that matches decides; otherwise ``default`` (red)."""
+
+    default: Risk = "red"
+    default_reason: str = "no rule matched; red by default"
+    approval: Approval = Field(default_factory=Approval)
+    rules: list[Rule] = Field(default_factory=list)

@@ -1,0 +1,183 @@
+"""Strict YAML reading that keeps a location for every node.
+
+The rules are YAML 1.2's core schema, not PyYAML's YAML 1.1 defaults: only
+``true``/``false`` are booleans (``on``, ``no`` and ``yes`` stay strings), no
+sexagesimal numbers, no timestamps, no custom tags.  Duplicate keys and merge
+keys are refused, and so are non-scalar keys (usually an unquoted template).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from luminaguard.config.location import LocationIndex, NodePath, SourceLocation
+from luminaguard.config.diagnostics import Diagnostic
+
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+_ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CoreSchemaLoader(_ParserBase):  # type: ignore[misc]
+    """PyYAML's fastest parser with the YAML 1.2 core schema resolvers."""
+
+    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+_IMPLICIT = [
+    (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    (_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        _FLOAT,
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+.0123456789"),
+    ),
+]
+for _tag, _pattern, _first in _IMPLICIT:
+    _CoreSchemaLoader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+
+
+def _scalar(tag: str, text: str) -> Any:
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return text.lower() == "true"
+    if tag == _INT:
+        if text.startswith(("0o", "0x")):
+            return int(text, 0)
+        return int(text)
+    if tag == _FLOAT:
+        lowered = text.lower()
+        if lowered.endswith("inf"):
+            return float("-inf") if lowered.startswith("-") else float("inf")
+        return float(text)
+    return text
+
+
+def _mark(file: str, mark: Any) -> SourceLocation:
+    return SourceLocation(file, mark.line + 1, mark.column + 1)
+
+
+@dataclass
+class RawDocument:
+    """One YAML document as plain Python values plus the location of every node."""
+
+    file: str
+    data: Any
+    locations: LocationIndex
+
+    @property
+    def location(self) -> SourceLocation:
+        """Where the document starts."""
+        return self.locations.root
+
+
+class _Converter:
+    """Turns one composed node tree into plain values, recording locations and problems."""
+
+    def __init__(self, file: str, index: LocationIndex) -> None:
+        self.file = file
+        self.index = index
+        self.diagnostics: list[Diagnostic] = []
+        self._active: set[int] = set()
+
+    def error(self, mark: Any, message: str) -> None:
+        self.diagnostics.append(Diagnostic(_mark(self.file, mark), message))
+
+    def convert(self, node: yaml.Node, path: NodePath) -> Any:
+        self.index.values[path] = _mark(self.file, node.start_mark)
+        if id(node) in self._active:
+            self.error(node.start_mark, "an alias refers to a node that contains it")
+            return None
+        self._active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+            return self._scalar(node)
+        finally:
+            self._active.discard(id(node))
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag not in (_STR, _NULL, _BOOL, _INT, _FLOAT):
+            self.error(node.start_mark, f"unsupported YAML tag {node.tag!r}")
+            return None
+        try:
+            return _scalar(node.tag, node.value)
+        except ValueError:
+            self.error(node.start_mark, f"{node.value!r} is not a valid {node.tag.rsplit(':')[-1]}")
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, path: NodePath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self._key(key_node, path, result)
+            if key is None:
+                continue
+            self.index.keys[(*path, key)] = _mark(self.file, key_node.start_mark)
+            result[key] = self.convert(value_node, (*path, key))
+        return result
+
+    def _key(self, key_node: yaml.Node, path: NodePath, seen: dict[str, Any]) -> str | None:
+        if not isinstance(key_node, yaml.ScalarNode):
+            self.error(
+                key_node.start_mark,
+                "a mapping key must be a plain value; if this is a template, quote it: '{{ ... }}'",
+            )
+            return None
+        if key_node.tag == "tag:yaml.org,2002:merge" or key_node.value == "<<":
+            self.error(key_node.start_mark, "merge keys ('<<') are not supported; write the keys")
+            return None
+        key = str(_scalar(key_node.tag, key_node.value))
+        if key in seen:
+            first = self.index.keys[(*path, key)]
+            self.error(
+                key_node.start_mark, f"duplicate key {key!r} (first defined at line {first.line})"
+            )
+            return None
+        return key
+
+
+def _compose_all(text: str) -> Iterator[yaml.Node]:
+    loader = _CoreSchemaLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                yield node
+    finally:
+        loader.dispose()
+
+
+def parse_yaml(file: str, text: str) -> tuple[list[RawDocument], list[Diagnostic]]:
+    """Parse every document of one file; a syntax error ends the file at that point."""
+    documents: list[RawDocument] = []
+    diagnostics: list[Diagnostic] = []
+    try:
+        for node in _compose_all(text):
+            index = LocationIndex(root=_mark(file, node.start_mark))
+            converter = _Converter(file, index)
+            data = converter.convert(node, ())
+            diagnostics.extend(converter.diagnostics)
+            if data is not None:
+                documents.append(RawDocument(file, data, index))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = _mark(file, mark) if mark else SourceLocation(file, 1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        diagnostics.append(Diagnostic(where, f"YAML syntax error: {problem}"))
+    return documents, diagnostics

@@ -1,0 +1,128 @@
+"""Compiling a rule's conditions into fast predicates over an Action.
+
+Semantics, per condition:
+- ``server``/``tool``: fnmatch globs (``*`` matches any text), case-sensitive; a list
+  means any of them. A rule with either only matches ``call`` actions.
+- ``args.NAME`` and ``command``: ``equals`` (type-exact: ``1`` is not ``true``),
+  ``glob`` (fnmatch on a string), ``regex`` (searched in a string) or ``path`` (the
+  value is normalised first, ``..`` resolved, then ``*`` stays within one directory
+  and ``**`` crosses directories). A missing argument never matches.
+- ``annotations``: each hint given must equal the tool's hint, MCP defaults filling
+  the hints the server did not give (so an unknown tool is destructive, open-world).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import posixpath
+import re
+from collections.abc import Callable
+from typing import Any
+
+from luminaguard.config.models.policy import AnnotationsMatch, Match, Patterns, ValueMatch
+from luminaguard.policy.action import Action
+
+Predicate = Callable[[Action], bool]
+ValueTest = Callable[[Any], bool]
+
+_MISSING = object()
+
+
+def _patterns(value: Patterns) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def glob_regex(patterns: Patterns) -> re.Pattern[str]:
+    """One compiled regex that fully matches any of the fnmatch ``patterns``."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in _patterns(patterns)))
+
+
+def _path_translate(pattern: str) -> str:
+    parts = re.split(r"(\*\*/?|\*|\?)", pattern)
+    table = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return "".join(table.get(part, re.escape(part)) for part in parts) + r"\Z"
+
+
+def path_regex(patterns: Patterns) -> re.Pattern[str]:
+    """One compiled regex for path globs: ``*`` within a directory, ``**`` across."""
+    return re.compile("|".join(f"(?:{_path_translate(p)})" for p in _patterns(patterns)))
+
+
+def _same(left: Any, right: Any) -> bool:
+    if isinstance(left, dict | list) or isinstance(right, dict | list):
+        return json.dumps(left, sort_keys=True) == json.dumps(right, sort_keys=True)
+    return type(left) is type(right) and left == right
+
+
+def value_test(spec: ValueMatch) -> ValueTest:
+    """A test of one value, compiled from a ``ValueMatch``."""
+    operator = spec.operator
+    if operator == "equals":
+        expected = spec.equals
+        return lambda value: _same(value, expected)
+    if operator == "regex":
+        searched = re.compile(spec.regex or "")
+        return lambda value: isinstance(value, str) and searched.search(value) is not None
+    if operator == "glob":
+        globbed = glob_regex(spec.glob or [])
+        return lambda value: isinstance(value, str) and globbed.match(value) is not None
+    matched = path_regex(spec.path or [])
+    return lambda value: isinstance(value, str) and matched.match(_normal_path(value)) is not None
+
+
+def _normal_path(value: str) -> str:
+    return posixpath.normpath(value) if value else value
+
+
+def _args_predicate(name: str, test: ValueTest) -> Predicate:
+    def holds(action: Action) -> bool:
+        value = action.args.get(name, _MISSING)
+        return value is not _MISSING and test(value)
+
+    return holds
+
+
+def _annotations_predicate(wanted: AnnotationsMatch) -> Predicate:
+    required = wanted.model_dump(exclude_none=True).items()
+
+    def holds(action: Action) -> bool:
+        effective = action.effective_annotations()
+        return all(effective[hint] == value for hint, value in required)
+
+    return holds
+
+
+def _command_predicate(test: ValueTest) -> Predicate:
+    return lambda action: action.command is not None and test(action.command)
+
+
+def detail_predicates(match: Match) -> list[Predicate]:
+    """Predicates for the conditions beyond kind, server and tool."""
+    checks: list[Predicate] = []
+    if match.command is not None:
+        checks.append(_command_predicate(value_test(match.command)))
+    for name, spec in match.args.items():
+        checks.append(_args_predicate(name, value_test(spec)))
+    if match.annotations is not None:
+        checks.append(_annotations_predicate(match.annotations))
+    return checks
+
+
+class Prefilter:
+    """The cheap part of a match (kind, server, tool), evaluated once per distinct tool."""
+
+    def __init__(self, match: Match) -> None:
+        self.kind = match.kind
+        self.server = glob_regex(match.server) if match.server is not None else None
+        self.tool = glob_regex(match.tool) if match.tool is not None else None
+        if (self.server or self.tool) and self.kind is None:
+            self.kind = "call"
+
+    def admits(self, kind: str, server: str | None, tool: str | None) -> bool:
+        """Whether an action of this kind on this server and tool can match the rule."""
+        if self.kind is not None and kind != self.kind:
+            return False
+        if self.server is not None and (server is None or not self.server.match(server)):
+            return False
+        return self.tool is None or (tool is not None and self.tool.match(tool) is not None)

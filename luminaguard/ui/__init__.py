@@ -1,0 +1,1 @@
+"""The user interface layer: the ``luminaguard`` command and its renderers."""

@@ -1,0 +1,49 @@
+"""The one place that turns a command's outcome into an exit code.
+
+| code | meaning                                             |
+| ---- | --------------------------------------------------- |
+| 0    | done                                                |
+| 1    | invalid input (configuration or command line)       |
+| 2    | a step failed or was denied                         |
+| 3    | halted awaiting approval                            |
+| 4    | internal error (a bug in LuminaGuard: please report) |
+| 130  | interrupted (Ctrl-C)                                |
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from typing import TextIO
+
+from luminaguard.config.diagnostics import ConfigError
+from luminaguard.errors import LuminaGuardError
+from luminaguard.ui.diagnostics import render_config_error
+
+OK = 0
+INVALID = 1
+STEP_FAILED = 2
+HALTED = 3
+INTERNAL = 4
+INTERRUPTED = 130
+
+
+def guarded(command: Callable[[], int], stderr: TextIO | None = None) -> int:
+    """Run ``command``; report LuminaGuard errors and bugs on stderr as exit codes."""
+    err = stderr or sys.stderr
+    try:
+        return command()
+    except ConfigError as exc:
+        err.write(render_config_error(exc))
+        return INVALID
+    except LuminaGuardError as exc:
+        err.write(f"error: {exc}\n")
+        return INVALID
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return INTERRUPTED
+    except Exception:
+        err.write("internal error: this is a bug in LuminaGuard; please report it\n")
+        err.write(traceback.format_exc())
+        return INTERNAL
