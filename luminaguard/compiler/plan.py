@@ -73,7 +73,7 @@ _LOCATIONS: dict[str, Any] = {
 class Plan(_Frozen):
     """A compiled workload: ordered, classified steps and everything needed to run them."""
 
-    format: Literal["luminaguard.dev/v1/plan"] = PLAN_FORMAT
+    format: Literal["luminaguard.dev/v1/plan"] = "luminaguard.dev/v1/plan"
     workload: str
     params: dict[str, JsonValue]
     steps: list[PlannedStep]
@@ -93,7 +93,7 @@ class Plan(_Frozen):
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     def sealed(self) -> Plan:
-        """This plan with its ``hash`` field set."""
+        """A copy of the plan with its ``hash`` field set."""
         return self.model_copy(update={"hash": self.compute_hash()})
 
     def to_json(self) -> str:

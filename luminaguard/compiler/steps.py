@@ -97,7 +97,10 @@ class StepRenderer:
             return False
         for ref in sorted(refs - self.ancestors):
             if ref in self.context["steps"]:
-                message = f"step {self.step.id!r} uses steps.{ref} but does not need it; add {ref!r} to needs"
+                message = (
+                    f"step {self.step.id!r} uses steps.{ref} but does not need it; "
+                    f"add {ref!r} to needs"
+                )
                 self._problem(path, message)
         return bool(refs)
 

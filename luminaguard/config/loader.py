@@ -6,9 +6,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from luminaguard.config.diagnostics import Diagnostic
 from luminaguard.config.validate import Document, validate_document
 from luminaguard.config.yamlsource import RawDocument, parse_yaml
-from luminaguard.config.diagnostics import Diagnostic
 from luminaguard.errors import UsageError
 
 _SUFFIXES = (".yaml", ".yml")

@@ -109,15 +109,22 @@ def _parse(text: str) -> nodes.Template:
         raise TemplateProblem(f"template syntax error: {exc.message}") from exc
 
 
+def _is_steps(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "steps"
+
+
 def referenced_steps(text: str) -> set[str]:
     """IDs of the steps whose outputs a template uses (``steps.ID`` or ``steps['ID']``)."""
     found: set[str] = set()
     for node in _parse(text).find_all((nodes.Getattr, nodes.Getitem)):
-        if isinstance(node.node, nodes.Name) and node.node.name == "steps":
-            if isinstance(node, nodes.Getattr):
-                found.add(node.attr)
-            elif isinstance(node.arg, nodes.Const):
-                found.add(str(node.arg.value))
+        if isinstance(node, nodes.Getattr) and _is_steps(node.node):
+            found.add(node.attr)
+        elif (
+            isinstance(node, nodes.Getitem)
+            and _is_steps(node.node)
+            and isinstance(node.arg, nodes.Const)
+        ):
+            found.add(str(node.arg.value))
     return found
 
 

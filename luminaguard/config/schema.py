@@ -41,7 +41,9 @@ def render_schemas() -> dict[str, str]:
     """Every schema file's name and exact text."""
     files = {schema_file(kind): kind_schema(kind) for kind in KINDS}
     files[COMBINED] = combined_schema()
-    return {name: json.dumps(data, indent=2, ensure_ascii=False) + "\n" for name, data in files.items()}
+    return {
+        name: json.dumps(data, indent=2, ensure_ascii=False) + "\n" for name, data in files.items()
+    }
 
 
 def stale_schemas(directory: Path) -> list[str]:

@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from luminaguard.config.diagnostics import Diagnostic
 from luminaguard.config.location import NodePath
 from luminaguard.config.models import API_VERSION, KINDS, AnyDocument
 from luminaguard.config.schema_walk import field_at, field_names_at
 from luminaguard.config.yamlsource import RawDocument
-from luminaguard.config.diagnostics import Diagnostic
 
 _EXPECTED = {
     "string_type": "a string",
@@ -66,17 +66,21 @@ def _type_name(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _child(data: Any, element: str | int) -> tuple[bool, Any]:
+    if isinstance(data, dict) and isinstance(element, str) and element in data:
+        return True, data[element]
+    if isinstance(data, list) and isinstance(element, int) and 0 <= element < len(data):
+        return True, data[element]
+    return False, data
+
+
 def _data_path(data: Any, loc: tuple[str | int, ...]) -> NodePath:
     """The part of a pydantic ``loc`` that names nodes present in the data."""
     path: list[str | int] = []
     for element in loc:
-        if isinstance(data, dict) and isinstance(element, str) and element in data:
-            data = data[element]
-        elif isinstance(data, list) and isinstance(element, int) and 0 <= element < len(data):
-            data = data[element]
-        else:
-            continue
-        path.append(element)
+        present, data = _child(data, element)
+        if present:
+            path.append(element)
     return tuple(path)
 
 

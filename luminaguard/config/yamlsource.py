@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from luminaguard.config.location import LocationIndex, NodePath, SourceLocation
 from luminaguard.config.diagnostics import Diagnostic
+from luminaguard.config.location import LocationIndex, NodePath, SourceLocation
 
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"

@@ -24,7 +24,9 @@ def render_diagnostic(diagnostic: Diagnostic) -> str:
     if 0 < where.line <= len(lines):
         number = str(where.line)
         pad = " " * len(number)
-        text += f"{pad} |\n{number} | {lines[where.line - 1]}\n{pad} | {' ' * (where.column - 1)}^\n"
+        text += (
+            f"{pad} |\n{number} | {lines[where.line - 1]}\n{pad} | {' ' * (where.column - 1)}^\n"
+        )
     return text
 
 
@@ -35,5 +37,7 @@ def render_config_error(error: ConfigError) -> str:
     files = len({d.location.file for d in error.diagnostics})
     count = len(error.diagnostics)
     noun = "error" if count == 1 else "errors"
-    parts.append(f"{count} {noun} in {files} file{'s' if files != 1 else ''}; nothing was compiled\n")
+    parts.append(
+        f"{count} {noun} in {files} file{'s' if files != 1 else ''}; nothing was compiled\n"
+    )
     return "".join(parts)

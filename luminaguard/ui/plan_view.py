@@ -8,7 +8,11 @@ from rich.text import Text
 
 from luminaguard.compiler.plan import Plan, PlannedStep
 
-_RISK_STYLE = {"green": ("GREEN", "bold green"), "red": ("RED", "bold red"), "runtime": ("AT RUN", "yellow")}
+_RISK_STYLE = {
+    "green": ("GREEN", "bold green"),
+    "red": ("RED", "bold red"),
+    "runtime": ("AT RUN", "yellow"),
+}
 
 
 def _action_text(step: PlannedStep) -> str:
@@ -54,7 +58,8 @@ def summary(plan: Plan) -> str:
     """One line: how many steps run by themselves, halt, or are decided at run time."""
     counts = plan.counts()
     return (
-        f"{len(plan.steps)} steps: {counts['green']} green, {counts['red']} red (halt for approval), "
+        f"{len(plan.steps)} steps: {counts['green']} green, "
+        f"{counts['red']} red (halt for approval), "
         f"{counts['runtime']} decided at run time.  hash {plan.hash}"
     )
 

@@ -16,8 +16,10 @@ _MATCHER_KEYS = ("equals", "glob", "path", "regex")
 
 
 class ValueMatch(Model):
-    """A test on one value: ``equals``, ``glob`` (fnmatch), ``path`` (normalised path glob)
-    or ``regex`` (searched). A plain value is shorthand for ``equals``."""
+    """A test on one value; a plain value is shorthand for ``equals``.
+
+    ``glob`` is fnmatch, ``path`` a normalised path glob, ``regex`` is searched.
+    """
 
     equals: JsonValue = None
     glob: Patterns | None = None
@@ -52,10 +54,10 @@ class ValueMatch(Model):
 class AnnotationsMatch(Model):
     """MCP tool annotations a rule requires; a missing hint takes the MCP default."""
 
-    readOnlyHint: bool | None = None  # noqa: N815 - MCP's own spelling
-    destructiveHint: bool | None = None  # noqa: N815
-    idempotentHint: bool | None = None  # noqa: N815
-    openWorldHint: bool | None = None  # noqa: N815
+    readOnlyHint: bool | None = None
+    destructiveHint: bool | None = None
+    idempotentHint: bool | None = None
+    openWorldHint: bool | None = None
 
 
 class Match(Model):

@@ -17,7 +17,9 @@ from luminaguard.ui.plan_view import print_plan
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``plan`` subcommand."""
-    parser = commands.add_parser("plan", help="show what would run, Green or Red, without running it")
+    parser = commands.add_parser(
+        "plan", help="show what would run, Green or Red, without running it"
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders")
     parser.add_argument("--workload", metavar="NAME", help="plan only this workload")
     parser.add_argument(

@@ -12,8 +12,12 @@ from luminaguard.ui.exit_codes import INVALID, OK
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``schema`` subcommand."""
     parser = commands.add_parser("schema", help="write the JSON Schemas of the kinds")
-    parser.add_argument("--out", default="schemas", metavar="DIR", help="folder to write (default: schemas)")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if DIR is stale")
+    parser.add_argument(
+        "--out", default="schemas", metavar="DIR", help="folder to write (default: schemas)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if DIR is stale"
+    )
     parser.set_defaults(handler=run)
 
 
