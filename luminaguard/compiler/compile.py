@@ -152,7 +152,7 @@ def compile_workload(
     rendered = {
         sid: StepRenderer(document, index[sid], graph, context).render() for sid in graph.order
     }
-    problems = [problem for result in rendered.values() for problem in result.problems]
+    problems += [problem for result in rendered.values() for problem in result.problems]
     if problems or not _resolvable(bundle, workload):
         return None, problems
     steps = [

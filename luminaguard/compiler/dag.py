@@ -77,7 +77,7 @@ def _ancestors(steps: dict[str, Step], order: list[str]) -> dict[str, frozenset[
     return result
 
 
-def _shape_problems(document: Document, steps: list[Step]) -> list[Diagnostic]:
+def _duplicate_ids(document: Document, steps: list[Step]) -> list[Diagnostic]:
     where = document.source.locations
     problems: list[Diagnostic] = []
     first: dict[str, int] = {}
@@ -87,6 +87,13 @@ def _shape_problems(document: Document, steps: list[Step]) -> list[Diagnostic]:
             message = f"duplicate step id {step.id!r} (first defined at {origin})"
             problems.append(Diagnostic(where.value(("spec", "steps", index, "id")), message))
         first.setdefault(step.id, index)
+    return problems
+
+
+def _unknown_needs(document: Document, steps: list[Step]) -> list[Diagnostic]:
+    where = document.source.locations
+    problems: list[Diagnostic] = []
+    first = {step.id: index for index, step in enumerate(steps)}
     for index, step in enumerate(steps):
         for n, need in enumerate(step.needs):
             if need not in first:
@@ -99,18 +106,27 @@ def _shape_problems(document: Document, steps: list[Step]) -> list[Diagnostic]:
 
 
 def build_graph(document: Document, steps: list[Step]) -> tuple[StepGraph | None, list[Diagnostic]]:
-    """Order the steps of a workload, or return why they cannot be ordered."""
-    problems = _shape_problems(document, steps)
+    """Order the steps of a workload and report what is wrong with the graph.
+
+    Unknown ``needs`` are reported and left out, so that later checks still run;
+    duplicate ids and cycles leave no order at all (None).
+    """
+    problems = _duplicate_ids(document, steps)
     if problems:
         return None, problems
+    problems = _unknown_needs(document, steps)
+    known = {step.id for step in steps}
+    steps = [
+        step.model_copy(update={"needs": [n for n in step.needs if n in known]}) for step in steps
+    ]
     by_id = {step.id: step for step in steps}
     index = {step.id: i for i, step in enumerate(steps)}
-    for cycle in _cycles(by_id):
+    cycles = _cycles(by_id)
+    for cycle in cycles:
         where = document.source.locations.value(("spec", "steps", index[cycle[0]], "needs"))
-        problems.append(
-            Diagnostic(where, f"dependency cycle: {' -> '.join(cycle)} (each step needs the next)")
-        )
-    if problems:
+        message = f"dependency cycle: {' -> '.join(cycle)} (each step needs the next)"
+        problems.append(Diagnostic(where, message))
+    if cycles:
         return None, problems
     order = _order(by_id)
-    return StepGraph(order, _ancestors(by_id, order)), []
+    return StepGraph(order, _ancestors(by_id, order)), problems

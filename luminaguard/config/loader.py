@@ -70,6 +70,6 @@ def load_documents(paths: Iterable[str]) -> LoadResult:
             result.raw.append(raw)
             document, problems = validate_document(raw)
             result.diagnostics.extend(problems)
-            if document is not None:
+            if document is not None:  # may come with problems: unknown fields it ignored
                 result.documents.append(document)
     return result

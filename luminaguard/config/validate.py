@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +112,8 @@ class _ErrorMapper:
             self.diagnostics[(path, name)] = Diagnostic(where, message)
         elif kind in _EXPECTED:
             self.expected.setdefault(path, []).append(_EXPECTED[kind])
+        elif kind == "literal_error":
+            self.expected.setdefault(path, []).append(str(error.get("ctx", {}).get("expected")))
         else:
             self._other(path, error)
 
@@ -164,16 +167,33 @@ def _envelope(raw: RawDocument) -> tuple[type[BaseModel] | None, list[Diagnostic
     return model, problems
 
 
+def _without(data: Any, paths: list[tuple[str | int, ...]]) -> Any:
+    """A copy of ``data`` with the mapping keys at ``paths`` removed."""
+    data = copy.deepcopy(data)
+    for path in paths:
+        parent = _value_at(data, path[:-1])
+        parent.pop(path[-1], None)
+    return data
+
+
 def validate_document(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]:
-    """Validate one document; on failure return every problem found in it."""
+    """Validate one document; on failure return every problem found in it.
+
+    A document whose only faults are unknown fields is still returned (validated
+    without them), so that later checks can report the rest of its problems too.
+    """
     model, problems = _envelope(raw)
     if model is None or problems:
         return None, problems
     try:
-        validated = model.model_validate(raw.data)
+        return Document(model.model_validate(raw.data), raw), []  # type: ignore[arg-type]
     except ValidationError as exc:
-        mapper = _ErrorMapper(raw, model)
-        for error in exc.errors(include_url=False):
-            mapper.add(error)
+        errors = exc.errors(include_url=False)
+    mapper = _ErrorMapper(raw, model)
+    for error in errors:
+        mapper.add(error)
+    if any(error["type"] != "extra_forbidden" for error in errors):
         return None, mapper.result()
-    return Document(validated, raw), []  # type: ignore[arg-type]
+    unknown = [_data_path(raw.data, error["loc"]) for error in errors]
+    salvaged = model.model_validate(_without(raw.data, unknown))
+    return Document(salvaged, raw), mapper.result()  # type: ignore[arg-type]

@@ -179,5 +179,8 @@ def parse_yaml(file: str, text: str) -> tuple[list[RawDocument], list[Diagnostic
         mark = exc.problem_mark or exc.context_mark
         where = _mark(file, mark) if mark else SourceLocation(file, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark and exc.problem:
+            start = exc.context_mark
+            problem += f" ({exc.context} at line {start.line + 1}, column {start.column + 1})"
         diagnostics.append(Diagnostic(where, f"YAML syntax error: {problem}"))
     return documents, diagnostics
