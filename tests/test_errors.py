@@ -37,7 +37,9 @@ def test_every_case_has_an_expected_location() -> None:
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("command", ["validate", "plan"])
-def test_bad_input_is_refused(cli: CliRunner, case: str, command: str, snapshot: SnapshotAssertion) -> None:
+def test_bad_input_is_refused(
+    cli: CliRunner, case: str, command: str, snapshot: SnapshotAssertion
+) -> None:
     result = cli(command, f"bad/{case}.yaml", cwd=FIXTURES)
     assert result.code == 1
     assert result.out == ""  # no plan, no "ok": nothing else happened

@@ -52,6 +52,26 @@ def field_at(model: type[BaseModel], path: NodePath) -> FieldInfo | None:
     return info
 
 
+def _annotated_description(annotation: Any) -> str | None:
+    if get_origin(annotation) is Annotated:
+        for meta in get_args(annotation)[1:]:
+            if isinstance(meta, FieldInfo) and meta.description:
+                return meta.description
+        return _annotated_description(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        found = (_annotated_description(arg) for arg in get_args(annotation))
+        return next((text for text in found if text), None)
+    return None
+
+
+def description_at(model: type[BaseModel], path: NodePath) -> str | None:
+    """The description of the field or constrained type that ``path`` ends on."""
+    info = field_at(model, path)
+    if info is None:
+        return None
+    return info.description or _annotated_description(info.annotation)
+
+
 def field_names_at(model: type[BaseModel], path: NodePath) -> list[str]:
     """Names (aliases where set) of the fields the mapping at ``path`` may hold."""
     annotation: Any = model

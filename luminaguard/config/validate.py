@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 from luminaguard.config.diagnostics import Diagnostic
 from luminaguard.config.location import NodePath
 from luminaguard.config.models import API_VERSION, KINDS, AnyDocument
-from luminaguard.config.schema_walk import field_at, field_names_at
+from luminaguard.config.schema_walk import description_at, field_names_at
 from luminaguard.config.yamlsource import RawDocument
 
 _EXPECTED = {
@@ -127,8 +127,7 @@ class _ErrorMapper:
     def _other(self, path: NodePath, error: ErrorDetails) -> None:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "string_pattern_mismatch":
-            info = field_at(self.model, path)
-            rule = info.description if info and info.description else message
+            rule = description_at(self.model, path) or message
             message = f"{_value_at(self.raw.data, path)!r} is not valid here: {rule}"
         text = f"{dotted(path)}: {message}"
         self.diagnostics[(path, text)] = Diagnostic(self.raw.locations.value(path), text)

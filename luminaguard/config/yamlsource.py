@@ -63,6 +63,8 @@ def _scalar(tag: str, text: str) -> Any:
         lowered = text.lower()
         if lowered.endswith("inf"):
             return float("-inf") if lowered.startswith("-") else float("inf")
+        if lowered == ".nan":
+            return float("nan")
         return float(text)
     return text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, JsonValue, model_validator
+from pydantic import Field, JsonValue, model_serializer, model_validator
 
 from luminaguard.config.models.common import Duration, Model, Risk
 
@@ -44,6 +44,10 @@ class ValueMatch(Model):
             except re.error as exc:
                 raise ValueError(f"invalid regex {self.regex!r}: {exc}") from exc
         return self
+
+    @model_serializer(mode="plain")
+    def _only_the_operator(self) -> dict[str, Any]:
+        return {self.operator: getattr(self, self.operator)}
 
     @property
     def operator(self) -> str:

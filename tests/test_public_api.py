@@ -1,0 +1,39 @@
+"""Each layer's public names are exactly what is meant to be public."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "luminaguard": ["__version__"],
+    "luminaguard.config": [
+        "ConfigError",
+        "Diagnostic",
+        "Document",
+        "LoadResult",
+        "LocationIndex",
+        "SourceLocation",
+        "load_documents",
+    ],
+    "luminaguard.compiler": [
+        "Bundle",
+        "Plan",
+        "PlannedAgent",
+        "PlannedPolicy",
+        "PlannedStep",
+        "compile_paths",
+        "compile_workload",
+        "load_bundle",
+    ],
+    "luminaguard.policy": ["ANNOTATION_DEFAULTS", "Action", "Decision", "PolicyEngine"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(EXPECTED))
+def test_public_api(module: str) -> None:
+    imported = importlib.import_module(module)
+    assert sorted(imported.__all__) == sorted(EXPECTED[module])
+    for name in imported.__all__:
+        assert getattr(imported, name).__doc__ or name == "__version__"
