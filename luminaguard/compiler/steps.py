@@ -15,11 +15,11 @@ from luminaguard.config.models import Step
 from luminaguard.config.render import (
     STEP_OUTPUTS,
     Namespace,
+    StringTemplate,
     TemplateProblem,
     check_expression,
     is_template,
     referenced_steps,
-    render_text,
 )
 from luminaguard.config.validate import Document
 
@@ -89,12 +89,7 @@ class StepRenderer:
         where = self.document.source.locations.value((*self.base, *path))
         self.problems.append(Diagnostic(where, message))
 
-    def _check_refs(self, text: str, path: NodePath) -> bool:
-        try:
-            refs = referenced_steps(text)
-        except TemplateProblem as exc:
-            self._problem(path, str(exc))
-            return False
+    def _check_refs(self, refs: frozenset[str] | set[str], path: NodePath) -> None:
         for ref in sorted(refs - self.ancestors):
             if ref in self.context["steps"]:
                 message = (
@@ -102,18 +97,18 @@ class StepRenderer:
                     f"add {ref!r} to needs"
                 )
                 self._problem(path, message)
-        return bool(refs)
 
     def _string(self, text: str, path: NodePath) -> JsonValue:
         if not is_template(text):
             return text
-        uses_steps = self._check_refs(text, path)
         try:
-            rendered = render_text(text, self.context)
+            template = StringTemplate(text)
+            self._check_refs(template.steps, path)
+            rendered = template.render(self.context)
         except TemplateProblem as exc:
             self._problem(path, str(exc))
             return text
-        if uses_steps:
+        if template.steps:
             self.runtime = True
             return text
         return rendered  # type: ignore[no-any-return]
@@ -130,8 +125,8 @@ class StepRenderer:
     def _when(self) -> None:
         if self.step.when is None:
             return
-        self._check_refs("{{" + self.step.when + "}}", ("when",))
         try:
+            self._check_refs(referenced_steps("{{" + self.step.when + "}}"), ("when",))
             check_expression(self.step.when, self.context)
         except TemplateProblem as exc:
             self._problem(("when",), str(exc))

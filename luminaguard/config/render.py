@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import difflib
 import operator
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
@@ -28,7 +28,6 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
 
 _MAX_REPEAT = 100_000
 _MAX_EXPONENT = 64
-_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 
 
 class Namespace(dict[str, Any]):
@@ -113,10 +112,9 @@ def _is_steps(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Name) and node.name == "steps"
 
 
-def referenced_steps(text: str) -> set[str]:
-    """IDs of the steps whose outputs a template uses (``steps.ID`` or ``steps['ID']``)."""
+def _step_refs(ast: nodes.Template) -> set[str]:
     found: set[str] = set()
-    for node in _parse(text).find_all((nodes.Getattr, nodes.Getitem)):
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Getattr) and _is_steps(node.node):
             found.add(node.attr)
         elif (
@@ -128,25 +126,60 @@ def referenced_steps(text: str) -> set[str]:
     return found
 
 
-def _render(text: str, context: Mapping[str, Any]) -> Any:
-    try:
-        single = _SINGLE_EXPRESSION.match(text)
-        if single:
-            expression = ENVIRONMENT.compile_expression(
-                single.group("expr"), undefined_to_none=False
-            )
-            return _defined(expression(**context))
-        return ENVIRONMENT.from_string(text).render(**context)
-    except SecurityError as exc:
-        raise TemplateProblem(f"template may not reach Python internals: {exc}") from exc
-    except UndefinedError as exc:
-        raise TemplateProblem(str(exc.message)) from exc
-    except TemplateSyntaxError as exc:
-        raise TemplateProblem(f"template syntax error: {exc.message}") from exc
-    except TemplateError as exc:
-        raise TemplateProblem(f"template error: {exc}") from exc
-    except (ArithmeticError, TypeError, ValueError) as exc:
-        raise TemplateProblem(f"template error: {exc}") from exc
+def referenced_steps(text: str) -> set[str]:
+    """IDs of the steps whose outputs a template uses (``steps.ID`` or ``steps['ID']``)."""
+    return _step_refs(_parse(text))
+
+
+def _lone_expression(ast: nodes.Template) -> nodes.Expr | None:
+    """The expression of a template that is one ``{{ ... }}`` and blanks, else None."""
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
+        return None
+    parts = [
+        node
+        for node in ast.body[0].nodes
+        if not (isinstance(node, nodes.TemplateData) and not node.data.strip())
+    ]
+    if len(parts) == 1 and not isinstance(parts[0], nodes.TemplateData):
+        return parts[0]
+    return None
+
+
+class StringTemplate:
+    """One templated string, parsed and compiled once: the steps it uses, and its renderer.
+
+    A string that is exactly one expression renders to the expression's native value.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        ast = _parse(text)
+        self.steps = frozenset(_step_refs(ast))
+        expression = _lone_expression(ast)
+        try:
+            if expression is None:
+                self._template: Template | TemplateExpression = ENVIRONMENT.from_string(ast)
+            else:
+                store = nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)
+                wrapped = ENVIRONMENT.from_string(nodes.Template([store], lineno=1))
+                self._template = TemplateExpression(wrapped, undefined_to_none=False)
+        except TemplateSyntaxError as exc:
+            raise TemplateProblem(f"template syntax error: {exc.message}") from exc
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        """The rendered value, or TemplateProblem saying why it cannot be rendered."""
+        try:
+            if isinstance(self._template, TemplateExpression):
+                return _defined(self._template(**context))
+            return self._template.render(**context)
+        except SecurityError as exc:
+            raise TemplateProblem(f"template may not reach Python internals: {exc}") from exc
+        except UndefinedError as exc:
+            raise TemplateProblem(str(exc.message)) from exc
+        except TemplateError as exc:
+            raise TemplateProblem(f"template error: {exc}") from exc
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            raise TemplateProblem(f"template error: {exc}") from exc
 
 
 def _defined(value: Any) -> Any:
@@ -158,7 +191,7 @@ def _defined(value: Any) -> Any:
 
 def render_text(text: str, context: Mapping[str, Any]) -> Any:
     """Render one string, or raise TemplateProblem; strings without templates pass through."""
-    return _render(text, context) if is_template(text) else text
+    return StringTemplate(text).render(context) if is_template(text) else text
 
 
 def check_expression(expression: str, context: Mapping[str, Any]) -> None:
@@ -179,4 +212,4 @@ def check_expression(expression: str, context: Mapping[str, Any]) -> None:
 
 def evaluate_expression(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a ``when:`` expression at run time."""
-    return _render("{{" + expression + "}}", context)
+    return StringTemplate("{{" + expression + "}}").render(context)

@@ -78,6 +78,9 @@ class PolicyEngine:
     def decide(self, action: Action) -> Decision:
         """The decision of the first rule that matches ``action``, else the default."""
         for compiled in self.candidates(action):
-            if all(check(action) for check in compiled.checks):
+            for check in compiled.checks:
+                if not check(action):
+                    break
+            else:
                 return compiled.decision
         return self.default

@@ -18,6 +18,7 @@ import json
 import posixpath
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from luminaguard.config.models.policy import AnnotationsMatch, Match, Patterns, ValueMatch
@@ -25,8 +26,6 @@ from luminaguard.policy.action import Action
 
 Predicate = Callable[[Action], bool]
 ValueTest = Callable[[Any], bool]
-
-_MISSING = object()
 
 
 def _patterns(value: Patterns) -> list[str]:
@@ -71,14 +70,29 @@ def value_test(spec: ValueMatch) -> ValueTest:
     return lambda value: isinstance(value, str) and matched.match(_normal_path(value)) is not None
 
 
+@lru_cache(maxsize=1024)
 def _normal_path(value: str) -> str:
+    # memoised: every rule with a path test would otherwise normalise the same value again
     return posixpath.normpath(value) if value else value
 
 
-def _args_predicate(name: str, test: ValueTest) -> Predicate:
+def _args_predicate(name: str, spec: ValueMatch) -> Predicate:
+    """A predicate on one argument; string tests are inlined (this is the hot path)."""
+    operator = spec.operator
+    if operator == "equals":
+        test = value_test(spec)
+        return lambda action: name in action.args and test(action.args[name])
+    if operator == "path":
+        pattern = path_regex(spec.path or []).match
+    elif operator == "glob":
+        pattern = glob_regex(spec.glob or []).match
+    else:
+        pattern = re.compile(spec.regex or "").search
+    normal = _normal_path if operator == "path" else str
+
     def holds(action: Action) -> bool:
-        value = action.args.get(name, _MISSING)
-        return value is not _MISSING and test(value)
+        value = action.args.get(name)
+        return isinstance(value, str) and pattern(normal(value)) is not None
 
     return holds
 
@@ -103,7 +117,7 @@ def detail_predicates(match: Match) -> list[Predicate]:
     if match.command is not None:
         checks.append(_command_predicate(value_test(match.command)))
     for name, spec in match.args.items():
-        checks.append(_args_predicate(name, value_test(spec)))
+        checks.append(_args_predicate(name, spec))
     if match.annotations is not None:
         checks.append(_annotations_predicate(match.annotations))
     return checks
