@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import JsonValue
 
@@ -70,6 +71,7 @@ class Bundle:
             pool=pool.spec if pool else None,
             image=image.spec if image else None,
             source=str(document.source.location),
+            base_dir=str(Path(document.source.file).parent),
         )
 
 

@@ -52,6 +52,7 @@ class PlannedAgent(_Frozen):
     pool: PoolSpec | None = None
     image: ImageSpec | None = None
     source: str
+    base_dir: str = Field(default=".", description="folder that relative mount sources start from")
 
 
 class PlannedPolicy(_Frozen):
@@ -65,7 +66,7 @@ class PlannedPolicy(_Frozen):
 _LOCATIONS: dict[str, Any] = {
     "hash": True,
     "steps": {"__all__": {"source": True, "decision": {"source"}}},
-    "agents": {"__all__": {"source"}},
+    "agents": {"__all__": {"source", "base_dir"}},
     "policies": {"__all__": {"source", "rule_sources"}},
 }
 

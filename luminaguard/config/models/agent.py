@@ -41,6 +41,44 @@ class McpServer(Model):
         return [self.url] if self.url else list(self.urls)
 
 
+_RESERVED = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/proc",
+    "/dev",
+    "/tmp",
+    "/work",
+)
+
+
+class MountSpec(Model):
+    """A host folder shown inside the agent's sandbox; ``source`` is relative to the file."""
+
+    source: str = Field(min_length=1)
+    target: str = Field(
+        pattern=r"^/[A-Za-z0-9._/-]+$", description="absolute path inside the sandbox"
+    )
+    read_only: bool = True
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> Self:
+        if self.target == "/" or any(
+            self.target == r or self.target.startswith(r + "/") for r in _RESERVED
+        ):
+            raise ValueError(
+                f"mount target {self.target!r} would hide a system folder; use e.g. /data/..."
+            )
+        if ".." in self.target.split("/"):
+            raise ValueError("mount target may not contain '..'")
+        return self
+
+
 class Limits(Model):
     """Resources one agent's sandbox or VM may use."""
 
@@ -58,6 +96,7 @@ class AgentSpec(Model):
     image: Name | None = None
     mcp_servers: dict[ServerName, McpServer] = Field(default_factory=dict)
     env: dict[str, EnvValue] = Field(default_factory=dict)
+    mounts: list[MountSpec] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
 
     @model_validator(mode="after")

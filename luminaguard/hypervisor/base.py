@@ -1,0 +1,112 @@
+"""The hypervisor layer's contract: one Protocol every backend implements.
+
+A backend prepares an isolated place for one agent (``create``), runs processes
+in it (``spawn`` for a long-lived process with pipes, ``exec`` for a command to
+completion), and removes it (``destroy``). The scheduler sees nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+#: Exit code of the sandbox helper when the sandbox itself could not be set up.
+SETUP_FAILED = 125
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder made visible inside the sandbox, read-only unless said otherwise."""
+
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything a backend needs to create one agent's sandbox."""
+
+    name: str
+    workdir: Path
+    mounts: tuple[Mount, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    memory_mib: int = 512
+    cpu_seconds: int = 300
+    pids: int = 128
+    network: bool = False
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """How a command in the sandbox ended."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    out_of_memory: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command exited 0 within its limits."""
+        return self.exit_code == 0 and not (self.timed_out or self.out_of_memory)
+
+    def failure(self) -> str | None:
+        """One line saying why the command failed, or None if it did not."""
+        if self.timed_out:
+            return f"timed out after {self.duration:.1f}s; the sandbox was killed"
+        if self.out_of_memory:
+            return "killed: over its memory limit"
+        if self.exit_code == SETUP_FAILED and self.stderr.startswith("luminaguard-sandbox:"):
+            return self.stderr.strip().splitlines()[-1]
+        if self.exit_code < 0 or self.exit_code > 128:
+            signal = -self.exit_code if self.exit_code < 0 else self.exit_code - 128
+            return f"killed by signal {signal}"
+        if self.exit_code != 0:
+            return f"exited with code {self.exit_code}"
+        return None
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run on this machine, and why (for ``luminaguard doctor``)."""
+
+    usable: bool
+    detail: str
+
+
+class SandboxHandle(Protocol):
+    """A created sandbox: what ``create`` returns and the other calls take."""
+
+    spec: SandboxSpec
+
+
+class Backend(Protocol):
+    """One isolation technology: namespaces, gVisor, a micro-VM."""
+
+    name: str
+
+    def availability(self) -> Availability:
+        """Whether this machine can run the backend, and why."""
+        ...
+
+    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+        """Prepare a sandbox for one agent (its work directory, its limits)."""
+        ...
+
+    async def spawn(self, handle: SandboxHandle, argv: list[str]) -> asyncio.subprocess.Process:
+        """Start a process inside the sandbox with pipes on stdin, stdout and stderr."""
+        ...
+
+    async def exec(self, handle: SandboxHandle, command: str, timeout: float) -> ExecResult:
+        """Run a shell command inside the sandbox to completion or timeout."""
+        ...
+
+    async def destroy(self, handle: SandboxHandle) -> None:
+        """Kill what still runs in the sandbox and release its resources."""
+        ...

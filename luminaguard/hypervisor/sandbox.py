@@ -1,0 +1,169 @@
+"""The default backend: Linux namespaces, no install needed beyond Python and the kernel.
+
+Each command runs in fresh mount, PID, network, IPC and UTS namespaces (and a user
+namespace when not root) built by ``sandbox_init``: no network, host system folders
+read-only, the agent's private work folder read-write, memory and process limits
+from cgroups (or rlimits), CPU-time limit, and a wall-clock timeout enforced here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from luminaguard.hypervisor.base import Availability, ExecResult, SandboxSpec
+from luminaguard.hypervisor.cgroups import CgroupLimits, hierarchy
+
+HELPER = Path(__file__).with_name("sandbox_init.py")
+OUTPUT_LIMIT = 1 << 20  # bytes of stdout and of stderr kept per command
+NOBODY = 65534
+
+
+@dataclass
+class Sandbox:
+    """One agent's sandbox: its spec, a mount point for the new root, live processes."""
+
+    spec: SandboxSpec
+    root: Path
+    processes: set[asyncio.subprocess.Process] = field(default_factory=set)
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+async def _read_capped(stream: asyncio.StreamReader | None) -> tuple[bytes, bool]:
+    if stream is None:
+        return b"", False
+    data = bytearray()
+    truncated = False
+    while chunk := await stream.read(65536):
+        room = OUTPUT_LIMIT - len(data)
+        if len(chunk) > room:
+            truncated = True
+        data += chunk[: max(room, 0)]
+    return bytes(data), truncated
+
+
+class SandboxBackend:
+    """Linux namespaces via the ``sandbox_init`` helper; the default backend."""
+
+    name = "sandbox"
+
+    def availability(self) -> Availability:
+        """Usable when namespaces can be created here (checked by running ``true``)."""
+        if sys.platform != "linux":
+            return Availability(False, "needs Linux namespaces")
+        limits = {"v1": "cgroup v1", "v2": "cgroup v2", "none": "rlimits (no writable cgroups)"}
+        return Availability(
+            True, f"Linux namespaces; memory and process limits by {limits[hierarchy()]}"
+        )
+
+    async def create(self, spec: SandboxSpec) -> Sandbox:
+        """Create the work folder (owned by the sandbox user when root) and a root mount point."""
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        if os.getuid() == 0:
+            os.chown(spec.workdir, NOBODY, NOBODY)
+        root = spec.workdir.parent / f".root-{spec.name}"
+        root.mkdir(parents=True, exist_ok=True)
+        return Sandbox(spec, root)
+
+    def _helper_args(self, sandbox: Sandbox, cgroups: list[str]) -> list[str]:
+        spec = sandbox.spec
+        args = [
+            f"workdir={spec.workdir}",
+            f"root={sandbox.root}",
+            f"cpu_seconds={spec.cpu_seconds}",
+            f"memory_mib={spec.memory_mib}",
+            f"pids={spec.pids}",
+            f"network={int(spec.network)}",
+        ]
+        args += [f"cgroup={path}" for path in cgroups]
+        args += [
+            f"mount={m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
+        ]
+        args += [f"env={name}={value}" for name, value in spec.env.items()]
+        return args
+
+    async def _start(
+        self, sandbox: Sandbox, argv: list[str]
+    ) -> tuple[asyncio.subprocess.Process, CgroupLimits]:
+        spec = sandbox.spec
+        limits = CgroupLimits(
+            f"{spec.name}-{uuid.uuid4().hex[:8]}", spec.memory_mib << 20, spec.pids
+        )
+        cgroups = limits.create()
+        helper = [sys.executable, "-I", "-S", str(HELPER), *self._helper_args(sandbox, cgroups)]
+        process = await asyncio.create_subprocess_exec(
+            *helper,
+            "--",
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        sandbox.processes.add(process)
+        return process, limits
+
+    async def spawn(self, handle: Sandbox, argv: list[str]) -> asyncio.subprocess.Process:
+        """Start a long-lived process (e.g. an MCP stdio server) in the sandbox."""
+        process, limits = await self._start(handle, argv)
+
+        async def cleanup() -> None:
+            await process.wait()
+            handle.processes.discard(process)
+            limits.remove()
+
+        asyncio.get_running_loop().create_task(cleanup())
+        return process
+
+    async def exec(self, handle: Sandbox, command: str, timeout: float) -> ExecResult:
+        """Run ``sh -c command`` in the sandbox; kill the whole sandbox on timeout."""
+        started = time.monotonic()
+        process, limits = await self._start(handle, ["/bin/sh", "-c", command])
+        assert process.stdin is not None
+        process.stdin.close()
+        reading = asyncio.gather(_read_capped(process.stdout), _read_capped(process.stderr))
+        timed_out = False
+        try:
+            (out, out_cut), (err, err_cut) = await asyncio.wait_for(
+                asyncio.shield(reading), timeout
+            )
+            code = await process.wait()
+        except TimeoutError:
+            timed_out = True
+            _kill_group(process)
+            (out, out_cut), (err, err_cut) = await reading
+            code = await process.wait()
+        finally:
+            handle.processes.discard(process)
+        oom = limits.out_of_memory() and code != 0
+        limits.remove()
+        return ExecResult(
+            exit_code=code,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            duration=time.monotonic() - started,
+            timed_out=timed_out,
+            out_of_memory=oom,
+            truncated=out_cut or err_cut,
+        )
+
+    async def destroy(self, handle: Sandbox) -> None:
+        """Kill every process still running in the sandbox; remove its mount point."""
+        for process in list(handle.processes):
+            _kill_group(process)
+            with suppress(ProcessLookupError):
+                await process.wait()
+        handle.processes.clear()
+        shutil.rmtree(handle.root, ignore_errors=True)
