@@ -7,10 +7,20 @@ import sys
 from collections.abc import Sequence
 
 from luminaguard import __version__
-from luminaguard.ui.commands import plan, schema, validate
+from luminaguard.ui.commands import (
+    approvals,
+    audit,
+    doctor,
+    plan,
+    resume,
+    run,
+    schema,
+    status,
+    validate,
+)
 from luminaguard.ui.exit_codes import INVALID, guarded
 
-_SUBCOMMANDS = (validate, plan, schema)
+_SUBCOMMANDS = (validate, plan, run, status, resume, approvals, audit, doctor, schema)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,279 @@
+"""``Runner``: executes a plan step by step, durably, halting Red steps for approval.
+
+Steps run in topological order, in parallel where ``needs`` allows (bounded). Every
+state change is journalled in the ``RunStore`` before its effect. A Red step gets an
+approval request bound to its action's content hash and halts its branch. After a
+crash, ``resume`` re-runs nothing that finished; a step that was running is run
+again only if it is idempotent, and is otherwise marked ``unknown`` for a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from luminaguard.compiler.plan import Plan, PlannedStep
+from luminaguard.hypervisor.base import Backend, SandboxHandle
+from luminaguard.policy.action import Action, Decision
+from luminaguard.scheduler.audit import Redactor
+from luminaguard.scheduler.cards import approval_card
+from luminaguard.scheduler.outcomes import RunResult, run_state
+from luminaguard.scheduler.runtime import (
+    Classifier,
+    StepError,
+    absolute_plan,
+    actual_action,
+    environment,
+    sandbox_spec,
+    secret_values,
+    should_run,
+    template_context,
+)
+from luminaguard.scheduler.store import FINISHED, RunStore, StepRecord
+
+BLOCKING = frozenset({"failed", "denied", "skipped"})
+
+
+class Reporter(Protocol):
+    """Receives step progress (the CLI's live view, plain lines, or nothing)."""
+
+    def step(self, step_id: str, state: str, detail: str = "") -> None:
+        """A step changed state."""
+        ...
+
+
+class _Quiet:
+    def step(self, step_id: str, state: str, detail: str = "") -> None:
+        pass
+
+
+class Runner:
+    """Drives runs of compiled plans on one backend, journalling into one RunStore."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        backend: Backend,
+        *,
+        concurrency: int = 4,
+        reporter: Reporter | None = None,
+        clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.concurrency = concurrency
+        self.reporter = reporter or _Quiet()
+        self.clock = clock
+        self.environ = environ if environ is not None else environment()
+
+    async def start(self, plan: Plan, run_id: str) -> RunResult:
+        """Record a new run of ``plan`` and drive it as far as it goes."""
+        self.store.create_run(run_id, absolute_plan(plan), self.backend.name)
+        return await self.drive(run_id)
+
+    async def resume(self, run_id: str) -> RunResult:
+        """Recover steps interrupted by a crash, then drive the run on."""
+        run = self.store.run(run_id)
+        for step in run.plan.steps:
+            record = self.store.steps(run_id)[step.id]
+            if record.state == "running":
+                self._recover(run_id, step)
+            elif record.state == "awaiting_approval":
+                self.store.set_step(run_id, step.id, "pending", "step.resumed", {})
+        return await self.drive(run_id)
+
+    def _recover(self, run_id: str, step: PlannedStep) -> None:
+        if step.idempotent:
+            data = {"why": "the runner stopped during the step; it is idempotent, so it runs again"}
+            self.store.set_step(run_id, step.id, "pending", "step.recovered", data)
+        else:
+            data = {
+                "why": "the runner stopped during the step; it may or may not have taken effect"
+            }
+            self.store.set_step(run_id, step.id, "unknown", "step.unknown", data)
+            self.reporter.step(step.id, "unknown", "approve to run it again, or mark it done")
+
+    async def drive(self, run_id: str) -> RunResult:
+        """Run every step that can run now; return when nothing more can progress."""
+        run = self.store.run(run_id)
+        self.store.set_run_state(run_id, "running")
+        execution = _Execution(self, run_id, run.plan)
+        try:
+            await execution.loop()
+        finally:
+            await execution.close()
+        steps = self.store.steps(run_id)
+        state = run_state(steps)
+        self.store.set_run_state(run_id, state)
+        return RunResult(run_id, state, steps)
+
+
+class _Execution:
+    """One drive of one run: the loop, its sandboxes, its classifier."""
+
+    def __init__(self, runner: Runner, run_id: str, plan: Plan) -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.run_id = run_id
+        self.plan = plan
+        self.classifier = Classifier(plan)
+        self.sandboxes: dict[str, SandboxHandle] = {}
+        self.base = self.store.state_dir / "runs" / run_id
+        secrets = [
+            s for agent in plan.agents.values() for s in secret_values(agent, runner.environ)
+        ]
+        self.store.audit.redact = Redactor(secrets)
+
+    async def loop(self) -> None:
+        running: dict[str, asyncio.Task[None]] = {}
+        while True:
+            self._launch_ready(running)
+            if not running:
+                return
+            done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+            for step_id in [s for s, task in running.items() if task in done]:
+                running.pop(step_id).result()
+
+    def _launch_ready(self, running: dict[str, asyncio.Task[None]]) -> None:
+        states = self.store.steps(self.run_id)
+        for step in self.plan.steps:
+            if states[step.id].state != "pending" or step.id in running:
+                continue
+            blocked = [n for n in step.needs if states[n].state in BLOCKING]
+            if blocked:
+                self._set(
+                    step.id, "skipped", "step.skipped", {"because": f"{blocked[0]} did not succeed"}
+                )
+                states = self.store.steps(self.run_id)
+            elif (
+                all(states[n].state == "succeeded" for n in step.needs)
+                and len(running) < self.runner.concurrency
+            ):
+                running[step.id] = asyncio.create_task(self.step(step, states))
+
+    def _set(
+        self,
+        step_id: str,
+        state: str,
+        event: str,
+        data: dict[str, object],
+        error: str | None = None,
+    ) -> None:
+        self.store.set_step(self.run_id, step_id, state, event, data, error)
+        self.runner.reporter.step(step_id, state, error or "")
+
+    async def step(self, step: PlannedStep, states: Mapping[str, StepRecord]) -> None:
+        """Decide whether, and how, one step runs; then run it."""
+        context = template_context(self.plan, states)
+        try:
+            if not should_run(step, context):
+                self._set(
+                    step.id, "skipped", "step.skipped", {"because": f"when: {step.when} is false"}
+                )
+                return
+            action = actual_action(step, context)
+        except StepError as exc:
+            self._set(step.id, "failed", "step.failed", {}, str(exc))
+            return
+        decision = self.classifier.decide(step, action)
+        self.store.audit_event(self.run_id, step.id, "decision", _decision_record(action, decision))
+        if decision.risk == "red" and not self._gate(step, action, decision):
+            return
+        await self._execute(step, action)
+
+    def _gate(self, step: PlannedStep, action: Action, decision: Decision) -> bool:
+        """Whether an approval for exactly this action lets the step run now."""
+        digest = action.content_hash()
+        request = self.store.approval(self.run_id, step.id, digest)
+        if request is None:
+            self.store.supersede_approvals(self.run_id, step.id, digest)
+            card = approval_card(step, action, decision, self._views(step.agent))
+            expires = self.runner.clock() + self.classifier.approval_timeout(decision)
+            self.store.request_approval(self.run_id, step.id, digest, card, expires)
+            self.runner.reporter.step(step.id, "awaiting_approval", decision.reason)
+            return False
+        if request.state == "pending" and self.runner.clock() > request.expires:
+            self.store.decide_approval(
+                request, "expired", "luminaguard", "no decision before the timeout"
+            )
+            request = self.store.approval(self.run_id, step.id, digest) or request
+        if request.state == "approved":
+            return True
+        if request.state == "pending":
+            self.store.set_step(self.run_id, step.id, "awaiting_approval", "step.halted", {})
+            self.runner.reporter.step(step.id, "awaiting_approval", decision.reason)
+            return False
+        why = f"approval {request.state}" + (f" by {request.approver}" if request.approver else "")
+        self._set(step.id, "denied", "step.denied", {"reason": request.reason}, why)
+        return False
+
+    def _views(self, agent: str) -> dict[str, Path]:
+        spec = sandbox_spec(agent, self.plan.agents[agent], self._workdir(agent), {}, strict=False)
+        return {"/work": spec.workdir, **{m.target: m.source for m in spec.mounts}}
+
+    def _workdir(self, agent: str) -> Path:
+        return self.base / "agents" / agent / "work"
+
+    async def _sandbox(self, agent: str) -> SandboxHandle:
+        if agent not in self.sandboxes:
+            spec = sandbox_spec(
+                agent, self.plan.agents[agent], self._workdir(agent), self.runner.environ
+            )
+            self.sandboxes[agent] = await self.runner.backend.create(spec)
+        return self.sandboxes[agent]
+
+    async def _execute(self, step: PlannedStep, action: Action) -> None:
+        timeout = step.timeout or self.plan.agents[step.agent].spec.limits.timeout
+        tries = 1 + (step.retries if step.idempotent else 0)
+        for attempt_number in range(1, tries + 1):
+            attempt = self.store.begin_attempt(
+                self.run_id, step.id, action.content_hash(), {"action": action.describe()}
+            )
+            self.runner.reporter.step(step.id, "running", action.describe())
+            outputs, error = await self._act(step, action, timeout)
+            last = error is None or attempt_number == tries
+            state = "succeeded" if error is None else ("failed" if last else "pending")
+            self.store.finish_attempt(self.run_id, step.id, attempt, state, outputs, error)
+            self.runner.reporter.step(step.id, state, error or "")
+            if last:
+                return
+            await asyncio.sleep(
+                min(30.0, 0.25 * 2 ** (attempt_number - 1)) * (0.5 + random.random() / 2)
+            )
+
+    async def _act(
+        self, step: PlannedStep, action: Action, timeout: float
+    ) -> tuple[dict[str, object], str | None]:
+        if action.kind == "call":
+            return {}, "MCP call steps need the MCP transport, which this version does not have yet"
+        try:
+            sandbox = await self._sandbox(step.agent)
+        except StepError as exc:
+            return {}, str(exc)
+        result = await self.runner.backend.exec(sandbox, action.command or "", timeout)
+        outputs: dict[str, object] = {
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "exit_code": result.exit_code,
+        }
+        return outputs, result.failure()
+
+    async def close(self) -> None:
+        for handle in self.sandboxes.values():
+            await self.runner.backend.destroy(handle)
+
+
+def _decision_record(action: Action, decision: Decision) -> dict[str, object]:
+    return {
+        "action": action.model_dump(mode="json"),
+        "action_hash": action.content_hash(),
+        "risk": decision.risk,
+        "policy": decision.policy,
+        "rule": decision.rule,
+        "reason": decision.reason,
+    }

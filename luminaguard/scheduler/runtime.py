@@ -1,0 +1,147 @@
+"""Run-time rendering and classification of a step, against its actual arguments."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import JsonValue
+
+from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedStep
+from luminaguard.config.models import SecretRef
+from luminaguard.config.render import Namespace, evaluate_expression, render_text
+from luminaguard.errors import LuminaGuardError
+from luminaguard.hypervisor.base import Mount, SandboxSpec
+from luminaguard.policy.action import Action, Decision
+from luminaguard.policy.engine import PolicyEngine
+from luminaguard.scheduler.store import StepRecord
+
+
+class StepError(LuminaGuardError):
+    """A step cannot run (a missing secret, a template that fails at run time)."""
+
+
+def template_context(plan: Plan, steps: Mapping[str, StepRecord]) -> dict[str, Any]:
+    """``params`` and the outputs of every step that succeeded so far."""
+    outputs = {
+        step_id: Namespace(
+            f"steps.{step_id}", {"outputs": Namespace(f"steps.{step_id}.outputs", record.outputs)}
+        )
+        for step_id, record in steps.items()
+        if record.state == "succeeded"
+    }
+    return {"params": Namespace("params", plan.params), "steps": Namespace("steps", outputs)}
+
+
+def _render(value: JsonValue, context: Mapping[str, Any]) -> JsonValue:
+    if isinstance(value, str):
+        return render_text(value, context)  # type: ignore[no-any-return]
+    if isinstance(value, list):
+        return [_render(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: _render(item, context) for key, item in value.items()}
+    return value
+
+
+def actual_action(step: PlannedStep, context: Mapping[str, Any]) -> Action:
+    """The step's action with run-time values filled in (unchanged if it had none)."""
+    if not step.runtime:
+        return step.action
+    try:
+        if step.action.kind == "run":
+            return step.action.model_copy(
+                update={"command": str(_render(step.action.command, context))}
+            )
+        return step.action.model_copy(update={"args": _render(step.action.args, context)})
+    except Exception as exc:  # a template failing at run time fails the step, not the run
+        raise StepError(f"cannot render arguments: {exc}") from exc
+
+
+def should_run(step: PlannedStep, context: Mapping[str, Any]) -> bool:
+    """The value of the step's ``when`` expression (True without one)."""
+    if step.when is None:
+        return True
+    try:
+        return bool(evaluate_expression(step.when, context))
+    except Exception as exc:
+        raise StepError(f"cannot evaluate when: {exc}") from exc
+
+
+class Classifier:
+    """Decisions at run time: the plan's for fixed actions, fresh ones for run-time actions."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.engines = {
+            name: PolicyEngine(name, policy.spec, policy.rule_sources)
+            for name, policy in plan.policies.items()
+        }
+
+    def decide(self, step: PlannedStep, action: Action) -> Decision:
+        """Classify ``action``; a planned decision stands only for the exact planned action."""
+        if step.decision is not None and action == step.action:
+            return step.decision
+        policy = self.plan.agents[step.agent].spec.policy
+        return self.engines[policy].decide(action)
+
+    def approval_timeout(self, decision: Decision) -> float:
+        """Seconds an approval request for ``decision`` stays open."""
+        spec = self.plan.policies[decision.policy].spec
+        rule = next((r for r in spec.rules if r.id == decision.rule), None)
+        return rule.timeout if rule and rule.timeout else spec.approval.timeout
+
+
+def secret_values(agent: PlannedAgent, environ: Mapping[str, str]) -> list[str]:
+    """Values of the agent's secret references that are set (for redaction)."""
+    refs = [v for v in agent.spec.env.values() if isinstance(v, SecretRef)]
+    for server in agent.spec.mcp_servers.values():
+        refs += [
+            v for v in (*server.env.values(), *server.headers.values()) if isinstance(v, SecretRef)
+        ]
+    return [environ[ref.from_env] for ref in refs if ref.from_env in environ]
+
+
+def sandbox_spec(
+    name: str, agent: PlannedAgent, workdir: Path, environ: Mapping[str, str], strict: bool = True
+) -> SandboxSpec:
+    """The sandbox of one agent: work folder, mounts, environment with secrets resolved.
+
+    With ``strict`` a secret missing from ``environ`` is an error; without, it is left out.
+    """
+    env: dict[str, str] = {}
+    for key, value in agent.spec.env.items():
+        if isinstance(value, SecretRef):
+            if value.from_env not in environ and not strict:
+                continue
+            if value.from_env not in environ:
+                raise StepError(
+                    f"secret {value.from_env!r} for {key} is not set in the runner's environment"
+                )
+            env[key] = environ[value.from_env]
+        else:
+            env[key] = value
+    base = Path(agent.base_dir)
+    mounts = tuple(
+        Mount((base / m.source).resolve(), m.target, m.read_only) for m in agent.spec.mounts
+    )
+    limits = agent.spec.limits
+    return SandboxSpec(
+        name=name, workdir=workdir, mounts=mounts, env=env,
+        memory_mib=limits.memory_mib, cpu_seconds=limits.cpu_seconds, pids=limits.pids,
+    )  # fmt: skip
+
+
+def absolute_plan(plan: Plan) -> Plan:
+    """The plan with each agent's ``base_dir`` made absolute, so runs resume from anywhere."""
+    agents = {
+        name: agent.model_copy(update={"base_dir": str(Path(agent.base_dir).resolve())})
+        for name, agent in plan.agents.items()
+    }
+    return plan.model_copy(update={"agents": agents})
+
+
+def environment() -> Mapping[str, str]:
+    """The runner's environment, where secret references are looked up."""
+    return os.environ

@@ -1,0 +1,301 @@
+"""``RunStore``: runs, steps, attempts and approvals in SQLite (WAL), written before effects.
+
+Each change is one transaction that also appends its audit record, so the state and
+the audit log never disagree. The runner reads its plan back from here on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from luminaguard.compiler.plan import Plan
+from luminaguard.errors import UsageError
+from luminaguard.scheduler.audit import AuditLog, Redactor
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, workload TEXT NOT NULL, plan_hash TEXT NOT NULL, plan TEXT NOT NULL,
+    backend TEXT NOT NULL, state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, position INTEGER NOT NULL, state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, action_hash TEXT, outputs TEXT, error TEXT,
+    updated REAL NOT NULL, PRIMARY KEY (run_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, attempt INTEGER NOT NULL, state TEXT NOT NULL,
+    started REAL NOT NULL, finished REAL, error TEXT, PRIMARY KEY (run_id, step_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, action_hash TEXT NOT NULL, state TEXT NOT NULL,
+    card TEXT NOT NULL, requested REAL NOT NULL, expires REAL NOT NULL, decided REAL,
+    approver TEXT, reason TEXT, PRIMARY KEY (run_id, step_id, action_hash)
+);
+"""
+
+#: Step states. ``unknown``: the runner died while the step ran; an operator decides.
+STEP_STATES = (
+    "pending", "running", "succeeded", "failed", "denied", "awaiting_approval", "skipped", "unknown",
+)  # fmt: skip
+FINISHED = frozenset({"succeeded", "failed", "denied", "skipped"})
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as stored."""
+
+    id: str
+    workload: str
+    plan: Plan
+    backend: str
+    state: str
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """A step's state within a run."""
+
+    step_id: str
+    state: str
+    attempts: int
+    action_hash: str | None
+    outputs: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """An approval request for one exact action of one step."""
+
+    run_id: str
+    step_id: str
+    action_hash: str
+    state: str  # pending | approved | denied | expired
+    card: dict[str, Any]
+    requested: float
+    expires: float
+    decided: float | None
+    approver: str | None
+    reason: str | None
+
+
+class RunStore:
+    """Durable run state; one SQLite database per state folder."""
+
+    def __init__(self, state_dir: Path, redact: Redactor | None = None) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state_dir
+        self.db = sqlite3.connect(state_dir / "runs.db", isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self.audit = AuditLog(self.db, redact)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    def _write(
+        self,
+        statements: list[tuple[str, tuple[Any, ...]]],
+        audit: tuple[str, str | None, str, dict[str, Any]],
+    ) -> None:
+        """Run ``statements`` and append the audit record in one transaction."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                self.db.execute(sql, params)
+            self.audit.append(*audit)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # --- runs -------------------------------------------------------------------------
+    def create_run(self, run_id: str, plan: Plan, backend: str) -> None:
+        """Record a new run and its steps, all pending."""
+        if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+            raise UsageError(f"run {run_id!r} already exists; resume it or choose another id")
+        now = time.time()
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            ("INSERT INTO runs VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+             (run_id, plan.workload, plan.hash, plan.to_json(), backend, now, now)),
+        ]  # fmt: skip
+        for step in plan.steps:
+            statements.append(
+                ("INSERT INTO steps (run_id, step_id, position, state, updated) VALUES (?, ?, ?, 'pending', ?)",
+                 (run_id, step.id, step.order, now))
+            )  # fmt: skip
+        data = {"workload": plan.workload, "plan_hash": plan.hash, "backend": backend}
+        self._write(statements, (run_id, None, "run.created", data))
+
+    def run(self, run_id: str) -> RunRecord:
+        """The stored run, or a UsageError naming the runs that exist."""
+        row = self.db.execute(
+            "SELECT id, workload, plan, backend, state, created, updated FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            known = ", ".join(r.id for r in self.runs()[-5:]) or "none"
+            raise UsageError(f"no run {run_id!r} (latest: {known})")
+        return RunRecord(
+            row[0], row[1], Plan.model_validate_json(row[2]), row[3], row[4], row[5], row[6]
+        )
+
+    def runs(self) -> list[RunRecord]:
+        """Every run, oldest first."""
+        ids = [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY created, id").fetchall()]
+        return [self.run(run_id) for run_id in ids]
+
+    def set_run_state(self, run_id: str, state: str) -> None:
+        """Record the run's overall state."""
+        self._write(
+            [("UPDATE runs SET state = ?, updated = ? WHERE id = ?", (state, time.time(), run_id))],
+            (run_id, None, f"run.{state}", {}),
+        )
+
+    # --- steps --------------------------------------------------------------------------
+    def steps(self, run_id: str) -> dict[str, StepRecord]:
+        """Every step of the run, in plan order."""
+        rows = self.db.execute(
+            "SELECT step_id, state, attempts, action_hash, outputs, error FROM steps"
+            " WHERE run_id = ? ORDER BY position",
+            (run_id,),
+        ).fetchall()
+        return {
+            r[0]: StepRecord(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5]) for r in rows
+        }
+
+    def set_step(
+        self,
+        run_id: str,
+        step_id: str,
+        state: str,
+        event: str,
+        data: dict[str, Any],
+        error: str | None = None,
+    ) -> None:
+        """Move a step to ``state`` and audit why."""
+        self._write(
+            [("UPDATE steps SET state = ?, error = ?, updated = ? WHERE run_id = ? AND step_id = ?",
+              (state, error, time.time(), run_id, step_id))],
+            (run_id, step_id, event, {**data, "state": state, **({"error": error} if error else {})}),
+        )  # fmt: skip
+
+    def begin_attempt(
+        self, run_id: str, step_id: str, action_hash: str, data: dict[str, Any]
+    ) -> int:
+        """Journal that an attempt starts, before it starts; return its number."""
+        (attempts,) = self.db.execute(
+            "SELECT attempts FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)
+        ).fetchone()
+        attempt = attempts + 1
+        now = time.time()
+        self._write(
+            [
+                ("UPDATE steps SET state = 'running', attempts = ?, action_hash = ?, error = NULL, updated = ?"
+                 " WHERE run_id = ? AND step_id = ?", (attempt, action_hash, now, run_id, step_id)),
+                ("INSERT INTO attempts VALUES (?, ?, ?, 'running', ?, NULL, NULL)", (run_id, step_id, attempt, now)),
+            ],
+            (run_id, step_id, "step.started", {**data, "attempt": attempt, "action_hash": action_hash}),
+        )  # fmt: skip
+        return attempt
+
+    def finish_attempt(
+        self,
+        run_id: str,
+        step_id: str,
+        attempt: int,
+        state: str,
+        outputs: dict[str, Any],
+        error: str | None,
+    ) -> None:
+        """Journal how an attempt ended and the step's resulting state and outputs."""
+        now = time.time()
+        text = self.audit.redact(json.dumps(outputs, sort_keys=True))
+        self._write(
+            [
+                ("UPDATE attempts SET state = ?, finished = ?, error = ? WHERE run_id = ? AND step_id = ? AND attempt = ?",
+                 (state, now, error, run_id, step_id, attempt)),
+                ("UPDATE steps SET state = ?, outputs = ?, error = ?, updated = ? WHERE run_id = ? AND step_id = ?",
+                 (state, text, error, now, run_id, step_id)),
+            ],
+            (run_id, step_id, f"step.{state}", {"attempt": attempt, "outputs": outputs, **({"error": error} if error else {})}),
+        )  # fmt: skip
+
+    # --- approvals ------------------------------------------------------------------------
+    def approval(self, run_id: str, step_id: str, action_hash: str) -> ApprovalRecord | None:
+        """The approval request for exactly this action of this step, if any."""
+        rows = self._approvals(
+            "WHERE run_id = ? AND step_id = ? AND action_hash = ?", (run_id, step_id, action_hash)
+        )
+        return rows[0] if rows else None
+
+    def approvals(
+        self, state: str | None = None, run_id: str | None = None
+    ) -> list[ApprovalRecord]:
+        """Approval requests, optionally only those in ``state`` or of one run."""
+        clauses, params = [], []
+        for column, value in (("state", state), ("run_id", run_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._approvals(where, tuple(params))
+
+    def _approvals(self, where: str, params: tuple[Any, ...]) -> list[ApprovalRecord]:
+        rows = self.db.execute(
+            "SELECT run_id, step_id, action_hash, state, card, requested, expires, decided, approver, reason"
+            f" FROM approvals {where} ORDER BY requested",
+            params,
+        ).fetchall()
+        return [ApprovalRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), *r[5:]) for r in rows]
+
+    def request_approval(
+        self, run_id: str, step_id: str, action_hash: str, card: dict[str, Any], expires: float
+    ) -> None:
+        """Record an approval request and halt the step on it."""
+        now = time.time()
+        self._write(
+            [
+                ("INSERT INTO approvals (run_id, step_id, action_hash, state, card, requested, expires)"
+                 " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                 (run_id, step_id, action_hash, self.audit.redact(json.dumps(card, sort_keys=True)), now, expires)),
+                ("UPDATE steps SET state = 'awaiting_approval', action_hash = ?, updated = ? WHERE run_id = ? AND step_id = ?",
+                 (action_hash, now, run_id, step_id)),
+            ],
+            (run_id, step_id, "approval.requested", {"action_hash": action_hash, "expires": expires, "card": card}),
+        )  # fmt: skip
+
+    def supersede_approvals(self, run_id: str, step_id: str, action_hash: str) -> None:
+        """Close this step's pending requests for other actions: their arguments changed."""
+        for request in self.approvals("pending", run_id):
+            if request.step_id == step_id and request.action_hash != action_hash:
+                self.decide_approval(
+                    request, "superseded", "luminaguard", "the step's arguments changed"
+                )
+
+    def audit_event(
+        self, run_id: str, step_id: str | None, event: str, data: dict[str, Any]
+    ) -> None:
+        """Append an audit record that changes no state (a decision, for example)."""
+        self._write([], (run_id, step_id, event, data))
+
+    def decide_approval(
+        self, request: ApprovalRecord, state: str, approver: str, reason: str | None
+    ) -> None:
+        """Approve, deny or expire one request; record who and why."""
+        self._write(
+            [("UPDATE approvals SET state = ?, decided = ?, approver = ?, reason = ?"
+              " WHERE run_id = ? AND step_id = ? AND action_hash = ?",
+              (state, time.time(), approver, reason, request.run_id, request.step_id, request.action_hash))],
+            (request.run_id, request.step_id, f"approval.{state}",
+             {"action_hash": request.action_hash, "approver": approver, "reason": reason}),
+        )  # fmt: skip

@@ -1,0 +1,119 @@
+"""``approvals``, ``approve RUN STEP``, ``deny RUN STEP``, ``mark-done RUN STEP``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from luminaguard.errors import UsageError
+from luminaguard.scheduler.store import ApprovalRecord, RunStore
+from luminaguard.ui.exit_codes import INVALID, OK
+from luminaguard.ui.state import add_identity_option, add_state_option, identity, open_store
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the approval subcommands."""
+    listing = commands.add_parser("approvals", help="list approval requests waiting for a decision")
+    listing.add_argument("--all", action="store_true", help="also decided, expired and superseded ones")
+    listing.add_argument("--json", action="store_true", help="print the requests as JSON")
+    add_state_option(listing)
+    listing.set_defaults(handler=list_requests)
+    for name, handler, text in (
+        ("approve", approve, "approve a Red step's exact action (or re-running an unknown step)"),
+        ("deny", deny, "deny a Red step (or decline re-running an unknown step)"),
+        ("mark-done", mark_done, "declare an unknown step done without running it again"),
+    ):
+        parser = commands.add_parser(name, help=text)
+        parser.add_argument("run_id", metavar="RUN")
+        parser.add_argument("step_id", metavar="STEP")
+        add_identity_option(parser)
+        add_state_option(parser)
+        parser.set_defaults(handler=handler)
+
+
+def _print_card(request: ApprovalRecord) -> None:
+    card = request.card
+    left = request.expires - time.time()
+    print(f"{request.run_id} {request.step_id}  [{request.state}]  expires in {max(left, 0):.0f}s")
+    print(f"  action:    {card.get('action')}")
+    print(f"  arguments: {json.dumps(card.get('arguments'), sort_keys=True)}")
+    print(f"  rule:      {card.get('policy')}/{card.get('rule')} ({card.get('rule_source')})")
+    print(f"  reason:    {card.get('reason')}")
+    print(f"  hash:      {request.action_hash}")
+    if card.get("diff"):
+        print("  diff:\n" + "".join(f"    {line}\n" for line in str(card["diff"]).splitlines()))
+
+
+def list_requests(args: argparse.Namespace) -> int:
+    """Print pending (or all) requests with their cards."""
+    store = open_store(args)
+    requests = store.approvals(None if args.all else "pending")
+    if args.json:
+        print(json.dumps([request.__dict__ for request in requests], indent=2, sort_keys=True))
+        return OK
+    if not requests:
+        print("no approval requests waiting")
+    for request in requests:
+        _print_card(request)
+    return OK
+
+
+def _pending(store: RunStore, run_id: str, step_id: str) -> ApprovalRecord | None:
+    steps = store.steps(store.run(run_id).id)
+    if step_id not in steps:
+        raise UsageError(f"run {run_id!r} has no step {step_id!r} (steps: {', '.join(steps)})")
+    digest = steps[step_id].action_hash
+    request = store.approval(run_id, step_id, digest) if digest else None
+    return request if request and request.state == "pending" else None
+
+
+def _state(store: RunStore, run_id: str, step_id: str) -> str:
+    return store.steps(run_id)[step_id].state
+
+
+def approve(args: argparse.Namespace) -> int:
+    """Approve the pending request of the step, bound to its action hash."""
+    store = open_store(args)
+    who = identity(args)
+    request = _pending(store, args.run_id, args.step_id)
+    if request is None:
+        if _state(store, args.run_id, args.step_id) == "unknown":
+            store.set_step(args.run_id, args.step_id, "pending", "operator.rerun", {"by": who, "reason": args.reason})
+            print(f"{args.step_id}: will run again on resume (approved by {who})")
+            return OK
+        raise UsageError(f"step {args.step_id!r} is not waiting for a decision (state: {_state(store, args.run_id, args.step_id)})")
+    if time.time() > request.expires:
+        store.decide_approval(request, "expired", "luminaguard", "no decision before the timeout")
+        print(f"{args.step_id}: the request expired; the step is denied on resume")
+        return INVALID
+    store.decide_approval(request, "approved", who, args.reason)
+    print(f"{args.step_id}: approved by {who} for action {request.action_hash[:19]}; run: luminaguard resume {args.run_id}")
+    return OK
+
+
+def deny(args: argparse.Namespace) -> int:
+    """Deny the pending request (the run fails on resume), or decline an unknown step's re-run."""
+    store = open_store(args)
+    who = identity(args)
+    request = _pending(store, args.run_id, args.step_id)
+    if request is not None:
+        store.decide_approval(request, "denied", who, args.reason)
+        store.set_step(args.run_id, args.step_id, "denied", "step.denied", {"by": who}, f"denied by {who}")
+    elif _state(store, args.run_id, args.step_id) == "unknown":
+        store.set_step(args.run_id, args.step_id, "failed", "operator.declined", {"by": who}, f"not re-run ({who})")
+    else:
+        raise UsageError(f"step {args.step_id!r} is not waiting for a decision (state: {_state(store, args.run_id, args.step_id)})")
+    print(f"{args.step_id}: denied by {who}; run: luminaguard resume {args.run_id}")
+    return OK
+
+
+def mark_done(args: argparse.Namespace) -> int:
+    """Record an unknown step as succeeded: a person checked it took effect."""
+    store = open_store(args)
+    who = identity(args)
+    if _state(store, args.run_id, args.step_id) != "unknown":
+        raise UsageError(f"only an unknown step can be marked done (state: {_state(store, args.run_id, args.step_id)})")
+    store.set_step(args.run_id, args.step_id, "succeeded", "operator.marked_done", {"by": who, "reason": args.reason})
+    print(f"{args.step_id}: marked done by {who}; run: luminaguard resume {args.run_id}")
+    return OK

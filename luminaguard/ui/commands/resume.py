@@ -1,0 +1,29 @@
+"""``luminaguard resume RUN``: continue a halted or interrupted run."""
+
+from __future__ import annotations
+
+import argparse
+
+from luminaguard.hypervisor.registry import backend
+from luminaguard.scheduler.runner import Runner
+from luminaguard.ui.commands.run import drive, make_reporter, report_result
+from luminaguard.ui.state import add_state_option, open_store
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``resume`` subcommand."""
+    parser = commands.add_parser("resume", help="continue a run after approvals or a crash")
+    parser.add_argument("run_id", metavar="RUN")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="steps running at once")
+    add_state_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Recover, then drive the run as far as it goes."""
+    store = open_store(args)
+    record = store.run(args.run_id)
+    reporter = make_reporter([step.id for step in record.plan.steps])
+    runner = Runner(store, backend(record.backend), concurrency=args.concurrency, reporter=reporter)
+    result = drive(runner.resume(args.run_id), store, reporter)
+    return report_result(result, store)

@@ -1,0 +1,86 @@
+"""``luminaguard run PATH... [--workload NAME] [--backend NAME] [--state DIR] [--run-id ID]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+import uuid
+
+from rich.console import Console
+
+from luminaguard.compiler import compile_paths
+from luminaguard.errors import UsageError
+from luminaguard.hypervisor.registry import DEFAULT, backend
+from luminaguard.scheduler.outcomes import RunResult
+from luminaguard.scheduler.runner import Reporter, Runner
+from luminaguard.scheduler.store import RunStore
+from luminaguard.ui.commands.plan import parse_params
+from luminaguard.ui.progress import LiveReporter, PlainReporter
+from luminaguard.ui.state import add_state_option, open_store
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``run`` subcommand."""
+    parser = commands.add_parser("run", help="compile and run a workload; Red steps halt for approval")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders")
+    parser.add_argument("--workload", metavar="NAME", help="the workload to run (needed if several)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a param")
+    parser.add_argument("--backend", default=DEFAULT, help=f"where steps run (default: {DEFAULT})")
+    parser.add_argument("--run-id", metavar="ID", help="name the run (default: generated)")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="steps running at once")
+    add_state_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def new_run_id(workload: str) -> str:
+    """A readable, unique run id: workload, time, random suffix."""
+    return f"{workload}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+
+def report_result(result: RunResult, store: RunStore) -> int:
+    """Say how the run ended and what to do next; return its exit code."""
+    print(f"run {result.run_id}: {result.state}")
+    for step_id, record in result.steps.items():
+        if record.state in ("failed", "denied", "unknown") and record.error:
+            print(f"  {step_id}: {record.state}: {record.error}")
+    if result.state == "halted":
+        for request in store.approvals("pending", result.run_id):
+            print(f"  {request.step_id}: awaiting approval: {request.card.get('action')} ({request.card.get('reason')})")
+        for step_id, record in result.steps.items():
+            if record.state == "unknown":
+                print(f"  {step_id}: unknown: the runner stopped during it")
+        print(f"next: luminaguard approvals; luminaguard approve|deny {result.run_id} STEP; luminaguard resume {result.run_id}")
+    return result.exit_code
+
+
+def drive(runner_call: object, store: RunStore, reporter: Reporter) -> RunResult:
+    """Run the coroutine with the reporter (live when it is a LiveReporter)."""
+    context = reporter if isinstance(reporter, LiveReporter) else contextlib.nullcontext()
+    with context:
+        return asyncio.run(runner_call)  # type: ignore[arg-type]
+
+
+def make_reporter(step_ids: list[str]) -> Reporter:
+    """A live view on a terminal, plain lines otherwise."""
+    if sys.stdout.isatty():
+        return LiveReporter(step_ids, Console())
+    return PlainReporter()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compile the workload, start a run of it, drive it until done or halted."""
+    _, plans = compile_paths(args.paths, args.workload, parse_params(args.param))
+    if len(plans) != 1:
+        names = ", ".join(plan.workload for plan in plans) or "none"
+        raise UsageError(f"run takes one workload; choose with --workload ({names})")
+    plan = plans[0]
+    store = open_store(args)
+    reporter = make_reporter([step.id for step in plan.steps])
+    runner = Runner(store, backend(args.backend), concurrency=args.concurrency, reporter=reporter)
+    run_id = args.run_id or new_run_id(plan.workload)
+    print(f"run {run_id}: workload {plan.workload}, plan {plan.hash[:19]}, backend {args.backend}")
+    result = drive(runner.start(plan, run_id), store, reporter)
+    return report_result(result, store)

@@ -1,0 +1,44 @@
+"""``luminaguard status [RUN]``: runs, or one run's steps."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from luminaguard.ui.exit_codes import OK
+from luminaguard.ui.state import add_state_option, open_store
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``status`` subcommand."""
+    parser = commands.add_parser("status", help="list runs, or show one run's steps")
+    parser.add_argument("run_id", nargs="?", metavar="RUN")
+    add_state_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the table."""
+    store = open_store(args)
+    console = Console(soft_wrap=False)
+    if args.run_id is None:
+        table = Table("run", "workload", "state", "updated")
+        for record in store.runs():
+            table.add_row(record.id, record.workload, record.state, _when(record.updated))
+        console.print(table)
+        return OK
+    record = store.run(args.run_id)
+    table = Table("#", "step", "state", "attempts", "detail", title=f"run {record.id}: {record.state}")
+    for planned in record.plan.steps:
+        step = store.steps(record.id)[planned.id]
+        detail = step.error or (f"exit {step.outputs.get('exit_code')}" if "exit_code" in step.outputs else "")
+        table.add_row(str(planned.order), planned.id, step.state, str(step.attempts), detail)
+    console.print(table)
+    return OK

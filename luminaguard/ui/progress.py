@@ -1,0 +1,56 @@
+"""Step progress: a live rich view on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+_STYLES = {
+    "succeeded": "green", "failed": "red", "denied": "red", "awaiting_approval": "yellow",
+    "running": "cyan", "skipped": "dim", "unknown": "magenta", "pending": "dim",
+}  # fmt: skip
+
+
+class PlainReporter:
+    """One line per state change, for logs and pipes."""
+
+    def __init__(self, stream: object = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def step(self, step_id: str, state: str, detail: str = "") -> None:
+        """Print the change."""
+        line = f"{time.strftime('%H:%M:%S')} {step_id:<20} {state}" + (f"  {detail}" if detail else "")
+        print(line, file=self.stream, flush=True)  # type: ignore[call-overload]
+
+
+class LiveReporter:
+    """A table of steps redrawn in place while the run goes on."""
+
+    def __init__(self, step_ids: list[str], console: Console) -> None:
+        self.states = {step_id: ("pending", "") for step_id in step_ids}
+        self.live = Live(self._table(), console=console, refresh_per_second=8, transient=False)
+
+    def _table(self) -> Table:
+        table = Table(box=None, show_header=True)
+        for column in ("step", "state", "detail"):
+            table.add_column(column)
+        for step_id, (state, detail) in self.states.items():
+            table.add_row(step_id, f"[{_STYLES.get(state, '')}]{state}[/]", detail[:80])
+        return table
+
+    def step(self, step_id: str, state: str, detail: str = "") -> None:
+        """Redraw with the change."""
+        self.states[step_id] = (state, detail)
+        self.live.update(self._table())
+
+    def __enter__(self) -> LiveReporter:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.live.__exit__(kind, value, tb)
