@@ -38,7 +38,9 @@ def _kvm() -> str:
     if not os.path.exists("/dev/kvm"):
         return "no /dev/kvm"
     if not _cpu_flags() & {"vmx", "svm"}:
-        return "KVM present but not usable for stock kernels (no vmx/svm: not hardware virtualization)"
+        return (
+            "KVM present but not usable for stock kernels (no vmx/svm: not hardware virtualization)"
+        )
     return "hardware KVM available"
 
 
@@ -47,10 +49,11 @@ def report() -> dict[str, Availability]:
     found = {name: make().availability() for name, make in BACKENDS.items()}
     planned = "not in this version yet (micro-VM issue)"
     qemu = shutil.which("qemu-system-x86_64")
-    found["qemu"] = Availability(False, f"{planned}; qemu {'found' if qemu else 'not installed'}; {_kvm()}")
-    found["firecracker"] = Availability(
-        False, f"{planned}; firecracker binary {'found' if shutil.which('firecracker') else 'not found'}; {_kvm()}"
+    found["qemu"] = Availability(
+        False, f"{planned}; qemu {'found' if qemu else 'not installed'}; {_kvm()}"
     )
+    binary = "found" if shutil.which("firecracker") else "not found"
+    found["firecracker"] = Availability(False, f"{planned}; firecracker binary {binary}; {_kvm()}")
     found["gvisor"] = Availability(
         False, f"{planned}; runsc {'found' if shutil.which('runsc') else 'not installed'}"
     )

@@ -19,7 +19,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from luminaguard.hypervisor.base import Availability, ExecResult, SandboxSpec
+from luminaguard.hypervisor.base import Availability, ExecResult, SandboxHandle, SandboxSpec
 from luminaguard.hypervisor.cgroups import CgroupLimits, hierarchy
 
 HELPER = Path(__file__).with_name("sandbox_init.py")
@@ -115,8 +115,9 @@ class SandboxBackend:
         sandbox.processes.add(process)
         return process, limits
 
-    async def spawn(self, handle: Sandbox, argv: list[str]) -> asyncio.subprocess.Process:
+    async def spawn(self, handle: SandboxHandle, argv: list[str]) -> asyncio.subprocess.Process:
         """Start a long-lived process (e.g. an MCP stdio server) in the sandbox."""
+        assert isinstance(handle, Sandbox)
         process, limits = await self._start(handle, argv)
 
         async def cleanup() -> None:
@@ -127,8 +128,9 @@ class SandboxBackend:
         asyncio.get_running_loop().create_task(cleanup())
         return process
 
-    async def exec(self, handle: Sandbox, command: str, timeout: float) -> ExecResult:
+    async def exec(self, handle: SandboxHandle, command: str, timeout: float) -> ExecResult:
         """Run ``sh -c command`` in the sandbox; kill the whole sandbox on timeout."""
+        assert isinstance(handle, Sandbox)
         started = time.monotonic()
         process, limits = await self._start(handle, ["/bin/sh", "-c", command])
         assert process.stdin is not None
@@ -159,8 +161,9 @@ class SandboxBackend:
             truncated=out_cut or err_cut,
         )
 
-    async def destroy(self, handle: Sandbox) -> None:
+    async def destroy(self, handle: SandboxHandle) -> None:
         """Kill every process still running in the sandbox; remove its mount point."""
+        assert isinstance(handle, Sandbox)
         for process in list(handle.processes):
             _kill_group(process)
             with suppress(ProcessLookupError):

@@ -62,6 +62,7 @@ class Redactor:
         self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
+        """``text`` with every secret replaced."""
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return text

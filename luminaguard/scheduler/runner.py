@@ -33,7 +33,7 @@ from luminaguard.scheduler.runtime import (
     should_run,
     template_context,
 )
-from luminaguard.scheduler.store import FINISHED, RunStore, StepRecord
+from luminaguard.scheduler.store import RunStore, StepRecord
 
 BLOCKING = frozenset({"failed", "denied", "skipped"})
 

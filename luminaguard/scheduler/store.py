@@ -39,10 +39,53 @@ CREATE TABLE IF NOT EXISTS approvals (
 """
 
 #: Step states. ``unknown``: the runner died while the step ran; an operator decides.
-STEP_STATES = (
-    "pending", "running", "succeeded", "failed", "denied", "awaiting_approval", "skipped", "unknown",
-)  # fmt: skip
-FINISHED = frozenset({"succeeded", "failed", "denied", "skipped"})
+STEP_STATES = frozenset(
+    {
+        "pending",
+        "running",
+        "succeeded",
+        "failed",
+        "denied",
+        "awaiting_approval",
+        "skipped",
+        "unknown",
+    }
+)
+
+_INSERT_RUN = "INSERT INTO runs VALUES (?, ?, ?, ?, ?, 'running', ?, ?)"
+_INSERT_STEP = (
+    "INSERT INTO steps (run_id, step_id, position, state, updated) VALUES (?, ?, ?, 'pending', ?)"
+)
+_SET_STEP = "UPDATE steps SET state = ?, error = ?, updated = ? WHERE run_id = ? AND step_id = ?"
+_START_STEP = (
+    "UPDATE steps SET state = 'running', attempts = ?, action_hash = ?, error = NULL, updated = ?"
+    " WHERE run_id = ? AND step_id = ?"
+)
+_INSERT_ATTEMPT = "INSERT INTO attempts VALUES (?, ?, ?, 'running', ?, NULL, NULL)"
+_FINISH_ATTEMPT = (
+    "UPDATE attempts SET state = ?, finished = ?, error = ?"
+    " WHERE run_id = ? AND step_id = ? AND attempt = ?"
+)
+_FINISH_STEP = (
+    "UPDATE steps SET state = ?, outputs = ?, error = ?, updated = ?"
+    " WHERE run_id = ? AND step_id = ?"
+)
+_SELECT_APPROVALS = (
+    "SELECT run_id, step_id, action_hash, state, card, requested, expires, decided, approver,"
+    " reason FROM approvals"
+)
+_INSERT_APPROVAL = (
+    "INSERT INTO approvals (run_id, step_id, action_hash, state, card, requested, expires)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?)"
+)
+_HALT_STEP = (
+    "UPDATE steps SET state = 'awaiting_approval', action_hash = ?, updated = ?"
+    " WHERE run_id = ? AND step_id = ?"
+)
+_DECIDE_APPROVAL = (
+    "UPDATE approvals SET state = ?, decided = ?, approver = ?, reason = ?"
+    " WHERE run_id = ? AND step_id = ? AND action_hash = ?"
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +129,10 @@ class ApprovalRecord:
     reason: str | None
 
 
+Statement = tuple[str, tuple[Any, ...]]
+AuditEntry = tuple[str, str | None, str, dict[str, Any]]
+
+
 class RunStore:
     """Durable run state; one SQLite database per state folder."""
 
@@ -124,15 +171,9 @@ class RunStore:
         if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
             raise UsageError(f"run {run_id!r} already exists; resume it or choose another id")
         now = time.time()
-        statements: list[tuple[str, tuple[Any, ...]]] = [
-            ("INSERT INTO runs VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-             (run_id, plan.workload, plan.hash, plan.to_json(), backend, now, now)),
-        ]  # fmt: skip
-        for step in plan.steps:
-            statements.append(
-                ("INSERT INTO steps (run_id, step_id, position, state, updated) VALUES (?, ?, ?, 'pending', ?)",
-                 (run_id, step.id, step.order, now))
-            )  # fmt: skip
+        row = (run_id, plan.workload, plan.hash, plan.to_json(), backend, now, now)
+        statements: list[Statement] = [(_INSERT_RUN, row)]
+        statements += [(_INSERT_STEP, (run_id, s.id, s.order, now)) for s in plan.steps]
         data = {"workload": plan.workload, "plan_hash": plan.hash, "backend": backend}
         self._write(statements, (run_id, None, "run.created", data))
 
@@ -183,11 +224,11 @@ class RunStore:
         error: str | None = None,
     ) -> None:
         """Move a step to ``state`` and audit why."""
+        record = {**data, "state": state, **({"error": error} if error else {})}
         self._write(
-            [("UPDATE steps SET state = ?, error = ?, updated = ? WHERE run_id = ? AND step_id = ?",
-              (state, error, time.time(), run_id, step_id))],
-            (run_id, step_id, event, {**data, "state": state, **({"error": error} if error else {})}),
-        )  # fmt: skip
+            [(_SET_STEP, (state, error, time.time(), run_id, step_id))],
+            (run_id, step_id, event, record),
+        )
 
     def begin_attempt(
         self, run_id: str, step_id: str, action_hash: str, data: dict[str, Any]
@@ -196,16 +237,16 @@ class RunStore:
         (attempts,) = self.db.execute(
             "SELECT attempts FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)
         ).fetchone()
-        attempt = attempts + 1
+        attempt = int(attempts) + 1
         now = time.time()
+        record = {**data, "attempt": attempt, "action_hash": action_hash}
         self._write(
             [
-                ("UPDATE steps SET state = 'running', attempts = ?, action_hash = ?, error = NULL, updated = ?"
-                 " WHERE run_id = ? AND step_id = ?", (attempt, action_hash, now, run_id, step_id)),
-                ("INSERT INTO attempts VALUES (?, ?, ?, 'running', ?, NULL, NULL)", (run_id, step_id, attempt, now)),
+                (_START_STEP, (attempt, action_hash, now, run_id, step_id)),
+                (_INSERT_ATTEMPT, (run_id, step_id, attempt, now)),
             ],
-            (run_id, step_id, "step.started", {**data, "attempt": attempt, "action_hash": action_hash}),
-        )  # fmt: skip
+            (run_id, step_id, "step.started", record),
+        )
         return attempt
 
     def finish_attempt(
@@ -220,15 +261,14 @@ class RunStore:
         """Journal how an attempt ended and the step's resulting state and outputs."""
         now = time.time()
         text = self.audit.redact(json.dumps(outputs, sort_keys=True))
+        record = {"attempt": attempt, "outputs": outputs, **({"error": error} if error else {})}
         self._write(
             [
-                ("UPDATE attempts SET state = ?, finished = ?, error = ? WHERE run_id = ? AND step_id = ? AND attempt = ?",
-                 (state, now, error, run_id, step_id, attempt)),
-                ("UPDATE steps SET state = ?, outputs = ?, error = ?, updated = ? WHERE run_id = ? AND step_id = ?",
-                 (state, text, error, now, run_id, step_id)),
+                (_FINISH_ATTEMPT, (state, now, error, run_id, step_id, attempt)),
+                (_FINISH_STEP, (state, text, error, now, run_id, step_id)),
             ],
-            (run_id, step_id, f"step.{state}", {"attempt": attempt, "outputs": outputs, **({"error": error} if error else {})}),
-        )  # fmt: skip
+            (run_id, step_id, f"step.{state}", record),
+        )
 
     # --- approvals ------------------------------------------------------------------------
     def approval(self, run_id: str, step_id: str, action_hash: str) -> ApprovalRecord | None:
@@ -251,11 +291,7 @@ class RunStore:
         return self._approvals(where, tuple(params))
 
     def _approvals(self, where: str, params: tuple[Any, ...]) -> list[ApprovalRecord]:
-        rows = self.db.execute(
-            "SELECT run_id, step_id, action_hash, state, card, requested, expires, decided, approver, reason"
-            f" FROM approvals {where} ORDER BY requested",
-            params,
-        ).fetchall()
+        rows = self.db.execute(f"{_SELECT_APPROVALS} {where} ORDER BY requested", params).fetchall()
         return [ApprovalRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), *r[5:]) for r in rows]
 
     def request_approval(
@@ -263,24 +299,21 @@ class RunStore:
     ) -> None:
         """Record an approval request and halt the step on it."""
         now = time.time()
+        text = self.audit.redact(json.dumps(card, sort_keys=True))
+        record = {"action_hash": action_hash, "expires": expires, "card": card}
         self._write(
             [
-                ("INSERT INTO approvals (run_id, step_id, action_hash, state, card, requested, expires)"
-                 " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-                 (run_id, step_id, action_hash, self.audit.redact(json.dumps(card, sort_keys=True)), now, expires)),
-                ("UPDATE steps SET state = 'awaiting_approval', action_hash = ?, updated = ? WHERE run_id = ? AND step_id = ?",
-                 (action_hash, now, run_id, step_id)),
+                (_INSERT_APPROVAL, (run_id, step_id, action_hash, text, now, expires)),
+                (_HALT_STEP, (action_hash, now, run_id, step_id)),
             ],
-            (run_id, step_id, "approval.requested", {"action_hash": action_hash, "expires": expires, "card": card}),
-        )  # fmt: skip
+            (run_id, step_id, "approval.requested", record),
+        )
 
     def supersede_approvals(self, run_id: str, step_id: str, action_hash: str) -> None:
         """Close this step's pending requests for other actions: their arguments changed."""
         for request in self.approvals("pending", run_id):
             if request.step_id == step_id and request.action_hash != action_hash:
-                self.decide_approval(
-                    request, "superseded", "luminaguard", "the step's arguments changed"
-                )
+                self.decide_approval(request, "superseded", "luminaguard", "arguments changed")
 
     def audit_event(
         self, run_id: str, step_id: str | None, event: str, data: dict[str, Any]
@@ -292,10 +325,9 @@ class RunStore:
         self, request: ApprovalRecord, state: str, approver: str, reason: str | None
     ) -> None:
         """Approve, deny or expire one request; record who and why."""
+        key = (request.run_id, request.step_id, request.action_hash)
+        record = {"action_hash": request.action_hash, "approver": approver, "reason": reason}
         self._write(
-            [("UPDATE approvals SET state = ?, decided = ?, approver = ?, reason = ?"
-              " WHERE run_id = ? AND step_id = ? AND action_hash = ?",
-              (state, time.time(), approver, reason, request.run_id, request.step_id, request.action_hash))],
-            (request.run_id, request.step_id, f"approval.{state}",
-             {"action_hash": request.action_hash, "approver": approver, "reason": reason}),
-        )  # fmt: skip
+            [(_DECIDE_APPROVAL, (state, time.time(), approver, reason, *key))],
+            (request.run_id, request.step_id, f"approval.{state}", record),
+        )

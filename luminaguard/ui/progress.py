@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
+from typing import TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -19,13 +20,15 @@ _STYLES = {
 class PlainReporter:
     """One line per state change, for logs and pipes."""
 
-    def __init__(self, stream: object = None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
 
     def step(self, step_id: str, state: str, detail: str = "") -> None:
         """Print the change."""
-        line = f"{time.strftime('%H:%M:%S')} {step_id:<20} {state}" + (f"  {detail}" if detail else "")
-        print(line, file=self.stream, flush=True)  # type: ignore[call-overload]
+        line = f"{time.strftime('%H:%M:%S')} {step_id:<20} {state}" + (
+            f"  {detail}" if detail else ""
+        )
+        print(line, file=self.stream, flush=True)
 
 
 class LiveReporter:
@@ -52,5 +55,10 @@ class LiveReporter:
         self.live.__enter__()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.live.__exit__(kind, value, tb)

@@ -29,7 +29,12 @@ def open_store(args: argparse.Namespace) -> RunStore:
 
 def add_identity_option(parser: argparse.ArgumentParser) -> None:
     """``--as NAME`` and ``--reason TEXT`` for decisions a person makes."""
-    parser.add_argument("--as", dest="identity", metavar="NAME", help="who decides (default: $LUMINAGUARD_USER or login name)")
+    parser.add_argument(
+        "--as",
+        dest="identity",
+        metavar="NAME",
+        help="who decides (default: $LUMINAGUARD_USER or login name)",
+    )
     parser.add_argument("--reason", default=None, help="why, recorded in the audit log")
 
 

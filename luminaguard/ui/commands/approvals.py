@@ -15,7 +15,9 @@ from luminaguard.ui.state import add_identity_option, add_state_option, identity
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the approval subcommands."""
     listing = commands.add_parser("approvals", help="list approval requests waiting for a decision")
-    listing.add_argument("--all", action="store_true", help="also decided, expired and superseded ones")
+    listing.add_argument(
+        "--all", action="store_true", help="also decided, expired and superseded ones"
+    )
     listing.add_argument("--json", action="store_true", help="print the requests as JSON")
     add_state_option(listing)
     listing.set_defaults(handler=list_requests)
@@ -72,6 +74,11 @@ def _state(store: RunStore, run_id: str, step_id: str) -> str:
     return store.steps(run_id)[step_id].state
 
 
+def _not_waiting(store: RunStore, args: argparse.Namespace) -> UsageError:
+    state = _state(store, args.run_id, args.step_id)
+    return UsageError(f"step {args.step_id!r} is not waiting for a decision (state: {state})")
+
+
 def approve(args: argparse.Namespace) -> int:
     """Approve the pending request of the step, bound to its action hash."""
     store = open_store(args)
@@ -79,16 +86,23 @@ def approve(args: argparse.Namespace) -> int:
     request = _pending(store, args.run_id, args.step_id)
     if request is None:
         if _state(store, args.run_id, args.step_id) == "unknown":
-            store.set_step(args.run_id, args.step_id, "pending", "operator.rerun", {"by": who, "reason": args.reason})
+            store.set_step(
+                args.run_id,
+                args.step_id,
+                "pending",
+                "operator.rerun",
+                {"by": who, "reason": args.reason},
+            )
             print(f"{args.step_id}: will run again on resume (approved by {who})")
             return OK
-        raise UsageError(f"step {args.step_id!r} is not waiting for a decision (state: {_state(store, args.run_id, args.step_id)})")
+        raise _not_waiting(store, args)
     if time.time() > request.expires:
         store.decide_approval(request, "expired", "luminaguard", "no decision before the timeout")
         print(f"{args.step_id}: the request expired; the step is denied on resume")
         return INVALID
     store.decide_approval(request, "approved", who, args.reason)
-    print(f"{args.step_id}: approved by {who} for action {request.action_hash[:19]}; run: luminaguard resume {args.run_id}")
+    print(f"{args.step_id}: approved by {who} for action {request.action_hash[:19]}")
+    print(f"next: luminaguard resume {args.run_id}")
     return OK
 
 
@@ -99,11 +113,20 @@ def deny(args: argparse.Namespace) -> int:
     request = _pending(store, args.run_id, args.step_id)
     if request is not None:
         store.decide_approval(request, "denied", who, args.reason)
-        store.set_step(args.run_id, args.step_id, "denied", "step.denied", {"by": who}, f"denied by {who}")
+        store.set_step(
+            args.run_id, args.step_id, "denied", "step.denied", {"by": who}, f"denied by {who}"
+        )
     elif _state(store, args.run_id, args.step_id) == "unknown":
-        store.set_step(args.run_id, args.step_id, "failed", "operator.declined", {"by": who}, f"not re-run ({who})")
+        store.set_step(
+            args.run_id,
+            args.step_id,
+            "failed",
+            "operator.declined",
+            {"by": who},
+            f"not re-run ({who})",
+        )
     else:
-        raise UsageError(f"step {args.step_id!r} is not waiting for a decision (state: {_state(store, args.run_id, args.step_id)})")
+        raise _not_waiting(store, args)
     print(f"{args.step_id}: denied by {who}; run: luminaguard resume {args.run_id}")
     return OK
 
@@ -113,7 +136,14 @@ def mark_done(args: argparse.Namespace) -> int:
     store = open_store(args)
     who = identity(args)
     if _state(store, args.run_id, args.step_id) != "unknown":
-        raise UsageError(f"only an unknown step can be marked done (state: {_state(store, args.run_id, args.step_id)})")
-    store.set_step(args.run_id, args.step_id, "succeeded", "operator.marked_done", {"by": who, "reason": args.reason})
+        state = _state(store, args.run_id, args.step_id)
+        raise UsageError(f"only an unknown step can be marked done (state: {state})")
+    store.set_step(
+        args.run_id,
+        args.step_id,
+        "succeeded",
+        "operator.marked_done",
+        {"by": who, "reason": args.reason},
+    )
     print(f"{args.step_id}: marked done by {who}; run: luminaguard resume {args.run_id}")
     return OK

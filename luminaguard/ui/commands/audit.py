@@ -19,7 +19,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     show.add_argument("--json", action="store_true", help="one JSON object per line")
     add_state_option(show)
     show.set_defaults(handler=show_records)
-    verify = actions.add_parser("verify", help="check the hash chain; exit 1 naming any broken record")
+    verify = actions.add_parser(
+        "verify", help="check the hash chain; exit 1 naming any broken record"
+    )
     add_state_option(verify)
     verify.set_defaults(handler=verify_chain)
 
@@ -32,7 +34,8 @@ def show_records(args: argparse.Namespace) -> int:
             continue
         when = time.strftime("%H:%M:%S", time.localtime(record.time))
         data = json.dumps(record.data, sort_keys=True)
-        print(f"{record.seq:>6} {when} {record.run_id} {record.step_id or '-'} {record.event} {data[:160]}")
+        step = record.step_id or "-"
+        print(f"{record.seq:>6} {when} {record.run_id} {step} {record.event} {data[:160]}")
     return OK
 
 

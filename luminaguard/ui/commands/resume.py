@@ -14,7 +14,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add the ``resume`` subcommand."""
     parser = commands.add_parser("resume", help="continue a run after approvals or a crash")
     parser.add_argument("run_id", metavar="RUN")
-    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="steps running at once")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="steps running at once"
+    )
     add_state_option(parser)
     parser.set_defaults(handler=run)
 

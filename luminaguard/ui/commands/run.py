@@ -24,13 +24,21 @@ from luminaguard.ui.state import add_state_option, open_store
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` subcommand."""
-    parser = commands.add_parser("run", help="compile and run a workload; Red steps halt for approval")
+    parser = commands.add_parser(
+        "run", help="compile and run a workload; Red steps halt for approval"
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders")
-    parser.add_argument("--workload", metavar="NAME", help="the workload to run (needed if several)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a param")
+    parser.add_argument(
+        "--workload", metavar="NAME", help="the workload to run (needed if several)"
+    )
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="override a param"
+    )
     parser.add_argument("--backend", default=DEFAULT, help=f"where steps run (default: {DEFAULT})")
     parser.add_argument("--run-id", metavar="ID", help="name the run (default: generated)")
-    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="steps running at once")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="steps running at once"
+    )
     add_state_option(parser)
     parser.set_defaults(handler=run)
 
@@ -48,11 +56,14 @@ def report_result(result: RunResult, store: RunStore) -> int:
             print(f"  {step_id}: {record.state}: {record.error}")
     if result.state == "halted":
         for request in store.approvals("pending", result.run_id):
-            print(f"  {request.step_id}: awaiting approval: {request.card.get('action')} ({request.card.get('reason')})")
+            card = request.card
+            what = f"{card.get('action')} ({card.get('reason')})"
+            print(f"  {request.step_id}: awaiting approval: {what}")
         for step_id, record in result.steps.items():
             if record.state == "unknown":
                 print(f"  {step_id}: unknown: the runner stopped during it")
-        print(f"next: luminaguard approvals; luminaguard approve|deny {result.run_id} STEP; luminaguard resume {result.run_id}")
+        print(f"next: luminaguard approvals; luminaguard approve|deny {result.run_id} STEP")
+        print(f"      then: luminaguard resume {result.run_id}")
     return result.exit_code
 
 

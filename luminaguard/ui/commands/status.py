@@ -35,10 +35,14 @@ def run(args: argparse.Namespace) -> int:
         console.print(table)
         return OK
     record = store.run(args.run_id)
-    table = Table("#", "step", "state", "attempts", "detail", title=f"run {record.id}: {record.state}")
+    table = Table(
+        "#", "step", "state", "attempts", "detail", title=f"run {record.id}: {record.state}"
+    )
     for planned in record.plan.steps:
         step = store.steps(record.id)[planned.id]
-        detail = step.error or (f"exit {step.outputs.get('exit_code')}" if "exit_code" in step.outputs else "")
+        detail = step.error or (
+            f"exit {step.outputs.get('exit_code')}" if "exit_code" in step.outputs else ""
+        )
         table.add_row(str(planned.order), planned.id, step.state, str(step.attempts), detail)
     console.print(table)
     return OK
