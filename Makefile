@@ -13,9 +13,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO_STATE := .luminaguard-demo
+
+# Validate and plan everything, then run a workload in the namespace sandbox: it halts
+# (exit 3) at its Red step, is approved, resumes to completion, and the audit verifies.
 demo: $(STAMP)
 	$(BIN)/luminaguard validate examples/ policies/ workloads/
-	$(BIN)/luminaguard plan examples/ policies/
+	$(BIN)/luminaguard plan examples/ policies/ --workload repo-report
+	$(BIN)/luminaguard doctor
+	rm -rf $(DEMO_STATE)
+	$(BIN)/luminaguard run examples/04-sandbox-report --state $(DEMO_STATE) --run-id demo; \
+	  code=$$?; test $$code -eq 3 || { echo "expected exit 3 (halted), got $$code"; exit 1; }
+	$(BIN)/luminaguard approvals --state $(DEMO_STATE)
+	$(BIN)/luminaguard approve demo publish --state $(DEMO_STATE) --as demo --reason "make demo"
+	$(BIN)/luminaguard resume demo --state $(DEMO_STATE)
+	$(BIN)/luminaguard status demo --state $(DEMO_STATE)
+	$(BIN)/luminaguard audit verify --state $(DEMO_STATE)
+	cat $(DEMO_STATE)/runs/demo/agents/reporter/work/published/report.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,9 +45,10 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/compile_bench.py
+	$(BIN)/python bench/sandbox_bench.py
 
 schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage $(DEMO_STATE) .luminaguard

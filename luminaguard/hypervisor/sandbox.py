@@ -82,6 +82,7 @@ class SandboxBackend:
         args = [
             f"workdir={spec.workdir}",
             f"root={sandbox.root}",
+            f"parent={os.getpid()}",
             f"cpu_seconds={spec.cpu_seconds}",
             f"memory_mib={spec.memory_mib}",
             f"pids={spec.pids}",

@@ -2,7 +2,8 @@
 
 Standard library only, and only the cheap part of it (start-up time is spawn time);
 started as ``python3 -I -S sandbox_init.py KEY=VALUE... -- ARGV...`` where the keys are
-workdir, root, cpu_seconds, memory_mib, pids, network (0/1), cgroup (a cgroup.procs
+workdir, root, parent (the runner's pid), cpu_seconds, memory_mib, pids, network (0/1),
+cgroup (a cgroup.procs
 file; repeated), mount (SOURCE:TARGET:ro|rw; repeated) and env (NAME=VALUE; repeated).
 
 1. dies with its parent (PR_SET_PDEATHSIG) and joins the cgroups it is given;
@@ -24,6 +25,7 @@ import _signal  # type: ignore[import-not-found]
 import ctypes
 import os
 import resource  # imported now: after the pivot the host's library is out of sight
+import select
 import sys
 
 TYPE_CHECKING = False  # mypy treats this name as true; importing typing costs spawn time
@@ -147,9 +149,20 @@ def drop_privileges(as_root: bool) -> None:
     check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
 
 
-def child(spec: Spec, argv: list[str], as_root: bool) -> None:
+def orphaned(lifeline: int) -> bool:
+    """Whether the helper died before we armed PDEATHSIG (its end of the pipe is closed).
+
+    Across the PID namespace getppid() says 0 whether or not the parent lives.
+    """
+    readable, _, _ = select.select([lifeline], [], [], 0)
+    return bool(readable)
+
+
+def child(spec: Spec, argv: list[str], as_root: bool, lifeline: int) -> None:
     """PID 1 of the sandbox: build the root, limit, drop privileges, exec."""
     check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
+    if orphaned(lifeline):
+        raise SetupError("the sandbox helper died during setup")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     check(libc.sethostname(b"luminaguard", 11), "sethostname")
     root = spec["root"]
@@ -158,6 +171,9 @@ def child(spec: Spec, argv: list[str], as_root: bool) -> None:
     os.chdir("/work")
     limit(spec)
     drop_privileges(as_root)
+    if orphaned(lifeline):
+        raise SetupError("the sandbox helper died during setup")
+    os.close(lifeline)
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": "/work",
@@ -218,6 +234,8 @@ def main() -> int:
     as_root = os.getuid() == 0
     try:
         check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
+        if "parent" in spec and os.getppid() != int(spec["parent"]):
+            return SETUP_FAILED  # the runner died before PDEATHSIG was armed: do nothing
         for procs in spec.get("cgroups", []):
             with open(procs, "w") as f:
                 f.write(str(os.getpid()))
@@ -230,13 +248,16 @@ def main() -> int:
     except (SetupError, OSError) as exc:
         sys.stderr.write(f"luminaguard-sandbox: {exc}\n")
         return SETUP_FAILED
+    lifeline, keep_alive = os.pipe()  # the child sees EOF on it once this process is gone
     pid = os.fork()
     if pid == 0:
+        os.close(keep_alive)
         try:
-            child(spec, argv, as_root)
+            child(spec, argv, as_root, lifeline)
         except (SetupError, OSError) as exc:
             sys.stderr.write(f"luminaguard-sandbox: {exc}\n")
         os._exit(SETUP_FAILED)
+    os.close(lifeline)
     return relay(pid)
 
 

@@ -15,8 +15,8 @@ from tests.conftest import FIXTURES, ROOT, CliRunner
 def test_validate_examples_and_policies(cli: CliRunner) -> None:
     result = cli("validate", "examples/", "policies/")
     assert result.code == 0
-    assert result.out.startswith("ok: 10 documents in 6 files")
-    assert "3 workloads compiled" in result.out
+    assert result.out.startswith("ok: 13 documents in 7 files")
+    assert "4 workloads compiled" in result.out
 
 
 def test_validate_workloads_with_policies(cli: CliRunner) -> None:
@@ -69,7 +69,10 @@ def test_bad_param_syntax(cli: CliRunner) -> None:
 def test_json_needs_a_single_workload(cli: CliRunner) -> None:
     result = cli("plan", "--json", "examples/", "policies/")
     assert result.code == 1
-    assert "choose one with --workload (hello, repo-report, research)" in result.err
+    assert (
+        "choose one with --workload (hello, repo-report, repo-report-sandbox, research)"
+        in result.err
+    )
 
 
 def test_no_workloads(cli: CliRunner) -> None:

@@ -1,0 +1,152 @@
+"""The namespace sandbox, for real: isolation, limits, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor.base import ExecResult, Mount, SandboxSpec
+from luminaguard.hypervisor.sandbox import SandboxBackend
+
+pytestmark = pytest.mark.usefixtures("sandbox")
+
+
+def run_in_sandbox(tmp_path: Path, command: str, timeout: float = 20, **spec: object) -> ExecResult:
+    async def go() -> ExecResult:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work", **spec))  # type: ignore[arg-type]
+        try:
+            return await backend.exec(handle, command, timeout)
+        finally:
+            await backend.destroy(handle)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP server on the host's loopback that accepts connections."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                server.accept()[0].close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_a_command_runs_as_an_unprivileged_user(tmp_path: Path) -> None:
+    result = run_in_sandbox(tmp_path, "id -u; hostname; pwd; echo $HOME")
+    assert result.ok, result.stderr
+    uid, host, cwd, home = result.stdout.split()
+    assert uid == ("65534" if os.getuid() == 0 else "0")
+    assert (host, cwd, home) == ("luminaguard", "/work", "/work")
+
+
+def test_the_host_network_is_unreachable(tmp_path: Path, listener: int) -> None:
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {listener}), timeout=3)"
+    # the host side works: the listener accepts from outside the sandbox
+    socket.create_connection(("127.0.0.1", listener), timeout=3).close()
+    result = run_in_sandbox(tmp_path, f'python3 -c "{probe}"')
+    assert result.exit_code != 0
+    assert "Network is unreachable" in result.stderr or "Errno 101" in result.stderr
+    interfaces = run_in_sandbox(tmp_path, "cat /proc/net/dev").stdout
+    assert "lo:" in interfaces and "eth" not in interfaces
+
+
+def test_nothing_outside_the_work_folder_is_writable(tmp_path: Path) -> None:
+    for target in ("/etc/x", "/usr/x", "/x", "/bin/x", "/data/x"):
+        result = run_in_sandbox(tmp_path, f"echo bad > {target}")
+        assert result.exit_code != 0, target
+    assert run_in_sandbox(tmp_path, "echo good > /work/ok && cat /work/ok").stdout == "good\n"
+    assert (tmp_path / "work" / "ok").read_text() == "good\n"
+
+
+def test_the_sandbox_tmp_is_private(tmp_path: Path) -> None:
+    marker = f"luminaguard-private-{os.getpid()}"
+    assert run_in_sandbox(tmp_path, f"echo x > /tmp/{marker}").ok
+    assert not Path("/tmp", marker).exists()
+
+
+def test_host_files_outside_the_system_folders_are_invisible(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret")
+    result = run_in_sandbox(tmp_path, f"cat {secret}; ls /root; ls /home")
+    assert "s3cret" not in result.stdout
+    assert result.exit_code != 0
+
+
+def test_host_processes_are_invisible(tmp_path: Path) -> None:
+    result = run_in_sandbox(tmp_path, "ls /proc | grep -E '^[0-9]+$'; cat /proc/1/cmdline")
+    pids = [int(line) for line in result.stdout.splitlines() if line.isdigit()]
+    assert max(pids) < 10 and len(pids) <= 4, pids
+    assert str(os.getpid()) not in result.stdout.split()
+    assert "pytest" not in result.stdout
+
+
+def test_read_only_mount(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.txt").write_text("hello")
+    mount = (Mount(data, "/data/in", read_only=True),)
+    assert run_in_sandbox(tmp_path, "cat /data/in/in.txt", mounts=mount).stdout == "hello"
+    assert not run_in_sandbox(tmp_path, "echo x > /data/in/new", mounts=mount).ok
+
+
+def test_memory_limit_fails_cleanly(tmp_path: Path) -> None:
+    result = run_in_sandbox(
+        tmp_path, "python3 -c 'x = bytearray(300 * 1024 * 1024); print(len(x))'", memory_mib=64
+    )
+    assert not result.ok
+    assert result.failure() in ("killed: over its memory limit", "exited with code 1")
+    assert "314572800" not in result.stdout
+
+
+def test_process_limit(tmp_path: Path) -> None:
+    result = run_in_sandbox(tmp_path, "for i in $(seq 40); do sleep 5 & done; wait", pids=8)
+    assert not result.ok
+    assert "fork" in result.stderr.lower() or "resource" in result.stderr.lower()
+
+
+def test_cpu_time_limit(tmp_path: Path) -> None:
+    result = run_in_sandbox(tmp_path, "while :; do :; done", cpu_seconds=1, timeout=20)
+    assert not result.ok and not result.timed_out
+    assert result.failure() in ("killed by signal 9", "killed by signal 24")
+
+
+def test_timeout_kills_the_whole_sandbox(tmp_path: Path) -> None:
+    result = run_in_sandbox(tmp_path, "sleep 30 & sleep 30; echo never", timeout=0.5)
+    assert result.timed_out and "never" not in result.stdout
+    assert result.duration < 5
+    assert result.failure() is not None and "timed out" in result.failure()  # type: ignore[operator]
+
+
+def test_output_is_capped(tmp_path: Path) -> None:
+    result = run_in_sandbox(tmp_path, "head -c 3000000 /dev/zero | tr '\\0' a")
+    assert result.ok and result.truncated
+    assert len(result.stdout) == 1 << 20
+
+
+def test_setup_failure_is_reported(tmp_path: Path) -> None:
+    missing = (Mount(tmp_path / "nope", "/data/nope"),)
+    result = run_in_sandbox(tmp_path, "true", mounts=missing)
+    assert result.exit_code == 125
+    assert "luminaguard-sandbox: mount /" in (result.failure() or "")

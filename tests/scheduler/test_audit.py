@@ -1,0 +1,93 @@
+"""The audit chain detects edited, removed and reordered records, naming them."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from luminaguard.scheduler.audit import GENESIS, AuditLog, Redactor
+from tests.conftest import CliRunner
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> tuple[AuditLog, Path]:
+    path = tmp_path / "runs.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    audit = AuditLog(db, Redactor(["hunter2-secret"]))
+    for i in range(1, 6):
+        audit.append("r", f"s{i}", "step.succeeded", {"n": i, "out": "password=hunter2-secret"})
+    return audit, path
+
+
+def test_intact_chain_verifies(log: tuple[AuditLog, Path]) -> None:
+    audit, _ = log
+    assert audit.verify() == []
+    records = audit.records()
+    assert [r.seq for r in records] == [1, 2, 3, 4, 5]
+    assert records[0].prev == GENESIS and records[1].prev == records[0].hash
+    assert audit.head() == records[-1].hash
+
+
+def test_secrets_are_redacted(log: tuple[AuditLog, Path]) -> None:
+    audit, path = log
+    assert audit.records()[0].data["out"] == "password=***"
+    raw = path.read_bytes()
+    assert b"hunter2-secret" not in raw
+
+
+def test_an_edited_record_is_named(log: tuple[AuditLog, Path]) -> None:
+    audit, _ = log
+    audit.db.execute("""UPDATE audit SET data = '{"n": 30}' WHERE seq = 3""")
+    assert audit.verify() == ["record 3: content does not match its hash (edited)"]
+
+
+def test_an_edited_event_name_is_named(log: tuple[AuditLog, Path]) -> None:
+    audit, _ = log
+    audit.db.execute("UPDATE audit SET event = 'step.failed' WHERE seq = 2")
+    assert audit.verify() == ["record 2: content does not match its hash (edited)"]
+
+
+def test_a_removed_record_is_named(log: tuple[AuditLog, Path]) -> None:
+    audit, _ = log
+    audit.db.execute("DELETE FROM audit WHERE seq = 2")
+    problems = audit.verify()
+    assert "record 3: expected record 2 here (records removed)" in problems
+    assert "record 3: does not follow record 2 (removed or reordered)" in problems
+
+
+def test_reordered_records_are_named(log: tuple[AuditLog, Path]) -> None:
+    audit, _ = log
+    audit.db.execute("UPDATE audit SET seq = -1 WHERE seq = 2")
+    audit.db.execute("UPDATE audit SET seq = 2 WHERE seq = 4")
+    audit.db.execute("UPDATE audit SET seq = 4 WHERE seq = -1")
+    problems = audit.verify()
+    assert any(p.startswith("record 2:") for p in problems)
+    assert any(p.startswith("record 4:") for p in problems)
+
+
+def test_a_rehashed_edit_breaks_the_next_link(log: tuple[AuditLog, Path]) -> None:
+    """Recomputing the edited record's own hash does not help: the next record names it."""
+    from luminaguard.scheduler.audit import record_hash
+
+    audit, _ = log
+    row = audit.db.execute(
+        "SELECT seq, time, run_id, step_id, event, prev FROM audit WHERE seq = 3"
+    ).fetchone()
+    forged = record_hash(row[5], row[0], row[1], row[2], row[3], row[4], '{"n": 30}')
+    audit.db.execute("UPDATE audit SET data = '{\"n\": 30}', hash = ? WHERE seq = 3", (forged,))
+    assert audit.verify() == ["record 4: does not follow record 3 (removed or reordered)"]
+
+
+def test_cli_verify_names_the_record(cli: CliRunner, log: tuple[AuditLog, Path]) -> None:
+    audit, path = log
+    state = str(path.parent)
+    assert cli("audit", "verify", "--state", state).code == 0
+    shown = cli("audit", "show", "--state", state)
+    assert "step.succeeded" in shown.out and "hunter2-secret" not in shown.out
+    assert cli("audit", "show", "r", "--json", "--state", state).out.count("\n") == 5
+    audit.db.execute("UPDATE audit SET step_id = 'x' WHERE seq = 4")
+    result = cli("audit", "verify", "--state", state)
+    assert result.code == 1
+    assert result.out == "audit: record 4: content does not match its hash (edited)\n"
