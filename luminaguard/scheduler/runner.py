@@ -130,6 +130,9 @@ class _Execution:
         self.store.audit.redact = Redactor(secrets)
 
     async def loop(self) -> None:
+        # the runner is the only writer while it drives: read every step once, then only
+        # the step whose task just ended
+        self.states = self.store.steps(self.run_id)
         running: dict[str, asyncio.Task[None]] = {}
         while True:
             self._launch_ready(running)
@@ -138,23 +141,22 @@ class _Execution:
             done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
             for step_id in [s for s, task in running.items() if task in done]:
                 running.pop(step_id).result()
+                self.states[step_id] = self.store.step(self.run_id, step_id)
 
     def _launch_ready(self, running: dict[str, asyncio.Task[None]]) -> None:
-        states = self.store.steps(self.run_id)
+        states = self.states
         for step in self.plan.steps:
             if states[step.id].state != "pending" or step.id in running:
                 continue
             blocked = [n for n in step.needs if states[n].state in BLOCKING]
             if blocked:
-                self._set(
-                    step.id, "skipped", "step.skipped", {"because": f"{blocked[0]} did not succeed"}
-                )
-                states = self.store.steps(self.run_id)
-            elif (
-                all(states[n].state == "succeeded" for n in step.needs)
-                and len(running) < self.runner.concurrency
+                because: dict[str, object] = {"because": f"{blocked[0]} did not succeed"}
+                self._set(step.id, "skipped", "step.skipped", because)
+                states[step.id] = self.store.step(self.run_id, step.id)
+            elif len(running) < self.runner.concurrency and all(
+                states[n].state == "succeeded" for n in step.needs
             ):
-                running[step.id] = asyncio.create_task(self.step(step, states))
+                running[step.id] = asyncio.create_task(self.step(step, dict(states)))
 
     def _set(
         self,
@@ -169,7 +171,9 @@ class _Execution:
 
     async def step(self, step: PlannedStep, states: Mapping[str, StepRecord]) -> None:
         """Decide whether, and how, one step runs; then run it."""
-        context = template_context(self.plan, states)
+        # only steps with a condition or run-time arguments need the outputs of earlier steps
+        needed = step.when is not None or step.runtime
+        context = template_context(self.plan, states) if needed else {}
         try:
             if not should_run(step, context):
                 self._set(
@@ -181,10 +185,13 @@ class _Execution:
             self._set(step.id, "failed", "step.failed", {}, str(exc))
             return
         decision = self.classifier.decide(step, action)
-        self.store.audit_event(self.run_id, step.id, "decision", _decision_record(action, decision))
-        if decision.risk == "red" and not self._gate(step, action, decision):
-            return
-        await self._execute(step, action)
+        record: dict[str, object] | None = _decision_record(action, decision)
+        if decision.risk == "red":
+            self.store.audit_event(self.run_id, step.id, "decision", record or {})
+            if not self._gate(step, action, decision):
+                return
+            record = None  # audited already
+        await self._execute(step, action, record)
 
     def _gate(self, step: PlannedStep, action: Action, decision: Decision) -> bool:
         """Whether an approval for exactly this action lets the step run now."""
@@ -227,13 +234,16 @@ class _Execution:
             self.sandboxes[agent] = await self.runner.backend.create(spec)
         return self.sandboxes[agent]
 
-    async def _execute(self, step: PlannedStep, action: Action) -> None:
+    async def _execute(
+        self, step: PlannedStep, action: Action, decision: dict[str, object] | None
+    ) -> None:
         timeout = step.timeout or self.plan.agents[step.agent].spec.limits.timeout
         tries = 1 + (step.retries if step.idempotent else 0)
         for attempt_number in range(1, tries + 1):
             attempt = self.store.begin_attempt(
-                self.run_id, step.id, action.content_hash(), {"action": action.describe()}
+                self.run_id, step.id, action.content_hash(), {"action": action.describe()}, decision
             )
+            decision = None  # audited with the first attempt
             self.runner.reporter.step(step.id, "running", action.describe())
             outputs, error = await self._act(step, action, timeout)
             last = error is None or attempt_number == tries

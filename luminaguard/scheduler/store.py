@@ -149,17 +149,14 @@ class RunStore:
         """Close the database."""
         self.db.close()
 
-    def _write(
-        self,
-        statements: list[tuple[str, tuple[Any, ...]]],
-        audit: tuple[str, str | None, str, dict[str, Any]],
-    ) -> None:
-        """Run ``statements`` and append the audit record in one transaction."""
+    def _write(self, statements: list[Statement], *audits: AuditEntry) -> None:
+        """Run ``statements`` and append the audit records in one transaction."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for sql, params in statements:
                 self.db.execute(sql, params)
-            self.audit.append(*audit)
+            for audit in audits:
+                self.audit.append(*audit)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -230,10 +227,27 @@ class RunStore:
             (run_id, step_id, event, record),
         )
 
+    def step(self, run_id: str, step_id: str) -> StepRecord:
+        """One step of the run."""
+        row = self.db.execute(
+            "SELECT step_id, state, attempts, action_hash, outputs, error FROM steps"
+            " WHERE run_id = ? AND step_id = ?",
+            (run_id, step_id),
+        ).fetchone()
+        return StepRecord(row[0], row[1], row[2], row[3], json.loads(row[4] or "{}"), row[5])
+
     def begin_attempt(
-        self, run_id: str, step_id: str, action_hash: str, data: dict[str, Any]
+        self,
+        run_id: str,
+        step_id: str,
+        action_hash: str,
+        data: dict[str, Any],
+        decision: dict[str, Any] | None = None,
     ) -> int:
-        """Journal that an attempt starts, before it starts; return its number."""
+        """Journal that an attempt starts, before it starts; return its number.
+
+        ``decision``, when given, is audited in the same transaction.
+        """
         (attempts,) = self.db.execute(
             "SELECT attempts FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)
         ).fetchone()
@@ -245,6 +259,7 @@ class RunStore:
                 (_START_STEP, (attempt, action_hash, now, run_id, step_id)),
                 (_INSERT_ATTEMPT, (run_id, step_id, attempt, now)),
             ],
+            *([(run_id, step_id, "decision", decision)] if decision else []),
             (run_id, step_id, "step.started", record),
         )
         return attempt
