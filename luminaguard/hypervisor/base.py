@@ -99,8 +99,13 @@ class Backend(Protocol):
         """Prepare a sandbox for one agent (its work directory, its limits)."""
         ...
 
-    async def spawn(self, handle: SandboxHandle, argv: list[str]) -> asyncio.subprocess.Process:
-        """Start a process inside the sandbox with pipes on stdin, stdout and stderr."""
+    async def spawn(
+        self, handle: SandboxHandle, argv: list[str], env: dict[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
+        """Start a process inside the sandbox with pipes on stdin, stdout and stderr.
+
+        ``env`` adds to the sandbox's environment for this process only.
+        """
         ...
 
     async def exec(self, handle: SandboxHandle, command: str, timeout: float) -> ExecResult:

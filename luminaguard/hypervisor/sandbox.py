@@ -77,7 +77,9 @@ class SandboxBackend:
         root.mkdir(parents=True, exist_ok=True)
         return Sandbox(spec, root)
 
-    def _helper_args(self, sandbox: Sandbox, cgroups: list[str]) -> list[str]:
+    def _helper_args(
+        self, sandbox: Sandbox, cgroups: list[str], env: dict[str, str] | None = None
+    ) -> list[str]:
         spec = sandbox.spec
         args = [
             f"workdir={spec.workdir}",
@@ -92,18 +94,18 @@ class SandboxBackend:
         args += [
             f"mount={m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
         ]
-        args += [f"env={name}={value}" for name, value in spec.env.items()]
+        args += [f"env={name}={value}" for name, value in {**spec.env, **(env or {})}.items()]
         return args
 
     async def _start(
-        self, sandbox: Sandbox, argv: list[str]
+        self, sandbox: Sandbox, argv: list[str], env: dict[str, str] | None = None
     ) -> tuple[asyncio.subprocess.Process, CgroupLimits]:
         spec = sandbox.spec
         limits = CgroupLimits(
             f"{spec.name}-{uuid.uuid4().hex[:8]}", spec.memory_mib << 20, spec.pids
         )
         cgroups = limits.create()
-        helper = [sys.executable, "-I", "-S", str(HELPER), *self._helper_args(sandbox, cgroups)]
+        helper = [sys.executable, "-I", "-S", str(HELPER), *self._helper_args(sandbox, cgroups, env)]
         process = await asyncio.create_subprocess_exec(
             *helper,
             "--",
@@ -116,10 +118,12 @@ class SandboxBackend:
         sandbox.processes.add(process)
         return process, limits
 
-    async def spawn(self, handle: SandboxHandle, argv: list[str]) -> asyncio.subprocess.Process:
+    async def spawn(
+        self, handle: SandboxHandle, argv: list[str], env: dict[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
         """Start a long-lived process (e.g. an MCP stdio server) in the sandbox."""
         assert isinstance(handle, Sandbox)
-        process, limits = await self._start(handle, argv)
+        process, limits = await self._start(handle, argv, env)
 
         async def cleanup() -> None:
             await process.wait()

@@ -1,0 +1,119 @@
+"""Driving the official MCP SDK's ClientSession over streams this package provides.
+
+A session lives in a task of its own (anyio cancel scopes must be left by the task
+that entered them); any task may then list and call tools through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import mcp_types as types
+from mcp import ClientSession
+
+from luminaguard.transport.base import HINTS, ToolInfo, ToolResult, TransportError
+
+_SNAKE = {"readOnlyHint": "read_only_hint", "destructiveHint": "destructive_hint",
+          "idempotentHint": "idempotent_hint", "openWorldHint": "open_world_hint"}  # fmt: skip
+
+
+def tool_info(tool: types.Tool) -> ToolInfo:
+    """Our view of an SDK tool: only the hints the server actually gave."""
+    annotations: dict[str, bool] = {}
+    if tool.annotations is not None:
+        for hint in HINTS:
+            value = getattr(tool.annotations, _SNAKE[hint], None)
+            if value is not None:
+                annotations[hint] = bool(value)
+    return ToolInfo(tool.name, tool.description or "", dict(tool.input_schema), annotations)
+
+
+def tool_result(result: Any) -> ToolResult:
+    """Text (joined), structured content and the error flag of a tools/call result."""
+    if not isinstance(result, types.CallToolResult):
+        raise TransportError(f"unexpected tools/call result: {type(result).__name__}")
+    texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
+    return ToolResult("\n".join(texts), result.structured_content, bool(result.is_error))
+
+
+SessionFactory = Callable[[], contextlib.AbstractAsyncContextManager[ClientSession]]
+
+
+class SessionClient:
+    """A ToolClient over an SDK session that a dedicated task opens, holds and closes."""
+
+    def __init__(self, name: str, factory: SessionFactory) -> None:
+        self.name = name
+        self._factory = factory
+        self._session: ClientSession | None = None
+        self._ready = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _hold(self) -> None:
+        try:
+            async with self._factory() as session:
+                await session.initialize()
+                self._session = session
+                self._ready.set()
+                await self._closing.wait()
+        except BaseException as exc:  # reported to whoever waits for the session
+            self._failure = exc
+        finally:
+            self._session = None
+            self._ready.set()
+
+    async def start(self, timeout: float) -> None:
+        """Open the session and complete the MCP handshake."""
+        self._task = asyncio.get_running_loop().create_task(self._hold())
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError as exc:
+            await self.aclose()
+            raise TransportError(f"MCP server {self.name!r} was not ready within {timeout:.0f}s") from exc
+        if self._session is None:
+            raise TransportError(f"MCP server {self.name!r} failed to start: {self._failure!r}")
+
+    @contextlib.asynccontextmanager
+    async def _use(self, what: str) -> AsyncIterator[ClientSession]:
+        if self._session is None:
+            raise TransportError(f"MCP server {self.name!r} is not connected ({self._failure!r})")
+        try:
+            yield self._session
+        except TransportError:
+            raise
+        except Exception as exc:
+            raise TransportError(f"MCP server {self.name!r}: {what} failed: {exc}") from exc
+
+    async def list_tools(self) -> list[ToolInfo]:
+        """Every tool, following pagination."""
+        tools: list[ToolInfo] = []
+        cursor: str | None = None
+        async with self._use("tools/list") as session:
+            while True:
+                params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+                page = await session.list_tools(params=params)
+                tools += [tool_info(tool) for tool in page.tools]
+                cursor = page.next_cursor
+                if not cursor:
+                    return tools
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
+        """Call a tool; a timeout or protocol error raises TransportError."""
+        async with self._use(f"tools/call {name}") as session:
+            try:
+                result = await asyncio.wait_for(session.call_tool(name, arguments), timeout)
+            except TimeoutError as exc:
+                raise TransportError(f"tools/call {name} timed out after {timeout:.0f}s") from exc
+            return tool_result(result)
+
+    async def aclose(self) -> None:
+        """Close the session (and with it the streams) from its own task."""
+        self._closing.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, 10)

@@ -1,0 +1,82 @@
+"""``mcp_stdio``: an MCP server's stdio, the server started inside the agent's sandbox.
+
+The hypervisor layer spawns the process; two pumps carry newline-delimited JSON-RPC
+between its pipes and the SDK session's in-memory streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio
+import mcp_types as types
+from mcp import ClientSession
+from mcp.shared.message import SessionMessage
+
+from luminaguard.hypervisor.base import Backend, SandboxHandle
+from luminaguard.transport.mcp_session import SessionClient
+
+_LINE_LIMIT = 64 << 20  # one JSON-RPC message per line; tool results can be large
+
+
+def _parse(line: bytes) -> SessionMessage | Exception:
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except ValueError as exc:
+        return exc
+
+
+async def _pump_out(process: asyncio.subprocess.Process, sink: anyio.abc.ObjectSendStream[SessionMessage | Exception]) -> None:
+    assert process.stdout is not None
+    async with sink:
+        while True:
+            try:
+                line = await process.stdout.readline()
+            except (ValueError, asyncio.LimitOverrunError) as exc:
+                await sink.send(exc)
+                return
+            if not line:
+                return
+            if line.strip():
+                await sink.send(_parse(line))
+
+
+async def _pump_in(process: asyncio.subprocess.Process, source: anyio.abc.ObjectReceiveStream[SessionMessage]) -> None:
+    assert process.stdin is not None
+    async with source:
+        async for message in source:
+            data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+            process.stdin.write(data.encode() + b"\n")
+            await process.stdin.drain()
+
+
+@contextlib.asynccontextmanager
+async def _session(
+    backend: Backend, handle: SandboxHandle, argv: list[str], env: dict[str, str]
+) -> AsyncIterator[ClientSession]:
+    process = await backend.spawn(handle, argv, env)
+    to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+    session_writes, to_server = anyio.create_memory_object_stream[SessionMessage](16)
+    pumps = [
+        asyncio.get_running_loop().create_task(_pump_out(process, to_session)),
+        asyncio.get_running_loop().create_task(_pump_in(process, to_server)),
+    ]
+    try:
+        async with ClientSession(session_reads, session_writes) as session:
+            yield session
+    finally:
+        for pump in pumps:
+            pump.cancel()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        await process.wait()
+
+
+def stdio_client(
+    name: str, backend: Backend, handle: SandboxHandle, argv: list[str], env: dict[str, str]
+) -> SessionClient:
+    """A not-yet-started client for the stdio server ``argv`` inside ``handle``."""
+    return SessionClient(name, lambda: _session(backend, handle, argv, env))
