@@ -10,9 +10,11 @@ from pydantic import JsonValue
 
 from luminaguard.compiler.catalog import Catalog
 from luminaguard.compiler.dag import build_graph
+from luminaguard.compiler.lock import LockedTool, ToolLock
 from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedStep
 from luminaguard.compiler.references import check_references
 from luminaguard.compiler.steps import RenderedStep, StepRenderer, compile_context
+from luminaguard.compiler.tools import check_call, locked_tool
 from luminaguard.config.diagnostics import ConfigError, Diagnostic
 from luminaguard.config.loader import LoadResult, load_documents
 from luminaguard.config.models import Step, WorkloadDocument
@@ -34,6 +36,7 @@ class Bundle:
     loaded: LoadResult
     catalog: Catalog
     problems: list[Diagnostic] = field(default_factory=list)
+    lock: ToolLock | None = None
     _engines: dict[str, PolicyEngine] = field(default_factory=dict)
 
     def engine(self, policy: str) -> PolicyEngine:
@@ -75,12 +78,12 @@ class Bundle:
         )
 
 
-def load_bundle(paths: Iterable[str]) -> Bundle:
+def load_bundle(paths: Iterable[str], lock: ToolLock | None = None) -> Bundle:
     """Load, validate, index and cross-check every document under ``paths``."""
     loaded = load_documents(paths)
     catalog, duplicates = Catalog.build(loaded)
     problems = [*loaded.diagnostics, *duplicates, *check_references(catalog)]
-    return Bundle(loaded, catalog, problems)
+    return Bundle(loaded, catalog, problems, lock)
 
 
 def _params(workload: WorkloadDocument, overrides: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
@@ -93,10 +96,13 @@ def _params(workload: WorkloadDocument, overrides: Mapping[str, JsonValue]) -> d
     return {**workload.spec.params, **overrides}
 
 
-def _action(step: Step, rendered: RenderedStep) -> Action:
+def _action(step: Step, rendered: RenderedStep, locked: LockedTool | None) -> Action:
     if step.run is not None:
         return Action(kind="run", command=rendered.command)
-    return Action(kind="call", server=step.server, tool=step.tool, args=rendered.args)
+    annotations = dict(locked.annotations) if locked else None  # unknown without a lock
+    return Action(
+        kind="call", server=step.server, tool=step.tool, args=rendered.args, annotations=annotations
+    )
 
 
 def _planned_step(
@@ -104,7 +110,8 @@ def _planned_step(
 ) -> PlannedStep:
     agent = bundle.catalog.agent(step.agent)
     assert agent is not None
-    action = _action(step, rendered)
+    locked = locked_tool(bundle.lock, step)
+    action = _action(step, rendered, locked)
     decision = None if rendered.runtime else bundle.engine(agent.spec.policy).decide(action)
     return PlannedStep(
         order=order,
@@ -118,6 +125,7 @@ def _planned_step(
         idempotent=step.idempotent,
         runtime=rendered.runtime,
         decision=decision,
+        locked_tool=locked.fingerprint() if locked else None,
         source=where,
     )
 
@@ -155,6 +163,9 @@ def compile_workload(
         sid: StepRenderer(document, index[sid], graph, context).render() for sid in graph.order
     }
     problems += [problem for result in rendered.values() for problem in result.problems]
+    for sid, result in rendered.items():
+        step = workload.spec.steps[index[sid]]
+        problems += check_call(document, index[sid], step, bundle.lock, result.args, result.runtime)
     if problems or not _resolvable(bundle, workload):
         return None, problems
     steps = [
@@ -194,9 +205,10 @@ def compile_paths(
     paths: Iterable[str],
     workload: str | None = None,
     overrides: Mapping[str, JsonValue] | None = None,
+    lock: ToolLock | None = None,
 ) -> tuple[Bundle, list[Plan]]:
     """Compile every workload under ``paths`` (or only ``workload``); raise on any problem."""
-    bundle = load_bundle(paths)
+    bundle = load_bundle(paths, lock)
     names = _selected(bundle, workload, bool(overrides))
     plans: list[Plan] = []
     problems: list[Diagnostic] = list(bundle.problems)

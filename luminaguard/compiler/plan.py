@@ -37,6 +37,9 @@ class PlannedStep(_Frozen):
     idempotent: bool = False
     runtime: bool = Field(description="arguments known only at run time: classified before running")
     decision: Decision | None = None
+    locked_tool: dict[str, Any] | None = Field(
+        default=None, description="the called tool as locked: annotations and hashes"
+    )
     source: str = Field(description="FILE:LINE:COL of the step")
 
     @property

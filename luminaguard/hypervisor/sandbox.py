@@ -105,7 +105,13 @@ class SandboxBackend:
             f"{spec.name}-{uuid.uuid4().hex[:8]}", spec.memory_mib << 20, spec.pids
         )
         cgroups = limits.create()
-        helper = [sys.executable, "-I", "-S", str(HELPER), *self._helper_args(sandbox, cgroups, env)]
+        helper = [
+            sys.executable,
+            "-I",
+            "-S",
+            str(HELPER),
+            *self._helper_args(sandbox, cgroups, env),
+        ]
         process = await asyncio.create_subprocess_exec(
             *helper,
             "--",

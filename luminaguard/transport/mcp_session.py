@@ -74,7 +74,9 @@ class SessionClient:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError as exc:
             await self.aclose()
-            raise TransportError(f"MCP server {self.name!r} was not ready within {timeout:.0f}s") from exc
+            raise TransportError(
+                f"MCP server {self.name!r} was not ready within {timeout:.0f}s"
+            ) from exc
         if self._session is None:
             raise TransportError(f"MCP server {self.name!r} failed to start: {self._failure!r}")
 

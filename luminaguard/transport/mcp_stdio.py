@@ -28,7 +28,10 @@ def _parse(line: bytes) -> SessionMessage | Exception:
         return exc
 
 
-async def _pump_out(process: asyncio.subprocess.Process, sink: anyio.abc.ObjectSendStream[SessionMessage | Exception]) -> None:
+async def _pump_out(
+    process: asyncio.subprocess.Process,
+    sink: anyio.abc.ObjectSendStream[SessionMessage | Exception],
+) -> None:
     assert process.stdout is not None
     async with sink:
         while True:
@@ -43,7 +46,9 @@ async def _pump_out(process: asyncio.subprocess.Process, sink: anyio.abc.ObjectS
                 await sink.send(_parse(line))
 
 
-async def _pump_in(process: asyncio.subprocess.Process, source: anyio.abc.ObjectReceiveStream[SessionMessage]) -> None:
+async def _pump_in(
+    process: asyncio.subprocess.Process, source: anyio.abc.ObjectReceiveStream[SessionMessage]
+) -> None:
     assert process.stdin is not None
     async with source:
         async for message in source:
