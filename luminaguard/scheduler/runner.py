@@ -34,6 +34,7 @@ from luminaguard.scheduler.runtime import (
     template_context,
 )
 from luminaguard.scheduler.store import RunStore, StepRecord
+from luminaguard.scheduler.tools import ToolBroker
 
 BLOCKING = frozenset({"failed", "denied", "skipped"})
 
@@ -123,6 +124,8 @@ class _Execution:
         self.plan = plan
         self.classifier = Classifier(plan)
         self.sandboxes: dict[str, SandboxHandle] = {}
+        self._creating: dict[str, asyncio.Lock] = {}
+        self.tools = ToolBroker(plan, runner.backend, self._sandbox, runner.environ)
         self.base = self.store.state_dir / "runs" / run_id
         secrets = [
             s for agent in plan.agents.values() for s in secret_values(agent, runner.environ)
@@ -185,6 +188,12 @@ class _Execution:
             self._set(step.id, "failed", "step.failed", {}, str(exc))
             return
         decision = self.classifier.decide(step, action)
+        if action.kind == "call":
+            try:
+                decision = await self.tools.drift(step, action, decision)
+            except StepError as exc:
+                self._set(step.id, "failed", "step.failed", {}, str(exc))
+                return
         record: dict[str, object] | None = _decision_record(action, decision)
         if decision.risk == "red":
             self.store.audit_event(self.run_id, step.id, "decision", record or {})
@@ -227,11 +236,17 @@ class _Execution:
         return self.base / "agents" / agent / "work"
 
     async def _sandbox(self, agent: str) -> SandboxHandle:
-        if agent not in self.sandboxes:
-            spec = sandbox_spec(
-                agent, self.plan.agents[agent], self._workdir(agent), self.runner.environ
-            )
-            self.sandboxes[agent] = await self.runner.backend.create(spec)
+        async with self._creating.setdefault(agent, asyncio.Lock()):
+            if agent not in self.sandboxes:
+                planned = self.plan.agents[agent]
+                wanted = planned.spec.pool or planned.spec.image
+                if wanted and self.runner.backend.name == "sandbox":
+                    raise StepError(
+                        f"agent {agent!r} asks for a micro-VM ({wanted}); the namespace sandbox "
+                        "is a weaker boundary and does not stand in for one: choose a VM backend"
+                    )
+                spec = sandbox_spec(agent, planned, self._workdir(agent), self.runner.environ)
+                self.sandboxes[agent] = await self.runner.backend.create(spec)
         return self.sandboxes[agent]
 
     async def _execute(
@@ -260,7 +275,7 @@ class _Execution:
         self, step: PlannedStep, action: Action, timeout: float
     ) -> tuple[dict[str, object], str | None]:
         if action.kind == "call":
-            return {}, "MCP call steps need the MCP transport, which this version does not have yet"
+            return await self.tools.call(step, action, timeout)
         try:
             sandbox = await self._sandbox(step.agent)
         except StepError as exc:
@@ -274,6 +289,7 @@ class _Execution:
         return outputs, result.failure()
 
     async def close(self) -> None:
+        await self.tools.aclose()
         for handle in self.sandboxes.values():
             await self.runner.backend.destroy(handle)
 

@@ -65,8 +65,10 @@ class ToolClient(Protocol):
         """Every tool the server offers."""
         ...
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
-        """Call one tool and wait for its result."""
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], timeout: float, idempotent: bool = False
+    ) -> ToolResult:
+        """Call one tool and wait for its result; ``idempotent`` allows a transport to retry."""
         ...
 
     async def aclose(self) -> None:

@@ -104,8 +104,10 @@ class SessionClient:
                 if not cursor:
                     return tools
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
-        """Call a tool; a timeout or protocol error raises TransportError."""
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], timeout: float, idempotent: bool = False
+    ) -> ToolResult:
+        """Call a tool; a timeout or protocol error raises TransportError (never retried here)."""
         async with self._use(f"tools/call {name}") as session:
             try:
                 result = await asyncio.wait_for(session.call_tool(name, arguments), timeout)

@@ -1,0 +1,124 @@
+"""``ToolBroker``: the MCP servers of one run, started on first use, compared with the lock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from luminaguard.compiler.lock import LockedTool, changes
+from luminaguard.compiler.plan import Plan, PlannedStep
+from luminaguard.config.models import McpServer, SecretRef
+from luminaguard.hypervisor.base import Backend, SandboxHandle
+from luminaguard.policy.action import Action, Decision
+from luminaguard.scheduler.runtime import StepError
+from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
+from luminaguard.transport.mcp_stdio import stdio_client
+
+STARTUP_TIMEOUT = 60.0
+DRIFT_RULE = "tool-changed-since-lock"
+
+
+def resolve(
+    values: Mapping[str, str | SecretRef], environ: Mapping[str, str], what: str
+) -> dict[str, str]:
+    """Plain values as written; secret references looked up in the runner's environment."""
+    resolved: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, SecretRef):
+            if value.from_env not in environ:
+                missing = f"secret {value.from_env!r} for {what} {key}"
+                raise StepError(f"{missing} is not set in the runner's environment")
+            resolved[key] = environ[value.from_env]
+        else:
+            resolved[key] = value
+    return resolved
+
+
+class ToolBroker:
+    """Connections to the MCP servers of a run's agents, and what each offers live."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        backend: Backend,
+        sandbox: Callable[[str], Awaitable[SandboxHandle]],
+        environ: Mapping[str, str],
+    ) -> None:
+        self.plan = plan
+        self.backend = backend
+        self.sandbox = sandbox
+        self.environ = environ
+        self.clients: dict[tuple[str, str], ToolClient] = {}
+        self.tools: dict[tuple[str, str], dict[str, ToolInfo]] = {}
+        self._starting: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def _connect(self, agent: str, name: str, server: McpServer) -> ToolClient:
+        if server.command is None:
+            from luminaguard.transport.mcp_http import http_client
+
+            headers = resolve(server.headers, self.environ, "header")
+            return await http_client(f"{agent}/{name}", server.endpoints, headers)
+        env = resolve(server.env, self.environ, "server env")
+        client = stdio_client(
+            f"{agent}/{name}",
+            self.backend,
+            await self.sandbox(agent),
+            [server.command, *server.args],
+            env,
+        )
+        await client.start(STARTUP_TIMEOUT)
+        return client
+
+    async def client(self, agent: str, name: str) -> tuple[ToolClient, dict[str, ToolInfo]]:
+        """The connection to an agent's server and its live tools (started on first use)."""
+        key = (agent, name)
+        async with self._starting.setdefault(key, asyncio.Lock()):
+            if key not in self.clients:
+                server = self.plan.agents[agent].spec.mcp_servers[name]
+                try:
+                    client = await self._connect(agent, name, server)
+                    self.clients[key] = client
+                    self.tools[key] = {tool.name: tool for tool in await client.list_tools()}
+                except TransportError as exc:
+                    raise StepError(str(exc)) from exc
+        return self.clients[key], self.tools[key]
+
+    async def drift(self, step: PlannedStep, action: Action, decision: Decision) -> Decision:
+        """The decision, made Red when the live tool differs from the locked one."""
+        _, tools = await self.client(step.agent, action.server or "")
+        live = tools.get(action.tool or "")
+        if live is None:
+            raise StepError(f"MCP server {action.server!r} has no tool {action.tool!r}")
+        if step.locked_tool is None:
+            return decision
+        locked = LockedTool.model_validate({**step.locked_tool, "input_schema": {}})
+        changed = changes(locked, LockedTool.of(live))
+        if not changed:
+            return decision
+        return Decision(
+            risk="red",
+            policy=decision.policy,
+            rule=DRIFT_RULE,
+            reason="tool changed since lock: " + "; ".join(changed),
+        )
+
+    async def call(
+        self, step: PlannedStep, action: Action, timeout: float
+    ) -> tuple[dict[str, object], str | None]:
+        """Call the tool; outputs, and the server's message when it reports an error."""
+        hints = action.annotations or {}
+        idempotent = step.idempotent or hints.get("idempotentHint", False)
+        try:
+            client, _ = await self.client(step.agent, action.server or "")
+            result = await client.call_tool(
+                action.tool or "", dict(action.args), timeout, idempotent
+            )
+        except (StepError, TransportError) as exc:
+            return {}, str(exc)
+        return result.outputs(), (f"tool error: {result.text}" if result.is_error else None)
+
+    async def aclose(self) -> None:
+        """Disconnect from every server (stdio servers are stopped)."""
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients.clear()
