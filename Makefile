@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench schemas clean
+.PHONY: demo test lint typecheck unit bench schemas clean mcp-servers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,11 +13,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+NPM_STAMP := mcp-servers/node_modules/.installed
+
+# The npm MCP servers the examples and tests use, pinned by mcp-servers/package-lock.json.
+$(NPM_STAMP): mcp-servers/package.json mcp-servers/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: MCP server tests will be skipped"; exit 0; }
+	cd mcp-servers && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+mcp-servers: $(NPM_STAMP)
+
 DEMO_STATE := .luminaguard-demo
 
 # Validate and plan everything, then run a workload in the namespace sandbox: it halts
 # (exit 3) at its Red step, is approved, resumes to completion, and the audit verifies.
-demo: $(STAMP)
+demo: $(STAMP) $(NPM_STAMP)
 	$(BIN)/luminaguard validate examples/ policies/ workloads/
 	$(BIN)/luminaguard plan examples/ policies/ --workload repo-report
 	$(BIN)/luminaguard doctor
@@ -38,7 +48,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(NPM_STAMP)
 	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=85
 
 test: lint typecheck unit

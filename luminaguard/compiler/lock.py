@@ -8,6 +8,7 @@ and treats calls to a tool that changed (a "rug pull") as Red.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -73,6 +74,13 @@ def load_lock(path: Path) -> ToolLock:
         raise UsageError(f"{path}: not a valid lock file: {exc}") from exc
 
 
+def add_lock_option(parser: argparse.ArgumentParser) -> None:
+    """``--lock FILE``: the lock to compile against (default: ./luminaguard.lock if present)."""
+    parser.add_argument(
+        "--lock", metavar="FILE", help=f"tool lock file (default: ./{LOCK_FILE} when it exists)"
+    )
+
+
 def find_lock(explicit: str | None) -> ToolLock | None:
     """The lock named on the command line, else ``luminaguard.lock`` here, else none."""
     if explicit:
@@ -83,10 +91,14 @@ def find_lock(explicit: str | None) -> ToolLock | None:
 
 def differences(locked: LockedServer, live: list[ToolInfo]) -> list[str]:
     """How the live tools differ from the locked ones, one line each."""
+    return server_differences(locked, LockedServer(tools={t.name: LockedTool.of(t) for t in live}))
+
+
+def server_differences(locked: LockedServer, now: LockedServer) -> list[str]:
+    """How one locked server differs from another, one line each."""
     found: list[str] = []
-    now = {tool.name: LockedTool.of(tool) for tool in live}
-    for name in sorted(set(locked.tools) | set(now)):
-        before, after = locked.tools.get(name), now.get(name)
+    for name in sorted(set(locked.tools) | set(now.tools)):
+        before, after = locked.tools.get(name), now.tools.get(name)
         if before is None:
             found.append(f"tool {name!r} is new since the lock")
         elif after is None:

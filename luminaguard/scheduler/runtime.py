@@ -133,12 +133,14 @@ def sandbox_spec(
     )  # fmt: skip
 
 
+def absolute_agent(agent: PlannedAgent) -> PlannedAgent:
+    """The agent with its ``base_dir`` made absolute."""
+    return agent.model_copy(update={"base_dir": str(Path(agent.base_dir).resolve())})
+
+
 def absolute_plan(plan: Plan) -> Plan:
     """The plan with each agent's ``base_dir`` made absolute, so runs resume from anywhere."""
-    agents = {
-        name: agent.model_copy(update={"base_dir": str(Path(agent.base_dir).resolve())})
-        for name, agent in plan.agents.items()
-    }
+    agents = {name: absolute_agent(agent) for name, agent in plan.agents.items()}
     return plan.model_copy(update={"agents": agents})
 
 

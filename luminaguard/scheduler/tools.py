@@ -12,6 +12,7 @@ from luminaguard.hypervisor.base import Backend, SandboxHandle
 from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler.runtime import StepError
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
+from luminaguard.transport.mcp_http import http_client
 from luminaguard.transport.mcp_stdio import stdio_client
 
 STARTUP_TIMEOUT = 60.0
@@ -34,6 +35,23 @@ def resolve(
     return resolved
 
 
+async def connect(
+    name: str,
+    server: McpServer,
+    backend: Backend,
+    sandbox: Callable[[], Awaitable[SandboxHandle]],
+    environ: Mapping[str, str],
+) -> ToolClient:
+    """A started client for one server: stdio inside the sandbox, or HTTP endpoints."""
+    if server.command is None:
+        headers = resolve(server.headers, environ, "header")
+        return await http_client(name, server.endpoints, headers)
+    env = resolve(server.env, environ, "server env")
+    client = stdio_client(name, backend, await sandbox(), [server.command, *server.args], env)
+    await client.start(STARTUP_TIMEOUT)
+    return client
+
+
 class ToolBroker:
     """Connections to the MCP servers of a run's agents, and what each offers live."""
 
@@ -52,23 +70,6 @@ class ToolBroker:
         self.tools: dict[tuple[str, str], dict[str, ToolInfo]] = {}
         self._starting: dict[tuple[str, str], asyncio.Lock] = {}
 
-    async def _connect(self, agent: str, name: str, server: McpServer) -> ToolClient:
-        if server.command is None:
-            from luminaguard.transport.mcp_http import http_client
-
-            headers = resolve(server.headers, self.environ, "header")
-            return await http_client(f"{agent}/{name}", server.endpoints, headers)
-        env = resolve(server.env, self.environ, "server env")
-        client = stdio_client(
-            f"{agent}/{name}",
-            self.backend,
-            await self.sandbox(agent),
-            [server.command, *server.args],
-            env,
-        )
-        await client.start(STARTUP_TIMEOUT)
-        return client
-
     async def client(self, agent: str, name: str) -> tuple[ToolClient, dict[str, ToolInfo]]:
         """The connection to an agent's server and its live tools (started on first use)."""
         key = (agent, name)
@@ -76,7 +77,13 @@ class ToolBroker:
             if key not in self.clients:
                 server = self.plan.agents[agent].spec.mcp_servers[name]
                 try:
-                    client = await self._connect(agent, name, server)
+                    client = await connect(
+                        f"{agent}/{name}",
+                        server,
+                        self.backend,
+                        lambda: self.sandbox(agent),
+                        self.environ,
+                    )
                     self.clients[key] = client
                     self.tools[key] = {tool.name: tool for tool in await client.list_tools()}
                 except TransportError as exc:

@@ -11,6 +11,7 @@ from luminaguard.ui.commands import (
     approvals,
     audit,
     doctor,
+    lock,
     plan,
     resume,
     run,
@@ -20,7 +21,7 @@ from luminaguard.ui.commands import (
 )
 from luminaguard.ui.exit_codes import INVALID, guarded
 
-_SUBCOMMANDS = (validate, plan, run, status, resume, approvals, audit, doctor, schema)
+_SUBCOMMANDS = (validate, plan, run, status, resume, approvals, audit, lock, doctor, schema)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,8 @@ from tests.conftest import FIXTURES, ROOT, CliRunner
 def test_validate_examples_and_policies(cli: CliRunner) -> None:
     result = cli("validate", "examples/", "policies/")
     assert result.code == 0
-    assert result.out.startswith("ok: 13 documents in 7 files")
-    assert "4 workloads compiled" in result.out
+    assert result.out.startswith("ok: 15 documents in 8 files")
+    assert "5 workloads compiled" in result.out
 
 
 def test_validate_workloads_with_policies(cli: CliRunner) -> None:

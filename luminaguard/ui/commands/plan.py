@@ -10,6 +10,7 @@ from pydantic import JsonValue
 from rich.console import Console
 
 from luminaguard.compiler import compile_paths
+from luminaguard.compiler.lock import add_lock_option, find_lock
 from luminaguard.errors import UsageError
 from luminaguard.ui.exit_codes import OK
 from luminaguard.ui.plan_view import print_plan
@@ -30,6 +31,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="override a workload param (VALUE is read as JSON when it parses, else as text)",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_lock_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -49,7 +51,9 @@ def parse_params(pairs: list[str]) -> dict[str, JsonValue]:
 
 def run(args: argparse.Namespace) -> int:
     """Compile and print the plan(s)."""
-    _, plans = compile_paths(args.paths, args.workload, parse_params(args.param))
+    _, plans = compile_paths(
+        args.paths, args.workload, parse_params(args.param), find_lock(args.lock)
+    )
     if args.json:
         if len(plans) != 1:
             names = ", ".join(plan.workload for plan in plans) or "none"

@@ -12,6 +12,7 @@ import uuid
 from rich.console import Console
 
 from luminaguard.compiler import compile_paths
+from luminaguard.compiler.lock import add_lock_option, find_lock
 from luminaguard.errors import UsageError
 from luminaguard.hypervisor.registry import DEFAULT, backend
 from luminaguard.scheduler.outcomes import RunResult
@@ -40,6 +41,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--concurrency", type=int, default=4, metavar="N", help="steps running at once"
     )
     add_state_option(parser)
+    add_lock_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -83,7 +85,9 @@ def make_reporter(step_ids: list[str]) -> Reporter:
 
 def run(args: argparse.Namespace) -> int:
     """Compile the workload, start a run of it, drive it until done or halted."""
-    _, plans = compile_paths(args.paths, args.workload, parse_params(args.param))
+    _, plans = compile_paths(
+        args.paths, args.workload, parse_params(args.param), find_lock(args.lock)
+    )
     if len(plans) != 1:
         names = ", ".join(plan.workload for plan in plans) or "none"
         raise UsageError(f"run takes one workload; choose with --workload ({names})")

@@ -1,0 +1,117 @@
+"""``luminaguard lock PATH... [--check] [--lock FILE]``: pin what each MCP server offers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from luminaguard.compiler import load_bundle
+from luminaguard.compiler.lock import (
+    LOCK_FILE,
+    LockedServer,
+    LockedTool,
+    ToolLock,
+    load_lock,
+    server_differences,
+)
+from luminaguard.compiler.plan import PlannedAgent
+from luminaguard.config.diagnostics import ConfigError
+from luminaguard.hypervisor.base import SandboxHandle
+from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.scheduler.runtime import absolute_agent, environment, sandbox_spec
+from luminaguard.scheduler.tools import connect
+from luminaguard.ui.exit_codes import INVALID, OK
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``lock`` subcommand."""
+    parser = commands.add_parser("lock", help="start each agent's MCP servers and pin their tools")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders")
+    parser.add_argument(
+        "--lock", default=LOCK_FILE, metavar="FILE", help=f"lock file (default: {LOCK_FILE})"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the servers differ from the lock",
+    )
+    parser.set_defaults(handler=run)
+
+
+async def _lock_agent(name: str, agent: PlannedAgent, work: Path) -> dict[str, LockedServer]:
+    backend = SandboxBackend()
+    handle: SandboxHandle | None = None
+
+    async def sandbox() -> SandboxHandle:
+        nonlocal handle
+        if handle is None:
+            handle = await backend.create(
+                sandbox_spec(name, agent, work / name / "work", environment())
+            )
+        return handle
+
+    servers: dict[str, LockedServer] = {}
+    try:
+        for server_name, server in sorted(agent.spec.mcp_servers.items()):
+            client = await connect(f"{name}/{server_name}", server, backend, sandbox, environment())
+            try:
+                tools = await client.list_tools()
+            finally:
+                await client.aclose()
+            servers[f"{name}/{server_name}"] = LockedServer(
+                tools={t.name: LockedTool.of(t) for t in tools}
+            )
+    finally:
+        if handle is not None:
+            await backend.destroy(handle)
+    return servers
+
+
+async def live_lock(paths: list[str]) -> ToolLock:
+    """What every agent's servers offer now."""
+    bundle = load_bundle(paths)
+    if bundle.problems:
+        raise ConfigError(bundle.problems)
+    servers: dict[str, LockedServer] = {}
+    with tempfile.TemporaryDirectory(prefix="luminaguard-lock-") as tmp:
+        for name in bundle.catalog.names("Agent"):
+            agent = absolute_agent(bundle.planned_agent(name))
+            if agent.spec.mcp_servers:
+                servers.update(await _lock_agent(name, agent, Path(tmp)))
+    return ToolLock(servers=servers)
+
+
+def _compare(current: ToolLock, locked: ToolLock) -> list[str]:
+    found = []
+    for key in sorted(set(current.servers) | set(locked.servers)):
+        if key not in locked.servers:
+            found.append(f"{key}: not in the lock")
+        elif key not in current.servers:
+            found.append(f"{key}: locked but no longer configured")
+        else:
+            changed = server_differences(locked.servers[key], current.servers[key])
+            found += [f"{key}: {line}" for line in changed]
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the lock, or check the servers against it."""
+    current = asyncio.run(live_lock(args.paths))
+    path = Path(args.lock)
+    if not args.check:
+        path.write_text(current.to_json(), encoding="utf-8")
+        for key, server in sorted(current.servers.items()):
+            print(f"{key}: {len(server.tools)} tools")
+        print(f"wrote {path}")
+        return OK
+    problems = _compare(current, load_lock(path))
+    for line in problems:
+        print(f"lock: {line}")
+    if problems:
+        print(f"{path} is out of date: review the changes, then run:")
+        print(f"  luminaguard lock {' '.join(args.paths)} --lock {path}")
+        return INVALID
+    print(f"{path}: every server matches ({len(current.servers)} servers)")
+    return OK
