@@ -69,10 +69,8 @@ def test_bad_param_syntax(cli: CliRunner) -> None:
 def test_json_needs_a_single_workload(cli: CliRunner) -> None:
     result = cli("plan", "--json", "examples/", "policies/")
     assert result.code == 1
-    assert (
-        "choose one with --workload (hello, repo-report, repo-report-sandbox, research)"
-        in result.err
-    )
+    names = "hello, notes-digest, repo-report, repo-report-sandbox, research"
+    assert f"choose one with --workload ({names})" in result.err
 
 
 def test_no_workloads(cli: CliRunner) -> None:
