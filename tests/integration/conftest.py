@@ -40,3 +40,18 @@ def sandbox() -> None:
     problem = sandbox_problem()
     if problem:
         pytest.skip(problem)
+
+
+NPM_SERVERS = Path(__file__).resolve().parents[2] / "mcp-servers" / "node_modules" / ".bin"
+
+
+@pytest.fixture
+def npm_servers(sandbox: None) -> Path:
+    """The pinned npm MCP servers (installed by `make mcp-servers`); skip with the reason."""
+    import shutil
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the npm MCP server tests need it")
+    if not (NPM_SERVERS / "mcp-server-filesystem").exists():
+        pytest.skip("npm MCP servers not installed: run `make mcp-servers`")
+    return NPM_SERVERS
