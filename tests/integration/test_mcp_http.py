@@ -1,0 +1,165 @@
+"""mcp_http against a real MCP server over Streamable HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from luminaguard.scheduler.store import RunStore
+from luminaguard.transport.base import TransportError
+from luminaguard.transport.mcp_http import RetryPolicy, http_client
+from tests.conftest import CliRunner, Writer
+from tests.integration.http_server import DroppingProxy, LiveServer, closed_port_url
+
+TOKEN = "Bearer s3cret-9d8c7b6a"
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, cooldown=60, timeout=10)
+
+
+@pytest.fixture
+def live() -> Iterator[LiveServer]:
+    with LiveServer() as server:
+        yield server
+
+
+async def call(
+    urls: list[str], tool: str, args: dict[str, object], idempotent: bool = False
+) -> str:
+    client = await http_client("t", urls, {"Authorization": TOKEN}, FAST)
+    try:
+        return (await client.call_tool(tool, args, 10, idempotent)).text
+    finally:
+        await client.aclose()
+
+
+def test_lists_tools_with_annotations_and_sends_the_auth_header(live: LiveServer) -> None:
+    async def go() -> list[str]:
+        client = await http_client("t", [live.url], {"Authorization": TOKEN}, FAST)
+        tools = await client.list_tools()
+        await client.aclose()
+        return [f"{t.name}:{t.annotations.get('readOnlyHint')}" for t in tools]
+
+    assert sorted(asyncio.run(go())) == [
+        "bump:False",
+        "echo:True",
+        "set_value:False",
+        "whoami:True",
+    ]
+    assert live.seen.authorization and set(live.seen.authorization) == {TOKEN}
+
+
+def test_call_and_result(live: LiveServer) -> None:
+    assert asyncio.run(call([live.url], "echo", {"text": "hi"})) == "hi"
+
+
+def test_an_idempotent_call_is_retried_after_a_dropped_connection(live: LiveServer) -> None:
+    with DroppingProxy(live.port) as proxy:
+        proxy.drop_calls = 1
+        assert (
+            asyncio.run(call([proxy.url], "set_value", {"key": "k", "value": "v"}, idempotent=True))
+            == "k=v"
+        )
+        assert proxy.dropped == 1
+    assert live.seen.calls == ["set_value"]  # the dropped attempt never reached the server
+
+
+def test_a_non_idempotent_call_is_not_retried(live: LiveServer) -> None:
+    with DroppingProxy(live.port) as proxy:
+        proxy.drop_calls = 1
+        with pytest.raises(TransportError, match="not retried, as it may have taken effect"):
+            asyncio.run(call([proxy.url], "bump", {}))
+        assert proxy.dropped == 1
+    assert live.seen.calls == []
+
+
+def test_failover_to_a_second_endpoint(live: LiveServer) -> None:
+    async def go() -> tuple[str, list[float]]:
+        client = await http_client(
+            "t", [closed_port_url(), live.url], {"Authorization": TOKEN}, FAST
+        )
+        text = (await client.call_tool("bump", {}, 10)).text  # never sent to the dead one: safe
+        health = [e.unhealthy_until for e in client.endpoints]
+        await client.aclose()
+        return text, health
+
+    text, health = asyncio.run(go())
+    assert text == "1" and live.seen.calls == ["bump"]
+    assert health[0] > time.monotonic() and health[1] == 0
+
+
+def test_round_robin_between_healthy_endpoints() -> None:
+    with LiveServer() as first, LiveServer() as second:
+
+        async def go() -> None:
+            client = await http_client("t", [first.url, second.url], {}, FAST)
+            for _ in range(4):
+                await client.call_tool("echo", {"text": "x"}, 10)
+            await client.aclose()
+
+        asyncio.run(go())
+        assert first.seen.calls == ["echo", "echo"] and second.seen.calls == ["echo", "echo"]
+
+
+def test_every_endpoint_down_is_a_clear_error() -> None:
+    with pytest.raises(
+        TransportError, match=r"every endpoint failed: cannot connect to http://127\.0\.0\.1"
+    ):
+        asyncio.run(call([closed_port_url(), closed_port_url()], "echo", {"text": "x"}))
+
+
+def test_the_token_never_reaches_logs_or_errors(
+    live: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with DroppingProxy(live.port) as proxy:
+        proxy.drop_calls = 1
+        with pytest.raises(TransportError) as caught:
+            asyncio.run(call([proxy.url], "bump", {}))
+        asyncio.run(
+            call([proxy.url, closed_port_url()], "set_value", {"key": "a", "value": "b"}, True)
+        )
+    assert "s3cret" not in caplog.text and "s3cret" not in str(caught.value)
+
+
+def test_secret_header_absent_from_audit_through_a_run(
+    live: LiveServer, cli: CliRunner, write: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LG_HTTP_TOKEN", TOKEN)
+    workload = f"""\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  rules: [{{id: all, match: {{server: remote}}, risk: green, reason: test server}}]
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {{name: a}}
+spec:
+  policy: p
+  mcp_servers:
+    remote:
+      urls: [{closed_port_url()}, {live.url}]
+      headers: {{Authorization: {{from_env: LG_HTTP_TOKEN}}}}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {{name: w}}
+spec:
+  steps:
+    - {{id: who, agent: a, call: remote.whoami}}
+"""
+    state = tmp_path / "s"
+    result = cli("run", str(write("w.yaml", workload)), "--state", str(state), "--run-id", "r")
+    assert result.code == 0, result.out + result.err
+    store = RunStore(state)
+    assert store.steps("r")["who"].outputs["text"] == "***"  # the server echoed the token back
+    raw = (state / "runs.db").read_bytes() + b"".join(
+        p.read_bytes() for p in state.glob("runs.db-*")
+    )
+    assert b"s3cret" not in raw
+    assert live.seen.authorization[-1] == TOKEN
