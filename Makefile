@@ -53,9 +53,10 @@ unit: $(STAMP) $(NPM_STAMP)
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/compile_bench.py
 	$(BIN)/python bench/sandbox_bench.py
+	$(BIN)/python bench/mcp_bench.py
 
 schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas

@@ -148,8 +148,8 @@ class _Execution:
 
     def _launch_ready(self, running: dict[str, asyncio.Task[None]]) -> None:
         states = self.states
-        for step in self.plan.steps:
-            if states[step.id].state != "pending" or step.id in running:
+        for step in [s for s in self.plan.steps if states[s.id].state == "pending"]:
+            if step.id in running:
                 continue
             blocked = [n for n in step.needs if states[n].state in BLOCKING]
             if blocked:
@@ -256,14 +256,21 @@ class _Execution:
         tries = 1 + (step.retries if step.idempotent else 0)
         for attempt_number in range(1, tries + 1):
             attempt = self.store.begin_attempt(
-                self.run_id, step.id, action.content_hash(), {"action": action.describe()}, decision
+                self.run_id,
+                step.id,
+                action.content_hash(),
+                {"action": action.describe()},
+                decision,
+                repeatable=repeatable(step, action),
             )
             decision = None  # audited with the first attempt
             self.runner.reporter.step(step.id, "running", action.describe())
             outputs, error = await self._act(step, action, timeout)
             last = error is None or attempt_number == tries
             state = "succeeded" if error is None else ("failed" if last else "pending")
-            self.store.finish_attempt(self.run_id, step.id, attempt, state, outputs, error)
+            self.store.finish_attempt(
+                self.run_id, step.id, attempt, state, outputs, error, repeatable(step, action)
+            )
             self.runner.reporter.step(step.id, state, error or "")
             if last:
                 return
@@ -292,6 +299,16 @@ class _Execution:
         await self.tools.aclose()
         for handle in self.sandboxes.values():
             await self.runner.backend.destroy(handle)
+
+
+def repeatable(step: PlannedStep, action: Action) -> bool:
+    """Whether running the step again is harmless.
+
+    True when it is declared idempotent, or calls a tool the lock says is read-only or
+    idempotent (a call's annotations come only from the lock).
+    """
+    hints = action.annotations or {}
+    return step.idempotent or bool(hints.get("readOnlyHint") or hints.get("idempotentHint"))
 
 
 def _decision_record(action: Action, decision: Decision) -> dict[str, object]:

@@ -142,6 +142,7 @@ class RunStore:
         self.db = sqlite3.connect(state_dir / "runs.db", isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self._fsync = True
         self.db.executescript(SCHEMA)
         self.audit = AuditLog(self.db, redact)
 
@@ -149,8 +150,16 @@ class RunStore:
         """Close the database."""
         self.db.close()
 
-    def _write(self, statements: list[Statement], *audits: AuditEntry) -> None:
+    def _durability(self, fsync: bool) -> None:
+        # WAL with synchronous=NORMAL survives a crash of this process (kill -9) but not
+        # a power loss; FULL fsyncs every commit. Only steps safe to repeat use NORMAL.
+        if fsync != self._fsync:
+            self.db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+            self._fsync = fsync
+
+    def _write(self, statements: list[Statement], *audits: AuditEntry, fsync: bool = True) -> None:
         """Run ``statements`` and append the audit records in one transaction."""
+        self._durability(fsync)
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for sql, params in statements:
@@ -243,10 +252,12 @@ class RunStore:
         action_hash: str,
         data: dict[str, Any],
         decision: dict[str, Any] | None = None,
+        repeatable: bool = False,
     ) -> int:
         """Journal that an attempt starts, before it starts; return its number.
 
-        ``decision``, when given, is audited in the same transaction.
+        ``decision``, when given, is audited in the same transaction. Unless the step is
+        ``repeatable`` (safe to run again), the entry is fsynced before this returns.
         """
         (attempts,) = self.db.execute(
             "SELECT attempts FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)
@@ -261,6 +272,7 @@ class RunStore:
             ],
             *([(run_id, step_id, "decision", decision)] if decision else []),
             (run_id, step_id, "step.started", record),
+            fsync=not repeatable,
         )
         return attempt
 
@@ -272,6 +284,7 @@ class RunStore:
         state: str,
         outputs: dict[str, Any],
         error: str | None,
+        repeatable: bool = False,
     ) -> None:
         """Journal how an attempt ended and the step's resulting state and outputs."""
         now = time.time()
@@ -283,6 +296,7 @@ class RunStore:
                 (_FINISH_STEP, (state, text, error, now, run_id, step_id)),
             ],
             (run_id, step_id, f"step.{state}", record),
+            fsync=not repeatable,
         )
 
     # --- approvals ------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class ToolBroker:
         self.clients: dict[tuple[str, str], ToolClient] = {}
         self.tools: dict[tuple[str, str], dict[str, ToolInfo]] = {}
         self._starting: dict[tuple[str, str], asyncio.Lock] = {}
+        self._changed: dict[tuple[str, str, str], list[str]] = {}
 
     async def client(self, agent: str, name: str) -> tuple[ToolClient, dict[str, ToolInfo]]:
         """The connection to an agent's server and its live tools (started on first use)."""
@@ -98,8 +99,11 @@ class ToolBroker:
             raise StepError(f"MCP server {action.server!r} has no tool {action.tool!r}")
         if step.locked_tool is None:
             return decision
-        locked = LockedTool.model_validate({**step.locked_tool, "input_schema": {}})
-        changed = changes(locked, LockedTool.of(live))
+        key = (step.agent, action.server or "", action.tool or "")
+        if key not in self._changed:  # the live tool is fixed for the session: compare once
+            locked = LockedTool.model_validate({**step.locked_tool, "input_schema": {}})
+            self._changed[key] = changes(locked, LockedTool.of(live))
+        changed = self._changed[key]
         if not changed:
             return decision
         return Decision(
