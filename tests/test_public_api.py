@@ -28,6 +28,7 @@ EXPECTED = {
         "load_bundle",
     ],
     "luminaguard.policy": ["ANNOTATION_DEFAULTS", "Action", "Decision", "PolicyEngine"],
+    "luminaguard.transport": ["ToolClient", "ToolInfo", "ToolResult", "TransportError"],
 }
 
 
