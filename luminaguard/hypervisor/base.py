@@ -80,6 +80,43 @@ class Availability:
     detail: str
 
 
+class SandboxProcess(Protocol):
+    """A process running in a sandbox: its pipes and its exit status."""
+
+    @property
+    def pid(self) -> int:
+        """The pid of the process (group) that holds the sandbox."""
+        ...
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once known, else None."""
+        ...
+
+    @property
+    def stdin(self) -> asyncio.StreamWriter | None:
+        """Writes to the process's standard input."""
+        ...
+
+    @property
+    def stdout(self) -> asyncio.StreamReader | None:
+        """Reads the process's standard output."""
+        ...
+
+    @property
+    def stderr(self) -> asyncio.StreamReader | None:
+        """Reads the process's standard error."""
+        ...
+
+    async def wait(self) -> int:
+        """Wait for the process to end; return its exit status."""
+        ...
+
+    def kill(self) -> None:
+        """Kill the process (and what it started in the sandbox)."""
+        ...
+
+
 class SandboxHandle(Protocol):
     """A created sandbox: what ``create`` returns and the other calls take."""
 
@@ -101,7 +138,7 @@ class Backend(Protocol):
 
     async def spawn(
         self, handle: SandboxHandle, argv: list[str], env: dict[str, str] | None = None
-    ) -> asyncio.subprocess.Process:
+    ) -> SandboxProcess:
         """Start a process inside the sandbox with pipes on stdin, stdout and stderr.
 
         ``env`` adds to the sandbox's environment for this process only.

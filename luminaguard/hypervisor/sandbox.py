@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import sys
 import time
 import uuid
@@ -19,10 +18,16 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from luminaguard.hypervisor.base import Availability, ExecResult, SandboxHandle, SandboxSpec
+from luminaguard.hypervisor.base import (
+    Availability,
+    ExecResult,
+    SandboxHandle,
+    SandboxProcess,
+    SandboxSpec,
+)
 from luminaguard.hypervisor.cgroups import CgroupLimits, hierarchy
+from luminaguard.hypervisor.zygote import Zygote
 
-HELPER = Path(__file__).with_name("sandbox_init.py")
 OUTPUT_LIMIT = 1 << 20  # bytes of stdout and of stderr kept per command
 NOBODY = 65534
 
@@ -33,12 +38,11 @@ class Sandbox:
 
     spec: SandboxSpec
     root: Path
-    processes: set[asyncio.subprocess.Process] = field(default_factory=set)
+    processes: set[SandboxProcess] = field(default_factory=set)
 
 
-def _kill_group(process: asyncio.subprocess.Process) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+def _kill_group(process: SandboxProcess) -> None:
+    process.kill()
 
 
 async def _read_capped(stream: asyncio.StreamReader | None) -> tuple[bytes, bool]:
@@ -58,6 +62,9 @@ class SandboxBackend:
     """Linux namespaces via the ``sandbox_init`` helper; the default backend."""
 
     name = "sandbox"
+
+    def __init__(self) -> None:
+        self.zygote = Zygote()
 
     def availability(self) -> Availability:
         """Usable when namespaces can be created here (checked by running ``true``)."""
@@ -84,7 +91,6 @@ class SandboxBackend:
         args = [
             f"workdir={spec.workdir}",
             f"root={sandbox.root}",
-            f"parent={os.getpid()}",
             f"cpu_seconds={spec.cpu_seconds}",
             f"memory_mib={spec.memory_mib}",
             f"pids={spec.pids}",
@@ -99,34 +105,24 @@ class SandboxBackend:
 
     async def _start(
         self, sandbox: Sandbox, argv: list[str], env: dict[str, str] | None = None
-    ) -> tuple[asyncio.subprocess.Process, CgroupLimits]:
+    ) -> tuple[SandboxProcess, CgroupLimits]:
         spec = sandbox.spec
-        limits = CgroupLimits(
-            f"{spec.name}-{uuid.uuid4().hex[:8]}", spec.memory_mib << 20, spec.pids
-        )
+        name = f"{spec.name}-{uuid.uuid4().hex[:8]}"
+        limits = CgroupLimits(name, spec.memory_mib << 20, spec.pids)
         cgroups = limits.create()
-        helper = [
-            sys.executable,
-            "-I",
-            "-S",
-            str(HELPER),
-            *self._helper_args(sandbox, cgroups, env),
-        ]
-        process = await asyncio.create_subprocess_exec(
-            *helper,
-            "--",
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            process = await self.zygote.spawn(
+                [*self._helper_args(sandbox, cgroups, env), "--", *argv]
+            )
+        except BaseException:
+            limits.remove()
+            raise
         sandbox.processes.add(process)
         return process, limits
 
     async def spawn(
         self, handle: SandboxHandle, argv: list[str], env: dict[str, str] | None = None
-    ) -> asyncio.subprocess.Process:
+    ) -> SandboxProcess:
         """Start a long-lived process (e.g. an MCP stdio server) in the sandbox."""
         assert isinstance(handle, Sandbox)
         process, limits = await self._start(handle, argv, env)

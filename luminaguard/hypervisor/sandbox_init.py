@@ -2,9 +2,9 @@
 
 Standard library only, and only the cheap part of it (start-up time is spawn time);
 started as ``python3 -I -S sandbox_init.py KEY=VALUE... -- ARGV...`` where the keys are
-workdir, root, parent (the runner's pid), cpu_seconds, memory_mib, pids, network (0/1),
-cgroup (a cgroup.procs
-file; repeated), mount (SOURCE:TARGET:ro|rw; repeated) and env (NAME=VALUE; repeated).
+workdir, root, parent (the pid that must still be our parent), cpu_seconds, memory_mib,
+pids, network (0/1), cgroup (a cgroup.procs file; repeated), mount (SOURCE:TARGET:ro|rw;
+repeated) and env (NAME=VALUE; repeated). Or as ``--zygote FD PARENT``: see ``zygote``.
 
 1. dies with its parent (PR_SET_PDEATHSIG) and joins the cgroups it is given;
 2. unshare(2): mount, PID, network, IPC, UTS (and user, when not root);
@@ -226,16 +226,16 @@ def parse(args: list[str]) -> Spec:
     return spec
 
 
-def main() -> int:
-    """Entry point: ``sandbox_init.py KEY=VALUE... -- ARGV...``."""
-    split = sys.argv.index("--")
-    spec = parse(sys.argv[1:split])
-    argv = sys.argv[split + 1 :]
+def run(args: list[str]) -> int:
+    """Set up one sandbox and run ``KEY=VALUE... -- ARGV...`` in it; return its exit status."""
+    split = args.index("--")
+    spec = parse(args[:split])
+    argv = args[split + 1 :]
     as_root = os.getuid() == 0
     try:
         check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
         if "parent" in spec and os.getppid() != int(spec["parent"]):
-            return SETUP_FAILED  # the runner died before PDEATHSIG was armed: do nothing
+            return SETUP_FAILED  # our parent died before PDEATHSIG was armed: do nothing
         for procs in spec.get("cgroups", []):
             with open(procs, "w") as f:
                 f.write(str(os.getpid()))
@@ -259,6 +259,60 @@ def main() -> int:
         os._exit(SETUP_FAILED)
     os.close(lifeline)
     return relay(pid)
+
+
+def serve_one(args: list[str], fds: list[int], zygote: int) -> None:
+    """In a fork of the zygote: become the helper of one sandbox, report on the status pipe.
+
+    ``fds`` are the sandbox's stdin, stdout, stderr and the status pipe, on which the
+    helper writes ``pid N`` first and ``exit CODE`` last.
+    """
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    os.setsid()  # its own process group: the host kills the whole sandbox through it
+    for target, fd in enumerate(fds[:3]):
+        os.dup2(fd, target)
+    status = fds[3]
+    os.set_inheritable(status, False)  # never visible to the command: it cannot forge "exit"
+    for fd in fds[:3]:
+        os.close(fd)
+    os.write(status, f"pid {os.getpid()}\n".encode())
+    split = args.index("--")
+    code = run([*args[:split], f"parent={zygote}", *args[split:]])
+    os.write(status, f"exit {code}\n".encode())
+    os._exit(0)
+
+
+def zygote(channel: int, parent: int) -> int:
+    """Fork one sandbox helper per request received on ``channel`` until it closes.
+
+    Requests are ``KEY=VALUE... -- ARGV...`` joined by NUL bytes, with four file
+    descriptors attached (SCM_RIGHTS). Forking this small, already-started process
+    saves every sandbox the interpreter's start-up.
+    """
+    import socket
+
+    check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
+    if os.getppid() != parent:
+        return SETUP_FAILED
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)  # helpers are reaped by the kernel
+    sock = socket.socket(fileno=channel)
+    me = os.getpid()
+    while True:
+        message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
+        if not message:
+            return 0
+        if os.fork() == 0:
+            sock.close()
+            serve_one(message.decode().split("\0"), fds, me)
+        for fd in fds:
+            os.close(fd)
+
+
+def main() -> int:
+    """Entry point: ``sandbox_init.py KEY=VALUE... -- ARGV...`` or ``--zygote FD PARENT``."""
+    if sys.argv[1:2] == ["--zygote"]:
+        return zygote(int(sys.argv[2]), int(sys.argv[3]))
+    return run(sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -268,9 +268,7 @@ class _Execution:
             outputs, error = await self._act(step, action, timeout)
             last = error is None or attempt_number == tries
             state = "succeeded" if error is None else ("failed" if last else "pending")
-            self.store.finish_attempt(
-                self.run_id, step.id, attempt, state, outputs, error, repeatable(step, action)
-            )
+            self.store.finish_attempt(self.run_id, step.id, attempt, state, outputs, error)
             self.runner.reporter.step(step.id, state, error or "")
             if last:
                 return

@@ -284,9 +284,13 @@ class RunStore:
         state: str,
         outputs: dict[str, Any],
         error: str | None,
-        repeatable: bool = False,
     ) -> None:
-        """Journal how an attempt ended and the step's resulting state and outputs."""
+        """Journal how an attempt ended and the step's resulting state and outputs.
+
+        Not fsynced by itself: if a power loss takes this record, the step shows as
+        running, so resume treats it as unknown (or re-runs it when it is repeatable);
+        nothing runs twice that may not. The next fsynced commit persists it (WAL).
+        """
         now = time.time()
         text = self.audit.redact(json.dumps(outputs, sort_keys=True))
         record = {"attempt": attempt, "outputs": outputs, **({"error": error} if error else {})}
@@ -296,7 +300,7 @@ class RunStore:
                 (_FINISH_STEP, (state, text, error, now, run_id, step_id)),
             ],
             (run_id, step_id, f"step.{state}", record),
-            fsync=not repeatable,
+            fsync=False,
         )
 
     # --- approvals ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.message import SessionMessage
 
-from luminaguard.hypervisor.base import Backend, SandboxHandle
+from luminaguard.hypervisor.base import Backend, SandboxHandle, SandboxProcess
 from luminaguard.transport.mcp_session import SessionClient
 
 _LINE_LIMIT = 64 << 20  # one JSON-RPC message per line; tool results can be large
@@ -29,7 +29,7 @@ def _parse(line: bytes) -> SessionMessage | Exception:
 
 
 async def _pump_out(
-    process: asyncio.subprocess.Process,
+    process: SandboxProcess,
     sink: anyio.abc.ObjectSendStream[SessionMessage | Exception],
 ) -> None:
     assert process.stdout is not None
@@ -47,7 +47,7 @@ async def _pump_out(
 
 
 async def _pump_in(
-    process: asyncio.subprocess.Process, source: anyio.abc.ObjectReceiveStream[SessionMessage]
+    process: SandboxProcess, source: anyio.abc.ObjectReceiveStream[SessionMessage]
 ) -> None:
     assert process.stdin is not None
     async with source:

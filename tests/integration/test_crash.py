@@ -70,25 +70,29 @@ def wait_for(state: Path, wanted: dict[str, str], limit: float = 30) -> None:
     raise AssertionError(f"steps never reached {wanted}")
 
 
-def sandboxes_of(state: Path) -> list[int]:
+def sandboxes_of(runner: int) -> list[int]:
+    """The runner's zygote and helpers (their argv ends in its pid) and sandboxed commands."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmdline = Path("/proc", pid, "cmdline").read_bytes()
+            args = Path("/proc", pid, "cmdline").read_bytes().split(b"\0")[:-1]
         except OSError:
             continue
-        if str(state).encode() in cmdline and b"sandbox_init" in cmdline:
+        zygote = b"--zygote" in args and args[-1] == str(runner).encode()
+        command = any(b"echo x >> /work/" in arg for arg in args)
+        if zygote or command:
             found.append(int(pid))
     return found
 
 
 def kill_runner(process: subprocess.Popen[bytes], state: Path) -> None:
+    assert sandboxes_of(process.pid), "the runner's sandboxes should be visible before the kill"
     process.send_signal(signal.SIGKILL)
     process.wait()
     deadline = time.monotonic() + 5
-    while sandboxes_of(state) and time.monotonic() < deadline:
+    while sandboxes_of(process.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sandboxes_of(state) == [], "sandbox processes outlived the runner"
+    assert sandboxes_of(process.pid) == [], "sandbox processes outlived the runner"
 
 
 def log_lines(state: Path) -> dict[str, int]:
