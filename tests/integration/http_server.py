@@ -165,8 +165,16 @@ class DroppingProxy:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        async def cancel_relays() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_relays(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 def closed_port_url() -> str:
