@@ -30,7 +30,7 @@ from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from luminaguard import __version__
 from luminaguard.transport.base import ToolInfo, ToolResult, TransportError
-from luminaguard.transport.mcp_session import tool_info, tool_result
+from luminaguard.transport.mcp_session import all_tools, tool_result
 
 log = logging.getLogger(__name__)
 
@@ -214,19 +214,14 @@ class HttpClient:
             f"MCP server {self.name!r}: every endpoint failed: {'; '.join(failures)}"
         )
 
+    async def _tools_page(self, cursor: str | None) -> types.ListToolsResult:
+        params = {"cursor": cursor} if cursor else None
+        result = await self.request("tools/list", params, self.policy.timeout, True)
+        return types.ListToolsResult.model_validate(result)
+
     async def list_tools(self) -> list[ToolInfo]:
         """Every tool, following pagination."""
-        tools: list[ToolInfo] = []
-        cursor: str | None = None
-        while True:
-            params = {"cursor": cursor} if cursor else None
-            page = types.ListToolsResult.model_validate(
-                await self.request("tools/list", params, self.policy.timeout, True)
-            )
-            tools += [tool_info(tool) for tool in page.tools]
-            cursor = page.next_cursor
-            if not cursor:
-                return tools
+        return await all_tools(self._tools_page)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], timeout: float, idempotent: bool = False

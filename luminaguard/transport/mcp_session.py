@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import mcp_types as types
@@ -37,6 +37,20 @@ def tool_result(result: Any) -> ToolResult:
         raise TransportError(f"unexpected tools/call result: {type(result).__name__}")
     texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
     return ToolResult("\n".join(texts), result.structured_content, bool(result.is_error))
+
+
+async def all_tools(
+    page: Callable[[str | None], Awaitable[types.ListToolsResult]],
+) -> list[ToolInfo]:
+    """Every tool of a server, fetching page after page (``page(cursor)``) until the last."""
+    tools: list[ToolInfo] = []
+    cursor: str | None = None
+    while True:
+        result = await page(cursor)
+        tools += [tool_info(tool) for tool in result.tools]
+        cursor = result.next_cursor
+        if not cursor:
+            return tools
 
 
 SessionFactory = Callable[[], contextlib.AbstractAsyncContextManager[ClientSession]]
@@ -93,16 +107,13 @@ class SessionClient:
 
     async def list_tools(self) -> list[ToolInfo]:
         """Every tool, following pagination."""
-        tools: list[ToolInfo] = []
-        cursor: str | None = None
         async with self._use("tools/list") as session:
-            while True:
+
+            def page(cursor: str | None) -> Awaitable[types.ListToolsResult]:
                 params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-                page = await session.list_tools(params=params)
-                tools += [tool_info(tool) for tool in page.tools]
-                cursor = page.next_cursor
-                if not cursor:
-                    return tools
+                return session.list_tools(params=params)
+
+            return await all_tools(page)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], timeout: float, idempotent: bool = False
