@@ -28,6 +28,7 @@ from luminaguard.scheduler.runtime import (
     absolute_plan,
     actual_action,
     environment,
+    mounts_of,
     sandbox_spec,
     secret_values,
     should_run,
@@ -229,8 +230,8 @@ class _Execution:
         return False
 
     def _views(self, agent: str) -> dict[str, Path]:
-        spec = sandbox_spec(agent, self.plan.agents[agent], self._workdir(agent), {}, strict=False)
-        return {"/work": spec.workdir, **{m.target: m.source for m in spec.mounts}}
+        mounts = mounts_of(self.plan.agents[agent])
+        return {"/work": self._workdir(agent), **{m.target: m.source for m in mounts}}
 
     def _workdir(self, agent: str) -> Path:
         return self.base / "agents" / agent / "work"

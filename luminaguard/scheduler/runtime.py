@@ -103,32 +103,38 @@ def secret_values(agent: PlannedAgent, environ: Mapping[str, str]) -> list[str]:
     return [environ[ref.from_env] for ref in refs if ref.from_env in environ]
 
 
-def sandbox_spec(
-    name: str, agent: PlannedAgent, workdir: Path, environ: Mapping[str, str], strict: bool = True
-) -> SandboxSpec:
-    """The sandbox of one agent: work folder, mounts, environment with secrets resolved.
-
-    With ``strict`` a secret missing from ``environ`` is an error; without, it is left out.
-    """
-    env: dict[str, str] = {}
-    for key, value in agent.spec.env.items():
+def resolve(
+    values: Mapping[str, str | SecretRef], environ: Mapping[str, str], what: str
+) -> dict[str, str]:
+    """Plain values as written; secret references looked up in the runner's environment."""
+    resolved: dict[str, str] = {}
+    for key, value in values.items():
         if isinstance(value, SecretRef):
-            if value.from_env not in environ and not strict:
-                continue
             if value.from_env not in environ:
-                raise StepError(
-                    f"secret {value.from_env!r} for {key} is not set in the runner's environment"
-                )
-            env[key] = environ[value.from_env]
+                missing = f"secret {value.from_env!r} for {what} {key}"
+                raise StepError(f"{missing} is not set in the runner's environment")
+            resolved[key] = environ[value.from_env]
         else:
-            env[key] = value
+            resolved[key] = value
+    return resolved
+
+
+def mounts_of(agent: PlannedAgent) -> tuple[Mount, ...]:
+    """The agent's mounts with sources resolved against the folder of its file."""
     base = Path(agent.base_dir)
-    mounts = tuple(
+    return tuple(
         Mount((base / m.source).resolve(), m.target, m.read_only) for m in agent.spec.mounts
     )
+
+
+def sandbox_spec(
+    name: str, agent: PlannedAgent, workdir: Path, environ: Mapping[str, str]
+) -> SandboxSpec:
+    """The sandbox of one agent: work folder, mounts, environment with secrets resolved."""
     limits = agent.spec.limits
+    env = resolve(agent.spec.env, environ, "env")
     return SandboxSpec(
-        name=name, workdir=workdir, mounts=mounts, env=env,
+        name=name, workdir=workdir, mounts=mounts_of(agent), env=env,
         memory_mib=limits.memory_mib, cpu_seconds=limits.cpu_seconds, pids=limits.pids,
     )  # fmt: skip
 

@@ -38,19 +38,6 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 """
 
-#: Step states. ``unknown``: the runner died while the step ran; an operator decides.
-STEP_STATES = frozenset(
-    {
-        "pending",
-        "running",
-        "succeeded",
-        "failed",
-        "denied",
-        "awaiting_approval",
-        "skipped",
-        "unknown",
-    }
-)
 
 _INSERT_RUN = "INSERT INTO runs VALUES (?, ?, ?, ?, ?, 'running', ?, ?)"
 _INSERT_STEP = (
@@ -103,7 +90,11 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """A step's state within a run."""
+    """A step's state within a run.
+
+    States: pending, running, succeeded, failed, denied, awaiting_approval, skipped, and
+    unknown (the runner died while the step ran; a person decides what happened).
+    """
 
     step_id: str
     state: str

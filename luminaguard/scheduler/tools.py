@@ -7,32 +7,16 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from luminaguard.compiler.lock import LockedTool, changes
 from luminaguard.compiler.plan import Plan, PlannedStep
-from luminaguard.config.models import McpServer, SecretRef
+from luminaguard.config.models import McpServer
 from luminaguard.hypervisor.base import Backend, SandboxHandle
 from luminaguard.policy.action import Action, Decision
-from luminaguard.scheduler.runtime import StepError
+from luminaguard.scheduler.runtime import StepError, resolve
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
 from luminaguard.transport.mcp_http import http_client
 from luminaguard.transport.mcp_stdio import stdio_client
 
 STARTUP_TIMEOUT = 60.0
 DRIFT_RULE = "tool-changed-since-lock"
-
-
-def resolve(
-    values: Mapping[str, str | SecretRef], environ: Mapping[str, str], what: str
-) -> dict[str, str]:
-    """Plain values as written; secret references looked up in the runner's environment."""
-    resolved: dict[str, str] = {}
-    for key, value in values.items():
-        if isinstance(value, SecretRef):
-            if value.from_env not in environ:
-                missing = f"secret {value.from_env!r} for {what} {key}"
-                raise StepError(f"{missing} is not set in the runner's environment")
-            resolved[key] = environ[value.from_env]
-        else:
-            resolved[key] = value
-    return resolved
 
 
 async def connect(

@@ -86,7 +86,10 @@ def sandboxes_of(runner: int) -> list[int]:
 
 
 def kill_runner(process: subprocess.Popen[bytes], state: Path) -> None:
-    assert sandboxes_of(process.pid), "the runner's sandboxes should be visible before the kill"
+    deadline = time.monotonic() + 10
+    while not sandboxes_of(process.pid):  # the journal entry comes before the sandbox starts
+        assert time.monotonic() < deadline, "the runner's sandboxes never became visible"
+        time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
     deadline = time.monotonic() + 5

@@ -244,7 +244,7 @@ def test_missing_secret_fails_the_step(
     monkeypatch.delenv("LG_TEST_TOKEN")
     state = tmp_path / "s"
     assert run(cli, workload(write, '    - {id: one, agent: a, run: "true "}\n'), state) == 2
-    assert "secret 'LG_TEST_TOKEN' for TOKEN is not set" in (
+    assert "secret 'LG_TEST_TOKEN' for env TOKEN is not set" in (
         RunStore(state).steps("r")["one"].error or ""
     )
 
