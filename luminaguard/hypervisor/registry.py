@@ -34,10 +34,15 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+def hardware_kvm() -> bool:
+    """Whether /dev/kvm is backed by hardware virtualization (vmx or svm)."""
+    return os.path.exists("/dev/kvm") and bool(_cpu_flags() & {"vmx", "svm"})
+
+
 def _kvm() -> str:
     if not os.path.exists("/dev/kvm"):
         return "no /dev/kvm"
-    if not _cpu_flags() & {"vmx", "svm"}:
+    if not hardware_kvm():
         return (
             "KVM present but not usable for stock kernels (no vmx/svm: not hardware virtualization)"
         )
@@ -53,7 +58,10 @@ def report() -> dict[str, Availability]:
         False, f"{planned}; qemu {'found' if qemu else 'not installed'}; {_kvm()}"
     )
     binary = "found" if shutil.which("firecracker") else "not found"
-    found["firecracker"] = Availability(False, f"{planned}; firecracker binary {binary}; {_kvm()}")
+    found["firecracker"] = Availability(
+        False,
+        f"API client only, backend not yet (micro-VM issue); firecracker binary {binary}; {_kvm()}",
+    )
     found["gvisor"] = Availability(
         False, f"{planned}; runsc {'found' if shutil.which('runsc') else 'not installed'}"
     )
