@@ -35,10 +35,16 @@ async def unix_http(socket_path: Path, method: str, path: str, body: Body) -> tu
     head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
     if body is not None:
         head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-    writer.write((head + "Connection: close\r\n\r\n").encode() + payload)
-    await writer.drain()
-    raw = await reader.read()
-    writer.close()
+    try:
+        writer.write((head + "Connection: close\r\n\r\n").encode() + payload)
+        await writer.drain()
+        raw = await reader.read()
+    except OSError as exc:
+        raise FirecrackerError(
+            f"{method} {path}: no HTTP answer from {socket_path}: {exc}"
+        ) from exc
+    finally:
+        writer.close()
     status_line, _, rest = raw.partition(b"\r\n")
     _, _, content = rest.partition(b"\r\n\r\n")
     words = status_line.split()
