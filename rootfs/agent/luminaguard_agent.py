@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""The LuminaGuard guest agent: runs inside the micro-VM, answers the host over one stream.
+
+Standard library only. Started by the guest's init as
+``luminaguard_agent.py [--device /dev/virtio-ports/luminaguard] [--workdir /work]``;
+with no device it speaks on stdin/stdout. The protocol (framing, versions, operations)
+is documented in ``luminaguard/transport/guest_protocol.py``; this file repeats only
+what it must, so that it can be copied into an image on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import resource
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+VERSION = 1
+MAX_FRAME = 16 << 20
+OUTPUT_LIMIT = 1 << 20
+HEADER = struct.Struct(">I")
+
+
+class Agent:
+    """Reads requests, runs each in a thread, writes responses one frame at a time."""
+
+    def __init__(self, reader: BinaryIO, writer: BinaryIO, workdir: Path) -> None:
+        self.reader, self.writer, self.workdir = reader, writer, workdir
+        self.lock = threading.Lock()
+        self.running = True
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one frame; frames from several threads never interleave."""
+        body = json.dumps(message, separators=(",", ":")).encode()
+        with self.lock:
+            self.writer.write(HEADER.pack(len(body)) + body)
+            self.writer.flush()
+
+    def read_exactly(self, count: int) -> bytes | None:
+        """Exactly ``count`` bytes, or None at the end of the stream."""
+        data = b""
+        while len(data) < count:
+            chunk = self.reader.read(count - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def serve(self) -> None:
+        """Read frames until the stream ends; each request is handled in a thread."""
+        while self.running:
+            header = self.read_exactly(4)
+            if header is None:
+                return
+            (length,) = HEADER.unpack(header)
+            if length > MAX_FRAME:
+                self.send(
+                    {
+                        "v": VERSION,
+                        "id": None,
+                        "ok": False,
+                        "error": f"frame of {length} bytes is too large",
+                    }
+                )
+                return
+            body = self.read_exactly(length)
+            if body is None:
+                return
+            threading.Thread(target=self.handle, args=(body,), daemon=True).start()
+
+    def handle(self, body: bytes) -> None:
+        """Answer one request; any failure becomes an error response."""
+        request_id = None
+        try:
+            request = json.loads(body)
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+            request_id = request.get("id")
+            if request.get("v") != VERSION:
+                raise ValueError(
+                    f"protocol version {request.get('v')!r} not spoken (this agent: {VERSION})"
+                )
+            operation = OPERATIONS.get(str(request.get("op")))
+            if operation is None:
+                raise ValueError(f"unknown operation {request.get('op')!r}")
+            result = operation(self, request)
+            self.send({"v": VERSION, "id": request_id, "ok": True, "result": result})
+        except Exception as exc:  # every failure becomes an error response, never a crash
+            self.send(
+                {
+                    "v": VERSION,
+                    "id": request_id,
+                    "ok": False,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
+
+    def path(self, relative: str) -> Path:
+        """A path inside the work folder, or ValueError if it would leave it."""
+        target = (self.workdir / relative).resolve()
+        if target != self.workdir and self.workdir not in target.parents:
+            raise ValueError(f"path {relative!r} leaves the work folder")
+        return target
+
+
+def op_hello(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
+    """Health: who and where the agent is."""
+    return {
+        "version": VERSION,
+        "agent": "luminaguard-guest",
+        "pid": os.getpid(),
+        "workdir": str(agent.workdir),
+    }
+
+
+def _limits(request: dict[str, Any]) -> Any:
+    def apply() -> None:
+        os.setsid()
+        if request.get("cpu_seconds"):
+            cpu = int(request["cpu_seconds"])
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        if request.get("memory_mib"):
+            size = int(request["memory_mib"]) << 20
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+        if request.get("pids"):
+            resource.setrlimit(resource.RLIMIT_NPROC, (int(request["pids"]), int(request["pids"])))
+
+    return apply
+
+
+def op_exec(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
+    """Run a command to completion with rlimits and a timeout."""
+    argv = request.get("argv") or ["/bin/sh", "-c", str(request["command"])]
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(agent.workdir),
+        **request.get("env", {}),
+    }
+    started = time.monotonic()
+    process = subprocess.Popen(
+        argv, cwd=agent.workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, preexec_fn=_limits(request),
+    )  # fmt: skip
+    timed_out = False
+    try:
+        out, err = process.communicate(
+            (request.get("stdin") or "").encode(), timeout=float(request.get("timeout", 60))
+        )
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+    return {
+        "exit_code": process.returncode,
+        "stdout": out[:OUTPUT_LIMIT].decode("utf-8", "replace"),
+        "stderr": err[:OUTPUT_LIMIT].decode("utf-8", "replace"),
+        "timed_out": timed_out,
+        "truncated": len(out) > OUTPUT_LIMIT or len(err) > OUTPUT_LIMIT,
+        "duration": time.monotonic() - started,
+    }
+
+
+def op_put(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
+    """Write a file in the work folder."""
+    target = agent.path(str(request["path"]))
+    data = base64.b64decode(request["data"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return {"size": len(data)}
+
+
+def op_get(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
+    """Read a file from the work folder."""
+    return {"data": base64.b64encode(agent.path(str(request["path"])).read_bytes()).decode()}
+
+
+def op_shutdown(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
+    """Stop serving and exit shortly after answering."""
+    agent.running = False
+    threading.Timer(0.1, lambda: os._exit(0)).start()
+    return {}
+
+
+OPERATIONS = {
+    "hello": op_hello,
+    "exec": op_exec,
+    "put": op_put,
+    "get": op_get,
+    "shutdown": op_shutdown,
+}
+
+
+def main() -> int:
+    """Serve on the device given, or on stdin/stdout."""
+    parser = argparse.ArgumentParser(description="LuminaGuard guest agent")
+    parser.add_argument("--device", help="the virtio-serial port or vsock device (default: stdio)")
+    parser.add_argument("--workdir", default="/work")
+    args = parser.parse_args()
+    workdir = Path(args.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if args.device:
+        stream = open(args.device, "r+b", buffering=0)  # noqa: SIM115 - lives as long as the agent
+        Agent(stream, stream, workdir).serve()
+    else:
+        Agent(sys.stdin.buffer, sys.stdout.buffer, workdir).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

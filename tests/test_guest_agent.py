@@ -1,0 +1,161 @@
+"""The guest agent and its host side, talking the framed protocol over a real byte stream."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from luminaguard.transport.base import TransportError
+from luminaguard.transport.guest_agent import GuestAgent
+from luminaguard.transport.guest_protocol import (
+    MAX_FRAME,
+    ProtocolError,
+    decode,
+    encode,
+    frame_length,
+)
+from tests.conftest import ROOT
+
+AGENT = ROOT / "rootfs" / "agent" / "luminaguard_agent.py"
+
+
+@asynccontextmanager
+async def agent(workdir: Path) -> AsyncIterator[tuple[GuestAgent, asyncio.subprocess.Process]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(AGENT), "--workdir", str(workdir),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stdin is not None
+    client = GuestAgent(process.stdout, process.stdin)
+    try:
+        yield client, process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+def run(workdir: Path, scenario: Callable[[GuestAgent], Awaitable[object]]) -> object:
+    async def go() -> object:
+        async with agent(workdir) as (client, _):
+            return await scenario(client)
+
+    return asyncio.run(go())
+
+
+def test_hello(tmp_path: Path) -> None:
+    hello = run(tmp_path, lambda a: a.hello())
+    assert hello["version"] == 1 and hello["workdir"] == str(tmp_path)  # type: ignore[index]
+
+
+def test_exec_returns_exit_code_and_output(tmp_path: Path) -> None:
+    result = run(tmp_path, lambda a: a.exec("echo out; echo err >&2; pwd; exit 3", 10))
+    assert (result.exit_code, result.stderr) == (3, "err\n")  # type: ignore[attr-defined]
+    assert result.stdout == f"out\n{tmp_path}\n"  # type: ignore[attr-defined]
+
+
+def test_exec_timeout_kills_the_process_group(tmp_path: Path) -> None:
+    result = run(tmp_path, lambda a: a.exec("sleep 30 & sleep 30; echo never", 0.5))
+    assert result.timed_out and "never" not in result.stdout and result.duration < 5  # type: ignore[attr-defined]
+
+
+def test_exec_memory_limit(tmp_path: Path) -> None:
+    hog = "python3 -c 'x = bytearray(400 * 1024 * 1024)'"
+    result = run(tmp_path, lambda a: a.exec(hog, 20, memory_mib=128))
+    assert result.exit_code != 0 and "MemoryError" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_put_and_get(tmp_path: Path) -> None:
+    async def scenario(a: GuestAgent) -> bytes:
+        assert await a.put("dir/file.bin", b"\x00\x01data") == 6
+        return await a.get("dir/file.bin")
+
+    assert run(tmp_path, scenario) == b"\x00\x01data"
+    assert (tmp_path / "dir" / "file.bin").read_bytes() == b"\x00\x01data"
+
+
+@pytest.mark.parametrize("path", ["../escape", "/etc/passwd", "a/../../b"])
+def test_paths_may_not_leave_the_work_folder(tmp_path: Path, path: str) -> None:
+    with pytest.raises(TransportError, match="leaves the work folder"):
+        run(tmp_path / "work", lambda a: a.put(path, b"x"))
+
+
+def test_unknown_operation_and_version_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(TransportError, match="unknown operation 'format_disk'"):
+        run(tmp_path, lambda a: a.request("format_disk"))
+
+    async def old_version(a: GuestAgent) -> None:
+        a.writer.write(encode({"v": 0, "id": 99, "op": "hello"}))
+        await a.writer.drain()
+        body = await asyncio.wait_for(
+            a.reader.readexactly(frame_length(await a.reader.readexactly(4))), 5
+        )
+        message = decode(body)
+        assert message["ok"] is False and "protocol version 0 not spoken" in message["error"]
+
+    async def go() -> None:
+        async with agent(tmp_path) as (client, _):
+            client._pump.cancel()  # read the raw answer ourselves
+            await asyncio.sleep(0)
+            await old_version(client)
+
+    asyncio.run(go())
+
+
+def test_requests_are_served_concurrently(tmp_path: Path) -> None:
+    async def scenario(a: GuestAgent) -> list[str]:
+        order: list[str] = []
+
+        async def slow() -> None:
+            await a.exec("sleep 1", 10)
+            order.append("exec")
+
+        async def quick() -> None:
+            await asyncio.sleep(0.2)
+            await a.hello()
+            order.append("hello")
+
+        await asyncio.gather(slow(), quick())
+        return order
+
+    assert run(tmp_path, scenario) == ["hello", "exec"]
+
+
+def test_a_dead_agent_fails_pending_requests(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with agent(tmp_path) as (client, process):
+            pending = asyncio.ensure_future(client.exec("sleep 30", 60))
+            await asyncio.sleep(0.3)
+            process.kill()
+            with pytest.raises(TransportError, match="stream ended"):
+                await pending
+
+    asyncio.run(go())
+
+
+def test_shutdown_ends_the_agent(tmp_path: Path) -> None:
+    async def go() -> int:
+        async with agent(tmp_path) as (client, process):
+            await client.shutdown()
+            return await asyncio.wait_for(process.wait(), 5)
+
+    assert asyncio.run(go()) == 0
+
+
+def test_frames() -> None:
+    frame = encode({"v": 1, "id": 1, "op": "hello"})
+    assert frame_length(frame[:4]) == len(frame) - 4
+    assert decode(frame[4:]) == {"v": 1, "id": 1, "op": "hello"}
+    with pytest.raises(ProtocolError):
+        frame_length((MAX_FRAME + 1).to_bytes(4, "big"))
+    with pytest.raises(ProtocolError):
+        decode(b"[1, 2]")
+    with pytest.raises(ProtocolError):
+        decode(b"not json")
+    with pytest.raises(ProtocolError):
+        encode({"data": "x" * (MAX_FRAME + 1)})
