@@ -134,8 +134,8 @@ class _Execution:
         self.store.audit.redact = Redactor(secrets)
 
     async def loop(self) -> None:
-        # the runner is the only writer while it drives: read every step once, then only
-        # the step whose task just ended
+        # read every step once, then only the step whose task just ended: other processes
+        # (approve, deny) only touch steps waiting for a person, which take effect on resume
         self.states = self.store.steps(self.run_id)
         running: dict[str, asyncio.Task[None]] = {}
         while True:
