@@ -30,6 +30,7 @@ from luminaguard.ui.commands.lock import live_lock
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ROOT / "mcp-servers"
 FILESYSTEM = "node_modules/.bin/mcp-server-filesystem"
+ARGV = [f"/opt/mcp/{FILESYSTEM}", "/work"]  # inside the sandbox
 
 
 def workload(calls: int) -> str:
@@ -114,7 +115,7 @@ async def start_to_ready(starts: int, root: Path) -> tuple[list[float], list[flo
     sandboxed, direct = [], []
     for _ in range(starts):
         start = time.perf_counter()
-        client = sandboxed_client("fs", backend, handle, [f"/opt/mcp/{FILESYSTEM}", "/work"], {})
+        client = sandboxed_client("fs", lambda: backend.spawn(handle, ARGV, {}))
         await client.start(60)
         sandboxed.append(time.perf_counter() - start)
         await client.aclose()

@@ -159,3 +159,56 @@ def test_frames() -> None:
         decode(b"not json")
     with pytest.raises(ProtocolError):
         encode({"data": "x" * (MAX_FRAME + 1)})
+
+
+SERVER = ROOT / "mcp-servers" / "node_modules" / ".bin" / "mcp-server-filesystem"
+
+
+def test_spawn_relays_a_process(tmp_path: Path) -> None:
+    async def scenario(a: GuestAgent) -> tuple[bytes, int]:
+        process = await a.spawn(
+            ["/bin/sh", "-c", "read line; echo got:$line; echo oops >&2; exit 7"]
+        )
+        assert process.stdin is not None
+        process.stdin.write(b"hello\n")
+        await process.stdin.drain()
+        out = await process.stdout.readline()
+        return out, await process.wait()
+
+    assert run(tmp_path, scenario) == (b"got:hello\n", 7)
+
+
+def test_an_mcp_server_runs_unchanged_behind_the_guest_agent(tmp_path: Path) -> None:
+    """The same mcp_stdio session, over the agent's relayed stream instead of a sandbox pipe."""
+    import shutil
+
+    from luminaguard.transport.mcp_stdio import stdio_client
+
+    if shutil.which("node") is None or not SERVER.exists():
+        pytest.skip("node or the npm MCP servers are missing: run `make mcp-servers`")
+    (tmp_path / "note.txt").write_text("from inside")
+
+    async def scenario(a: GuestAgent) -> tuple[list[str], str, bool]:
+        client = stdio_client("fs", lambda: a.spawn([str(SERVER), str(tmp_path)]))
+        await client.start(30)
+        try:
+            tools = [tool.name for tool in await client.list_tools()]
+            read = await client.call_tool(
+                "read_text_file", {"path": str(tmp_path / "note.txt")}, 10
+            )
+            denied = await client.call_tool("read_text_file", {"path": "/etc/hostname"}, 10)
+        finally:
+            await client.aclose()
+        return tools, read.text, denied.is_error
+
+    tools, text, denied = run(tmp_path, scenario)  # type: ignore[misc]
+    assert "read_text_file" in tools and text == "from inside" and denied is True
+
+
+def test_killing_a_spawned_process(tmp_path: Path) -> None:
+    async def scenario(a: GuestAgent) -> int:
+        process = await a.spawn(["/bin/sh", "-c", "sleep 30"])
+        process.kill()
+        return await asyncio.wait_for(process.wait(), 5)
+
+    assert run(tmp_path, scenario) == -9

@@ -80,6 +80,22 @@ class Availability:
     detail: str
 
 
+class ByteWriter(Protocol):
+    """Where a process's standard input goes (an ``asyncio.StreamWriter`` is one)."""
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until queued bytes are sent."""
+        ...
+
+    def close(self) -> None:
+        """End the input."""
+        ...
+
+
 class SandboxProcess(Protocol):
     """A process running in a sandbox: its pipes and its exit status."""
 
@@ -94,7 +110,7 @@ class SandboxProcess(Protocol):
         ...
 
     @property
-    def stdin(self) -> asyncio.StreamWriter | None:
+    def stdin(self) -> ByteWriter | None:
         """Writes to the process's standard input."""
         ...
 

@@ -31,7 +31,8 @@ async def connect(
         headers = resolve(server.headers, environ, "header")
         return await http_client(name, server.endpoints, headers)
     env = resolve(server.env, environ, "server env")
-    client = stdio_client(name, backend, await sandbox(), [server.command, *server.args], env)
+    handle, argv = await sandbox(), [server.command, *server.args]
+    client = stdio_client(name, lambda: backend.spawn(handle, argv, env))
     await client.start(STARTUP_TIMEOUT)
     return client
 

@@ -20,6 +20,12 @@ Operations (arguments -> result):
   killed on timeout). Output beyond 1 MiB per stream is cut and ``truncated`` is set.
 - ``put`` ``{"path", "data"}`` (base64) -> ``{"size"}`` and ``get`` ``{"path"}`` ->
   ``{"data"}``: files in the work folder; paths may not leave it.
+- ``spawn`` ``{"argv", "env", limits}`` -> ``{"stream", "pid"}``: start a long-lived
+  process (an MCP stdio server). Its output arrives as events, frames without an
+  ``id``: ``{"v": 1, "event": "output", "stream", "fd": 1|2, "data"}`` (base64) and,
+  when it ends, ``{"v": 1, "event": "exit", "stream", "code"}``.
+- ``write`` ``{"stream", "data", "close"}`` -> ``{}``: feed its stdin (``close`` ends it).
+- ``kill`` ``{"stream"}`` -> ``{}``: kill it and its process group.
 - ``shutdown`` -> ``{}``, after which the agent exits.
 """
 

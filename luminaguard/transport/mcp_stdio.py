@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.message import SessionMessage
 
-from luminaguard.hypervisor.base import Backend, SandboxHandle, SandboxProcess
+from luminaguard.hypervisor.base import SandboxProcess
 from luminaguard.transport.mcp_session import SessionClient
 
 _LINE_LIMIT = 64 << 20  # one JSON-RPC message per line; tool results can be large
@@ -57,11 +57,12 @@ async def _pump_in(
             await process.stdin.drain()
 
 
+Starter = Callable[[], Awaitable[SandboxProcess]]
+
+
 @contextlib.asynccontextmanager
-async def _session(
-    backend: Backend, handle: SandboxHandle, argv: list[str], env: dict[str, str]
-) -> AsyncIterator[ClientSession]:
-    process = await backend.spawn(handle, argv, env)
+async def _session(start: Starter) -> AsyncIterator[ClientSession]:
+    process = await start()
     to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     session_writes, to_server = anyio.create_memory_object_stream[SessionMessage](16)
     pumps = [
@@ -80,8 +81,10 @@ async def _session(
         await process.wait()
 
 
-def stdio_client(
-    name: str, backend: Backend, handle: SandboxHandle, argv: list[str], env: dict[str, str]
-) -> SessionClient:
-    """A not-yet-started client for the stdio server ``argv`` inside ``handle``."""
-    return SessionClient(name, lambda: _session(backend, handle, argv, env))
+def stdio_client(name: str, start: Starter) -> SessionClient:
+    """A not-yet-started client for the stdio server that ``start()`` launches.
+
+    ``start`` is e.g. ``lambda: backend.spawn(sandbox, argv, env)`` (namespace sandbox)
+    or ``lambda: guest.spawn(argv, env)`` (a guest agent inside a VM).
+    """
+    return SessionClient(name, lambda: _session(start))

@@ -37,6 +37,8 @@ class Agent:
         self.reader, self.writer, self.workdir = reader, writer, workdir
         self.lock = threading.Lock()
         self.running = True
+        self.streams: dict[int, subprocess.Popen[bytes]] = {}
+        self.next_stream = 1
 
     def send(self, message: dict[str, Any]) -> None:
         """Write one frame; frames from several threads never interleave."""
@@ -183,6 +185,67 @@ def op_get(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
     return {"data": base64.b64encode(agent.path(str(request["path"])).read_bytes()).decode()}
 
 
+def _relay(agent: Agent, stream: int, process: subprocess.Popen[bytes]) -> None:
+    """Send the process's output as events, then its exit status."""
+
+    def pump(pipe: BinaryIO, fd: int) -> None:
+        while chunk := pipe.read1(65536):  # type: ignore[attr-defined]
+            data = base64.b64encode(chunk).decode()
+            agent.send({"v": VERSION, "event": "output", "stream": stream, "fd": fd, "data": data})
+
+    pumps = [
+        threading.Thread(target=pump, args=(p, fd), daemon=True)
+        for p, fd in ((process.stdout, 1), (process.stderr, 2))
+    ]
+    for thread in pumps:
+        thread.start()
+    for thread in pumps:
+        thread.join()
+    code = process.wait()
+    agent.streams.pop(stream, None)
+    agent.send({"v": VERSION, "event": "exit", "stream": stream, "code": code})
+
+
+def op_spawn(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
+    """Start a long-lived process (an MCP stdio server); relay its output as events."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(agent.workdir),
+        **request.get("env", {}),
+    }
+    process = subprocess.Popen(
+        request["argv"], cwd=agent.workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, preexec_fn=_limits(request),
+    )  # fmt: skip
+    with agent.lock:
+        stream = agent.next_stream
+        agent.next_stream += 1
+    agent.streams[stream] = process
+    threading.Thread(target=_relay, args=(agent, stream, process), daemon=True).start()
+    return {"stream": stream, "pid": process.pid}
+
+
+def op_write(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
+    """Write to a spawned process's stdin; ``close`` ends its input."""
+    process = agent.streams.get(int(request["stream"]))
+    if process is None or process.stdin is None:
+        raise ValueError(f"no running stream {request['stream']!r}")
+    if request.get("data"):
+        process.stdin.write(base64.b64decode(request["data"]))
+        process.stdin.flush()
+    if request.get("close"):
+        process.stdin.close()
+    return {}
+
+
+def op_kill(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
+    """Kill a spawned process and everything it started."""
+    process = agent.streams.get(int(request["stream"]))
+    if process is not None:
+        os.killpg(process.pid, signal.SIGKILL)
+    return {}
+
+
 def op_shutdown(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
     """Stop serving and exit shortly after answering."""
     agent.running = False
@@ -195,6 +258,9 @@ OPERATIONS = {
     "exec": op_exec,
     "put": op_put,
     "get": op_get,
+    "spawn": op_spawn,
+    "write": op_write,
+    "kill": op_kill,
     "shutdown": op_shutdown,
 }
 
