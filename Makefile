@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench schemas clean mcp-servers
+.PHONY: demo test lint typecheck unit bench schemas clean mcp-servers vm-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(NPM_STAMP): mcp-servers/package.json mcp-servers/package-lock.json
 	touch $@
 
 mcp-servers: $(NPM_STAMP)
+
+# QEMU, busybox, lz4, cpio for the micro-VM tests (skipped with the reason where missing).
+vm-deps:
+	scripts/install-vm-deps.sh
 
 DEMO_STATE := .luminaguard-demo
 
@@ -48,7 +52,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(NPM_STAMP)
+unit: $(STAMP) $(NPM_STAMP) vm-deps
 	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=85
 
 test: lint typecheck unit

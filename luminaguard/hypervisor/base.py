@@ -12,8 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from luminaguard.errors import LuminaGuardError
+
 #: Exit code of the sandbox helper when the sandbox itself could not be set up.
 SETUP_FAILED = 125
+
+
+class BackendError(LuminaGuardError):
+    """A backend cannot provide what an agent asks for (it fails the step, not the run)."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from luminaguard.compiler.plan import Plan, PlannedStep
-from luminaguard.hypervisor.base import Backend, SandboxHandle
+from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler.audit import Redactor
 from luminaguard.scheduler.cards import approval_card
@@ -284,7 +284,7 @@ class _Execution:
             return await self.tools.call(step, action, timeout)
         try:
             sandbox = await self._sandbox(step.agent)
-        except StepError as exc:
+        except (StepError, BackendError) as exc:
             return {}, str(exc)
         result = await self.runner.backend.exec(sandbox, action.command or "", timeout)
         outputs: dict[str, object] = {

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from luminaguard.compiler.lock import LockedTool, changes
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.config.models import McpServer
-from luminaguard.hypervisor.base import Backend, SandboxHandle
+from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler.runtime import StepError, resolve
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
@@ -72,7 +72,7 @@ class ToolBroker:
                     )
                     self.clients[key] = client
                     self.tools[key] = {tool.name: tool for tool in await client.list_tools()}
-                except TransportError as exc:
+                except (TransportError, BackendError) as exc:
                     raise StepError(str(exc)) from exc
         return self.clients[key], self.tools[key]
 

@@ -21,7 +21,7 @@ def test_doctor_lists_every_backend(cli: CliRunner) -> None:
 
 def test_unknown_backend_is_a_usage_error(cli: CliRunner) -> None:
     result = cli("run", "examples/01-hello", "--backend", "vmware")
-    assert result.code == 1 and "unknown backend 'vmware' (available: sandbox)" in result.err
+    assert result.code == 1 and "unknown backend 'vmware' (available: qemu, sandbox)" in result.err
 
 
 def test_plain_reporter() -> None:

@@ -1,0 +1,144 @@
+"""The qemu backend for real: QEMU microvm (TCG here), the guest agent, isolation, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor.base import BackendError, ExecResult, Mount, SandboxSpec
+from luminaguard.hypervisor.qemu import QemuBackend, Vm
+from luminaguard.scheduler.store import RunStore
+from tests.conftest import CliRunner, Writer
+
+BACKEND = QemuBackend()
+if not BACKEND.availability().usable:
+    pytest.skip(
+        f"qemu backend unavailable: {BACKEND.availability().detail}", allow_module_level=True
+    )
+
+
+class Guest:
+    """One booted VM for several checks (a boot costs seconds under TCG)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.vm: Vm = self.loop.run_until_complete(
+            BACKEND.create(SandboxSpec(name="t", workdir=Path("/nonexistent")))
+        )
+
+    def run(self, command: str, timeout: float = 30) -> ExecResult:
+        return self.loop.run_until_complete(BACKEND.exec(self.vm, command, timeout))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(BACKEND.destroy(self.vm))
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def guest() -> Iterator[Guest]:
+    vm = Guest()
+    yield vm
+    vm.close()
+
+
+def test_a_command_runs_inside_the_vm(guest: Guest) -> None:
+    result = guest.run("uname -r; hostname; cat /proc/1/cmdline | tr '\\0' ' '")
+    assert result.ok, result.stderr
+    kernel, host, init = result.stdout.splitlines()
+    assert kernel.endswith("-cloud-amd64") and host == "luminaguard"
+    assert "luminaguard_agent.py" in init
+
+
+def test_no_network_out_of_the_guest(guest: Guest) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    try:
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)"
+        result = guest.run(f'python3 -c "{probe}"')
+        assert result.exit_code != 0 and (
+            "Connection refused" in result.stderr or "unreachable" in result.stderr
+        )
+        interfaces = guest.run("cat /proc/net/dev").stdout
+        assert "lo:" in interfaces and "eth" not in interfaces
+    finally:
+        server.close()
+
+
+def test_the_root_is_read_only_and_work_is_writable(guest: Guest) -> None:
+    for target in ("/x", "/usr/x", "/bin/x", "/etc/x"):
+        assert not guest.run(f"echo bad > {target}").ok, target
+    assert guest.run("echo good > /work/ok && cat /work/ok").stdout == "good\n"
+
+
+def test_host_files_are_not_visible(guest: Guest, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret")
+    result = guest.run(f"cat {secret}; ls /root /home 2>&1")
+    assert "s3cret" not in result.stdout and result.exit_code != 0
+
+
+def test_a_step_past_its_timeout_kills_only_its_vm() -> None:
+    async def go() -> tuple[ExecResult, int | None, ExecResult]:
+        first = await BACKEND.create(SandboxSpec(name="a", workdir=Path("/nonexistent")))
+        second = await BACKEND.create(SandboxSpec(name="b", workdir=Path("/nonexistent")))
+        try:
+            late = await BACKEND.exec(first, "sleep 30", 1)
+            assert first.process is not None
+            code = first.process.poll()
+            still = await BACKEND.exec(second, "echo alive", 10)
+        finally:
+            await BACKEND.destroy(first)
+            await BACKEND.destroy(second)
+        return late, code, still
+
+    late, code, still = asyncio.run(go())
+    assert late.timed_out and code is not None  # its VM is gone
+    assert still.stdout == "alive\n"  # the other VM is untouched
+
+
+def test_mounts_are_refused_clearly(tmp_path: Path) -> None:
+    spec = SandboxSpec(name="m", workdir=tmp_path, mounts=(Mount(tmp_path, "/data/x"),))
+    with pytest.raises(BackendError, match="cannot share host folders"):
+        asyncio.run(BACKEND.create(spec))
+
+
+def test_a_workload_runs_on_the_qemu_backend(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
+    workload = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  rules: [{id: echo, match: {kind: run, command: {regex: '^echo '}}, risk: green, reason: prints}]
+---
+apiVersion: luminaguard.dev/v1
+kind: Image
+metadata: {name: guest}
+spec: {rootfs: agent-base}
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec: {policy: p, image: guest, limits: {memory_mib: 256, timeout: 30s}}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {name: w}
+spec:
+  steps:
+    - {id: hello, agent: a, run: "echo hello from $(hostname)"}
+    - {id: wipe, agent: a, run: "rm -rf /work/*", needs: [hello]}
+"""
+    path = str(write("w.yaml", workload))
+    state = str(tmp_path / "s")
+    assert (
+        cli("run", path, "--backend", "sandbox", "--state", state, "--run-id", "refused").code == 2
+    )
+    assert "asks for a micro-VM" in (RunStore(Path(state)).steps("refused")["hello"].error or "")
+    assert cli("run", path, "--backend", "qemu", "--state", state, "--run-id", "r").code == 3
+    assert RunStore(Path(state)).steps("r")["hello"].outputs["stdout"] == "hello from luminaguard\n"
