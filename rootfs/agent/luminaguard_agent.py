@@ -33,8 +33,11 @@ HEADER = struct.Struct(">I")
 class Agent:
     """Reads requests, runs each in a thread, writes responses one frame at a time."""
 
-    def __init__(self, reader: BinaryIO, writer: BinaryIO, workdir: Path) -> None:
+    def __init__(
+        self, reader: BinaryIO, writer: BinaryIO, workdir: Path, device: bool = False
+    ) -> None:
         self.reader, self.writer, self.workdir = reader, writer, workdir
+        self.device = device  # a virtio-serial port reads EOF while no host is connected
         self.lock = threading.Lock()
         self.running = True
         self.streams: dict[int, subprocess.Popen[bytes]] = {}
@@ -53,7 +56,11 @@ class Agent:
         while len(data) < count:
             chunk = self.reader.read(count - len(data))
             if not chunk:
-                return None
+                if not self.device:
+                    return None
+                time.sleep(0.01)  # no host on the port (yet, or any more): wait for one
+                data = b""  # a frame cut by a disconnect is dropped whole
+                continue
             data += chunk
         return data
 
@@ -275,7 +282,7 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     if args.device:
         stream = open(args.device, "r+b", buffering=0)  # noqa: SIM115 - lives as long as the agent
-        Agent(stream, stream, workdir).serve()
+        Agent(stream, stream, workdir, device=True).serve()
     else:
         Agent(sys.stdin.buffer, sys.stdout.buffer, workdir).serve()
     return 0

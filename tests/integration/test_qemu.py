@@ -142,3 +142,19 @@ spec:
     assert "asks for a micro-VM" in (RunStore(Path(state)).steps("refused")["hello"].error or "")
     assert cli("run", path, "--backend", "qemu", "--state", state, "--run-id", "r").code == 3
     assert RunStore(Path(state)).steps("r")["hello"].outputs["stdout"] == "hello from luminaguard\n"
+
+
+def test_the_agent_survives_the_host_disconnecting(guest: Guest) -> None:
+    import time
+
+    async def reconnect() -> dict[str, object]:
+        assert guest.vm.agent is not None
+        await guest.vm.agent.aclose()
+        guest.vm.agent = await BACKEND._connect(
+            guest.vm.folder / "agent.sock", time.monotonic() + 30
+        )
+        return await guest.vm.agent.hello()
+
+    hello = guest.loop.run_until_complete(reconnect())
+    assert hello["pid"] == 1  # the same agent, still init's child process
+    assert guest.run("echo again").stdout == "again\n"
