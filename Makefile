@@ -57,10 +57,11 @@ unit: $(STAMP) $(NPM_STAMP) vm-deps
 
 test: lint typecheck unit
 
-bench: $(STAMP) $(NPM_STAMP)
+bench: $(STAMP) $(NPM_STAMP) vm-deps
 	$(BIN)/python bench/compile_bench.py
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/mcp_bench.py
+	$(BIN)/python bench/vm_bench.py
 
 schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas

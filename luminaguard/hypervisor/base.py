@@ -43,6 +43,9 @@ class SandboxSpec:
     cpu_seconds: int = 300
     pids: int = 128
     network: bool = False
+    pool: str | None = None  # VM backends: serve from the warm pool of this name
+    warm: int = 0
+    pool_max: int = 8
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ INIT = """#!/bin/busybox sh
 /bin/busybox mount -t devtmpfs dev /dev
 /bin/busybox mount -t tmpfs -o size=64m,nosuid,nodev tmpfs /work
 /bin/busybox mount -t tmpfs -o size=16m,nosuid,nodev tmpfs /tmp
+/bin/busybox mount -t tmpfs -o size=1m,nosuid,nodev tmpfs /run
 /bin/busybox hostname luminaguard
 /bin/busybox mount -o remount,ro /
 for m in virtio_ring virtio virtio_mmio virtio_console; do
@@ -83,8 +84,21 @@ def kernel(cache: Path = CACHE) -> tuple[Path, Path]:
 
 
 def _populate(root: Path, modules: Path) -> None:
-    for folder in ("bin", "proc", "sys", "dev", "work", "tmp", "lib/modules", "usr/bin", "usr/lib"):
+    for folder in (
+        "bin",
+        "proc",
+        "sys",
+        "dev",
+        "work",
+        "tmp",
+        "run",
+        "etc",
+        "lib/modules",
+        "usr/bin",
+        "usr/lib",
+    ):
         (root / folder).mkdir(parents=True)
+    (root / "etc" / "machine-id").symlink_to("/run/machine-id")  # written per clone (reseed)
     shutil.copy("/usr/bin/busybox", root / "bin" / "busybox")
     for applet in _run("busybox", "--list").split():
         if applet != "busybox":

@@ -4,24 +4,21 @@
 otherwise: on the project's machines /dev/kvm is PVM, which stock kernels cannot use
 (see ``luminaguard doctor``). The guest has no network device, a read-only root and
 tmpfs at /work and /tmp; nothing of the host is shared with it. Commands and MCP
-servers run through the guest agent over virtio-serial. A command past its timeout
-costs its VM: the VM is killed and the next command boots a fresh one. VMs die with
-the runner (the QEMU process gets PDEATHSIG). This version boots every VM cold; the
-warm snapshot pool is still to come.
+servers run through the guest agent over virtio-serial. An agent with a ``pool`` gets
+a clone from that pool's warm snapshot clones; otherwise its VM boots cold. A command
+past its timeout costs its VM: it is killed and the next command gets a fresh one.
+VMs die with the runner (QEMU gets PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from luminaguard.hypervisor.base import (
     Availability,
@@ -32,42 +29,11 @@ from luminaguard.hypervisor.base import (
     SandboxSpec,
 )
 from luminaguard.hypervisor.guest_image import GuestImage, build, missing_tools
+from luminaguard.hypervisor.microvm import Vm, cold_boot
+from luminaguard.hypervisor.pool import VmPool
 from luminaguard.hypervisor.registry_kvm import hardware_kvm
+from luminaguard.hypervisor.snapshot import take
 from luminaguard.transport.base import TransportError
-from luminaguard.transport.guest_agent import GuestAgent
-
-BOOT_TIMEOUT = 60.0
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _tsc_khz() -> int:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("cpu MHz"):
-            return int(float(line.split(":")[1]) * 1000)
-    return 2_000_000
-
-
-def accelerator() -> list[str]:
-    """QEMU's accelerator arguments: KVM on hardware virtualization, else TCG."""
-    if hardware_kvm():
-        return ["-accel", "kvm", "-cpu", "host,-arch-capabilities"]
-    return ["-accel", "tcg"]
-
-
-@dataclass
-class Vm:
-    """One running micro-VM and the connection to its guest agent."""
-
-    spec: SandboxSpec
-    folder: Path
-    process: subprocess.Popen[bytes] | None = None
-    agent: GuestAgent | None = None
-    boots: int = 0
-    children: set[SandboxProcess] = field(default_factory=set)
 
 
 class QemuBackend:
@@ -77,6 +43,8 @@ class QemuBackend:
 
     def __init__(self) -> None:
         self._image: GuestImage | None = None
+        self.pools: dict[str, VmPool] = {}
+        self._pool_lock = asyncio.Lock()
 
     def availability(self) -> Availability:
         """Usable when QEMU and the image tools are installed."""
@@ -88,7 +56,7 @@ class QemuBackend:
         mode = (
             "hardware KVM" if hardware_kvm() else "software emulation (TCG): no hardware KVM here"
         )
-        return Availability(True, f"QEMU microvm, {mode}; cold boot per VM (no warm pool yet)")
+        return Availability(True, f"QEMU microvm, {mode}; warm pools of snapshot clones")
 
     def image(self) -> GuestImage:
         """The guest image (built on first use, then cached)."""
@@ -96,59 +64,38 @@ class QemuBackend:
             self._image = build()
         return self._image
 
-    def _command(self, vm: Vm, image: GuestImage) -> list[str]:
-        return [
-            "qemu-system-x86_64", "-M", "microvm,pit=on,pic=on,rtc=on", *accelerator(),
-            "-m", str(max(vm.spec.memory_mib, 256)), "-smp", "1",
-            "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-            "-serial", f"file:{vm.folder / 'console.log'}",
-            "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-            "-append", f"console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz={_tsc_khz()}",
-            "-device", "virtio-serial-device",
-            "-chardev", f"socket,id=agent,path={vm.folder / 'agent.sock'},server=on,wait=off",
-            "-device", "virtserialport,chardev=agent,name=luminaguard",
-        ]  # fmt: skip
+    async def pool(self, spec: SandboxSpec) -> VmPool:
+        """The warm pool the spec names, started (snapshot taken) on first use."""
+        name = spec.pool or spec.name
+        async with self._pool_lock:
+            if name not in self.pools:
+                image = await asyncio.to_thread(self.image)
+                snapshot = await take(image, max(spec.memory_mib, 256))
+                self.pools[name] = VmPool(name, snapshot, spec.warm, max(spec.pool_max, 1))
+                self.pools[name].refill()
+        return self.pools[name]
 
-    async def _boot(self, vm: Vm) -> None:
-        image = await asyncio.to_thread(self.image)
-        sock = vm.folder / "agent.sock"
-        sock.unlink(missing_ok=True)
-        vm.process = subprocess.Popen(self._command(vm, image), preexec_fn=_die_with_parent)
-        vm.boots += 1
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while not sock.exists():
-            if time.monotonic() > deadline or vm.process.poll() is not None:
-                raise BackendError(f"QEMU did not start (see {vm.folder / 'console.log'})")
-            await asyncio.sleep(0.005)
-        vm.agent = await self._connect(sock, deadline)
-
-    async def _connect(self, sock: Path, deadline: float) -> GuestAgent:
-        # QEMU drops a connection made before the guest opens its port: retry until hello
-        while True:
-            reader, writer = await asyncio.open_unix_connection(str(sock))
-            agent = GuestAgent(reader, writer)
-            try:
-                await agent.request("hello", wait=0.5)
-                return agent
-            except TransportError:
-                await agent.aclose()
-                if time.monotonic() > deadline:
-                    raise BackendError("the guest agent did not answer in time") from None
+    async def _fresh(self, spec: SandboxSpec) -> Vm:
+        if spec.pool:
+            return await (await self.pool(spec)).acquire()
+        vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
+        await cold_boot(vm, await asyncio.to_thread(self.image))
+        return vm
 
     async def create(self, spec: SandboxSpec) -> Vm:
-        """Boot a VM for the agent (mounts cannot be shared into a VM yet)."""
+        """A VM for the agent: a pool clone, or a cold boot (host folders cannot be shared yet)."""
         if spec.mounts:
             raise BackendError(
                 "the qemu backend cannot share host folders into the VM yet; remove mounts"
             )
-        vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
-        await self._boot(vm)
-        return vm
+        return await self._fresh(spec)
 
     async def _running(self, handle: SandboxHandle) -> Vm:
         assert isinstance(handle, Vm)
         if handle.process is None or handle.process.poll() is not None:
-            await self._boot(handle)
+            fresh = await self._fresh(handle.spec)
+            handle.process, handle.agent, handle.folder = fresh.process, fresh.agent, fresh.folder
+            handle.pool, handle.boots = fresh.pool, handle.boots + 1
         return handle
 
     async def spawn(
@@ -166,26 +113,28 @@ class QemuBackend:
         vm = await self._running(handle)
         assert vm.agent is not None
         started = time.monotonic()
-        limits = {"cpu_seconds": vm.spec.cpu_seconds, "pids": vm.spec.pids}
+        limits: dict[str, Any] = {"cpu_seconds": vm.spec.cpu_seconds, "pids": vm.spec.pids}
         try:
-            result = await vm.agent.exec(command, timeout, **limits)
+            result = await vm.agent.exec(command, timeout, env=vm.spec.env, **limits)
         except TransportError as exc:
-            self._kill(vm)
+            vm.kill()
             return ExecResult(-9, "", str(exc), time.monotonic() - started, timed_out=True)
         if result.timed_out:
-            self._kill(vm)  # the VM may hold what the command left behind: it goes
+            vm.kill()  # the VM may hold what the command left behind: it goes
         return result
 
-    def _kill(self, vm: Vm) -> None:
-        if vm.process is not None and vm.process.poll() is None:
-            vm.process.kill()
-            vm.process.wait()
-
     async def destroy(self, handle: SandboxHandle) -> None:
-        """Stop the VM and remove its folder."""
+        """Stop the VM (a pool clone is never reused) and remove its folder."""
         assert isinstance(handle, Vm)
         if handle.agent is not None:
             with contextlib.suppress(TransportError, OSError):
                 await asyncio.wait_for(handle.agent.aclose(), 2)
-        self._kill(handle)
+        if handle.pool is not None:
+            handle.pool.release(handle)
+        handle.kill()
         shutil.rmtree(handle.folder, ignore_errors=True)
+
+    async def close(self) -> None:
+        """Destroy every pool's VMs."""
+        for pool in self.pools.values():
+            await pool.close()

@@ -133,9 +133,11 @@ def sandbox_spec(
     """The sandbox of one agent: work folder, mounts, environment with secrets resolved."""
     limits = agent.spec.limits
     env = resolve(agent.spec.env, environ, "env")
+    pool = agent.pool
     return SandboxSpec(
         name=name, workdir=workdir, mounts=mounts_of(agent), env=env,
         memory_mib=limits.memory_mib, cpu_seconds=limits.cpu_seconds, pids=limits.pids,
+        pool=agent.spec.pool, warm=pool.warm if pool else 0, pool_max=pool.max if pool else 8,
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import os
 import signal
 from collections.abc import Awaitable
 from typing import Any
@@ -163,10 +164,10 @@ class GuestAgent:
         """Health: the agent's version, pid and work folder."""
         return await self.request("hello")
 
-    async def exec(self, command: str, timeout: float, **limits: int) -> ExecResult:
-        """Run a shell command in the guest's work folder with limits and a timeout."""
+    async def exec(self, command: str, timeout: float, **options: Any) -> ExecResult:
+        """Run a shell command in the guest's work folder with ``env``, limits and a timeout."""
         result = await self.request(
-            "exec", timeout + 10, command=command, timeout=timeout, **limits
+            "exec", timeout + 10, command=command, timeout=timeout, **options
         )
         return ExecResult(
             exit_code=int(result["exit_code"]),
@@ -185,6 +186,12 @@ class GuestAgent:
         process = self._process(int(result["stream"]))
         process.pid = int(result["pid"])
         return process
+
+    async def reseed(self) -> str:
+        """Fresh entropy and a new machine id for a clone; return the machine id."""
+        entropy = base64.b64encode(os.urandom(64)).decode()
+        result = await self.request("reseed", entropy=entropy, machine_id=os.urandom(16).hex())
+        return str(result["machine_id"])
 
     async def put(self, path: str, data: bytes) -> int:
         """Write a file into the guest's work folder."""

@@ -26,6 +26,9 @@ Operations (arguments -> result):
   when it ends, ``{"v": 1, "event": "exit", "stream", "code"}``.
 - ``write`` ``{"stream", "data", "close"}`` -> ``{}``: feed its stdin (``close`` ends it).
 - ``kill`` ``{"stream"}`` -> ``{}``: kill it and its process group.
+- ``reseed`` ``{"entropy", "machine_id"}`` -> ``{"machine_id"}``: after a snapshot
+  restore, mix host entropy (base64) into /dev/urandom and set /etc/machine-id, so that
+  clones of one snapshot share no random state or identity.
 - ``shutdown`` -> ``{}``, after which the agent exits.
 """
 

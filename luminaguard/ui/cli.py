@@ -13,6 +13,7 @@ from luminaguard.ui.commands import (
     doctor,
     lock,
     plan,
+    pool,
     resume,
     run,
     schema,
@@ -21,7 +22,7 @@ from luminaguard.ui.commands import (
 )
 from luminaguard.ui.exit_codes import INVALID, guarded
 
-_SUBCOMMANDS = (validate, plan, run, status, resume, approvals, audit, lock, doctor, schema)
+_SUBCOMMANDS = (validate, plan, run, status, resume, approvals, audit, lock, pool, doctor, schema)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -253,6 +253,21 @@ def op_kill(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def op_reseed(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
+    """After a snapshot restore: mix fresh host entropy into the kernel's pool, new identity.
+
+    The agent keeps no random generator of its own; what it starts after this draws
+    from the kernel's pool, now different in every clone.
+    """
+    with open("/dev/urandom", "wb") as pool:
+        pool.write(base64.b64decode(request["entropy"]))
+    machine_id = str(request["machine_id"])
+    if not all(c in "0123456789abcdef" for c in machine_id) or len(machine_id) != 32:
+        raise ValueError("machine_id is 32 lower-case hex digits")
+    Path("/run/machine-id").write_text(machine_id + "\n")
+    return {"machine_id": machine_id}
+
+
 def op_shutdown(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
     """Stop serving and exit shortly after answering."""
     agent.running = False
@@ -268,6 +283,7 @@ OPERATIONS = {
     "spawn": op_spawn,
     "write": op_write,
     "kill": op_kill,
+    "reseed": op_reseed,
     "shutdown": op_shutdown,
 }
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import BackendError, ExecResult, Mount, SandboxSpec
-from luminaguard.hypervisor.qemu import QemuBackend, Vm
+from luminaguard.hypervisor.microvm import Vm, connect
+from luminaguard.hypervisor.qemu import QemuBackend
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner, Writer
 
@@ -150,9 +151,7 @@ def test_the_agent_survives_the_host_disconnecting(guest: Guest) -> None:
     async def reconnect() -> dict[str, object]:
         assert guest.vm.agent is not None
         await guest.vm.agent.aclose()
-        guest.vm.agent = await BACKEND._connect(
-            guest.vm.folder / "agent.sock", time.monotonic() + 30
-        )
+        guest.vm.agent = await connect(guest.vm.socket, time.monotonic() + 30)
         return await guest.vm.agent.hello()
 
     hello = guest.loop.run_until_complete(reconnect())

@@ -1,0 +1,142 @@
+"""Launching one QEMU microvm and reaching its guest agent: shared by boots, snapshots, clones."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from luminaguard.hypervisor.base import BackendError, SandboxProcess, SandboxSpec
+from luminaguard.hypervisor.guest_image import GuestImage
+from luminaguard.hypervisor.registry_kvm import hardware_kvm
+from luminaguard.transport.base import TransportError
+from luminaguard.transport.guest_agent import GuestAgent
+
+BOOT_TIMEOUT = 60.0
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child before exec: QEMU gets SIGKILL when the runner dies (no orphan VMs)."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def tsc_khz() -> int:
+    """The host's TSC in kHz: TCG guests hang calibrating without it (shared notes)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("cpu MHz"):
+            return int(float(line.split(":")[1]) * 1000)
+    return 2_000_000
+
+
+def accelerator() -> list[str]:
+    """KVM on hardware virtualization, else TCG with its translation cache capped."""
+    if hardware_kvm():
+        return ["-accel", "kvm", "-cpu", "host,-arch-capabilities"]
+    return ["-accel", "tcg,tb-size=32"]
+
+
+@dataclass
+class Vm:
+    """One running micro-VM, its files, and the connection to its guest agent."""
+
+    spec: SandboxSpec
+    folder: Path
+    process: subprocess.Popen[bytes] | None = None
+    agent: GuestAgent | None = None
+    boots: int = 0
+    pool: Any = None  # the VmPool it came from, if any
+    children: set[SandboxProcess] = field(default_factory=set)
+
+    @property
+    def socket(self) -> Path:
+        """The host end of the guest agent's virtio-serial port."""
+        return self.folder / "agent.sock"
+
+    @property
+    def qmp(self) -> Path:
+        """QEMU's QMP socket."""
+        return self.folder / "qmp.sock"
+
+    def kill(self) -> None:
+        """Kill QEMU (the guest with it)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def command(
+    vm: Vm,
+    image: GuestImage,
+    memory_mib: int,
+    ram: Path | None = None,
+    share: bool = False,
+    incoming: bool = False,
+) -> list[str]:
+    """QEMU's command line; ``ram`` backs guest memory with a file (snapshots, clones)."""
+    machine = "microvm,pit=on,pic=on,rtc=on" + (",memory-backend=ram" if ram else "")
+    argv = [
+        "qemu-system-x86_64", "-M", machine, *accelerator(), "-m", f"{memory_mib}M", "-smp", "1",
+        "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+        "-serial", f"file:{vm.folder / 'console.log'}",
+        "-kernel", str(image.kernel), "-initrd", str(image.initrd),
+        "-append", f"console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz={tsc_khz()}",
+        "-device", "virtio-serial-device",
+        "-chardev", f"socket,id=agent,path={vm.socket},server=on,wait=off",
+        "-device", "virtserialport,chardev=agent,name=luminaguard",
+        "-qmp", f"unix:{vm.qmp},server=on,wait=off",
+    ]  # fmt: skip
+    if ram is not None:
+        share_flag = "on" if share else "off"  # off: each clone maps the file copy-on-write
+        argv += [
+            "-object",
+            f"memory-backend-file,id=ram,size={memory_mib}M,mem-path={ram},share={share_flag}",
+        ]
+    if incoming:
+        argv += ["-incoming", "defer"]
+    return argv
+
+
+def launch(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start QEMU, tied to this process's life."""
+    return subprocess.Popen(argv, preexec_fn=die_with_parent, stdin=subprocess.DEVNULL)
+
+
+async def wait_for_file(path: Path, process: subprocess.Popen[bytes], deadline: float) -> None:
+    """Until QEMU has created ``path``; BackendError if it died or took too long."""
+    while not path.exists():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise BackendError(f"QEMU did not start (see {path.parent / 'console.log'})")
+        await asyncio.sleep(0.002)
+
+
+async def connect(sock: Path, deadline: float) -> GuestAgent:
+    """The guest agent's connection, once it answers hello.
+
+    QEMU drops a connection made before the guest opens its port, so this retries.
+    """
+    while True:
+        reader, writer = await asyncio.open_unix_connection(str(sock))
+        agent = GuestAgent(reader, writer)
+        try:
+            await agent.request("hello", wait=0.5)
+            return agent
+        except TransportError:
+            await agent.aclose()
+            if time.monotonic() > deadline:
+                raise BackendError("the guest agent did not answer in time") from None
+
+
+async def cold_boot(vm: Vm, image: GuestImage) -> None:
+    """Boot the VM from its kernel and connect to its agent."""
+    vm.socket.unlink(missing_ok=True)
+    vm.process = launch(command(vm, image, max(vm.spec.memory_mib, 256)))
+    vm.boots += 1
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    await wait_for_file(vm.socket, vm.process, deadline)
+    vm.agent = await connect(vm.socket, deadline)

@@ -1,0 +1,117 @@
+"""Warm pools of micro-VMs: clones restored from one snapshot, each serving one task.
+
+``acquire`` hands out a ready clone (or restores one on the spot when none is ready);
+the pool then refills in the background up to ``warm`` without passing ``max`` VMs in
+all. A VM is destroyed after its task: clones are never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from luminaguard.hypervisor.base import BackendError, SandboxSpec
+from luminaguard.hypervisor.microvm import Vm
+from luminaguard.hypervisor.snapshot import Snapshot, restore
+
+
+def memory_mib(vm: Vm, field: str = "Rss") -> int:
+    """A VM's resident memory (``Rss``) or its proportional share (``Pss``).
+
+    With ``Pss``, pages shared copy-on-write with other clones count once in all.
+    """
+    if vm.process is None:
+        return 0
+    try:
+        rollup = open(f"/proc/{vm.process.pid}/smaps_rollup").read()  # noqa: SIM115
+    except OSError:
+        return 0
+    line = next((ln for ln in rollup.splitlines() if ln.startswith(f"{field}:")), f"{field}: 0 kB")
+    return int(line.split()[1]) // 1024
+
+
+@dataclass
+class VmPool:
+    """Clones of one snapshot, kept warm."""
+
+    name: str
+    snapshot: Snapshot
+    warm: int
+    maximum: int
+    ready: list[Vm] = field(default_factory=list)
+    busy: list[Vm] = field(default_factory=list)
+    refilling: int = 0
+    latencies: list[float] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def _total(self) -> int:
+        return len(self.ready) + len(self.busy) + self.refilling
+
+    def refill(self) -> None:
+        """Start restoring clones until ``warm`` are ready (never more than ``max`` in all)."""
+        while len(self.ready) + self.refilling < self.warm and self._total() < self.maximum:
+            self.refilling += 1
+            task = asyncio.get_running_loop().create_task(self._add())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _restore(self) -> Vm:
+        started = time.perf_counter()
+        vm = await restore(self.snapshot, SandboxSpec(name=self.name, workdir=self.snapshot.state))
+        vm.pool = self
+        self.latencies.append(time.perf_counter() - started)
+        return vm
+
+    async def _add(self) -> None:
+        try:
+            self.ready.append(await self._restore())
+        except BackendError:
+            pass  # counted as missing; the next acquire restores on the spot
+        finally:
+            self.refilling -= 1
+
+    async def acquire(self) -> Vm:
+        """A clone for one task: a warm one if ready, else restored now."""
+        if self.ready:
+            vm = self.ready.pop(0)
+        elif self._total() >= self.maximum:
+            raise BackendError(f"pool {self.name!r} is at its maximum of {self.maximum} VMs")
+        else:
+            vm = await self._restore()
+        self.busy.append(vm)
+        self.refill()
+        return vm
+
+    def release(self, vm: Vm) -> None:
+        """The task is done: the VM goes (clones are never reused)."""
+        with contextlib.suppress(ValueError):
+            self.busy.remove(vm)
+        vm.kill()
+
+    def status(self) -> dict[str, Any]:
+        """Warm, busy, refilling, restore latency p50/p99, memory of the VMs."""
+        latencies = sorted(self.latencies)
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else None
+        return {
+            "warm": len(self.ready),
+            "busy": len(self.busy),
+            "refilling": self.refilling,
+            "restore_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+            "restore_p99_ms": round(p99 * 1000, 1) if p99 is not None else None,
+            "rss_mib": sum(memory_mib(vm) for vm in self.ready + self.busy),
+            "pss_mib": sum(memory_mib(vm, "Pss") for vm in self.ready + self.busy),
+        }
+
+    async def close(self) -> None:
+        """Stop refilling and destroy every VM of the pool."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for vm in self.ready + self.busy:
+            vm.kill()
+        self.ready.clear()
+        self.busy.clear()
