@@ -44,6 +44,7 @@ class SandboxSpec:
     pids: int = 128
     network: bool = False
     pool: str | None = None  # VM backends: serve from the warm pool of this name
+    recipe: Path | None = None  # VM backends: the image recipe (rootfs/NAME.yaml)
     warm: int = 0
     pool_max: int = 8
 

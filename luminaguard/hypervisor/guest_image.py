@@ -2,10 +2,11 @@
 
 The kernel comes from the system package manager (``apt-get download`` of the cloud
 kernel), unpacked to an uncompressed ``vmlinux`` (it boots faster than the bzImage).
-The initramfs holds busybox, the virtio modules, python3 with its standard library and
-the guest agent; its init mounts tmpfs at /work and /tmp, makes the root read-only, and
-execs the agent on the virtio-serial port. Builds are cached under a hash of their
-inputs, so a changed agent or init builds a new image.
+The initramfs holds the virtio modules, python3 with its standard library, the guest
+agent, its init (``rootfs/agent/init.py``: tmpfs at /work, /tmp and /run, root made
+read-only, then the agent on the virtio-serial port) and the programs the recipe lists,
+with their libraries; no busybox. Builds are cached under a hash of their inputs, so a
+changed agent, init or recipe builds a new image.
 """
 
 from __future__ import annotations
@@ -13,12 +14,19 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from luminaguard.hypervisor.base import BackendError
 
 AGENT = Path(__file__).resolve().parents[2] / "rootfs" / "agent" / "luminaguard_agent.py"
 CACHE = Path(os.environ.get("LUMINAGUARD_CACHE", Path.home() / ".cache" / "luminaguard")) / "images"
@@ -27,22 +35,7 @@ MODULES = ("drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virti
 UNNEEDED = ("test", "idlelib", "tkinter", "ensurepip", "lib2to3", "__pycache__", "site-packages",
             "dist-packages", "config-*", "turtledemo", "pydoc_data")  # fmt: skip
 PYTHON = "/usr/bin/python3.11"
-INIT = """#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sys /sys
-/bin/busybox mount -t devtmpfs dev /dev
-/bin/busybox mount -t tmpfs -o size=64m,nosuid,nodev tmpfs /work
-/bin/busybox mount -t tmpfs -o size=16m,nosuid,nodev tmpfs /tmp
-/bin/busybox mount -t tmpfs -o size=1m,nosuid,nodev tmpfs /run
-/bin/busybox hostname luminaguard
-/bin/busybox mount -o remount,ro /
-for m in virtio_ring virtio virtio_mmio virtio_console; do
-  /bin/busybox insmod /lib/modules/$m.ko
-done
-while [ ! -e /dev/vport0p1 ]; do /bin/busybox sleep 0.01; done
-export PATH=/bin:/usr/bin
-exec /usr/bin/python3 -I -S -B /usr/bin/luminaguard_agent.py --device /dev/vport0p1 --workdir /work
-"""
+INIT = AGENT.with_name("init.py")
 
 
 @dataclass(frozen=True)
@@ -52,6 +45,33 @@ class GuestImage:
     kernel: Path
     initrd: Path
     key: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What goes into a guest besides the kernel, python and the agent: the tools it lists.
+
+    Read from ``rootfs/NAME.yaml``: ``tools`` names programs of this machine (found on
+    PATH) copied into the guest with the libraries they need; ``sh`` (dash) always, since
+    the agent runs commands through it. Nothing else is there: no busybox, no coreutils.
+    """
+
+    name: str
+    tools: tuple[str, ...]
+
+    @classmethod
+    def load(cls, path: Path) -> Recipe:
+        """Read a recipe file; a malformed one is a BackendError naming it."""
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            tools = sorted({"sh", *(str(tool) for tool in data.get("tools", []))})
+        except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
+            raise BackendError(f"{path}: not a usable image recipe: {exc}") from exc
+        return cls(path.stem, tuple(tools))
+
+
+DEFAULT_TOOLS = "cat find grep head hostname ls mkdir od rm sh sleep tr uname wc"
+DEFAULT_RECIPE = Recipe("default", tuple(DEFAULT_TOOLS.split()))
 
 
 def _run(*argv: str | Path, cwd: Path | None = None) -> str:
@@ -83,7 +103,28 @@ def kernel(cache: Path = CACHE) -> tuple[Path, Path]:
     return vmlinux, Path(glob.glob(str(folder / "x" / "lib" / "modules" / "*" / "kernel"))[0])
 
 
-def _populate(root: Path, modules: Path) -> None:
+def _libraries(program: Path, root: Path) -> None:
+    """Copy the shared libraries ``program`` links, at the same paths in the guest."""
+    for path in (word for word in _run("ldd", program).split() if word.startswith("/")):
+        (root / path[1:]).parent.mkdir(parents=True, exist_ok=True)
+        if not (root / path[1:]).exists():
+            shutil.copy(path, root / path[1:])
+
+
+def _copy_with_libraries(program: Path, root: Path, target: Path) -> None:
+    """A program and the shared libraries it links."""
+    shutil.copy(program, target)
+    _libraries(program, root)
+
+
+def _tool(name: str) -> Path:
+    found = shutil.which("dash" if name == "sh" else name)
+    if found is None:
+        raise BackendError(f"image recipe tool {name!r} is not installed on this machine")
+    return Path(found).resolve()
+
+
+def _populate(root: Path, modules: Path, recipe: Recipe) -> None:
     for folder in (
         "bin",
         "proc",
@@ -99,36 +140,35 @@ def _populate(root: Path, modules: Path) -> None:
     ):
         (root / folder).mkdir(parents=True)
     (root / "etc" / "machine-id").symlink_to("/run/machine-id")  # written per clone (reseed)
-    shutil.copy("/usr/bin/busybox", root / "bin" / "busybox")
-    for applet in _run("busybox", "--list").split():
-        if applet != "busybox":
-            (root / "bin" / applet).symlink_to("busybox")
     for module in MODULES:
         shutil.copy(modules / f"{module}.ko", root / "lib" / "modules")
-    shutil.copy(PYTHON, root / "usr" / "bin" / "python3")
-    for path in (word for word in _run("ldd", PYTHON).split() if word.startswith("/")):
-        (root / path[1:]).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, root / path[1:])
-    shutil.copytree(
-        "/usr/lib/python3.11",
-        root / "usr" / "lib" / "python3.11",
-        ignore=shutil.ignore_patterns(*UNNEEDED),
-    )
+    _copy_with_libraries(Path(PYTHON), root, root / "usr" / "bin" / "python3")
+    stdlib = root / "usr" / "lib" / "python3.11"
+    shutil.copytree("/usr/lib/python3.11", stdlib, ignore=shutil.ignore_patterns(*UNNEEDED))
+    for extension in stdlib.glob("lib-dynload/*.so"):  # e.g. _ctypes needs libffi
+        _libraries(extension, root)
+    for tool in recipe.tools:  # only what the recipe lists
+        _copy_with_libraries(
+            _tool(tool), root, root / ("bin" if tool == "sh" else "usr/bin") / tool
+        )
     shutil.copy(AGENT, root / "usr" / "bin")
-    (root / "init").write_text(INIT)
+    shutil.copy(INIT, root / "init")
     (root / "init").chmod(0o755)
 
 
-def build(cache: Path = CACHE) -> GuestImage:
-    """The guest image, built once per distinct input (kernel, python, agent, init)."""
+def build(recipe: Recipe = DEFAULT_RECIPE, cache: Path = CACHE) -> GuestImage:
+    """The guest image, built once per distinct input (kernel, python, agent, init, recipe)."""
     vmlinux, modules = kernel(cache)
-    inputs = [str(vmlinux.stat().st_size), PYTHON, AGENT.read_text(), INIT, str(UNNEEDED)]
+    builder = Path(__file__).read_text()  # how the image is built is an input too
+    parts = [vmlinux.stat().st_size, PYTHON, AGENT.read_text(), INIT.read_text(), builder]
+    parts += [UNNEEDED, recipe.tools]
+    inputs = [str(part) for part in parts]
     key = hashlib.sha256("\0".join(inputs).encode()).hexdigest()[:16]
     image = cache / f"initrd-{key}.cpio.gz"
     if not image.exists():
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            _populate(root, modules)
+            _populate(root, modules, recipe)
             files = subprocess.run(["find", "."], cwd=root, capture_output=True, check=True).stdout
             archive = subprocess.run(
                 ["cpio", "-o", "-H", "newc"], cwd=root, input=files, capture_output=True, check=True
@@ -136,11 +176,41 @@ def build(cache: Path = CACHE) -> GuestImage:
             partial = image.with_suffix(".partial")
             partial.write_bytes(gzip.compress(archive.stdout, compresslevel=1))
             partial.rename(image)
+            manifest = {
+                "recipe": recipe.name,
+                "tools": list(recipe.tools),
+                "kernel": str(vmlinux),
+                "built": time.time(),
+            }
+            image.with_suffix(".json").write_text(json.dumps(manifest, indent=2))
     return GuestImage(vmlinux, image, key)
+
+
+def find_recipe(name: str, near: list[Path]) -> Path:
+    """``rootfs/NAME.yaml`` in the current folder, or in a folder above one of ``near``."""
+    candidates = [Path.cwd()] + [folder for start in near for folder in [start, *start.parents]]
+    for folder in candidates:
+        path = folder / "rootfs" / f"{name}.yaml"
+        if path.is_file():
+            return path
+    raise BackendError(
+        f"no image recipe rootfs/{name}.yaml near {', '.join(map(str, near)) or 'here'}"
+    )
+
+
+def built_images(cache: Path = CACHE) -> list[dict[str, Any]]:
+    """Every cached image: key, recipe, tools, size, when built."""
+    found = []
+    for manifest in sorted(cache.glob("initrd-*.cpio.json")):
+        data = json.loads(manifest.read_text())
+        image = manifest.with_suffix(".gz")
+        size = image.stat().st_size if image.exists() else 0
+        found.append({**data, "key": manifest.name[7:23], "size_mb": round(size / 1e6, 1)})
+    return found
 
 
 def missing_tools() -> list[str]:
     """What this machine lacks to build and boot a guest (empty when nothing)."""
-    needed = ["qemu-system-x86_64", "busybox", "lz4", "cpio", "apt-get", "dpkg", "ldd"]
+    needed = ["qemu-system-x86_64", "dash", "lz4", "cpio", "apt-get", "dpkg", "ldd"]
     missing = [tool for tool in needed if shutil.which(tool) is None]
     return missing + ([PYTHON] if not Path(PYTHON).exists() else [])

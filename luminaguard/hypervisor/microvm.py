@@ -85,7 +85,10 @@ def command(
         "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
         "-serial", f"file:{vm.folder / 'console.log'}",
         "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-        "-append", f"console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz={tsc_khz()}",
+        # PYTHONHASHSEED reaches init's environment: Python as PID 1 starts before the
+        # kernel has entropy and cannot seed its hash randomization otherwise
+        "-append",
+        f"console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz={tsc_khz()} PYTHONHASHSEED=0",
         "-device", "virtio-serial-device",
         "-chardev", f"socket,id=agent,path={vm.socket},server=on,wait=off",
         "-device", "virtserialport,chardev=agent,name=luminaguard",

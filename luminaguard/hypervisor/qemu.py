@@ -28,7 +28,7 @@ from luminaguard.hypervisor.base import (
     SandboxProcess,
     SandboxSpec,
 )
-from luminaguard.hypervisor.guest_image import GuestImage, build, missing_tools
+from luminaguard.hypervisor.guest_image import GuestImage, Recipe, build, missing_tools
 from luminaguard.hypervisor.microvm import Vm, cold_boot
 from luminaguard.hypervisor.pool import VmPool
 from luminaguard.hypervisor.registry_kvm import hardware_kvm
@@ -42,7 +42,7 @@ class QemuBackend:
     name = "qemu"
 
     def __init__(self) -> None:
-        self._image: GuestImage | None = None
+        self._images: dict[Path | None, GuestImage] = {}
         self.pools: dict[str, VmPool] = {}
         self._pool_lock = asyncio.Lock()
 
@@ -58,18 +58,18 @@ class QemuBackend:
         )
         return Availability(True, f"QEMU microvm, {mode}; warm pools of snapshot clones")
 
-    def image(self) -> GuestImage:
-        """The guest image (built on first use, then cached)."""
-        if self._image is None:
-            self._image = build()
-        return self._image
+    def image(self, recipe: Path | None = None) -> GuestImage:
+        """The guest image of a recipe (built on first use, then cached); default: built-in."""
+        if recipe not in self._images:
+            self._images[recipe] = build(Recipe.load(recipe)) if recipe else build()
+        return self._images[recipe]
 
     async def pool(self, spec: SandboxSpec) -> VmPool:
         """The warm pool the spec names, started (snapshot taken) on first use."""
         name = spec.pool or spec.name
         async with self._pool_lock:
             if name not in self.pools:
-                image = await asyncio.to_thread(self.image)
+                image = await asyncio.to_thread(self.image, spec.recipe)
                 snapshot = await take(image, max(spec.memory_mib, 256))
                 self.pools[name] = VmPool(name, snapshot, spec.warm, max(spec.pool_max, 1))
                 self.pools[name].refill()
@@ -79,15 +79,17 @@ class QemuBackend:
         if spec.pool:
             return await (await self.pool(spec)).acquire()
         vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
-        await cold_boot(vm, await asyncio.to_thread(self.image))
+        await cold_boot(vm, await asyncio.to_thread(self.image, spec.recipe))
         return vm
 
     async def create(self, spec: SandboxSpec) -> Vm:
         """A VM for the agent: a pool clone, or a cold boot (host folders cannot be shared yet)."""
         if spec.mounts:
             raise BackendError(
-                "the qemu backend cannot share host folders into the VM yet; remove mounts"
+                "the qemu backend cannot share host folders into VMs yet: remove mounts"
             )
+        if spec.network:
+            raise BackendError("the qemu backend gives VMs no network yet: use network: none")
         return await self._fresh(spec)
 
     async def _running(self, handle: SandboxHandle) -> Vm:

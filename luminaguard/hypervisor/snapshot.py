@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qemu.qmp import QMPClient
+from qemu.qmp import ConnectError, QMPClient
 
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.guest_image import CACHE, GuestImage
@@ -49,9 +49,15 @@ def snapshot_key(image: GuestImage, memory_mib: int) -> str:
 
 async def _qmp(path: Path, process: object, deadline: float) -> QMPClient:
     await wait_for_file(path, process, deadline)  # type: ignore[arg-type]
-    client = QMPClient("luminaguard")
-    await client.connect(str(path))
-    return client
+    while True:  # the socket file appears a moment before QEMU listens on it
+        client = QMPClient("luminaguard")
+        try:
+            await client.connect(str(path))
+            return client
+        except ConnectError:
+            if time.monotonic() > deadline:
+                raise BackendError(f"QEMU's QMP socket {path} refuses connections") from None
+            await asyncio.sleep(0.01)
 
 
 async def _until(client: QMPClient, query: str, field: str, wanted: set[str]) -> str:

@@ -14,6 +14,7 @@ from luminaguard.config.models import SecretRef
 from luminaguard.config.render import Namespace, evaluate_expression, render_text
 from luminaguard.errors import LuminaGuardError
 from luminaguard.hypervisor.base import Mount, SandboxSpec
+from luminaguard.hypervisor.guest_image import find_recipe
 from luminaguard.policy.action import Action, Decision
 from luminaguard.policy.engine import PolicyEngine
 from luminaguard.scheduler.store import StepRecord
@@ -133,10 +134,12 @@ def sandbox_spec(
     """The sandbox of one agent: work folder, mounts, environment with secrets resolved."""
     limits = agent.spec.limits
     env = resolve(agent.spec.env, environ, "env")
-    pool = agent.pool
+    pool, image = agent.pool, agent.image
+    recipe = find_recipe(image.rootfs, [Path(agent.base_dir)]) if image else None
     return SandboxSpec(
         name=name, workdir=workdir, mounts=mounts_of(agent), env=env,
         memory_mib=limits.memory_mib, cpu_seconds=limits.cpu_seconds, pids=limits.pids,
+        network=bool(image and image.network != "none"), recipe=recipe,
         pool=agent.spec.pool, warm=pool.warm if pool else 0, pool_max=pool.max if pool else 8,
     )  # fmt: skip
 

@@ -11,6 +11,7 @@ from luminaguard.ui.commands import (
     approvals,
     audit,
     doctor,
+    image,
     lock,
     plan,
     pool,
@@ -22,7 +23,20 @@ from luminaguard.ui.commands import (
 )
 from luminaguard.ui.exit_codes import INVALID, guarded
 
-_SUBCOMMANDS = (validate, plan, run, status, resume, approvals, audit, lock, pool, doctor, schema)
+_SUBCOMMANDS = (
+    validate,
+    plan,
+    run,
+    status,
+    resume,
+    approvals,
+    audit,
+    lock,
+    image,
+    pool,
+    doctor,
+    schema,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,7 +51,7 @@ def test_a_command_runs_inside_the_vm(guest: Guest) -> None:
     assert result.ok, result.stderr
     kernel, host, init = result.stdout.splitlines()
     assert kernel.endswith("-cloud-amd64") and host == "luminaguard"
-    assert "luminaguard_agent.py" in init
+    assert init.split()[-1] == "/init"  # init became the agent: same interpreter, PID 1
 
 
 def test_no_network_out_of_the_guest(guest: Guest) -> None:
@@ -105,7 +105,7 @@ def test_a_step_past_its_timeout_kills_only_its_vm() -> None:
 
 def test_mounts_are_refused_clearly(tmp_path: Path) -> None:
     spec = SandboxSpec(name="m", workdir=tmp_path, mounts=(Mount(tmp_path, "/data/x"),))
-    with pytest.raises(BackendError, match="cannot share host folders"):
+    with pytest.raises(BackendError, match="cannot share host folders into VMs"):
         asyncio.run(BACKEND.create(spec))
 
 
@@ -157,3 +157,81 @@ def test_the_agent_survives_the_host_disconnecting(guest: Guest) -> None:
     hello = guest.loop.run_until_complete(reconnect())
     assert hello["pid"] == 1  # the same agent, still init's child process
     assert guest.run("echo again").stdout == "again\n"
+
+
+def test_an_image_holds_only_what_its_recipe_lists(tmp_path: Path) -> None:
+    import gzip
+    import subprocess
+
+    from luminaguard.hypervisor.guest_image import Recipe, build, built_images
+
+    (tmp_path / "tiny.yaml").write_text("tools: [cat, echo]\n")
+    image = build(Recipe.load(tmp_path / "tiny.yaml"))
+    listing = subprocess.run(["cpio", "-t"], input=gzip.decompress(image.initrd.read_bytes()),
+                             capture_output=True, check=True).stdout.decode().split()  # fmt: skip
+    programs = {
+        name.rsplit("/", 1)[-1] for name in listing if name.startswith(("bin/", "usr/bin/"))
+    }
+    assert programs - {"bin", "python3", "luminaguard_agent.py"} == {"cat", "echo", "sh"}
+    assert not any("busybox" in name for name in listing)
+    assert any(entry["key"] == image.key and entry["recipe"] == "tiny" for entry in built_images())
+
+
+def test_an_image_recipe_shapes_the_vm(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
+    write("rootfs/tiny.yaml", "tools: [echo]\n")
+    workload = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  rules: [{id: all, match: {kind: run}, risk: green, reason: test}]
+---
+apiVersion: luminaguard.dev/v1
+kind: Image
+metadata: {name: tiny}
+spec: {rootfs: tiny}
+---
+apiVersion: luminaguard.dev/v1
+kind: Image
+metadata: {name: open}
+spec: {rootfs: tiny, network: egress-allowlist, egress: ["pypi.org:443"]}
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec: {policy: p, image: tiny}
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: b}
+spec: {policy: p, image: open}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {name: w}
+spec:
+  steps:
+    - {id: listed, agent: a, run: "echo yes"}
+    - {id: unlisted, agent: a, run: "ls /"}
+    - {id: egress, agent: b, run: "echo never"}
+"""
+    state = tmp_path / "s"
+    assert (
+        cli(
+            "run",
+            str(write("w.yaml", workload)),
+            "--backend",
+            "qemu",
+            "--state",
+            str(state),
+            "--run-id",
+            "r",
+        ).code
+        == 2
+    )
+    steps = RunStore(state).steps("r")
+    assert steps["listed"].outputs["stdout"] == "yes\n"
+    assert (
+        steps["unlisted"].state == "failed" and "not found" in steps["unlisted"].outputs["stderr"]
+    )
+    assert "no network yet" in (steps["egress"].error or "")

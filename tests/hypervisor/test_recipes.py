@@ -1,0 +1,42 @@
+"""Image recipes: what a guest gets, where recipes are found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor.base import BackendError
+from luminaguard.hypervisor.guest_image import Recipe, find_recipe
+
+
+def test_a_recipe_lists_tools_and_always_has_sh(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.yaml"
+    path.write_text("tools: [wc, cat, cat]\n")
+    assert Recipe.load(path) == Recipe("tiny", ("cat", "sh", "wc"))
+
+
+@pytest.mark.parametrize("text", ["tools: 3\n", "[1, 2\n", "- a list\n"])
+def test_a_malformed_recipe_is_named(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(BackendError, match=r"bad\.yaml: not a usable image recipe"):
+        Recipe.load(path)
+
+
+def test_recipes_are_found_above_the_agents_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "rootfs" / "tiny.yaml").write_text("tools: []\n")
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert find_recipe("tiny", [deep]) == tmp_path / "rootfs" / "tiny.yaml"
+    with pytest.raises(BackendError, match=r"no image recipe rootfs/huge\.yaml"):
+        find_recipe("huge", [deep])
+
+
+def test_the_repositorys_recipe_loads() -> None:
+    recipe = Recipe.load(Path(__file__).resolve().parents[2] / "rootfs" / "agent-base.yaml")
+    assert "sh" in recipe.tools and "ls" in recipe.tools
