@@ -23,7 +23,7 @@ $(NPM_STAMP): mcp-servers/package.json mcp-servers/package-lock.json
 
 mcp-servers: $(NPM_STAMP)
 
-# QEMU, busybox, lz4, cpio for the micro-VM tests (skipped with the reason where missing).
+# QEMU, dash, lz4, cpio for the micro-VM tests (skipped with the reason where missing).
 vm-deps:
 	scripts/install-vm-deps.sh
 
