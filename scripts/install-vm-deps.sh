@@ -3,7 +3,7 @@
 # dash as the guest's sh, lz4 to unpack the kernel, cpio for the initramfs. Needs root and apt;
 # elsewhere it says what is missing and exits 0, and the VM tests skip with that reason.
 set -euo pipefail
-packages=(qemu-system-x86 dash lz4 cpio)
+packages=(qemu-system-x86 dash lz4 cpio squashfs-tools)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

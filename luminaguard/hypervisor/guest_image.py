@@ -30,8 +30,10 @@ from luminaguard.hypervisor.base import BackendError
 
 AGENT = Path(__file__).resolve().parents[2] / "rootfs" / "agent" / "luminaguard_agent.py"
 CACHE = Path(os.environ.get("LUMINAGUARD_CACHE", Path.home() / ".cache" / "luminaguard")) / "images"
-MODULES = ("drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virtio/virtio_mmio",
-           "drivers/char/virtio_console")  # fmt: skip
+MODULES = (
+    "drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virtio/virtio_mmio",
+    "drivers/char/virtio_console", "drivers/block/virtio_blk", "fs/squashfs/squashfs",
+)  # fmt: skip
 UNNEEDED = ("test", "idlelib", "tkinter", "ensurepip", "lib2to3", "__pycache__", "site-packages",
             "dist-packages", "config-*", "turtledemo", "pydoc_data")  # fmt: skip
 PYTHON = "/usr/bin/python3.11"
@@ -45,6 +47,7 @@ class GuestImage:
     kernel: Path
     initrd: Path
     key: str
+    disk: Path | None = None  # read-only squashfs tools disk, mounted at /opt
 
 
 @dataclass(frozen=True)
@@ -58,16 +61,30 @@ class Recipe:
 
     name: str
     tools: tuple[str, ...]
+    disk_programs: tuple[str, ...] = ()
+    disk_folders: tuple[tuple[str, Path], ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> Recipe:
-        """Read a recipe file; a malformed one is a BackendError naming it."""
+        """Read a recipe file; a malformed one is a BackendError naming it.
+
+        ``disk`` (optional) puts ``programs`` (at /opt/bin) and ``folders`` (NAME: host
+        folder, relative to the recipe; at /opt/NAME) on a read-only tools disk.
+        """
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             tools = sorted({"sh", *(str(tool) for tool in data.get("tools", []))})
+            disk = data.get("disk") or {}
+            programs = tuple(sorted(str(p) for p in disk.get("programs", [])))
+            folders = tuple(
+                sorted(
+                    (str(k), (path.parent / str(v)).resolve())
+                    for k, v in disk.get("folders", {}).items()
+                )
+            )
         except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
             raise BackendError(f"{path}: not a usable image recipe: {exc}") from exc
-        return cls(path.stem, tuple(tools))
+        return cls(path.stem, tuple(tools), programs, folders)
 
 
 DEFAULT_TOOLS = "cat find grep head hostname ls mkdir od rm sh sleep tr uname wc"
@@ -125,19 +142,8 @@ def _tool(name: str) -> Path:
 
 
 def _populate(root: Path, modules: Path, recipe: Recipe) -> None:
-    for folder in (
-        "bin",
-        "proc",
-        "sys",
-        "dev",
-        "work",
-        "tmp",
-        "run",
-        "etc",
-        "lib/modules",
-        "usr/bin",
-        "usr/lib",
-    ):
+    folders = "bin proc sys dev work tmp run etc opt lib/modules usr/bin usr/lib"
+    for folder in folders.split():
         (root / folder).mkdir(parents=True)
     (root / "etc" / "machine-id").symlink_to("/run/machine-id")  # written per clone (reseed)
     for module in MODULES:
@@ -147,6 +153,8 @@ def _populate(root: Path, modules: Path, recipe: Recipe) -> None:
     shutil.copytree("/usr/lib/python3.11", stdlib, ignore=shutil.ignore_patterns(*UNNEEDED))
     for extension in stdlib.glob("lib-dynload/*.so"):  # e.g. _ctypes needs libffi
         _libraries(extension, root)
+    for program in recipe.disk_programs:  # on the tools disk; their libraries here
+        _libraries(_tool(program), root)
     for tool in recipe.tools:  # only what the recipe lists
         _copy_with_libraries(
             _tool(tool), root, root / ("bin" if tool == "sh" else "usr/bin") / tool
@@ -156,12 +164,38 @@ def _populate(root: Path, modules: Path, recipe: Recipe) -> None:
     (root / "init").chmod(0o755)
 
 
+def _disk(recipe: Recipe, cache: Path) -> Path | None:
+    """The recipe's read-only tools disk (squashfs), built once per content."""
+    if not (recipe.disk_programs or recipe.disk_folders):
+        return None
+    parts = [str(recipe.disk_programs), str(recipe.disk_folders)]
+    parts += [str(_tool(p).stat().st_mtime) for p in recipe.disk_programs]
+    parts += [
+        str(max((f.stat().st_mtime for f in folder.rglob("*")), default=0))
+        for _, folder in recipe.disk_folders
+    ]
+    disk = cache / f"tools-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}.sqfs"
+    if disk.exists():
+        return disk
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        (staging / "bin").mkdir()
+        for program in recipe.disk_programs:
+            shutil.copy(_tool(program), staging / "bin" / program)  # libraries: in the root
+        for name, folder in recipe.disk_folders:
+            shutil.copytree(folder, staging / name, symlinks=True)
+        partial = disk.with_suffix(".partial")
+        _run("mksquashfs", staging, partial, "-noappend", "-quiet", "-comp", "lz4", "-all-root")
+        partial.rename(disk)
+    return disk
+
+
 def build(recipe: Recipe = DEFAULT_RECIPE, cache: Path = CACHE) -> GuestImage:
     """The guest image, built once per distinct input (kernel, python, agent, init, recipe)."""
     vmlinux, modules = kernel(cache)
     builder = Path(__file__).read_text()  # how the image is built is an input too
     parts = [vmlinux.stat().st_size, PYTHON, AGENT.read_text(), INIT.read_text(), builder]
-    parts += [UNNEEDED, recipe.tools]
+    parts += [UNNEEDED, recipe.tools, recipe.disk_programs, recipe.disk_folders]
     inputs = [str(part) for part in parts]
     key = hashlib.sha256("\0".join(inputs).encode()).hexdigest()[:16]
     image = cache / f"initrd-{key}.cpio.gz"
@@ -183,7 +217,7 @@ def build(recipe: Recipe = DEFAULT_RECIPE, cache: Path = CACHE) -> GuestImage:
                 "built": time.time(),
             }
             image.with_suffix(".json").write_text(json.dumps(manifest, indent=2))
-    return GuestImage(vmlinux, image, key)
+    return GuestImage(vmlinux, image, key, _disk(recipe, cache))
 
 
 def find_recipe(name: str, near: list[Path]) -> Path:
@@ -211,6 +245,6 @@ def built_images(cache: Path = CACHE) -> list[dict[str, Any]]:
 
 def missing_tools() -> list[str]:
     """What this machine lacks to build and boot a guest (empty when nothing)."""
-    needed = ["qemu-system-x86_64", "dash", "lz4", "cpio", "apt-get", "dpkg", "ldd"]
+    needed = ["qemu-system-x86_64", "dash", "lz4", "cpio", "mksquashfs", "apt-get", "dpkg", "ldd"]
     missing = [tool for tool in needed if shutil.which(tool) is None]
     return missing + ([PYTHON] if not Path(PYTHON).exists() else [])

@@ -94,6 +94,10 @@ def command(
         "-device", "virtserialport,chardev=agent,name=luminaguard",
         "-qmp", f"unix:{vm.qmp},server=on,wait=off",
     ]  # fmt: skip
+    if image.disk is not None:  # the recipe's tools disk, read-only, mounted at /opt
+        argv += ["-drive", f"file={image.disk},format=raw,if=none,id=tools,readonly=on"]
+        argv += ["-device", "virtio-blk-device,drive=tools"]
+        argv[argv.index("-append") + 1] += " LUMINAGUARD_DISK=1"
     if ram is not None:
         share_flag = "on" if share else "off"  # off: each clone maps the file copy-on-write
         argv += [

@@ -15,7 +15,7 @@ import time
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
 SYS_FINIT_MODULE = 313  # x86_64
-MODULES = ("virtio_ring", "virtio", "virtio_mmio", "virtio_console")
+MODULES = ("virtio_ring", "virtio", "virtio_mmio", "virtio_console", "virtio_blk", "squashfs")
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -40,10 +40,14 @@ def main():
         fd = os.open(f"/lib/modules/{module}.ko", os.O_RDONLY)
         libc.syscall(SYS_FINIT_MODULE, fd, b"", 0)
         os.close(fd)
+    if os.environ.pop("LUMINAGUARD_DISK", None):  # the recipe's tools disk
+        while not os.path.exists("/dev/vda"):
+            time.sleep(0.01)
+        mount("/dev/vda", "/opt", "squashfs", MS_RDONLY)
     while not os.path.exists("/dev/vport0p1"):
         time.sleep(0.01)
     os.environ.pop("PYTHONHASHSEED", None)  # only for this early start (see microvm.command)
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": "/work"})
+    os.environ.update({"PATH": "/usr/bin:/bin:/opt/bin", "HOME": "/work"})
     sys.argv = ["luminaguard_agent.py", "--device", "/dev/vport0p1", "--workdir", "/work"]
     runpy.run_path("/usr/bin/luminaguard_agent.py", run_name="__main__")
 

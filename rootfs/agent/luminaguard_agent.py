@@ -150,7 +150,7 @@ def op_exec(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
     """Run a command to completion with rlimits and a timeout."""
     argv = request.get("argv") or ["/bin/sh", "-c", str(request["command"])]
     env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(agent.workdir),
         **request.get("env", {}),
     }
@@ -216,7 +216,7 @@ def _relay(agent: Agent, stream: int, process: subprocess.Popen[bytes]) -> None:
 def op_spawn(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
     """Start a long-lived process (an MCP stdio server); relay its output as events."""
     env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(agent.workdir),
         **request.get("env", {}),
     }

@@ -235,3 +235,68 @@ spec:
         steps["unlisted"].state == "failed" and "not found" in steps["unlisted"].outputs["stderr"]
     )
     assert "no network yet" in (steps["egress"].error or "")
+
+
+def test_an_mcp_call_runs_inside_the_vm(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
+    """The npm filesystem server on node, both from the image's read-only tools disk."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    servers = ROOT / "mcp-servers"
+    if shutil.which("node") is None or not (servers / "node_modules" / ".bin").exists():
+        pytest.skip("node or the npm MCP servers are missing: run `make mcp-servers`")
+    write(
+        "rootfs/with-node.yaml",
+        f"tools: [env, cat]\ndisk:\n  programs: [node]\n  folders: {{mcp: {servers}}}\n",
+    )
+    workload = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  rules:
+    - {id: fs, match: {server: fs, tool: [read_text_file, write_file]}, risk: green, reason: in the VM}
+---
+apiVersion: luminaguard.dev/v1
+kind: Image
+metadata: {name: node}
+spec: {rootfs: with-node, memory_mib: 512}
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec:
+  policy: p
+  image: node
+  limits: {memory_mib: 512, timeout: 2m}
+  mcp_servers:
+    fs: {command: /opt/mcp/node_modules/.bin/mcp-server-filesystem, args: [/work]}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {name: w}
+spec:
+  steps:
+    - {id: put, agent: a, call: fs.write_file, args: {path: /work/a.txt, content: from the vm}}
+    - {id: read, agent: a, call: fs.read_text_file, args: {path: /work/a.txt}, needs: [put]}
+    - {id: escape, agent: a, call: fs.read_text_file, args: {path: /etc/hostname}, needs: [read]}
+"""
+    state = tmp_path / "s"
+    result = cli(
+        "run",
+        str(write("w.yaml", workload)),
+        "--backend",
+        "qemu",
+        "--state",
+        str(state),
+        "--run-id",
+        "r",
+    )
+    steps = RunStore(state).steps("r")
+    assert steps["read"].outputs.get("text") == "from the vm", steps
+    assert steps["escape"].state == "failed" and "Access denied" in (steps["escape"].error or "")
+    assert result.code == 2
+    assert not (
+        state / "runs" / "r" / "agents" / "a" / "work" / "a.txt"
+    ).exists()  # written inside the VM only
