@@ -256,7 +256,7 @@ kind: Policy
 metadata: {name: p}
 spec:
   rules:
-    - {id: fs, match: {server: fs, tool: [read_text_file, write_file]}, risk: green, reason: in the VM}
+    - {id: fs, match: {server: fs, tool: [read_text_file, write_file]}, risk: green, reason: VM}
 ---
 apiVersion: luminaguard.dev/v1
 kind: Image
