@@ -7,11 +7,11 @@ import ctypes
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from luminaguard.hypervisor.base import BackendError, SandboxProcess, SandboxSpec
+from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.guest_image import GuestImage
 from luminaguard.hypervisor.registry_kvm import hardware_kvm
 from luminaguard.transport.base import TransportError
@@ -49,9 +49,7 @@ class Vm:
     folder: Path
     process: subprocess.Popen[bytes] | None = None
     agent: GuestAgent | None = None
-    boots: int = 0
     pool: Any = None  # the VmPool it came from, if any
-    children: set[SandboxProcess] = field(default_factory=set)
 
     @property
     def socket(self) -> Path:
@@ -143,7 +141,6 @@ async def cold_boot(vm: Vm, image: GuestImage) -> None:
     """Boot the VM from its kernel and connect to its agent."""
     vm.socket.unlink(missing_ok=True)
     vm.process = launch(command(vm, image, max(vm.spec.memory_mib, 256)))
-    vm.boots += 1
     deadline = time.monotonic() + BOOT_TIMEOUT
     await wait_for_file(vm.socket, vm.process, deadline)
     vm.agent = await connect(vm.socket, deadline)

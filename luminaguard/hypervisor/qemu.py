@@ -95,9 +95,14 @@ class QemuBackend:
     async def _running(self, handle: SandboxHandle) -> Vm:
         assert isinstance(handle, Vm)
         if handle.process is None or handle.process.poll() is not None:
+            if handle.pool is not None:
+                handle.pool.release(handle)  # the dead VM leaves the pool's books
+            shutil.rmtree(handle.folder, ignore_errors=True)
             fresh = await self._fresh(handle.spec)
             handle.process, handle.agent, handle.folder = fresh.process, fresh.agent, fresh.folder
-            handle.pool, handle.boots = fresh.pool, handle.boots + 1
+            handle.pool = fresh.pool
+            if fresh.pool is not None:  # the pool tracks the handle, not the throwaway object
+                fresh.pool.busy[fresh.pool.busy.index(fresh)] = handle
         return handle
 
     async def spawn(
@@ -106,9 +111,7 @@ class QemuBackend:
         """Start a long-lived process (an MCP stdio server) in the VM."""
         vm = await self._running(handle)
         assert vm.agent is not None
-        process = await vm.agent.spawn(argv, {**vm.spec.env, **(env or {})})
-        vm.children.add(process)
-        return process
+        return await vm.agent.spawn(argv, {**vm.spec.env, **(env or {})})
 
     async def exec(self, handle: SandboxHandle, command: str, timeout: float) -> ExecResult:
         """Run a shell command in the VM; past its timeout the VM is killed."""

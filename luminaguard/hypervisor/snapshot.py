@@ -110,7 +110,6 @@ async def restore(snapshot: Snapshot, spec: SandboxSpec) -> Vm:
     vm.process = launch(
         command(vm, snapshot.image, snapshot.memory_mib, snapshot.ram, incoming=True)
     )
-    vm.boots += 1
     deadline = time.monotonic() + BOOT_TIMEOUT
     try:
         client = await _qmp(vm.qmp, vm.process, deadline)

@@ -103,3 +103,26 @@ def test_killing_the_runner_leaves_no_qemu_behind() -> None:
     stat = Path(f"/proc/{qemu}/stat")
     state = stat.read_text().split()[2] if stat.exists() else "gone"
     assert state in ("gone", "Z"), f"QEMU {qemu} outlived its runner (state {state})"
+
+
+def test_a_timed_out_pool_vm_is_replaced_without_leaking_pool_slots() -> None:
+    spec = SandboxSpec(
+        name="t", workdir=Path("/nonexistent"), pool="replace-pool", warm=1, pool_max=2
+    )
+
+    async def go() -> tuple[bool, str, dict[str, object], bool]:
+        backend = QemuBackend()
+        vm = await backend.create(spec)
+        first_folder = vm.folder
+        late = await backend.exec(vm, "sleep 30", 1)  # costs the VM
+        again = await backend.exec(vm, "echo ok", 10)  # a fresh clone behind the same handle
+        await backend.destroy(vm)
+        pool = backend.pools["replace-pool"]
+        status = pool.status()
+        await backend.close()
+        return late.timed_out, again.stdout, status, first_folder.exists()
+
+    timed_out, stdout, status, old_folder_left = asyncio.run(go())
+    assert timed_out and stdout == "ok\n"
+    assert status["busy"] == 0  # both the killed clone and its replacement left the books
+    assert not old_folder_left
