@@ -26,6 +26,7 @@ mcp-servers: $(NPM_STAMP)
 # QEMU, dash, lz4, cpio for the micro-VM tests (skipped with the reason where missing).
 vm-deps:
 	scripts/install-vm-deps.sh
+	scripts/install-runsc.sh
 
 DEMO_STATE := .luminaguard-demo
 

@@ -153,6 +153,7 @@ class Backend(Protocol):
     """One isolation technology: namespaces, gVisor, a micro-VM."""
 
     name: str
+    micro_vm: bool  # whether it runs agents in VMs, so that pools and images mean something
 
     def availability(self) -> Availability:
         """Whether this machine can run the backend, and why."""

@@ -40,6 +40,7 @@ class QemuBackend:
     """QEMU microvm micro-VMs; the guest image is built (and cached) on first use."""
 
     name = "qemu"
+    micro_vm = True
 
     def __init__(self) -> None:
         self._images: dict[Path | None, GuestImage] = {}

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from luminaguard.errors import UsageError
 from luminaguard.hypervisor.base import Availability, Backend
+from luminaguard.hypervisor.gvisor import GvisorBackend
 from luminaguard.hypervisor.qemu import QemuBackend
 from luminaguard.hypervisor.registry_kvm import hardware_kvm
 from luminaguard.hypervisor.sandbox import SandboxBackend
@@ -15,7 +16,11 @@ from luminaguard.hypervisor.sandbox import SandboxBackend
 DEFAULT = "sandbox"
 
 #: Backends this version implements.
-BACKENDS: dict[str, Callable[[], Backend]] = {"sandbox": SandboxBackend, "qemu": QemuBackend}
+BACKENDS: dict[str, Callable[[], Backend]] = {
+    "sandbox": SandboxBackend,
+    "gvisor": GvisorBackend,
+    "qemu": QemuBackend,
+}
 
 
 def backend(name: str) -> Backend:
@@ -38,7 +43,6 @@ def _kvm() -> str:
 def report() -> dict[str, Availability]:
     """Every backend LuminaGuard knows of, with whether it can run here and why."""
     found = {name: make().availability() for name, make in BACKENDS.items()}
-    planned = "not in this version yet (micro-VM issue)"
     if found["qemu"].usable:
         found["qemu"] = Availability(True, f"{found['qemu'].detail}; {_kvm()}")
     binary = "found" if shutil.which("firecracker") else "not found"
@@ -46,10 +50,4 @@ def report() -> dict[str, Availability]:
         False,
         f"API client only, backend not yet (micro-VM issue); firecracker binary {binary}; {_kvm()}",
     )
-    runsc = (
-        "found, but Debian's 2022 runsc fails stat-heavy tools here"
-        if shutil.which("runsc")
-        else "not installed"
-    )
-    found["gvisor"] = Availability(False, f"{planned}; runsc {runsc}")
     return found

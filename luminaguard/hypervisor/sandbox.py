@@ -12,7 +12,6 @@ import asyncio
 import os
 import shutil
 import sys
-import time
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -26,9 +25,9 @@ from luminaguard.hypervisor.base import (
     SandboxSpec,
 )
 from luminaguard.hypervisor.cgroups import CgroupLimits, hierarchy
+from luminaguard.hypervisor.completion import complete
 from luminaguard.hypervisor.zygote import Zygote
 
-OUTPUT_LIMIT = 1 << 20  # bytes of stdout and of stderr kept per command
 NOBODY = 65534
 
 
@@ -45,23 +44,11 @@ def _kill_group(process: SandboxProcess) -> None:
     process.kill()
 
 
-async def _read_capped(stream: asyncio.StreamReader | None) -> tuple[bytes, bool]:
-    if stream is None:
-        return b"", False
-    data = bytearray()
-    truncated = False
-    while chunk := await stream.read(65536):
-        room = OUTPUT_LIMIT - len(data)
-        if len(chunk) > room:
-            truncated = True
-        data += chunk[: max(room, 0)]
-    return bytes(data), truncated
-
-
 class SandboxBackend:
     """Linux namespaces via the ``sandbox_init`` helper; the default backend."""
 
     name = "sandbox"
+    micro_vm = False
 
     def __init__(self) -> None:
         self.zygote = Zygote()
@@ -138,34 +125,21 @@ class SandboxBackend:
     async def exec(self, handle: SandboxHandle, command: str, timeout: float) -> ExecResult:
         """Run ``sh -c command`` in the sandbox; kill the whole sandbox on timeout."""
         assert isinstance(handle, Sandbox)
-        started = time.monotonic()
         process, limits = await self._start(handle, ["/bin/sh", "-c", command])
-        assert process.stdin is not None
-        process.stdin.close()
-        reading = asyncio.gather(_read_capped(process.stdout), _read_capped(process.stderr))
-        timed_out = False
         try:
-            (out, out_cut), (err, err_cut) = await asyncio.wait_for(
-                asyncio.shield(reading), timeout
-            )
-            code = await process.wait()
-        except TimeoutError:
-            timed_out = True
-            _kill_group(process)
-            (out, out_cut), (err, err_cut) = await reading
-            code = await process.wait()
+            done = await complete(process, timeout, lambda: _kill_group(process))
         finally:
             handle.processes.discard(process)
-        oom = limits.out_of_memory() and code != 0
+        oom = limits.out_of_memory() and done.exit_code != 0
         limits.remove()
         return ExecResult(
-            exit_code=code,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
-            duration=time.monotonic() - started,
-            timed_out=timed_out,
+            exit_code=done.exit_code,
+            stdout=done.stdout,
+            stderr=done.stderr,
+            duration=done.duration,
+            timed_out=done.timed_out,
             out_of_memory=oom,
-            truncated=out_cut or err_cut,
+            truncated=done.truncated,
         )
 
     async def destroy(self, handle: SandboxHandle) -> None:

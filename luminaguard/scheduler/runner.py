@@ -241,10 +241,12 @@ class _Execution:
             if agent not in self.sandboxes:
                 planned = self.plan.agents[agent]
                 wanted = planned.spec.pool or planned.spec.image
-                if wanted and self.runner.backend.name == "sandbox":
+                backend = self.runner.backend
+                if wanted and not backend.micro_vm:
                     raise StepError(
-                        f"agent {agent!r} asks for a micro-VM ({wanted}); the namespace sandbox "
-                        "is a weaker boundary and does not stand in for one: choose a VM backend"
+                        f"agent {agent!r} asks for a micro-VM ({wanted}); the {backend.name} "
+                        "backend is a weaker boundary and does not stand in for one: "
+                        "choose a VM backend"
                     )
                 spec = sandbox_spec(agent, planned, self._workdir(agent), self.runner.environ)
                 self.sandboxes[agent] = await self.runner.backend.create(spec)

@@ -14,14 +14,15 @@ def test_doctor_lists_every_backend(cli: CliRunner) -> None:
     result = cli("doctor")
     assert result.code == 0
     lines = result.out.splitlines()
-    assert [line.split()[0] for line in lines] == ["sandbox", "qemu", "firecracker", "gvisor"]
+    assert [line.split()[0] for line in lines] == ["sandbox", "gvisor", "qemu", "firecracker"]
     assert all(line.split()[1] in ("yes", "no") for line in lines)
     assert "KVM" in result.out or "kvm" in result.out
 
 
 def test_unknown_backend_is_a_usage_error(cli: CliRunner) -> None:
     result = cli("run", "examples/01-hello", "--backend", "vmware")
-    assert result.code == 1 and "unknown backend 'vmware' (available: qemu, sandbox)" in result.err
+    assert result.code == 1
+    assert "unknown backend 'vmware' (available: gvisor, qemu, sandbox)" in result.err
 
 
 def test_plain_reporter() -> None:

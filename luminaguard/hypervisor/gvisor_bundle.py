@@ -1,0 +1,79 @@
+"""The OCI bundle (``config.json``) that runs one command under gVisor.
+
+The container sees what the namespace sandbox shows: host system folders
+read-only, the agent's work folder read-write at ``/work``, a private ``/tmp``,
+its own PID, IPC, UTS and (empty) network namespaces, the ``nobody`` user, and a
+process limit that gVisor's kernel enforces itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from luminaguard.hypervisor.base import SandboxSpec
+
+SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+NOBODY = 65534
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def _bind(source: str | Path, target: str, read_only: bool) -> dict[str, Any]:
+    options = ["rbind", "nosuid", "nodev", "ro" if read_only else "rw"]
+    return {"destination": target, "type": "bind", "source": str(source), "options": options}
+
+
+def mounts(spec: SandboxSpec) -> list[dict[str, Any]]:
+    """Every mount of the container, in the order gVisor must make them."""
+    found: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=64m"]},
+    ]
+    found += [
+        _bind(Path("/", name).resolve(), "/" + name, read_only=True)
+        for name in SYSTEM_DIRS
+        if os.path.isdir("/" + name)
+    ]
+    found.append(_bind(spec.workdir, "/work", read_only=False))
+    found += [_bind(m.source, m.target, m.read_only) for m in spec.mounts]
+    return found
+
+
+def _rlimit(kind: str, value: int) -> dict[str, Any]:
+    return {"type": kind, "soft": value, "hard": value}
+
+
+def config(spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """The OCI runtime configuration for ``argv`` in ``spec``'s sandbox."""
+    variables = {"PATH": PATH, "HOME": "/work", **spec.env, **env}
+    user = NOBODY if os.getuid() == 0 else 0
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "args": argv,
+            "cwd": "/work",
+            "env": [f"{name}={value}" for name, value in variables.items()],
+            "user": {"uid": user, "gid": user},
+            "noNewPrivileges": True,
+            "rlimits": [
+                _rlimit("RLIMIT_NPROC", spec.pids),
+                _rlimit("RLIMIT_CORE", 0),
+            ],
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "luminaguard",
+        "mounts": mounts(spec),
+        "linux": {
+            "namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")]
+        },
+    }
+
+
+def write(bundle: Path, spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> None:
+    """Write ``bundle/config.json`` and an empty root folder for it."""
+    (bundle / "rootfs").mkdir(parents=True, exist_ok=True)
+    text = json.dumps(config(spec, argv, env), indent=1)
+    (bundle / "config.json").write_text(text, encoding="utf-8")
