@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from luminaguard.compiler import compile_paths
-from luminaguard.hypervisor.base import ExecResult, SandboxSpec
+from luminaguard.hypervisor.base import Backend, ExecResult, SandboxSpec
+from luminaguard.hypervisor.gvisor import GvisorBackend
 from luminaguard.hypervisor.sandbox import SandboxBackend
 from luminaguard.scheduler.runner import Runner
 from luminaguard.scheduler.store import RunStore
@@ -37,9 +38,9 @@ def workload(steps: int, idempotent: bool = False) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-async def spawn_times(count: int, root: Path) -> list[float]:
-    backend = SandboxBackend()
-    handle = await backend.create(SandboxSpec(name="bench", workdir=root / "spawn" / "work"))
+async def spawn_times(count: int, root: Path, backend: Backend) -> list[float]:
+    workdir = root / f"spawn-{backend.name}" / "work"
+    handle = await backend.create(SandboxSpec(name="bench", workdir=workdir))
     times = []
     for _ in range(count):
         start = time.perf_counter()
@@ -76,6 +77,7 @@ class NoOpBackend:
     """Runs nothing: isolates the scheduler's own cost per step."""
 
     name = "noop"
+    micro_vm = False
 
     async def create(self, spec: SandboxSpec) -> SandboxSpec:
         return spec
@@ -109,7 +111,13 @@ def main() -> None:
         plan_path.write_text(workload(args.steps))
         repeatable_path = root / "repeatable.yaml"
         repeatable_path.write_text(workload(args.steps, idempotent=True))
-        spawns = asyncio.run(spawn_times(args.spawns, root))
+        spawns = asyncio.run(spawn_times(args.spawns, root, SandboxBackend()))
+        gvisor = GvisorBackend()
+        gvisor_spawns = (
+            asyncio.run(spawn_times(max(args.spawns // 5, 3), root, gvisor))
+            if gvisor.availability().usable
+            else None
+        )
         alone = asyncio.run(scheduler_alone(str(plan_path), root))
         pairs = [
             (
@@ -126,6 +134,12 @@ def main() -> None:
     report = [
         f"sandbox spawn ('{COMMAND}' to exit), median of {args.spawns}: {median * 1000:.1f} ms"
         f"  (p90 {p90 * 1000:.1f} ms; target <= 20 ms)",
+        "gvisor spawn, median: "
+        + (
+            f"{statistics.median(gvisor_spawns) * 1000:.1f} ms"
+            if gvisor_spawns
+            else "not measured (gvisor unusable here: see luminaguard doctor)"
+        ),
         f"{args.steps}-step Green chain, median of {args.rounds} rounds: direct {bare:.2f} s,"
         f" through the scheduler {through:.2f} s",
         f"scheduler/direct = {through / bare:.3f}  (target <= 1.1);"
