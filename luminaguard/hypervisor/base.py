@@ -47,6 +47,8 @@ class SandboxSpec:
     recipe: Path | None = None  # VM backends: the image recipe (rootfs/NAME.yaml)
     warm: int = 0
     pool_max: int = 8
+    vm_memory_mib: int = 256  # VM backends: the guest's memory (the Image's memory_mib)
+    vcpus: int = 1  # VM backends: the guest's virtual CPUs
 
 
 @dataclass(frozen=True)

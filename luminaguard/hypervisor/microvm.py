@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import re
 import signal
 import subprocess
 import time
@@ -72,6 +73,7 @@ def command(
     vm: Vm,
     image: GuestImage,
     memory_mib: int,
+    vcpus: int,
     ram: Path | None = None,
     share: bool = False,
     incoming: bool = False,
@@ -79,7 +81,8 @@ def command(
     """QEMU's command line; ``ram`` backs guest memory with a file (snapshots, clones)."""
     machine = "microvm,pit=on,pic=on,rtc=on" + (",memory-backend=ram" if ram else "")
     argv = [
-        "qemu-system-x86_64", "-M", machine, *accelerator(), "-m", f"{memory_mib}M", "-smp", "1",
+        "qemu-system-x86_64", "-M", machine, *accelerator(),
+        "-m", f"{memory_mib}M", "-smp", str(vcpus),
         "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
         "-serial", f"file:{vm.folder / 'console.log'}",
         "-kernel", str(image.kernel), "-initrd", str(image.initrd),
@@ -107,15 +110,41 @@ def command(
     return argv
 
 
-def launch(argv: list[str]) -> subprocess.Popen[bytes]:
-    """Start QEMU, tied to this process's life."""
-    return subprocess.Popen(argv, preexec_fn=die_with_parent, stdin=subprocess.DEVNULL)
+def launch(argv: list[str], folder: Path) -> subprocess.Popen[bytes]:
+    """Start QEMU, tied to this process's life; its own messages go to ``folder/qemu.log``."""
+    with (folder / "qemu.log").open("ab") as log:
+        return subprocess.Popen(
+            argv, preexec_fn=die_with_parent, stdin=subprocess.DEVNULL, stderr=log
+        )
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def guest_died(folder: Path) -> BackendError:
+    """The error for a VM that stopped before its agent answered, quoting QEMU and the guest."""
+    console = _lines(folder / "console.log")
+    telling = [line for line in console if re.search(r"panic|failed|error", line, re.I)]
+    said = _lines(folder / "qemu.log") + [line.split("] ", 1)[-1] for line in telling]
+    why = "; ".join(said[:3]) or (
+        "no message from QEMU or the guest (a reset this early usually means too little "
+        "memory for the kernel and its root)"
+    )
+    return BackendError(
+        f"the VM stopped before its guest agent answered: {why} (see {folder}/console.log)"
+    )
 
 
 async def wait_for_file(path: Path, process: subprocess.Popen[bytes], deadline: float) -> None:
     """Until QEMU has created ``path``; BackendError if it died or took too long."""
     while not path.exists():
-        if time.monotonic() > deadline or process.poll() is not None:
+        if process.poll() is not None:
+            raise guest_died(path.parent)
+        if time.monotonic() > deadline:
             raise BackendError(f"QEMU did not start (see {path.parent / 'console.log'})")
         await asyncio.sleep(0.002)
 
@@ -123,10 +152,14 @@ async def wait_for_file(path: Path, process: subprocess.Popen[bytes], deadline: 
 async def connect(sock: Path, deadline: float) -> GuestAgent:
     """The guest agent's connection, once it answers hello.
 
-    QEMU drops a connection made before the guest opens its port, so this retries.
+    QEMU drops a connection made before the guest opens its port, so this retries;
+    once QEMU has exited (its socket gone), the console says why.
     """
     while True:
-        reader, writer = await asyncio.open_unix_connection(str(sock))
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(sock))
+        except OSError:
+            raise guest_died(sock.parent) from None
         agent = GuestAgent(reader, writer)
         try:
             await agent.request("hello", wait=0.5)
@@ -140,7 +173,7 @@ async def connect(sock: Path, deadline: float) -> GuestAgent:
 async def cold_boot(vm: Vm, image: GuestImage) -> None:
     """Boot the VM from its kernel and connect to its agent."""
     vm.socket.unlink(missing_ok=True)
-    vm.process = launch(command(vm, image, max(vm.spec.memory_mib, 256)))
+    vm.process = launch(command(vm, image, vm.spec.vm_memory_mib, vm.spec.vcpus), vm.folder)
     deadline = time.monotonic() + BOOT_TIMEOUT
     await wait_for_file(vm.socket, vm.process, deadline)
     vm.agent = await connect(vm.socket, deadline)

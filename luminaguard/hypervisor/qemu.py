@@ -71,7 +71,7 @@ class QemuBackend:
         async with self._pool_lock:
             if name not in self.pools:
                 image = await asyncio.to_thread(self.image, spec.recipe)
-                snapshot = await take(image, max(spec.memory_mib, 256))
+                snapshot = await take(image, spec.vm_memory_mib, spec.vcpus)
                 self.pools[name] = VmPool(name, snapshot, spec.warm, max(spec.pool_max, 1))
                 self.pools[name].refill()
         return self.pools[name]

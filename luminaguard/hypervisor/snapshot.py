@@ -33,18 +33,20 @@ class Snapshot:
 
     image: GuestImage
     memory_mib: int
+    vcpus: int
     ram: Path
     state: Path
 
     @property
     def key(self) -> str:
-        """Changes with the image and the memory size."""
+        """Changes with the image, the memory size and the vCPUs."""
         return self.ram.stem
 
 
-def snapshot_key(image: GuestImage, memory_mib: int) -> str:
-    """The name a snapshot of ``image`` with ``memory_mib`` is stored under."""
-    return "luminaguard-" + hashlib.sha256(f"{image.key}/{memory_mib}".encode()).hexdigest()[:16]
+def snapshot_key(image: GuestImage, memory_mib: int, vcpus: int) -> str:
+    """The name a snapshot of ``image`` with this memory and vCPUs is stored under."""
+    named = f"{image.key}/{memory_mib}/{vcpus}".encode()
+    return "luminaguard-" + hashlib.sha256(named).hexdigest()[:16]
 
 
 async def _qmp(path: Path, process: object, deadline: float) -> QMPClient:
@@ -69,16 +71,19 @@ async def _until(client: QMPClient, query: str, field: str, wanted: set[str]) ->
         await asyncio.sleep(0.002)
 
 
-async def take(image: GuestImage, memory_mib: int, cache: Path = CACHE) -> Snapshot:
+async def take(image: GuestImage, memory_mib: int, vcpus: int, cache: Path = CACHE) -> Snapshot:
     """The snapshot of a freshly booted guest, taken once (kept while /dev/shm holds it)."""
-    key = snapshot_key(image, memory_mib)
-    snapshot = Snapshot(image, memory_mib, Path("/dev/shm") / f"{key}.ram", cache / f"{key}.state")
+    key = snapshot_key(image, memory_mib, vcpus)
+    ram, state = Path("/dev/shm") / f"{key}.ram", cache / f"{key}.state"
+    snapshot = Snapshot(image, memory_mib, vcpus, ram, state)
     if snapshot.ram.exists() and snapshot.state.exists():
         return snapshot
     snapshot.state.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="luminaguard-snapshot-") as tmp:
         vm = Vm(SandboxSpec(name="snapshot", workdir=Path(tmp)), Path(tmp))
-        vm.process = launch(command(vm, image, memory_mib, snapshot.ram, share=True))
+        vm.process = launch(
+            command(vm, image, memory_mib, vcpus, snapshot.ram, share=True), vm.folder
+        )
         try:
             deadline = time.monotonic() + BOOT_TIMEOUT
             await wait_for_file(vm.socket, vm.process, deadline)
@@ -108,7 +113,10 @@ async def restore(snapshot: Snapshot, spec: SandboxSpec) -> Vm:
     """A new VM resumed from the snapshot, reseeded, its agent connected."""
     vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
     vm.process = launch(
-        command(vm, snapshot.image, snapshot.memory_mib, snapshot.ram, incoming=True)
+        command(
+            vm, snapshot.image, snapshot.memory_mib, snapshot.vcpus, snapshot.ram, incoming=True
+        ),
+        vm.folder,
     )
     deadline = time.monotonic() + BOOT_TIMEOUT
     try:

@@ -141,6 +141,7 @@ def sandbox_spec(
         memory_mib=limits.memory_mib, cpu_seconds=limits.cpu_seconds, pids=limits.pids,
         network=bool(image and image.network != "none"), recipe=recipe,
         pool=agent.spec.pool, warm=pool.warm if pool else 0, pool_max=pool.max if pool else 8,
+        **({"vm_memory_mib": image.memory_mib, "vcpus": image.vcpus} if image else {}),
     )  # fmt: skip
 
 

@@ -103,6 +103,12 @@ def test_a_step_past_its_timeout_kills_only_its_vm() -> None:
     assert still.stdout == "alive\n"  # the other VM is untouched
 
 
+def test_too_little_memory_for_the_guest_root_is_a_clear_error() -> None:
+    spec = SandboxSpec(name="small", workdir=Path("/nonexistent"), vm_memory_mib=128)
+    with pytest.raises(BackendError, match="before its guest agent answered: Initramfs unpacking"):
+        asyncio.run(BACKEND.create(spec))
+
+
 def test_mounts_are_refused_clearly(tmp_path: Path) -> None:
     spec = SandboxSpec(name="m", workdir=tmp_path, mounts=(Mount(tmp_path, "/data/x"),))
     with pytest.raises(BackendError, match="cannot share host folders into VMs"):
@@ -189,7 +195,7 @@ spec:
 apiVersion: luminaguard.dev/v1
 kind: Image
 metadata: {name: tiny}
-spec: {rootfs: tiny}
+spec: {rootfs: tiny, vcpus: 2, memory_mib: 192}
 ---
 apiVersion: luminaguard.dev/v1
 kind: Image
@@ -213,6 +219,11 @@ spec:
   steps:
     - {id: listed, agent: a, run: "echo yes"}
     - {id: unlisted, agent: a, run: "ls /"}
+    - id: shape
+      agent: a
+      run: |
+        n=0; while read -r k rest; do [ "$k" = processor ] && n=$((n+1)); done < /proc/cpuinfo
+        echo $n; while read -r k v u; do [ "$k" = MemTotal: ] && echo $v; done < /proc/meminfo
     - {id: egress, agent: b, run: "echo never"}
 """
     state = tmp_path / "s"
@@ -235,6 +246,8 @@ spec:
         steps["unlisted"].state == "failed" and "not found" in steps["unlisted"].outputs["stderr"]
     )
     assert "no network yet" in (steps["egress"].error or "")
+    cpus, memory_kib = steps["shape"].outputs["stdout"].split()
+    assert cpus == "2" and 150 * 1024 < int(memory_kib) <= 192 * 1024  # from the Image
 
 
 def test_an_mcp_call_runs_inside_the_vm(cli: CliRunner, write: Writer, tmp_path: Path) -> None:

@@ -71,9 +71,11 @@ def test_acquisitions_come_from_the_warm_pool_and_clones_differ() -> None:
 def test_a_changed_image_gets_a_new_snapshot() -> None:
     image = GuestImage(Path("k"), Path("i"), "aaaa")
     changed = GuestImage(Path("k"), Path("i"), "bbbb")
-    assert snapshot_key(image, 256) != snapshot_key(changed, 256)
-    assert snapshot_key(image, 256) != snapshot_key(image, 512)
-    assert snapshot_key(image, 256) == snapshot_key(GuestImage(Path("x"), Path("y"), "aaaa"), 256)
+    assert snapshot_key(image, 256, 1) != snapshot_key(changed, 256, 1)
+    assert snapshot_key(image, 256, 1) != snapshot_key(image, 512, 1)
+    assert snapshot_key(image, 256, 1) != snapshot_key(image, 256, 2)
+    same = GuestImage(Path("x"), Path("y"), "aaaa")
+    assert snapshot_key(image, 256, 1) == snapshot_key(same, 256, 1)
 
 
 CHILD = """

@@ -14,8 +14,14 @@ class ImageSpec(Model):
 
     rootfs: str = Field(description="recipe file under rootfs/ that builds the guest root")
     kernel: str = Field(default="debian-cloud", description="guest kernel flavour")
-    vcpus: int = Field(default=1, ge=1, le=32)
-    memory_mib: int = Field(default=128, ge=32, le=65536)
+    vcpus: int = Field(default=1, ge=1, le=32, description="the guest's virtual CPUs")
+    memory_mib: int = Field(
+        default=256,
+        ge=32,
+        le=65536,
+        description="the guest's memory; its root is unpacked into it (about 150 MiB for "
+        "the Python base), so too little stops the boot with a clear error",
+    )
     read_only_root: bool = True
     network: Literal["none", "egress-allowlist"] = "none"
     egress: list[str] = Field(
