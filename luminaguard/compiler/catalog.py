@@ -8,6 +8,7 @@ from typing import TypeVar
 from luminaguard.config.diagnostics import Diagnostic
 from luminaguard.config.loader import LoadResult
 from luminaguard.config.models import (
+    KINDS,
     AgentDocument,
     AnyDocument,
     ImageDocument,
@@ -42,7 +43,7 @@ class Catalog:
                 problems.append(Diagnostic(where, message))
                 continue
             names[document.name] = document
-        for kind in ("Image", "Pool", "Agent", "Policy", "Workload"):
+        for kind in KINDS:
             catalog.declared[kind] = loaded.declared(kind)
         return catalog, problems
 

@@ -86,6 +86,14 @@ def load_bundle(paths: Iterable[str], lock: ToolLock | None = None) -> Bundle:
     return Bundle(loaded, catalog, problems, lock)
 
 
+def load_checked(paths: Iterable[str], lock: ToolLock | None = None) -> Bundle:
+    """``load_bundle``, raising ConfigError with every problem if there is any."""
+    bundle = load_bundle(paths, lock)
+    if bundle.problems:
+        raise ConfigError(bundle.problems)
+    return bundle
+
+
 def _params(workload: WorkloadDocument, overrides: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     unknown = sorted(set(overrides) - set(workload.spec.params))
     if unknown:

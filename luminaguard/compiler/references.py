@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from luminaguard.compiler.catalog import Catalog
 from luminaguard.config.diagnostics import Diagnostic
 from luminaguard.config.location import NodePath
-from luminaguard.config.models import AgentDocument, PolicyDocument, PoolDocument, WorkloadDocument
+from luminaguard.config.models import (
+    AgentDocument,
+    PolicyDocument,
+    PolicyTestDocument,
+    PoolDocument,
+    WorkloadDocument,
+)
+from luminaguard.config.models.policy_test import DEFAULT_RULE
 from luminaguard.config.validate import Document, did_you_mean
 from luminaguard.policy.matchers import glob_regex
 
@@ -78,7 +85,29 @@ def _workload(catalog: Catalog, document: Document) -> Iterator[Diagnostic]:
         yield from _call(catalog, document, index)
 
 
-_CHECKS = {"Pool": _pool, "Agent": _agent, "Policy": _policy, "Workload": _workload}
+def _policy_test(catalog: Catalog, document: Document) -> Iterator[Diagnostic]:
+    assert isinstance(document.model, PolicyTestDocument)
+    name = document.model.spec.policy
+    yield from _missing(catalog, document, ("spec", "policy"), "Policy", name)
+    policy = catalog.policy(name)
+    if policy is None:
+        return
+    ids = [rule.id for rule in policy.spec.rules]
+    for index, case in enumerate(document.model.spec.tests):
+        rule = case.expect.rule
+        if rule is not None and rule != DEFAULT_RULE and rule not in ids:
+            where = document.source.locations.value(("spec", "tests", index, "expect", "rule"))
+            hint = did_you_mean(rule, ids) or f" (rules: {', '.join(ids) or 'none'})"
+            yield Diagnostic(where, f"policy {name!r} has no rule {rule!r}{hint}")
+
+
+_CHECKS = {
+    "Pool": _pool,
+    "Agent": _agent,
+    "Policy": _policy,
+    "Workload": _workload,
+    "PolicyTest": _policy_test,
+}
 
 
 def check_references(catalog: Catalog) -> list[Diagnostic]:

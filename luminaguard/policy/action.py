@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from luminaguard.config.models.common import Risk
+from luminaguard.config.models.policy_test import ActionSpec
 
 #: MCP's defaults for a hint the server did not give: assume the worst.
 ANNOTATION_DEFAULTS: dict[str, bool] = {
@@ -45,6 +46,15 @@ class Action(BaseModel):
         if self.kind == "run":
             return f"$ {self.command}"
         return f"{self.server}.{self.tool}"
+
+
+def written(spec: ActionSpec) -> Action:
+    """The Action of a hand-written one (a policy test, ``policy explain``)."""
+    if spec.run is not None:
+        return Action(kind="run", command=spec.run)
+    server, tool = (spec.call or "").split(".", 1)
+    hints = spec.annotations.model_dump(exclude_none=True) if spec.annotations else None
+    return Action(kind="call", server=server, tool=tool, args=spec.args, annotations=hints)
 
 
 class Decision(BaseModel):

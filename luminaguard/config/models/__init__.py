@@ -1,4 +1,4 @@
-"""Typed, frozen models of the five kinds; the source of the JSON Schemas in schemas/."""
+"""Typed, frozen models of the kinds; the source of the JSON Schemas in schemas/."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from luminaguard.config.models.documents import (
     AnyDocument,
     ImageDocument,
     PolicyDocument,
+    PolicyTestDocument,
     PoolDocument,
     WorkloadDocument,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "Metadata",
     "PolicyDocument",
     "PolicySpec",
+    "PolicyTestDocument",
     "PoolDocument",
     "PoolSpec",
     "Risk",

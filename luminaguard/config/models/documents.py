@@ -10,6 +10,7 @@ from luminaguard.config.models.agent import AgentSpec
 from luminaguard.config.models.common import Metadata, Model
 from luminaguard.config.models.infra import ImageSpec, PoolSpec
 from luminaguard.config.models.policy import PolicySpec
+from luminaguard.config.models.policy_test import PolicyTestSpec
 from luminaguard.config.models.workload import WorkloadSpec
 
 ApiVersion = Literal["luminaguard.dev/v1"]
@@ -60,7 +61,23 @@ class WorkloadDocument(Model):
     spec: WorkloadSpec
 
 
-AnyDocument = ImageDocument | PoolDocument | AgentDocument | PolicyDocument | WorkloadDocument
+class PolicyTestDocument(Model):
+    """Tests of a policy: actions and the risk (and rule) it must give them."""
+
+    api_version: ApiVersion = Field(alias="apiVersion")
+    kind: Literal["PolicyTest"]
+    metadata: Metadata
+    spec: PolicyTestSpec
+
+
+AnyDocument = (
+    ImageDocument
+    | PoolDocument
+    | AgentDocument
+    | PolicyDocument
+    | WorkloadDocument
+    | PolicyTestDocument
+)
 
 #: Every kind by name, in the order their documents are listed.
 KINDS: dict[str, type[AnyDocument]] = {
@@ -69,4 +86,5 @@ KINDS: dict[str, type[AnyDocument]] = {
     "Agent": AgentDocument,
     "Policy": PolicyDocument,
     "Workload": WorkloadDocument,
+    "PolicyTest": PolicyTestDocument,
 }

@@ -1,0 +1,106 @@
+"""``policy lint``: rules that can never match, and rules about tools nobody has.
+
+Shadowing is decided conservatively: an earlier rule shadows a later one only when
+each of its conditions provably holds for every action the later one matches
+(same or wider kind, server and tool patterns; the same command, argument and
+annotation tests). So every finding is real; some shadowing of unusual shapes
+(e.g. a regex that happens to contain another) goes unreported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from luminaguard.config.models.policy import Match, Patterns, Rule
+from luminaguard.policy.matchers import Prefilter, glob_regex
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint finding about the rule at ``index``."""
+
+    index: int
+    severity: str  # error | warning
+    message: str
+
+
+def _kind(match: Match) -> str | None:
+    if match.kind is None and (match.server is not None or match.tool is not None):
+        return "call"
+    return match.kind
+
+
+def _listed(patterns: Patterns) -> list[str]:
+    return [patterns] if isinstance(patterns, str) else list(patterns)
+
+
+def _patterns_cover(wide: Patterns | None, narrow: Patterns | None) -> bool:
+    """Whether every name ``narrow`` admits is admitted by ``wide`` (None: any name)."""
+    if wide is None:
+        return True
+    if narrow is None:
+        return False
+    regex, wide_list = glob_regex(wide), _listed(wide)
+    return all(
+        (regex.match(p) is not None)
+        if not _GLOB.search(p)
+        else (p in wide_list or "*" in wide_list)
+        for p in _listed(narrow)
+    )
+
+
+def _annotations_cover(wide: Match, narrow: Match) -> bool:
+    if wide.annotations is None:
+        return True
+    wanted = wide.annotations.model_dump(exclude_none=True)
+    given = narrow.annotations.model_dump(exclude_none=True) if narrow.annotations else {}
+    return all(given.get(hint) == value for hint, value in wanted.items())
+
+
+def covers(wide: Match, narrow: Match) -> bool:
+    """Whether ``wide`` matches every action that ``narrow`` matches."""
+    kind = _kind(wide)
+    return (
+        (kind is None or kind == _kind(narrow))
+        and _patterns_cover(wide.server, narrow.server)
+        and _patterns_cover(wide.tool, narrow.tool)
+        and (wide.command is None or wide.command == narrow.command)
+        and all(narrow.args.get(name) == test for name, test in wide.args.items())
+        and _annotations_cover(wide, narrow)
+    )
+
+
+def shadowed(rules: Sequence[Rule], where: Sequence[str]) -> Iterator[Finding]:
+    """Each rule that an earlier rule keeps from ever matching."""
+    for index, rule in enumerate(rules):
+        for earlier in range(index):
+            if covers(rules[earlier].match, rule.match):
+                yield Finding(
+                    index,
+                    "error",
+                    f"rule {rule.id!r} can never match: rule {rules[earlier].id!r} "
+                    f"({where[earlier]}) comes first and matches every action it matches",
+                )
+                break
+
+
+def unknown_tools(
+    rules: Sequence[Rule], known: Sequence[tuple[str, str]], lock_name: str
+) -> Iterator[Finding]:
+    """Each rule naming servers or tools that match none of the ``known`` (server, tool)."""
+    servers = len({server for server, _ in known})
+    for index, rule in enumerate(rules):
+        if rule.match.server is None and rule.match.tool is None:
+            continue
+        admits = Prefilter(rule.match).admits
+        if not any(admits("call", server, tool) for server, tool in known):
+            yield Finding(
+                index,
+                "warning",
+                f"rule {rule.id!r} matches no tool in {lock_name} "
+                f"({len(known)} tools of {servers} servers)",
+            )

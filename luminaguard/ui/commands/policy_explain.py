@@ -1,0 +1,83 @@
+"""``luminaguard policy explain --policy NAME ACTION``: the evaluation trace, rule by rule."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import yaml
+from pydantic import ValidationError
+
+from luminaguard.compiler.compile import load_checked
+from luminaguard.config.models.policy_test import ActionSpec
+from luminaguard.errors import UsageError
+from luminaguard.policy.action import Action, written
+from luminaguard.policy.explain import RuleTrace, Trace, explain
+from luminaguard.ui.exit_codes import OK
+from luminaguard.ui.policy_report import decided
+
+EXAMPLE = "'{call: filesystem.write_file, args: {path: /etc/passwd}}' or '{run: rm -rf /work}'"
+
+
+def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``policy explain``."""
+    parser = actions.add_parser(
+        "explain", help="show how a policy decides one action, rule by rule"
+    )
+    parser.add_argument("action", metavar="ACTION", help=f"the action, as in test files: {EXAMPLE}")
+    parser.add_argument("--policy", required=True, metavar="NAME", help="the policy to ask")
+    parser.add_argument(
+        "--path", action="append", metavar="PATH", help="where the policy is (default: policies)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def parse_action(text: str) -> Action:
+    """The Action written on the command line (a YAML mapping), or a UsageError."""
+    try:
+        data = yaml.safe_load(text)
+        return written(ActionSpec.model_validate(data))
+    except (yaml.YAMLError, ValidationError) as exc:
+        first = str(exc).splitlines()
+        detail = first[-1].strip() if first else ""
+        raise UsageError(f"ACTION is not an action ({detail}); write e.g. {EXAMPLE}") from None
+
+
+def _describe(action: Action) -> str:
+    if action.kind == "run":
+        return action.describe()
+    hints = f" annotations {json.dumps(action.annotations)}" if action.annotations else ""
+    return f"{action.describe()} {json.dumps(action.args, sort_keys=True)}{hints}"
+
+
+def _rule_lines(number: int, rule: RuleTrace) -> list[str]:
+    head = f"{number:>3}  {rule.rule:<24} {rule.source:<32}"
+    if not rule.evaluated:
+        return [f"{head} not evaluated (an earlier rule decided)"]
+    verdict = f"MATCH -> {rule.risk}" if rule.matched else "no match"
+    lines = [f"{head} {verdict}"]
+    lines += [f"       {'held  ' if c.held else 'FAILED'}  {c.text}" for c in rule.conditions]
+    return lines
+
+
+def render(trace: Trace, where: str) -> str:
+    """The trace as text: the action, each rule's conditions, the decision."""
+    lines = [f"policy {trace.policy} ({where})", f"action: {_describe(trace.action)}", ""]
+    for number, rule in enumerate(trace.rules, start=1):
+        lines += _rule_lines(number, rule)
+    decision = trace.decision
+    lines += ["", f"decision: {decided(decision)}: {decision.reason}"]
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the trace of the policy deciding the action."""
+    action = parse_action(args.action)
+    bundle = load_checked(args.path or ["policies"])
+    document = bundle.catalog.get("Policy", args.policy)
+    if document is None:
+        known = ", ".join(bundle.catalog.names("Policy")) or "none"
+        raise UsageError(f"no policy {args.policy!r} under the paths given (policies: {known})")
+    where = str(document.source.locations.value(("metadata", "name")).file)
+    print(render(explain(bundle.engine(args.policy), action), where), end="")
+    return OK
