@@ -12,7 +12,6 @@ from luminaguard.config.yamlsource import RawDocument, parse_yaml
 from luminaguard.errors import UsageError
 
 _SUFFIXES = (".yaml", ".yml")
-_NOT_CONFIG = (".test.yaml", ".test.yml")  # policy test files (``policy test``)
 
 
 @dataclass
@@ -42,12 +41,7 @@ def config_files(paths: Iterable[str]) -> Iterator[Path]:
         if path.is_dir():
             for found in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
-                if (
-                    found.is_file()
-                    and found.name.endswith(_SUFFIXES)
-                    and not found.name.endswith(_NOT_CONFIG)
-                    and not hidden
-                ):
+                if found.is_file() and found.name.endswith(_SUFFIXES) and not hidden:
                     yield found
         elif path.is_file():
             yield path

@@ -8,6 +8,7 @@ rule to match. Rules after the deciding one are listed as not evaluated.
 from __future__ import annotations
 
 import json
+import posixpath
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,10 @@ def _value(label: str, value: object, test: ValueMatch) -> Condition:
     if value is MISSING:
         return Condition(False, f"{label} is missing (wanted {wanted})")
     held = value_test(test)(value)
-    return Condition(held, f"{label} {_shown(value)} {'passes' if held else 'fails'} {wanted}")
+    shown = _shown(value)
+    if test.operator == "path" and isinstance(value, str) and posixpath.normpath(value) != value:
+        shown += f" (normalised: {_shown(posixpath.normpath(value))})"
+    return Condition(held, f"{label} {shown} {'passes' if held else 'fails'} {wanted}")
 
 
 def _kind(match: Match) -> str | None:
@@ -100,7 +104,7 @@ def conditions(match: Match, action: Action) -> list[Condition]:
     found: list[Condition] = []
     kind = _kind(match)
     if kind is not None:
-        found.append(Condition(action.kind == kind, f"kind {action.kind} is {kind}"))
+        found.append(Condition(action.kind == kind, f"kind {action.kind} (wanted {kind})"))
     if match.server is not None:
         found.append(_name("server", action.server, match.server))
     if match.tool is not None:

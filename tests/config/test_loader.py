@@ -14,16 +14,22 @@ from tests.conftest import Writer
 POLICY = "apiVersion: luminaguard.dev/v1\nkind: Policy\nmetadata: {name: %s}\nspec: {}\n"
 
 
-def test_folders_are_walked_in_order_skipping_tests_and_hidden(
-    tmp_path: Path, write: Writer
-) -> None:
+def test_folders_are_walked_in_order_skipping_hidden(tmp_path: Path, write: Writer) -> None:
     write("b/two.yml", POLICY % "two")
     write("a/one.yaml", POLICY % "one")
-    write("a/one.test.yaml", "not: a document\n")
+    write(
+        "a/one.test.yaml",
+        "apiVersion: luminaguard.dev/v1\nkind: PolicyTest\nmetadata: {name: t}\n"
+        "spec: {policy: one, tests: [{name: x, run: ls, expect: red}]}\n",
+    )
     write(".hidden/x.yaml", "broken: [\n")
     write("notes.txt", "ignored")
     result = load_documents([str(tmp_path)])
-    assert [d.name for d in result.documents] == ["one", "two"]
+    assert [(d.kind, d.name) for d in result.documents] == [
+        ("Policy", "one"),
+        ("PolicyTest", "t"),
+        ("Policy", "two"),
+    ]
     assert not result.diagnostics
 
 

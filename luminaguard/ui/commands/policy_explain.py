@@ -35,12 +35,14 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def parse_action(text: str) -> Action:
     """The Action written on the command line (a YAML mapping), or a UsageError."""
     try:
-        data = yaml.safe_load(text)
-        return written(ActionSpec.model_validate(data))
-    except (yaml.YAMLError, ValidationError) as exc:
-        first = str(exc).splitlines()
-        detail = first[-1].strip() if first else ""
-        raise UsageError(f"ACTION is not an action ({detail}); write e.g. {EXAMPLE}") from None
+        return written(ActionSpec.model_validate(yaml.safe_load(text)))
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        detail = f"{where}: {problem['msg']}" if where else problem["msg"]
+    except yaml.YAMLError as exc:
+        detail = f"not YAML: {str(exc).splitlines()[0]}"
+    raise UsageError(f"ACTION is not an action ({detail}); write e.g. {EXAMPLE}")
 
 
 def _describe(action: Action) -> str:
