@@ -26,8 +26,8 @@ def test_folders_are_walked_in_order_skipping_hidden(tmp_path: Path, write: Writ
     write("notes.txt", "ignored")
     result = load_documents([str(tmp_path)])
     assert [(d.kind, d.name) for d in result.documents] == [
+        ("PolicyTest", "t"),  # one.test.yaml sorts before one.yaml
         ("Policy", "one"),
-        ("PolicyTest", "t"),
         ("Policy", "two"),
     ]
     assert not result.diagnostics
