@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from luminaguard.compiler.compile import Bundle, load_checked
+from luminaguard.errors import UsageError
 from luminaguard.policy.engine import PolicyEngine
 from luminaguard.policy.replay import Audited, Replayed, ReplayReport, replay
 from luminaguard.scheduler.store import RunStore
@@ -50,7 +52,10 @@ def render(report: ReplayReport) -> str:
 def run(args: argparse.Namespace) -> int:
     """Exit 1 when any Red decision would turn Green, unless ``--allow-loosening``."""
     engines = _engines(load_checked(args.paths))
-    store = RunStore(args.audit)
+    state = Path(args.audit)
+    if not (state / "runs.db").is_file():
+        raise UsageError(f"no audit log in {state} (expected {state / 'runs.db'})")
+    store = RunStore(state)
     records = [
         Audited(r.run_id, r.step_id, r.data) for r in store.audit.records() if r.event == "decision"
     ]
