@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from luminaguard.config.models.policy import PolicySpec, Rule
 from luminaguard.policy.action import Action, Decision
+from luminaguard.policy.fusion import Deciding, IndexedRun, StringTest, fuse, string_test
 from luminaguard.policy.matchers import Predicate, Prefilter, detail_predicates
 
 _CACHE_LIMIT = 4096
@@ -20,12 +21,20 @@ class CompiledRule:
     prefilter: Prefilter
     checks: tuple[Predicate, ...]
     decision: Decision
+    string_test: StringTest | None
 
     def matches(self, action: Action) -> bool:
         """Whether every condition of the rule holds for ``action``."""
         return self.prefilter.admits(action.kind, action.server, action.tool) and all(
             check(action) for check in self.checks
         )
+
+    def first(self, action: Action) -> Decision | None:
+        """The rule's decision if its conditions beyond kind, server and tool hold."""
+        for check in self.checks:
+            if not check(action):
+                return None
+        return self.decision
 
 
 class PolicyEngine:
@@ -52,6 +61,7 @@ class PolicyEngine:
                     reason=rule.reason,
                     source=sources[i] if i < len(sources) else None,
                 ),
+                string_test(rule.match),
             )
             for i, rule in enumerate(spec.rules)
         ]
@@ -62,25 +72,28 @@ class PolicyEngine:
             reason=spec.default_reason,
             source=default_source,
         )
-        self._candidates: dict[tuple[str, str | None, str | None], list[CompiledRule]] = {}
+        self._steps: dict[tuple[str, str | None, str | None], list[Deciding]] = {}
+        self._runs: dict[tuple[int, ...], IndexedRun] = {}
 
     def candidates(self, action: Action) -> list[CompiledRule]:
-        """Rules whose kind, server and tool admit the action, in order (cached per tool)."""
+        """Rules whose kind, server and tool admit the action, in order."""
         key = (action.kind, action.server, action.tool)
-        found = self._candidates.get(key)
+        return [r for r in self.rules if r.prefilter.admits(*key)]
+
+    def steps(self, action: Action) -> list[Deciding]:
+        """The candidate rules, runs of similar ones fused (cached per kind, server and tool)."""
+        key = (action.kind, action.server, action.tool)
+        found = self._steps.get(key)
         if found is None:
-            if len(self._candidates) >= _CACHE_LIMIT:
-                self._candidates.clear()
-            found = [r for r in self.rules if r.prefilter.admits(*key)]
-            self._candidates[key] = found
+            if len(self._steps) >= _CACHE_LIMIT:
+                self._steps.clear()
+            found = self._steps[key] = fuse(self.candidates(action), self._runs)
         return found
 
     def decide(self, action: Action) -> Decision:
         """The decision of the first rule that matches ``action``, else the default."""
-        for compiled in self.candidates(action):
-            for check in compiled.checks:
-                if not check(action):
-                    break
-            else:
-                return compiled.decision
+        for step in self.steps(action):
+            decision = step.first(action)
+            if decision is not None:
+                return decision
         return self.default

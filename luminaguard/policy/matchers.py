@@ -67,11 +67,12 @@ def value_test(spec: ValueMatch) -> ValueTest:
         globbed = glob_regex(spec.glob or [])
         return lambda value: isinstance(value, str) and globbed.match(value) is not None
     matched = path_regex(spec.path or [])
-    return lambda value: isinstance(value, str) and matched.match(_normal_path(value)) is not None
+    return lambda value: isinstance(value, str) and matched.match(normal_path(value)) is not None
 
 
 @lru_cache(maxsize=1024)
-def _normal_path(value: str) -> str:
+def normal_path(value: str) -> str:
+    """``value`` with ``..`` and ``.`` resolved and slashes collapsed (posixpath.normpath)."""
     # memoised: every rule with a path test would otherwise normalise the same value again
     return posixpath.normpath(value) if value else value
 
@@ -88,7 +89,7 @@ def _args_predicate(name: str, spec: ValueMatch) -> Predicate:
         pattern = glob_regex(spec.glob or []).match
     else:
         pattern = re.compile(spec.regex or "").search
-    normal = _normal_path if operator == "path" else str
+    normal = normal_path if operator == "path" else str
 
     def holds(action: Action) -> bool:
         value = action.args.get(name)

@@ -142,7 +142,7 @@ def test_candidate_cache_is_bounded_and_correct() -> None:
     policy = engine(rule("a", tool="t1*"), rule("b", tool="*"))
     for i in range(5000):
         assert policy.decide(call(f"t{i}")).rule == ("a" if str(i).startswith("1") else "b")
-    assert len(policy._candidates) <= 4096
+    assert len(policy._steps) <= 4096
 
 
 def test_content_hash_binds_the_exact_action() -> None:
