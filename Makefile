@@ -35,6 +35,7 @@ DEMO_STATE := .luminaguard-demo
 demo: $(STAMP) $(NPM_STAMP)
 	$(BIN)/luminaguard validate examples/ policies/ workloads/
 	$(BIN)/luminaguard plan examples/ policies/ --workload repo-report
+	$(BIN)/luminaguard policy test policies/ --coverage
 	$(BIN)/luminaguard doctor
 	rm -rf $(DEMO_STATE)
 	$(BIN)/luminaguard run examples/04-sandbox-report --state $(DEMO_STATE) --run-id demo; \
@@ -44,6 +45,7 @@ demo: $(STAMP) $(NPM_STAMP)
 	$(BIN)/luminaguard resume demo --state $(DEMO_STATE)
 	$(BIN)/luminaguard status demo --state $(DEMO_STATE)
 	$(BIN)/luminaguard audit verify --state $(DEMO_STATE)
+	$(BIN)/luminaguard policy replay --audit $(DEMO_STATE) examples/04-sandbox-report
 	cat $(DEMO_STATE)/runs/demo/agents/reporter/work/published/report.md
 
 lint: $(STAMP)
@@ -60,6 +62,7 @@ test: lint typecheck unit
 
 bench: $(STAMP) $(NPM_STAMP) vm-deps
 	$(BIN)/python bench/compile_bench.py
+	$(BIN)/python bench/policy_bench.py
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/mcp_bench.py
 	$(BIN)/python bench/vm_bench.py
