@@ -15,7 +15,7 @@ from tests.conftest import FIXTURES, ROOT, CliRunner
 def test_validate_examples_and_policies(cli: CliRunner) -> None:
     result = cli("validate", "examples/", "policies/")
     assert result.code == 0
-    assert result.out.startswith("ok: 15 documents in 8 files")
+    assert result.out.startswith("ok: 16 documents in 9 files")
     assert "5 workloads compiled" in result.out
 
 
