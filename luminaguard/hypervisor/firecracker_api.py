@@ -56,15 +56,17 @@ async def unix_http(socket_path: Path, method: str, path: str, body: Body) -> tu
 
 @dataclass(frozen=True)
 class VmConfig:
-    """What one micro-VM boots: kernel, root drive, size, the guest agent's vsock."""
+    """What one micro-VM boots: kernel, root drive or initramfs, tools disk, size, vsock."""
 
     kernel: Path
-    rootfs: Path
+    rootfs: Path | None = None
     boot_args: str = "console=ttyS0 reboot=k panic=1 pci=off ro"
     vcpus: int = 1
     memory_mib: int = 128
     vsock_path: Path | None = None
     guest_cid: int = 3
+    initrd: Path | None = None
+    tools_disk: Path | None = None
 
 
 class FirecrackerApi:
@@ -81,13 +83,16 @@ class FirecrackerApi:
         return answer
 
     async def configure(self, config: VmConfig) -> None:
-        """Boot source, root drive (read-only), machine size and vsock: all pre-boot."""
+        """Boot source, drives (read-only), machine size and vsock: all pre-boot."""
         boot = {"kernel_image_path": str(config.kernel), "boot_args": config.boot_args}
+        if config.initrd is not None:
+            boot["initrd_path"] = str(config.initrd)
         await self._call("PUT", "/boot-source", boot)
-        drive = {"drive_id": "rootfs", "path_on_host": str(config.rootfs)}
-        await self._call(
-            "PUT", "/drives/rootfs", {**drive, "is_root_device": True, "is_read_only": True}
-        )
+        for drive_id, path in (("rootfs", config.rootfs), ("tools", config.tools_disk)):
+            if path is not None:
+                drive = {"drive_id": drive_id, "path_on_host": str(path), "is_read_only": True}
+                root = {"is_root_device": drive_id == "rootfs"}
+                await self._call("PUT", f"/drives/{drive_id}", {**drive, **root})
         size = {"vcpu_count": config.vcpus, "mem_size_mib": config.memory_mib, "smt": False}
         await self._call("PUT", "/machine-config", size)
         if config.vsock_path is not None:

@@ -33,6 +33,8 @@ CACHE = Path(os.environ.get("LUMINAGUARD_CACHE", Path.home() / ".cache" / "lumin
 MODULES = (
     "drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virtio/virtio_mmio",
     "drivers/char/virtio_console", "drivers/block/virtio_blk", "fs/squashfs/squashfs",
+    "net/vmw_vsock/vsock", "net/vmw_vsock/vmw_vsock_virtio_transport_common",
+    "net/vmw_vsock/vmw_vsock_virtio_transport",
 )  # fmt: skip
 UNNEEDED = ("test", "idlelib", "tkinter", "ensurepip", "lib2to3", "__pycache__", "site-packages",
             "dist-packages", "config-*", "turtledemo", "pydoc_data")  # fmt: skip

@@ -126,12 +126,17 @@ def _lines(path: Path) -> list[str]:
 
 
 def guest_died(folder: Path) -> BackendError:
-    """The error for a VM that stopped before its agent answered, quoting QEMU and the guest."""
+    """The error for a VM that stopped before its agent answered, quoting the VMM and guest.
+
+    The VMM's own messages are in ``qemu.log`` or ``firecracker.log``; the guest's in
+    ``console.log``.
+    """
     console = _lines(folder / "console.log")
     telling = [line for line in console if re.search(r"panic|failed|error", line, re.I)]
-    said = _lines(folder / "qemu.log") + [line.split("] ", 1)[-1] for line in telling]
+    vmm = [line for name in ("qemu.log", "firecracker.log") for line in _lines(folder / name)]
+    said = vmm + [line.split("] ", 1)[-1] for line in telling]
     why = "; ".join(said[:3]) or (
-        "no message from QEMU or the guest (a reset this early usually means too little "
+        "no message from the VMM or the guest (a reset this early usually means too little "
         "memory for the kernel and its root)"
     )
     return BackendError(

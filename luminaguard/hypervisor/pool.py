@@ -11,12 +11,16 @@ import asyncio
 import contextlib
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.microvm import Vm
-from luminaguard.hypervisor.snapshot import Snapshot, restore
+from luminaguard.hypervisor.snapshot import Snapshot
+
+#: How a pool gets a clone: the Machine's restore.
+Restore = Callable[[Snapshot, SandboxSpec], Awaitable[Vm]]
 
 
 def memory_mib(vm: Vm, field: str = "Rss") -> int:
@@ -42,6 +46,7 @@ class VmPool:
     snapshot: Snapshot
     warm: int
     maximum: int
+    restore: Restore
     ready: list[Vm] = field(default_factory=list)
     busy: list[Vm] = field(default_factory=list)
     refilling: int = 0
@@ -61,7 +66,8 @@ class VmPool:
 
     async def _restore(self) -> Vm:
         started = time.perf_counter()
-        vm = await restore(self.snapshot, SandboxSpec(name=self.name, workdir=self.snapshot.state))
+        spec = SandboxSpec(name=self.name, workdir=self.snapshot.state)
+        vm = await self.restore(self.snapshot, spec)
         vm.pool = self
         self.latencies.append(time.perf_counter() - started)
         return vm

@@ -1,51 +1,45 @@
-"""The ``qemu`` backend: one QEMU microvm per agent, driven through the guest agent.
+"""The ``qemu`` backend: QEMU microvm as the Machine of a ``VmBackend``.
 
 ``-accel kvm`` where hardware virtualization exists, software emulation (TCG)
 otherwise: on the project's machines /dev/kvm is PVM, which stock kernels cannot use
-(see ``luminaguard doctor``). The guest has no network device, a read-only root and
-tmpfs at /work and /tmp; nothing of the host is shared with it. Commands and MCP
-servers run through the guest agent over virtio-serial. An agent with a ``pool`` gets
-a clone from that pool's warm snapshot clones; otherwise its VM boots cold. A command
-past its timeout costs its VM: it is killed and the next command gets a fresh one.
+(see ``luminaguard doctor``). The guest agent speaks over virtio-serial; snapshots are
+copy-on-write memory files on /dev/shm with ``x-ignore-shared`` (see ``snapshot``).
 VMs die with the runner (QEMU gets PDEATHSIG).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shutil
-import tempfile
-import time
-from pathlib import Path
-from typing import Any
-
-from luminaguard.hypervisor.base import (
-    Availability,
-    BackendError,
-    ExecResult,
-    SandboxHandle,
-    SandboxProcess,
-    SandboxSpec,
-)
-from luminaguard.hypervisor.guest_image import GuestImage, Recipe, build, missing_tools
+from luminaguard.hypervisor.base import Availability, SandboxSpec
+from luminaguard.hypervisor.guest_image import GuestImage, missing_tools
 from luminaguard.hypervisor.microvm import Vm, cold_boot
-from luminaguard.hypervisor.pool import VmPool
 from luminaguard.hypervisor.registry_kvm import hardware_kvm
-from luminaguard.hypervisor.snapshot import take
-from luminaguard.transport.base import TransportError
+from luminaguard.hypervisor.snapshot import Snapshot, restore, take
+from luminaguard.hypervisor.vm_backend import VmBackend
 
 
-class QemuBackend:
-    """QEMU microvm micro-VMs; the guest image is built (and cached) on first use."""
+class QemuMachine:
+    """QEMU microvm: cold boots, snapshots and clone restores."""
+
+    async def boot(self, vm: Vm, image: GuestImage) -> None:
+        """Boot ``vm`` cold and connect to its agent over virtio-serial."""
+        await cold_boot(vm, image)
+
+    async def snapshot(self, image: GuestImage, memory_mib: int, vcpus: int) -> Snapshot:
+        """The snapshot of a freshly booted guest (kept while /dev/shm holds it)."""
+        return await take(image, memory_mib, vcpus)
+
+    async def restore(self, snapshot: Snapshot, spec: SandboxSpec) -> Vm:
+        """A copy-on-write clone of the snapshot, reseeded."""
+        return await restore(snapshot, spec)
+
+
+class QemuBackend(VmBackend):
+    """QEMU microvm micro-VMs."""
 
     name = "qemu"
-    micro_vm = True
 
     def __init__(self) -> None:
-        self._images: dict[Path | None, GuestImage] = {}
-        self.pools: dict[str, VmPool] = {}
-        self._pool_lock = asyncio.Lock()
+        super().__init__(QemuMachine())
 
     def availability(self) -> Availability:
         """Usable when QEMU and the image tools are installed."""
@@ -58,89 +52,3 @@ class QemuBackend:
             "hardware KVM" if hardware_kvm() else "software emulation (TCG): no hardware KVM here"
         )
         return Availability(True, f"QEMU microvm, {mode}; warm pools of snapshot clones")
-
-    def image(self, recipe: Path | None = None) -> GuestImage:
-        """The guest image of a recipe (built on first use, then cached); default: built-in."""
-        if recipe not in self._images:
-            self._images[recipe] = build(Recipe.load(recipe)) if recipe else build()
-        return self._images[recipe]
-
-    async def pool(self, spec: SandboxSpec) -> VmPool:
-        """The warm pool the spec names, started (snapshot taken) on first use."""
-        name = spec.pool or spec.name
-        async with self._pool_lock:
-            if name not in self.pools:
-                image = await asyncio.to_thread(self.image, spec.recipe)
-                snapshot = await take(image, spec.vm_memory_mib, spec.vcpus)
-                self.pools[name] = VmPool(name, snapshot, spec.warm, max(spec.pool_max, 1))
-                self.pools[name].refill()
-        return self.pools[name]
-
-    async def _fresh(self, spec: SandboxSpec) -> Vm:
-        if spec.pool:
-            return await (await self.pool(spec)).acquire()
-        vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
-        await cold_boot(vm, await asyncio.to_thread(self.image, spec.recipe))
-        return vm
-
-    async def create(self, spec: SandboxSpec) -> Vm:
-        """A VM for the agent: a pool clone, or a cold boot (host folders cannot be shared yet)."""
-        if spec.mounts:
-            raise BackendError(
-                "the qemu backend cannot share host folders into VMs yet: remove mounts"
-            )
-        if spec.network:
-            raise BackendError("the qemu backend gives VMs no network yet: use network: none")
-        return await self._fresh(spec)
-
-    async def _running(self, handle: SandboxHandle) -> Vm:
-        assert isinstance(handle, Vm)
-        if handle.process is None or handle.process.poll() is not None:
-            if handle.pool is not None:
-                handle.pool.release(handle)  # the dead VM leaves the pool's books
-            shutil.rmtree(handle.folder, ignore_errors=True)
-            fresh = await self._fresh(handle.spec)
-            handle.process, handle.agent, handle.folder = fresh.process, fresh.agent, fresh.folder
-            handle.pool = fresh.pool
-            if fresh.pool is not None:  # the pool tracks the handle, not the throwaway object
-                fresh.pool.busy[fresh.pool.busy.index(fresh)] = handle
-        return handle
-
-    async def spawn(
-        self, handle: SandboxHandle, argv: list[str], env: dict[str, str] | None = None
-    ) -> SandboxProcess:
-        """Start a long-lived process (an MCP stdio server) in the VM."""
-        vm = await self._running(handle)
-        assert vm.agent is not None
-        return await vm.agent.spawn(argv, {**vm.spec.env, **(env or {})})
-
-    async def exec(self, handle: SandboxHandle, command: str, timeout: float) -> ExecResult:
-        """Run a shell command in the VM; past its timeout the VM is killed."""
-        vm = await self._running(handle)
-        assert vm.agent is not None
-        started = time.monotonic()
-        limits: dict[str, Any] = {"cpu_seconds": vm.spec.cpu_seconds, "pids": vm.spec.pids}
-        try:
-            result = await vm.agent.exec(command, timeout, env=vm.spec.env, **limits)
-        except TransportError as exc:
-            vm.kill()
-            return ExecResult(-9, "", str(exc), time.monotonic() - started, timed_out=True)
-        if result.timed_out:
-            vm.kill()  # the VM may hold what the command left behind: it goes
-        return result
-
-    async def destroy(self, handle: SandboxHandle) -> None:
-        """Stop the VM (a pool clone is never reused) and remove its folder."""
-        assert isinstance(handle, Vm)
-        if handle.agent is not None:
-            with contextlib.suppress(TransportError, OSError):
-                await asyncio.wait_for(handle.agent.aclose(), 2)
-        if handle.pool is not None:
-            handle.pool.release(handle)
-        handle.kill()
-        shutil.rmtree(handle.folder, ignore_errors=True)
-
-    async def close(self) -> None:
-        """Destroy every pool's VMs."""
-        for pool in self.pools.values():
-            await pool.close()

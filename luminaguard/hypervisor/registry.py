@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 
 from luminaguard.errors import UsageError
 from luminaguard.hypervisor.base import Availability, Backend
+from luminaguard.hypervisor.firecracker import FirecrackerBackend
 from luminaguard.hypervisor.gvisor import GvisorBackend
 from luminaguard.hypervisor.qemu import QemuBackend
 from luminaguard.hypervisor.registry_kvm import hardware_kvm
@@ -20,6 +20,7 @@ BACKENDS: dict[str, Callable[[], Backend]] = {
     "sandbox": SandboxBackend,
     "gvisor": GvisorBackend,
     "qemu": QemuBackend,
+    "firecracker": FirecrackerBackend,
 }
 
 
@@ -43,11 +44,7 @@ def _kvm() -> str:
 def report() -> dict[str, Availability]:
     """Every backend LuminaGuard knows of, with whether it can run here and why."""
     found = {name: make().availability() for name, make in BACKENDS.items()}
-    if found["qemu"].usable:
-        found["qemu"] = Availability(True, f"{found['qemu'].detail}; {_kvm()}")
-    binary = "found" if shutil.which("firecracker") else "not found"
-    found["firecracker"] = Availability(
-        False,
-        f"API client only, backend not yet (micro-VM issue); firecracker binary {binary}; {_kvm()}",
-    )
+    for name in ("qemu", "firecracker"):  # the VM backends: say what KVM is here
+        available = found[name]
+        found[name] = Availability(available.usable, f"{available.detail}; {_kvm()}")
     return found

@@ -2,10 +2,13 @@
 """The LuminaGuard guest agent: runs inside the micro-VM, answers the host over one stream.
 
 Standard library only. Started by the guest's init as
-``luminaguard_agent.py [--device /dev/virtio-ports/luminaguard] [--workdir /work]``;
-with no device it speaks on stdin/stdout. The protocol (framing, versions, operations)
-is documented in ``luminaguard/transport/guest_protocol.py``; this file repeats only
-what it must, so that it can be copied into an image on its own.
+``luminaguard_agent.py [--device /dev/vport0p1 | --vsock PORT | --unix PATH] [--workdir /work]``:
+a virtio-serial port (QEMU), a vsock port it listens on (Firecracker: the host connects
+through Firecracker's Unix socket), or a Unix socket (tests); with none of them it speaks
+on stdin/stdout. A listening agent serves one host connection at a time, then the next.
+The protocol (framing, versions, operations) is documented in
+``luminaguard/transport/guest_protocol.py``; this file repeats only what it must, so
+that it can be copied into an image on its own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -264,7 +268,7 @@ def op_reseed(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
     machine_id = str(request["machine_id"])
     if not all(c in "0123456789abcdef" for c in machine_id) or len(machine_id) != 32:
         raise ValueError("machine_id is 32 lower-case hex digits")
-    Path("/run/machine-id").write_text(machine_id + "\n")
+    Path(os.environ.get("LUMINAGUARD_MACHINE_ID", "/run/machine-id")).write_text(machine_id + "\n")
     return {"machine_id": machine_id}
 
 
@@ -288,15 +292,44 @@ OPERATIONS = {
 }
 
 
+def serve_connections(listener: socket.socket, workdir: Path) -> None:
+    """Serve each host connection in turn until one asks for shutdown."""
+    listener.listen(1)
+    while True:
+        connection, _ = listener.accept()
+        with connection, connection.makefile("rwb", buffering=0) as stream:
+            agent = Agent(stream, stream, workdir)
+            agent.serve()
+        if not agent.running:
+            return
+
+
+def _listener(args: argparse.Namespace) -> socket.socket | None:
+    if args.vsock is not None:
+        vsock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        vsock.bind((socket.VMADDR_CID_ANY, args.vsock))
+        return vsock
+    if args.unix is not None:
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        unix.bind(args.unix)
+        return unix
+    return None
+
+
 def main() -> int:
-    """Serve on the device given, or on stdin/stdout."""
+    """Serve on the device or socket given, or on stdin/stdout."""
     parser = argparse.ArgumentParser(description="LuminaGuard guest agent")
-    parser.add_argument("--device", help="the virtio-serial port or vsock device (default: stdio)")
+    parser.add_argument("--device", help="a virtio-serial port")
+    parser.add_argument("--vsock", type=int, metavar="PORT", help="listen on this vsock port")
+    parser.add_argument("--unix", metavar="PATH", help="listen on this Unix socket")
     parser.add_argument("--workdir", default="/work")
     args = parser.parse_args()
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    if args.device:
+    listener = _listener(args)
+    if listener is not None:
+        serve_connections(listener, workdir)
+    elif args.device:
         stream = open(args.device, "r+b", buffering=0)  # noqa: SIM115 - lives as long as the agent
         Agent(stream, stream, workdir, device=True).serve()
     else:

@@ -179,3 +179,27 @@ def test_real_firecracker_answers_the_api(tmp_path: Path, contract: Contract) ->
     finally:
         process.kill()
         process.wait()
+
+
+def test_real_firecracker_runs_the_guest_image(tmp_path: Path) -> None:
+    """Where Firecracker can run: a cold boot and a pool clone of the real guest image."""
+    from luminaguard.hypervisor.base import SandboxSpec
+    from luminaguard.hypervisor.firecracker import FirecrackerBackend
+
+    backend = FirecrackerBackend()
+    available = backend.availability()
+    if not available.usable:
+        pytest.skip(f"firecracker backend: {available.detail}")
+
+    async def go() -> None:
+        cold = await backend.create(SandboxSpec(name="cold", workdir=tmp_path))
+        clone = await backend.create(SandboxSpec(name="w", workdir=tmp_path, pool="fc", warm=1))
+        try:
+            for vm in (cold, clone):
+                assert (await backend.exec(vm, "echo ok", 30)).stdout == "ok\n"
+        finally:
+            await backend.destroy(cold)
+            await backend.destroy(clone)
+            await backend.close()
+
+    asyncio.run(go())

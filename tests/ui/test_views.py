@@ -22,7 +22,7 @@ def test_doctor_lists_every_backend(cli: CliRunner) -> None:
 def test_unknown_backend_is_a_usage_error(cli: CliRunner) -> None:
     result = cli("run", "examples/01-hello", "--backend", "vmware")
     assert result.code == 1
-    assert "unknown backend 'vmware' (available: gvisor, qemu, sandbox)" in result.err
+    assert "unknown backend 'vmware' (available: firecracker, gvisor, qemu, sandbox)" in result.err
 
 
 def test_plain_reporter() -> None:
