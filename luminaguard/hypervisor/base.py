@@ -43,6 +43,7 @@ class SandboxSpec:
     cpu_seconds: int = 300
     pids: int = 128
     network: bool = False
+    egress: tuple[str, ...] = ()  # VM backends: the only host:port pairs the guest may reach
     pool: str | None = None  # VM backends: serve from the warm pool of this name
     recipe: Path | None = None  # VM backends: the image recipe (rootfs/NAME.yaml)
     warm: int = 0

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ MODULES = (
     "drivers/char/virtio_console", "drivers/block/virtio_blk", "fs/squashfs/squashfs",
     "net/vmw_vsock/vsock", "net/vmw_vsock/vmw_vsock_virtio_transport_common",
     "net/vmw_vsock/vmw_vsock_virtio_transport",
+    "net/core/failover", "drivers/net/net_failover", "drivers/net/virtio_net",
 )  # fmt: skip
 UNNEEDED = ("test", "idlelib", "tkinter", "ensurepip", "lib2to3", "__pycache__", "site-packages",
             "dist-packages", "config-*", "turtledemo", "pydoc_data")  # fmt: skip
@@ -113,13 +115,21 @@ def kernel(cache: Path = CACHE) -> tuple[Path, Path]:
         _run("dpkg", "-x", next(folder.glob("*.deb")), folder / "x")
         data = Path(glob.glob(str(folder / "x" / "boot" / "vmlinuz-*"))[0]).read_bytes()
         payload = data[data.find(b"\x02\x21\x4c\x18") :]  # the lz4 (legacy) stream in vmlinuz
-        partial = folder / "vmlinux.partial"
+        partial = _partial(vmlinux)
         with open(partial, "wb") as out:
             subprocess.run(
                 ["lz4", "-dc"], input=payload, stdout=out, stderr=subprocess.DEVNULL, check=False
             )
         partial.rename(vmlinux)
     return vmlinux, Path(glob.glob(str(folder / "x" / "lib" / "modules" / "*" / "kernel"))[0])
+
+
+def _partial(target: Path) -> Path:
+    """Where one builder writes ``target`` before renaming it into place.
+
+    One per builder, so that concurrent builds never rename each other's files.
+    """
+    return target.with_name(f"{target.name}.partial-{os.getpid()}-{threading.get_ident()}")
 
 
 def _libraries(program: Path, root: Path) -> None:
@@ -148,6 +158,8 @@ def _populate(root: Path, modules: Path, recipe: Recipe) -> None:
     for folder in folders.split():
         (root / folder).mkdir(parents=True)
     (root / "etc" / "machine-id").symlink_to("/run/machine-id")  # written per clone (reseed)
+    (root / "etc" / "hosts").symlink_to("/run/hosts")  # the egress allow-list's names (init)
+    (root / "etc" / "nsswitch.conf").write_text("hosts: files\n")  # no DNS in the guest
     for module in MODULES:
         shutil.copy(modules / f"{module}.ko", root / "lib" / "modules")
     _copy_with_libraries(Path(PYTHON), root, root / "usr" / "bin" / "python3")
@@ -186,7 +198,7 @@ def _disk(recipe: Recipe, cache: Path) -> Path | None:
             shutil.copy(_tool(program), staging / "bin" / program)  # libraries: in the root
         for name, folder in recipe.disk_folders:
             shutil.copytree(folder, staging / name, symlinks=True)
-        partial = disk.with_suffix(".partial")
+        partial = _partial(disk)
         _run("mksquashfs", staging, partial, "-noappend", "-quiet", "-comp", "lz4", "-all-root")
         partial.rename(disk)
     return disk
@@ -209,7 +221,7 @@ def build(recipe: Recipe = DEFAULT_RECIPE, cache: Path = CACHE) -> GuestImage:
             archive = subprocess.run(
                 ["cpio", "-o", "-H", "newc"], cwd=root, input=files, capture_output=True, check=True
             )
-            partial = image.with_suffix(".partial")
+            partial = _partial(image)
             partial.write_bytes(gzip.compress(archive.stdout, compresslevel=1))
             partial.rename(image)
             manifest = {

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from luminaguard.hypervisor import egress
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.guest_image import GuestImage
 from luminaguard.hypervisor.registry_kvm import hardware_kvm
@@ -95,6 +96,9 @@ def command(
         "-device", "virtserialport,chardev=agent,name=luminaguard",
         "-qmp", f"unix:{vm.qmp},server=on,wait=off",
     ]  # fmt: skip
+    if vm.spec.egress:  # the allow-list: a restricted network with one relay per host:port
+        argv += egress.qemu_args(vm.spec.egress)
+        argv[argv.index("-append") + 1] += egress.kernel_args(vm.spec.egress)
     if image.disk is not None:  # the recipe's tools disk, read-only, mounted at /opt
         argv += ["-drive", f"file={image.disk},format=raw,if=none,id=tools,readonly=on"]
         argv += ["-device", "virtio-blk-device,drive=tools"]

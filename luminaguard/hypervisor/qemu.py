@@ -37,6 +37,7 @@ class QemuBackend(VmBackend):
     """QEMU microvm micro-VMs."""
 
     name = "qemu"
+    egress = True
 
     def __init__(self) -> None:
         super().__init__(QemuMachine())

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,18 +54,21 @@ class VmBackend:
 
     name = "vm"
     micro_vm = True
+    egress = False  # whether the Machine can give a VM an egress allow-list
 
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
         self._images: dict[Path | None, GuestImage] = {}
         self.pools: dict[str, VmPool] = {}
         self._pool_lock = asyncio.Lock()
+        self._building = threading.Lock()
 
     def image(self, recipe: Path | None = None) -> GuestImage:
         """The guest image of a recipe (built on first use, then cached); default: built-in."""
-        if recipe not in self._images:
-            self._images[recipe] = build(Recipe.load(recipe)) if recipe else build()
-        return self._images[recipe]
+        with self._building:  # agents sharing a recipe build its image once
+            if recipe not in self._images:
+                self._images[recipe] = build(Recipe.load(recipe)) if recipe else build()
+            return self._images[recipe]
 
     async def pool(self, spec: SandboxSpec) -> VmPool:
         """The warm pool the spec names, started (snapshot taken) on first use."""
@@ -92,10 +96,11 @@ class VmBackend:
             raise BackendError(
                 f"the {self.name} backend cannot share host folders into VMs yet: remove mounts"
             )
-        if spec.network:
-            raise BackendError(
-                f"the {self.name} backend gives VMs no network yet: use network: none"
-            )
+        if spec.network and not spec.egress:
+            raise BackendError("network: egress-allowlist with no egress entries reaches nothing")
+        if spec.egress and (spec.pool or not self.egress):
+            where = "pools (VMs with egress boot cold)" if spec.pool else f"the {self.name} backend"
+            raise BackendError(f"an egress allow-list is not available with {where}")
         return await self._fresh(spec)
 
     async def _running(self, handle: SandboxHandle) -> Vm:

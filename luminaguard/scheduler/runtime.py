@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +137,17 @@ def sandbox_spec(
     env = resolve(agent.spec.env, environ, "env")
     pool, image = agent.pool, agent.image
     recipe = find_recipe(image.rootfs, [Path(agent.base_dir)]) if image else None
-    return SandboxSpec(
+    spec = SandboxSpec(
         name=name, workdir=workdir, mounts=mounts_of(agent), env=env,
         memory_mib=limits.memory_mib, cpu_seconds=limits.cpu_seconds, pids=limits.pids,
-        network=bool(image and image.network != "none"), recipe=recipe,
+        recipe=recipe,
         pool=agent.spec.pool, warm=pool.warm if pool else 0, pool_max=pool.max if pool else 8,
-        **({"vm_memory_mib": image.memory_mib, "vcpus": image.vcpus} if image else {}),
+    )  # fmt: skip
+    if image is None:
+        return spec
+    return replace(
+        spec, vm_memory_mib=image.memory_mib, vcpus=image.vcpus,
+        network=image.network != "none", egress=tuple(image.egress),
     )  # fmt: skip
 
 

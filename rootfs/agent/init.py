@@ -9,8 +9,11 @@ Standard library only. There is no shell in the image beyond what the recipe lis
 """
 
 import ctypes
+import fcntl
 import os
 import runpy
+import socket
+import struct
 import sys
 import time
 
@@ -19,6 +22,9 @@ SYS_FINIT_MODULE = 313  # x86_64
 MODULES = ("virtio_ring", "virtio", "virtio_mmio", "virtio_console", "virtio_blk", "squashfs")
 VSOCK_MODULES = ("vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport")
 VSOCK_PORT = 1024
+NET_MODULES = ("failover", "net_failover", "virtio_net")
+SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFADDR, SIOCSIFNETMASK = 0x8913, 0x8914, 0x8916, 0x891C
+IFF_UP = 1
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -36,6 +42,35 @@ def load(module):
     os.close(fd)
 
 
+def interface(name, address=None, netmask=None):
+    """Give a network interface an IPv4 address (if any) and bring it up."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for request, value in ((SIOCSIFADDR, address), (SIOCSIFNETMASK, netmask)):
+        if value is not None:
+            inet = struct.pack("HH4s8x", socket.AF_INET, 0, socket.inet_aton(value))
+            fcntl.ioctl(sock, request, struct.pack("16s16s", name.encode(), inet))
+    flags = struct.unpack(
+        "16sh", fcntl.ioctl(sock, SIOCGIFFLAGS, struct.pack("16sh", name.encode(), 0))
+    )[1]
+    fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sh", name.encode(), flags | IFF_UP))
+    sock.close()
+
+
+def network(address, hosts):
+    """The egress allow-list's side in the guest: eth0 on 10.0.2.0/24 and the hosts file."""
+    for module in NET_MODULES:
+        load(module)
+    while not os.path.exists("/sys/class/net/eth0"):
+        time.sleep(0.01)
+    interface("lo")
+    interface("eth0", address, "255.255.255.0")
+    lines = ["127.0.0.1 localhost"] + [
+        entry.replace("=", " ") for entry in hosts.split(";") if entry
+    ]
+    with open("/run/hosts", "w") as file:
+        file.write("\n".join(lines) + "\n")
+
+
 def main():
     """Set the guest up and become the agent."""
     mount("proc", "/proc", "proc")
@@ -49,6 +84,9 @@ def main():
     vsock = os.environ.pop("LUMINAGUARD_CHANNEL", "") == "vsock"  # Firecracker; else QEMU
     for module in MODULES + (VSOCK_MODULES if vsock else ()):
         load(module)
+    address = os.environ.pop("LUMINAGUARD_NET", None)
+    if address:  # an egress allow-list: see luminaguard/hypervisor/egress.py
+        network(address, os.environ.pop("LUMINAGUARD_HOSTS", ""))
     if os.environ.pop("LUMINAGUARD_DISK", None):  # the recipe's tools disk
         while not os.path.exists("/dev/vda"):
             time.sleep(0.01)
