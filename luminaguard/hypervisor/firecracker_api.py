@@ -88,7 +88,8 @@ class FirecrackerApi:
         if config.initrd is not None:
             boot["initrd_path"] = str(config.initrd)
         await self._call("PUT", "/boot-source", boot)
-        for drive_id, path in (("rootfs", config.rootfs), ("tools", config.tools_disk)):
+        # Firecracker answers a virtio-blk GET_ID with the drive id: init finds "lgtools" by it
+        for drive_id, path in (("rootfs", config.rootfs), ("lgtools", config.tools_disk)):
             if path is not None:
                 drive = {"drive_id": drive_id, "path_on_host": str(path), "is_read_only": True}
                 root = {"is_root_device": drive_id == "rootfs"}

@@ -8,12 +8,13 @@ import re
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from luminaguard.hypervisor import egress
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
+from luminaguard.hypervisor.folder_disks import FolderDisk
 from luminaguard.hypervisor.guest_image import GuestImage
 from luminaguard.hypervisor.registry_kvm import hardware_kvm
 from luminaguard.transport.base import TransportError
@@ -52,6 +53,7 @@ class Vm:
     process: subprocess.Popen[bytes] | None = None
     agent: GuestAgent | None = None
     pool: Any = None  # the VmPool it came from, if any
+    disks: list[FolderDisk] = field(default_factory=list)  # host folders, read-only
 
     @property
     def socket(self) -> Path:
@@ -100,9 +102,13 @@ def command(
         argv += egress.qemu_args(vm.spec.egress)
         argv[argv.index("-append") + 1] += egress.kernel_args(vm.spec.egress)
     if image.disk is not None:  # the recipe's tools disk, read-only, mounted at /opt
-        argv += ["-drive", f"file={image.disk},format=raw,if=none,id=tools,readonly=on"]
-        argv += ["-device", "virtio-blk-device,drive=tools"]
+        argv += _drive(image.disk, "tools", "lgtools")
         argv[argv.index("-append") + 1] += " LUMINAGUARD_DISK=1"
+    for index, disk in enumerate(vm.disks):  # host folders, packed, read-only
+        argv += _drive(disk.image, f"mount{index}", FolderDisk.serial(index))
+    if vm.disks:
+        targets = ";".join(disk.target for disk in vm.disks)
+        argv[argv.index("-append") + 1] += f" LUMINAGUARD_MOUNTS={targets}"
     if ram is not None:
         share_flag = "on" if share else "off"  # off: each clone maps the file copy-on-write
         argv += [
@@ -112,6 +118,13 @@ def command(
     if incoming:
         argv += ["-incoming", "defer"]
     return argv
+
+
+def _drive(image: Path, name: str, serial: str) -> list[str]:
+    return [
+        "-drive", f"file={image},format=raw,if=none,id={name},readonly=on",
+        "-device", f"virtio-blk-device,drive={name},serial={serial}",
+    ]  # fmt: skip
 
 
 def launch(argv: list[str], folder: Path) -> subprocess.Popen[bytes]:

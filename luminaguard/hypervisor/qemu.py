@@ -38,6 +38,7 @@ class QemuBackend(VmBackend):
 
     name = "qemu"
     egress = True
+    folders = True
 
     def __init__(self) -> None:
         super().__init__(QemuMachine())

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from luminaguard.hypervisor import folder_disks
 from luminaguard.hypervisor.base import (
     BackendError,
     ExecResult,
@@ -55,6 +56,7 @@ class VmBackend:
     name = "vm"
     micro_vm = True
     egress = False  # whether the Machine can give a VM an egress allow-list
+    folders = False  # whether the Machine can attach host folders (packed, read-only)
 
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
@@ -87,15 +89,16 @@ class VmBackend:
         if spec.pool:
             return await (await self.pool(spec)).acquire()
         vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
+        vm.disks = await asyncio.to_thread(folder_disks.pack, spec.mounts, vm.folder)
         await self.machine.boot(vm, await asyncio.to_thread(self.image, spec.recipe))
         return vm
 
     async def create(self, spec: SandboxSpec) -> Vm:
         """A VM for the agent: a pool clone, or a cold boot (host folders cannot be shared yet)."""
-        if spec.mounts:
-            raise BackendError(
-                f"the {self.name} backend cannot share host folders into VMs yet: remove mounts"
-            )
+        if spec.mounts and (spec.pool or not self.folders):
+            where = "pools (VMs with mounts boot cold)" if spec.pool else f"the {self.name} backend"
+            raise BackendError(f"host folder mounts are not available with {where}")
+        folder_disks.check(spec.mounts)
         if spec.network and not spec.egress:
             raise BackendError("network: egress-allowlist with no egress entries reaches nothing")
         if spec.egress and (spec.pool or not self.egress):

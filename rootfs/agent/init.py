@@ -71,6 +71,19 @@ def network(address, hosts):
         file.write("\n".join(lines) + "\n")
 
 
+def disk(serial):
+    """The block device whose virtio serial is ``serial`` (waiting for it to appear)."""
+    while True:
+        for name in os.listdir("/sys/block"):
+            try:
+                with open(f"/sys/block/{name}/serial") as found:
+                    if found.read().strip() == serial:
+                        return f"/dev/{name}"
+            except OSError:
+                continue
+        time.sleep(0.01)
+
+
 def main():
     """Set the guest up and become the agent."""
     mount("proc", "/proc", "proc")
@@ -80,6 +93,9 @@ def main():
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m")
     mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
     libc.sethostname(b"luminaguard", 11)
+    targets = [t for t in os.environ.pop("LUMINAGUARD_MOUNTS", "").split(";") if t]
+    for target in targets:  # mount points, while the root is still writable
+        os.makedirs(target, exist_ok=True)
     mount(None, "/", None, MS_REMOUNT | MS_RDONLY)
     vsock = os.environ.pop("LUMINAGUARD_CHANNEL", "") == "vsock"  # Firecracker; else QEMU
     for module in MODULES + (VSOCK_MODULES if vsock else ()):
@@ -88,9 +104,9 @@ def main():
     if address:  # an egress allow-list: see luminaguard/hypervisor/egress.py
         network(address, os.environ.pop("LUMINAGUARD_HOSTS", ""))
     if os.environ.pop("LUMINAGUARD_DISK", None):  # the recipe's tools disk
-        while not os.path.exists("/dev/vda"):
-            time.sleep(0.01)
-        mount("/dev/vda", "/opt", "squashfs", MS_RDONLY)
+        mount(disk("lgtools"), "/opt", "squashfs", MS_RDONLY)
+    for index, target in enumerate(targets):  # host folders, packed read-only
+        mount(disk(f"lgmount{index}"), target, "squashfs", MS_RDONLY)
     channel = ["--vsock", str(VSOCK_PORT)] if vsock else ["--device", "/dev/vport0p1"]
     while not vsock and not os.path.exists("/dev/vport0p1"):
         time.sleep(0.01)

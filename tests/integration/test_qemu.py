@@ -109,10 +109,41 @@ def test_too_little_memory_for_the_guest_root_is_a_clear_error() -> None:
         asyncio.run(BACKEND.create(spec))
 
 
-def test_mounts_are_refused_clearly(tmp_path: Path) -> None:
-    spec = SandboxSpec(name="m", workdir=tmp_path, mounts=(Mount(tmp_path, "/data/x"),))
-    with pytest.raises(BackendError, match="cannot share host folders into VMs"):
-        asyncio.run(BACKEND.create(spec))
+def test_a_read_only_mount_is_a_packed_copy_of_the_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "in.txt").write_text("from the host")
+    mounts = (Mount(data, "/data/in"), Mount(data, "/work/also"))
+    spec = SandboxSpec(name="m", workdir=tmp_path, mounts=mounts)
+
+    async def go() -> list[ExecResult]:
+        vm = await BACKEND.create(spec)
+        try:
+            data.joinpath("later.txt").write_text("after boot")  # a copy, not a live view
+            commands = [
+                "read -r line < /data/in/sub/in.txt; echo $line",
+                "read -r line < /work/also/sub/in.txt; echo $line",
+                "echo x > /data/in/new",
+                "read -r line < /data/in/later.txt",
+            ]
+            return [await BACKEND.exec(vm, command, 30) for command in commands]
+        finally:
+            await BACKEND.destroy(vm)
+
+    read, again, write, later = asyncio.run(go())
+    assert read.stdout == again.stdout == "from the host\n", (read, again)
+    assert not write.ok and "Read-only file system" in write.stderr
+    assert not later.ok
+    assert not (data / "new").exists()
+
+
+def test_mounts_a_vm_cannot_have_are_refused_clearly(tmp_path: Path) -> None:
+    writable = SandboxSpec(name="m", workdir=tmp_path, mounts=(Mount(tmp_path, "/data/x", False),))
+    with pytest.raises(BackendError, match="VMs get host folders read-only only"):
+        asyncio.run(BACKEND.create(writable))
+    pooled = SandboxSpec(name="m", workdir=tmp_path, mounts=(Mount(tmp_path, "/data/x"),), pool="p")
+    with pytest.raises(BackendError, match="not available with pools"):
+        asyncio.run(BACKEND.create(pooled))
 
 
 def test_a_workload_runs_on_the_qemu_backend(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
