@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from luminaguard.hypervisor.base import SandboxProcess
+from luminaguard.hypervisor.base import ExecResult, SandboxProcess
 
 OUTPUT_LIMIT = 1 << 20  # bytes of stdout and of stderr kept per command
 
@@ -22,6 +22,18 @@ class Completion:
     duration: float
     timed_out: bool
     truncated: bool
+
+    def result(self, out_of_memory: bool = False) -> ExecResult:
+        """The backend-neutral ExecResult of this completion."""
+        return ExecResult(
+            exit_code=self.exit_code,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            duration=self.duration,
+            timed_out=self.timed_out,
+            out_of_memory=out_of_memory,
+            truncated=self.truncated,
+        )
 
 
 async def read_capped(stream: asyncio.StreamReader | None) -> tuple[bytes, bool]:

@@ -183,15 +183,7 @@ class GvisorBackend:
         finally:
             handle.processes.discard(process)
             shutil.rmtree(handle.bundles / process.container, ignore_errors=True)
-        return ExecResult(
-            exit_code=done.exit_code,
-            stdout=done.stdout,
-            stderr=done.stderr,
-            duration=done.duration,
-            timed_out=done.timed_out,
-            out_of_memory=process.out_of_memory,
-            truncated=done.truncated,
-        )
+        return done.result(process.out_of_memory)
 
     async def destroy(self, handle: SandboxHandle) -> None:
         """Kill every container still running in the sandbox; remove its bundles."""

@@ -132,15 +132,7 @@ class SandboxBackend:
             handle.processes.discard(process)
         oom = limits.out_of_memory() and done.exit_code != 0
         limits.remove()
-        return ExecResult(
-            exit_code=done.exit_code,
-            stdout=done.stdout,
-            stderr=done.stderr,
-            duration=done.duration,
-            timed_out=done.timed_out,
-            out_of_memory=oom,
-            truncated=done.truncated,
-        )
+        return done.result(oom)
 
     async def destroy(self, handle: SandboxHandle) -> None:
         """Kill every process still running in the sandbox; remove its mount point."""

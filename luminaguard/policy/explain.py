@@ -15,7 +15,7 @@ from typing import Any
 from luminaguard.config.models.policy import Match, Patterns, ValueMatch
 from luminaguard.policy.action import Action, Decision
 from luminaguard.policy.engine import CompiledRule, PolicyEngine
-from luminaguard.policy.matchers import glob_regex, value_test
+from luminaguard.policy.matchers import effective_kind, glob_regex, value_test
 
 MISSING = object()
 
@@ -80,12 +80,6 @@ def _value(label: str, value: object, test: ValueMatch) -> Condition:
     return Condition(held, f"{label} {shown} {'passes' if held else 'fails'} {wanted}")
 
 
-def _kind(match: Match) -> str | None:
-    if match.kind is None and (match.server is not None or match.tool is not None):
-        return "call"  # naming a server or tool only ever matches tool calls
-    return match.kind
-
-
 def _annotations(match: Match, action: Action) -> list[Condition]:
     if match.annotations is None:
         return []
@@ -102,7 +96,7 @@ def _annotations(match: Match, action: Action) -> list[Condition]:
 def conditions(match: Match, action: Action) -> list[Condition]:
     """Every condition of ``match`` with its result for ``action``."""
     found: list[Condition] = []
-    kind = _kind(match)
+    kind = effective_kind(match)
     if kind is not None:
         found.append(Condition(action.kind == kind, f"kind {action.kind} (wanted {kind})"))
     if match.server is not None:

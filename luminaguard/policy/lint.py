@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from luminaguard.config.models.policy import Match, Patterns, Rule
-from luminaguard.policy.matchers import Prefilter, glob_regex
+from luminaguard.policy.matchers import Prefilter, effective_kind, glob_regex
 
 _GLOB = re.compile(r"[*?\[]")
 
@@ -26,12 +26,6 @@ class Finding:
     index: int
     severity: str  # error | warning
     message: str
-
-
-def _kind(match: Match) -> str | None:
-    if match.kind is None and (match.server is not None or match.tool is not None):
-        return "call"
-    return match.kind
 
 
 def _listed(patterns: Patterns) -> list[str]:
@@ -63,9 +57,9 @@ def _annotations_cover(wide: Match, narrow: Match) -> bool:
 
 def covers(wide: Match, narrow: Match) -> bool:
     """Whether ``wide`` matches every action that ``narrow`` matches."""
-    kind = _kind(wide)
+    kind = effective_kind(wide)
     return (
-        (kind is None or kind == _kind(narrow))
+        (kind is None or kind == effective_kind(narrow))
         and _patterns_cover(wide.server, narrow.server)
         and _patterns_cover(wide.tool, narrow.tool)
         and (wide.command is None or wide.command == narrow.command)

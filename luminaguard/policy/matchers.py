@@ -124,15 +124,20 @@ def detail_predicates(match: Match) -> list[Predicate]:
     return checks
 
 
+def effective_kind(match: Match) -> str | None:
+    """The kind a rule matches: naming a server or tool means tool calls only."""
+    if match.kind is None and (match.server is not None or match.tool is not None):
+        return "call"
+    return match.kind
+
+
 class Prefilter:
     """The cheap part of a match (kind, server, tool), evaluated once per distinct tool."""
 
     def __init__(self, match: Match) -> None:
-        self.kind = match.kind
+        self.kind = effective_kind(match)
         self.server = glob_regex(match.server) if match.server is not None else None
         self.tool = glob_regex(match.tool) if match.tool is not None else None
-        if (self.server or self.tool) and self.kind is None:
-            self.kind = "call"
 
     def admits(self, kind: str, server: str | None, tool: str | None) -> bool:
         """Whether an action of this kind on this server and tool can match the rule."""
