@@ -51,6 +51,12 @@ class ReplayReport:
     unchanged: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # why -> how many
 
+    @property
+    def actions(self) -> int:
+        """How many distinct audited actions were looked at."""
+        changed = len(self.loosened) + len(self.tightened)
+        return changed + self.unchanged + sum(self.skipped.values())
+
     def skip(self, why: str) -> None:
         """Count one action that could not be replayed, by reason."""
         self.skipped[why] = self.skipped.get(why, 0) + 1

@@ -58,6 +58,7 @@ def test_loosening_one_rule_lists_exactly_the_affected_actions(
     result = cli("policy", "replay", "--audit", str(recorded), str(changed))
     assert result.code == 1, result.err
     lines = result.out.splitlines()
+    assert lines[0] == f"replayed 4 distinct actions (4 audited decisions) from {recorded}"
     assert lines[1] == "Red -> Green (loosened, needs review): 1"
     assert lines[2] == "  r1/make: $ touch /work/y"
     assert lines[3].startswith("      was red by the default; now green by touch (")

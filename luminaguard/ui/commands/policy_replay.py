@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         Audited(r.run_id, r.step_id, r.data) for r in store.audit.records() if r.event == "decision"
     ]
     report = replay(records, engines.get, args.policy)
-    print(f"replayed {len(records)} audited decisions from {args.audit}")
+    print(
+        f"replayed {report.actions} distinct actions ({len(records)} audited decisions)"
+        f" from {args.audit}"
+    )
     print(render(report), end="")
     return INVALID if report.loosened and not args.allow_loosening else OK
