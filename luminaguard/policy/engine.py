@@ -9,6 +9,7 @@ from luminaguard.config.models.policy import PolicySpec, Rule
 from luminaguard.policy.action import Action, Decision
 from luminaguard.policy.fusion import Deciding, IndexedRun, StringTest, fuse, string_test
 from luminaguard.policy.matchers import Predicate, Prefilter, detail_predicates
+from luminaguard.policy.rule_index import RuleIndex
 
 _CACHE_LIMIT = 4096
 
@@ -72,13 +73,20 @@ class PolicyEngine:
             reason=spec.default_reason,
             source=default_source,
         )
+        self._index = RuleIndex([rule.match for rule in spec.rules])
         self._steps: dict[tuple[str, str | None, str | None], list[Deciding]] = {}
         self._runs: dict[tuple[int, ...], IndexedRun] = {}
+        self._fused: dict[tuple[int, ...], list[Deciding]] = {}
 
     def candidates(self, action: Action) -> list[CompiledRule]:
         """Rules whose kind, server and tool admit the action, in order."""
         key = (action.kind, action.server, action.tool)
-        return [r for r in self.rules if r.prefilter.admits(*key)]
+        exact, rules = self._index.exact, self.rules
+        return [
+            rules[i]
+            for i in self._index.lookup(*key)
+            if i in exact or rules[i].prefilter.admits(*key)
+        ]
 
     def steps(self, action: Action) -> list[Deciding]:
         """The candidate rules, runs of similar ones fused (cached per kind, server and tool)."""
@@ -87,7 +95,12 @@ class PolicyEngine:
         if found is None:
             if len(self._steps) >= _CACHE_LIMIT:
                 self._steps.clear()
-            found = self._steps[key] = fuse(self.candidates(action), self._runs)
+            candidates = self.candidates(action)
+            shared = tuple(id(rule) for rule in candidates)  # tools with the same candidates
+            found = self._fused.get(shared)
+            if found is None:
+                found = self._fused[shared] = fuse(candidates, self._runs)
+            self._steps[key] = found
         return found
 
     def decide(self, action: Action) -> Decision:

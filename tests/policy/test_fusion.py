@@ -47,3 +47,37 @@ def test_rules_with_other_conditions_break_a_run() -> None:
         ]
     )
     assert not any(isinstance(step, IndexedRun) for step in engine.steps(Action(kind="run")))
+
+
+names = st.sampled_from(["fs", "git", "f*", "*", "g?t", "[fg]s", "x"])
+name_lists = st.one_of(st.none(), names, st.lists(names, min_size=1, max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(name_lists, name_lists, st.sampled_from([None, "call", "run"])),
+        min_size=1,
+        max_size=15,
+    ),
+    st.sampled_from(["call", "run"]),
+    st.sampled_from([None, "fs", "git", "fx", "gat", "x"]),
+    st.sampled_from([None, "fs", "git", "fx", "x"]),
+)
+def test_the_rule_index_finds_exactly_the_admitted_rules(
+    shapes: list[tuple[object, object, str | None]], kind: str, server: str | None, tool: str | None
+) -> None:
+    rules = []
+    for rule_server, rule_tool, rule_kind in shapes:
+        match: dict[str, object] = {}
+        if rule_server is not None:
+            match["server"] = rule_server
+        if rule_tool is not None:
+            match["tool"] = rule_tool
+        if rule_kind is not None and not (rule_kind == "run" and match):
+            match["kind"] = rule_kind
+        rules.append((match, "green"))
+    engine = build(rules)
+    action = Action(kind=kind, server=server, tool=tool)  # type: ignore[arg-type]
+    naive = [rule for rule in engine.rules if rule.prefilter.admits(kind, server, tool)]
+    assert engine.candidates(action) == naive
