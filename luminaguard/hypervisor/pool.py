@@ -24,9 +24,10 @@ Restore = Callable[[Snapshot, SandboxSpec], Awaitable[Vm]]
 
 
 def memory_mib(vm: Vm, field: str = "Rss") -> int:
-    """A VM's resident memory (``Rss``) or its proportional share (``Pss``).
+    """A VM's resident memory (``Rss``), its proportional share (``Pss``) or its own pages.
 
-    With ``Pss``, pages shared copy-on-write with other clones count once in all.
+    With ``Pss``, pages shared copy-on-write with other clones count once in all;
+    ``Private`` counts only the pages no other process maps (what one more clone costs).
     """
     if vm.process is None:
         return 0
@@ -34,8 +35,9 @@ def memory_mib(vm: Vm, field: str = "Rss") -> int:
         rollup = open(f"/proc/{vm.process.pid}/smaps_rollup").read()  # noqa: SIM115
     except OSError:
         return 0
-    line = next((ln for ln in rollup.splitlines() if ln.startswith(f"{field}:")), f"{field}: 0 kB")
-    return int(line.split()[1]) // 1024
+    fields = {line.split(":")[0]: line.split() for line in rollup.splitlines()[1:]}
+    names = ("Private_Clean", "Private_Dirty") if field == "Private" else (field,)
+    return sum(int(fields[name][1]) for name in names if name in fields) // 1024
 
 
 @dataclass
