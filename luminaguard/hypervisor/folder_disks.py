@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from luminaguard.hypervisor.base import BackendError, Mount
+from luminaguard.hypervisor.guest_image import squashfs
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,10 @@ def pack(mounts: tuple[Mount, ...], folder: Path) -> list[FolderDisk]:
     disks = []
     for index, mount in enumerate(mounts):
         image = folder / f"mount{index}.squashfs"
-        argv = ["mksquashfs", str(mount.source), str(image), "-noappend", "-quiet"]
-        done = subprocess.run(
-            [*argv, "-comp", "lz4", "-all-root"], capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            raise BackendError(f"mount {mount.target}: mksquashfs failed: {done.stderr.strip()}")
+        try:
+            squashfs(mount.source, image)
+        except subprocess.CalledProcessError as exc:
+            problem = (exc.stderr or "").strip()
+            raise BackendError(f"mount {mount.target}: mksquashfs failed: {problem}") from exc
         disks.append(FolderDisk(image, mount.target))
     return disks

@@ -199,9 +199,34 @@ def _disk(recipe: Recipe, cache: Path) -> Path | None:
         for name, folder in recipe.disk_folders:
             shutil.copytree(folder, staging / name, symlinks=True)
         partial = _partial(disk)
-        _run("mksquashfs", staging, partial, "-noappend", "-quiet", "-comp", "lz4", "-all-root")
+        squashfs(staging, partial)
         partial.rename(disk)
     return disk
+
+
+def squashfs(folder: Path, image: Path) -> None:
+    """A read-only squashfs image of ``folder``: the same bytes for the same content."""
+    _run(
+        "mksquashfs", folder, image, "-noappend", "-quiet", "-comp", "lz4", "-all-root",
+        "-mkfs-time", "0", "-all-time", "0",
+    )  # fmt: skip
+
+
+def archive(root: Path) -> bytes:
+    """The gzipped cpio (newc) initramfs of ``root``: the same bytes for the same content.
+
+    Entries are sorted, owned by root, dated 1970 and stripped of inode and device
+    numbers, and the gzip header carries no time.
+    """
+    paths = sorted(root.rglob("*"))
+    for path in [*paths, root]:
+        os.utime(path, (0, 0), follow_symlinks=False)
+    names = "\n".join(["."] + [f"./{p.relative_to(root)}" for p in paths]) + "\n"
+    done = subprocess.run(
+        ["cpio", "-o", "-H", "newc", "--reproducible", "-R", "0:0"],
+        cwd=root, input=names.encode(), capture_output=True, check=True,
+    )  # fmt: skip
+    return gzip.compress(done.stdout, compresslevel=1, mtime=0)
 
 
 def build(recipe: Recipe = DEFAULT_RECIPE, cache: Path = CACHE) -> GuestImage:
@@ -217,12 +242,8 @@ def build(recipe: Recipe = DEFAULT_RECIPE, cache: Path = CACHE) -> GuestImage:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             _populate(root, modules, recipe)
-            files = subprocess.run(["find", "."], cwd=root, capture_output=True, check=True).stdout
-            archive = subprocess.run(
-                ["cpio", "-o", "-H", "newc"], cwd=root, input=files, capture_output=True, check=True
-            )
             partial = _partial(image)
-            partial.write_bytes(gzip.compress(archive.stdout, compresslevel=1))
+            partial.write_bytes(archive(root))
             partial.rename(image)
             manifest = {
                 "recipe": recipe.name,

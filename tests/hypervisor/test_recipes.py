@@ -40,3 +40,33 @@ def test_recipes_are_found_above_the_agents_folder(
 def test_the_repositorys_recipe_loads() -> None:
     recipe = Recipe.load(Path(__file__).resolve().parents[2] / "rootfs" / "agent-base.yaml")
     assert "sh" in recipe.tools and "ls" in recipe.tools
+
+
+def _tree(root: Path) -> Path:
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "tool").write_text("#!/bin/sh\necho hi\n")
+    (root / "usr" / "bin" / "tool").chmod(0o755)
+    (root / "etc").mkdir()
+    (root / "etc" / "hosts").symlink_to("/run/hosts")
+    (root / "data.txt").write_bytes(bytes(range(256)) * 64)
+    return root
+
+
+def test_an_image_is_the_same_bytes_for_the_same_content(tmp_path: Path) -> None:
+    import shutil
+    import time
+
+    from luminaguard.hypervisor.guest_image import archive, squashfs
+
+    first = _tree(tmp_path / "a")
+    packed = archive(first)
+    time.sleep(1.1)  # other times, other inodes: none of it may show
+    second = _tree(tmp_path / "b")
+    assert packed == archive(second)
+    if shutil.which("mksquashfs") is None:
+        pytest.skip("mksquashfs is not installed (scripts/install-vm-deps.sh installs it)")
+    squashfs(first, tmp_path / "a.sqfs")
+    squashfs(second, tmp_path / "b.sqfs")
+    assert (tmp_path / "a.sqfs").read_bytes() == (tmp_path / "b.sqfs").read_bytes()
+    (second / "data.txt").write_text("changed")
+    assert archive(first) != archive(second)
