@@ -63,6 +63,7 @@ class GvisorProcess:
         self.process = process
         self.limits = limits
         self.out_of_memory = False
+        self.deleted = False
         self.stdin = process.stdin
         self.stdout = process.stdout
         self.stderr = process.stderr
@@ -80,7 +81,8 @@ class GvisorProcess:
     async def wait(self) -> int:
         """Wait for the container to end, then delete its state."""
         code = await self.process.wait()
-        if self.limits.dirs:
+        if not self.deleted:  # wait may be called again: the container is deleted once
+            self.deleted = True
             await asyncio.to_thread(self.runsc.delete, self.container)
             self.out_of_memory = self.limits.out_of_memory() and code != 0
             self.limits.remove()

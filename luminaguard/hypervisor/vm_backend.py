@@ -93,17 +93,18 @@ class VmBackend:
         await self.machine.boot(vm, await asyncio.to_thread(self.image, spec.recipe))
         return vm
 
+    def _refuse(self, what: str, wanted: bool, supported: bool, spec: SandboxSpec) -> None:
+        if wanted and (spec.pool or not supported):
+            where = "pools (such VMs boot cold)" if spec.pool else f"the {self.name} backend"
+            raise BackendError(f"{what} not available with {where}")
+
     async def create(self, spec: SandboxSpec) -> Vm:
-        """A VM for the agent: a pool clone, or a cold boot (host folders cannot be shared yet)."""
-        if spec.mounts and (spec.pool or not self.folders):
-            where = "pools (VMs with mounts boot cold)" if spec.pool else f"the {self.name} backend"
-            raise BackendError(f"host folder mounts are not available with {where}")
+        """A VM for the agent: a pool clone, or a cold boot (with its folders and egress)."""
+        self._refuse("host folder mounts are", bool(spec.mounts), self.folders, spec)
         folder_disks.check(spec.mounts)
         if spec.network and not spec.egress:
             raise BackendError("network: egress-allowlist with no egress entries reaches nothing")
-        if spec.egress and (spec.pool or not self.egress):
-            where = "pools (VMs with egress boot cold)" if spec.pool else f"the {self.name} backend"
-            raise BackendError(f"an egress allow-list is not available with {where}")
+        self._refuse("an egress allow-list is", bool(spec.egress), self.egress, spec)
         return await self._fresh(spec)
 
     async def _running(self, handle: SandboxHandle) -> Vm:
@@ -114,7 +115,7 @@ class VmBackend:
             shutil.rmtree(handle.folder, ignore_errors=True)
             fresh = await self._fresh(handle.spec)
             handle.process, handle.agent, handle.folder = fresh.process, fresh.agent, fresh.folder
-            handle.pool = fresh.pool
+            handle.pool, handle.disks = fresh.pool, fresh.disks
             if fresh.pool is not None:  # the pool tracks the handle, not the throwaway object
                 fresh.pool.busy[fresh.pool.busy.index(fresh)] = handle
         return handle

@@ -83,3 +83,29 @@ def test_containers_of_a_dead_runner_are_deleted_by_the_next(
     time.sleep(0.2)
     left = subprocess.run(["pgrep", "-f", orphan], capture_output=True, text=True).stdout
     assert left == "", left
+
+
+def test_no_container_state_is_left_without_cgroups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no cgroup is writable, containers are still deleted, even killed ones."""
+    import functools
+
+    from luminaguard.hypervisor import cgroups
+
+    monkeypatch.setattr(gvisor, "STATE", tmp_path / "runsc")
+    monkeypatch.setattr(
+        gvisor, "CgroupLimits", functools.partial(cgroups.CgroupLimits, kind="none")
+    )
+    backend = gvisor.GvisorBackend()
+
+    async def go() -> None:
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        process = await backend.spawn(handle, ["sleep", "600"])
+        await asyncio.sleep(1)
+        process.process.kill()  # `runsc run` dies without cleaning up after its container
+        await process.wait()
+        await backend.destroy(handle)
+
+    asyncio.run(go())
+    assert backend.runsc.containers() == []
