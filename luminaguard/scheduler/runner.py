@@ -22,6 +22,7 @@ from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler.audit import Redactor
 from luminaguard.scheduler.cards import approval_card
 from luminaguard.scheduler.outcomes import RunResult, run_state
+from luminaguard.scheduler.readiness import Readiness
 from luminaguard.scheduler.runtime import (
     Classifier,
     StepError,
@@ -137,6 +138,7 @@ class _Execution:
         # read every step once, then only the step whose task just ended: other processes
         # (approve, deny) only touch steps waiting for a person, which take effect on resume
         self.states = self.store.steps(self.run_id)
+        self.readiness = Readiness(self.plan, self.states)
         running: dict[str, asyncio.Task[None]] = {}
         while True:
             self._launch_ready(running)
@@ -146,21 +148,26 @@ class _Execution:
             for step_id in [s for s, task in running.items() if task in done]:
                 running.pop(step_id).result()
                 self.states[step_id] = self.store.step(self.run_id, step_id)
+                self.readiness.changed(step_id)
 
     def _launch_ready(self, running: dict[str, asyncio.Task[None]]) -> None:
-        states = self.states
-        for step in [s for s in self.plan.steps if states[s.id].state == "pending"]:
-            if step.id in running:
-                continue
+        states, readiness = self.states, self.readiness
+        for step in readiness.examine():
             blocked = [n for n in step.needs if states[n].state in BLOCKING]
             if blocked:
                 because: dict[str, object] = {"because": f"{blocked[0]} did not succeed"}
                 self._set(step.id, "skipped", "step.skipped", because)
                 states[step.id] = self.store.step(self.run_id, step.id)
-            elif len(running) < self.runner.concurrency and all(
-                states[n].state == "succeeded" for n in step.needs
-            ):
-                running[step.id] = asyncio.create_task(self.step(step, dict(states)))
+                readiness.settled(step.id)
+                readiness.changed(step.id)
+            elif all(states[n].state == "succeeded" for n in step.needs):
+                if len(running) >= self.runner.concurrency:
+                    readiness.defer(step.id)
+                    continue
+                # a step reading earlier outputs gets the states as they are now
+                seen = dict(states) if step.when is not None or step.runtime else states
+                running[step.id] = asyncio.create_task(self.step(step, seen))
+                readiness.settled(step.id)
 
     def _set(
         self,
