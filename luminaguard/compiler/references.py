@@ -14,7 +14,7 @@ from luminaguard.config.models import (
     PoolDocument,
     WorkloadDocument,
 )
-from luminaguard.config.models.policy_test import DEFAULT_RULE
+from luminaguard.config.models.policy_test import DEFAULT_RULE, UNDECIDABLE_RULE
 from luminaguard.config.validate import Document, did_you_mean
 from luminaguard.policy.matchers import glob_regex
 
@@ -95,7 +95,7 @@ def _policy_test(catalog: Catalog, document: Document) -> Iterator[Diagnostic]:
     ids = [rule.id for rule in policy.spec.rules]
     for index, case in enumerate(document.model.spec.tests):
         rule = case.expect.rule
-        if rule is not None and rule != DEFAULT_RULE and rule not in ids:
+        if rule is not None and rule not in (DEFAULT_RULE, UNDECIDABLE_RULE) and rule not in ids:
             where = document.source.locations.value(("spec", "tests", index, "expect", "rule"))
             hint = did_you_mean(rule, ids) or f" (rules: {', '.join(ids) or 'none'})"
             yield Diagnostic(where, f"policy {name!r} has no rule {rule!r}{hint}")

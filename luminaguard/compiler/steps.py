@@ -20,6 +20,7 @@ from luminaguard.config.render import (
     check_expression,
     is_template,
     referenced_steps,
+    render_command_text,
 )
 from luminaguard.config.validate import Document
 
@@ -104,14 +105,18 @@ class StepRenderer:
         try:
             template = StringTemplate(text)
             self._check_refs(template.steps, path)
-            rendered = template.render(self.context)
+            rendered: JsonValue = (
+                render_command_text(text, self.context)  # each value one shell word
+                if path == ("run",)
+                else template.render(self.context)
+            )
         except TemplateProblem as exc:
             self._problem(path, str(exc))
             return text
         if template.steps:
             self.runtime = True
             return text
-        return rendered  # type: ignore[no-any-return]
+        return rendered
 
     def _value(self, value: JsonValue, path: NodePath) -> JsonValue:
         if isinstance(value, str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import operator
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
+from luminaguard.shell.template import PlacementError, marker, render_command
+
 #: Outputs of a step that later steps may use, by step kind.
 STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
     "run": ("stdout", "stderr", "exit_code"),
@@ -28,6 +31,8 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
 
 _MAX_REPEAT = 100_000
 _MAX_EXPONENT = 64
+_MAX_TEXT = 1_000_000
+_FORMAT_WIDTH = re.compile(r"(?:%[-+ #0]*|\{[^{}]*?:[^{}]*?)(\d{7,})")
 
 
 class Namespace(dict[str, Any]):
@@ -57,12 +62,88 @@ class _Undefined(StrictUndefined):
         return "undefined template variable: " + super()._undefined_message
 
 
-class _BoundedSandbox(SandboxedEnvironment):
-    """The jinja2 sandbox with repetition and exponentiation bounded (no memory bombs)."""
+class _TooLarge(SecurityError):
+    """A template would build a value larger than the bound."""
 
-    intercepted_binops = frozenset({"*", "**"})
+
+def _width(number: object) -> None:
+    if isinstance(number, int) and not isinstance(number, bool) and abs(number) > _MAX_TEXT:
+        raise _TooLarge(f"a size of {number} is larger than {_MAX_TEXT}")
+
+
+def _format_widths(text: object) -> None:
+    """Refuse a format string asking for a field wider than the output may be."""
+    if isinstance(text, str):
+        for digits in _FORMAT_WIDTH.findall(text):
+            _width(int(digits))
+
+
+def _bounded_args(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        _width(value)
+
+
+def _bounded_result(value: Any) -> Any:
+    if isinstance(value, str | list | bytes) and len(value) > _MAX_TEXT:
+        raise _TooLarge(f"a value of {len(value)} items is larger than {_MAX_TEXT}")
+    return value
+
+
+def _replacement_size(text: object, args: tuple[Any, ...]) -> None:
+    if isinstance(text, str) and len(args) >= 2 and all(isinstance(a, str) for a in args[:2]):
+        old, new = args[0], args[1]
+        grows = len(new) - len(old)
+        if (
+            grows > 0
+            and len(text) + (text.count(old) if old else len(text) + 1) * grows > _MAX_TEXT
+        ):
+            raise _TooLarge(f"the replacement would build more than {_MAX_TEXT} characters")
+
+
+def _bounded_filter(name: str, function: Any) -> Any:
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        plain = tuple(a for a in args if not hasattr(a, "environment"))  # context arguments
+        _bounded_args(plain[1:], kwargs)
+        if name == "format" and plain:
+            _format_widths(plain[0])
+        if name == "replace" and plain:
+            _replacement_size(plain[0], plain[1:])
+        return _bounded_result(function(*args, **kwargs))
+
+    for flag in ("jinja_pass_arg",):
+        if hasattr(function, flag):
+            setattr(bounded, flag, getattr(function, flag))
+    return bounded
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The jinja2 sandbox with every size bounded: repetition, exponents, widths, results.
+
+    A template must not be able to exhaust the compiler's memory (``'x'|center(10**10)``):
+    numbers that size a result are refused, and so is any result larger than a megabyte.
+    """
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+
+    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``__obj`` if the sandbox allows it and no argument sizes a huge result."""
+        _bounded_args(args, kwargs)
+        owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
+        name = getattr(__obj, "__name__", "")
+        if name in ("format", "format_map"):
+            _format_widths(owner)
+        elif name == "replace":
+            _replacement_size(owner, args)
+        return _bounded_result(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        if op == "%":
+            _format_widths(left)
+            return _bounded_result(operator.mod(left, right))
         if op == "**":
             if isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
                 raise SecurityError(f"exponent {right} is larger than {_MAX_EXPONENT}")
@@ -78,6 +159,10 @@ class _BoundedSandbox(SandboxedEnvironment):
 
 
 ENVIRONMENT = _BoundedSandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
+#: For ``run:`` commands: each value is quoted as one shell word (``shell.template``).
+COMMAND_ENVIRONMENT = _BoundedSandbox(
+    undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=marker
+)
 
 
 class TemplateProblem(Exception):
@@ -172,12 +257,16 @@ class StringTemplate:
             if isinstance(self._template, TemplateExpression):
                 return _defined(self._template(**context))
             return self._template.render(**context)
+        except _TooLarge as exc:
+            raise TemplateProblem(f"template refused: {exc}") from exc
         except SecurityError as exc:
             raise TemplateProblem(f"template may not reach Python internals: {exc}") from exc
         except UndefinedError as exc:
             raise TemplateProblem(str(exc.message)) from exc
         except TemplateError as exc:
             raise TemplateProblem(f"template error: {exc}") from exc
+        except MemoryError as exc:
+            raise TemplateProblem("template refused: it would build a value too large") from exc
         except (ArithmeticError, TypeError, ValueError) as exc:
             raise TemplateProblem(f"template error: {exc}") from exc
 
@@ -213,3 +302,26 @@ def check_expression(expression: str, context: Mapping[str, Any]) -> None:
 def evaluate_expression(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a ``when:`` expression at run time."""
     return StringTemplate("{{" + expression + "}}").render(context)
+
+
+def render_command_text(text: str, context: Mapping[str, Any]) -> str:
+    """Render a ``run:`` command: every template value becomes exactly one shell word."""
+    if not is_template(text):
+        return text
+    ast = _parse(text)
+    try:
+        template = COMMAND_ENVIRONMENT.from_string(ast)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}") from exc
+    holder = _CommandTemplate(template)
+    try:
+        return render_command(lambda: holder.render(context))
+    except PlacementError as exc:
+        raise TemplateProblem(str(exc)) from exc
+
+
+class _CommandTemplate(StringTemplate):
+    """A command template: always text, never a native value."""
+
+    def __init__(self, template: Template) -> None:
+        self._template = template

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from luminaguard.config.models.policy import PolicySpec, Rule
 from luminaguard.policy.action import Action, Decision
 from luminaguard.policy.fusion import Deciding, IndexedRun, StringTest, fuse, string_test
-from luminaguard.policy.matchers import Predicate, Prefilter, detail_predicates
+from luminaguard.policy.matchers import Predicate, Prefilter, Subject, detail_predicates
 from luminaguard.policy.rule_index import RuleIndex
+from luminaguard.policy.shell_match import CommandPart
+from luminaguard.policy.shell_verdict import ShellVerdict, decide_command
+from luminaguard.shell import parse_command
 
 _CACHE_LIMIT = 4096
 
@@ -24,13 +27,13 @@ class CompiledRule:
     decision: Decision
     string_test: StringTest | None
 
-    def matches(self, action: Action) -> bool:
+    def matches(self, action: Subject) -> bool:
         """Whether every condition of the rule holds for ``action``."""
         return self.prefilter.admits(action.kind, action.server, action.tool) and all(
             check(action) for check in self.checks
         )
 
-    def first(self, action: Action) -> Decision | None:
+    def first(self, action: Subject) -> Decision | None:
         """The rule's decision if its conditions beyond kind, server and tool hold."""
         for check in self.checks:
             if not check(action):
@@ -54,7 +57,7 @@ class PolicyEngine:
             CompiledRule(
                 rule,
                 Prefilter(rule.match),
-                tuple(detail_predicates(rule.match)),
+                tuple(detail_predicates(rule.match, rule.risk)),
                 Decision(
                     risk=rule.risk,
                     policy=name,
@@ -77,8 +80,9 @@ class PolicyEngine:
         self._steps: dict[tuple[str, str | None, str | None], list[Deciding]] = {}
         self._runs: dict[tuple[int, ...], IndexedRun] = {}
         self._fused: dict[tuple[int, ...], list[Deciding]] = {}
+        self._commands: dict[str, ShellVerdict] = {}
 
-    def candidates(self, action: Action) -> list[CompiledRule]:
+    def candidates(self, action: Subject) -> list[CompiledRule]:
         """Rules whose kind, server and tool admit the action, in order."""
         key = (action.kind, action.server, action.tool)
         exact, rules = self._index.exact, self.rules
@@ -88,7 +92,7 @@ class PolicyEngine:
             if i in exact or rules[i].prefilter.admits(*key)
         ]
 
-    def steps(self, action: Action) -> list[Deciding]:
+    def steps(self, action: Subject) -> list[Deciding]:
         """The candidate rules, runs of similar ones fused (cached per kind, server and tool)."""
         key = (action.kind, action.server, action.tool)
         found = self._steps.get(key)
@@ -104,9 +108,31 @@ class PolicyEngine:
         return found
 
     def decide(self, action: Action) -> Decision:
-        """The decision of the first rule that matches ``action``, else the default."""
-        for step in self.steps(action):
-            decision = step.first(action)
+        """The decision of the first rule that matches ``action``, else the default.
+
+        A ``run`` command is parsed; each simple command in it is decided by the rules
+        and the whole is Green only when every part is (``shell_verdict``).
+        """
+        if action.kind == "run":
+            return self.verdict(action.command or "").decision
+        return self._first(action)
+
+    def _first(self, subject: Subject) -> Decision:
+        for step in self.steps(subject):
+            decision = step.first(subject)
             if decision is not None:
                 return decision
         return self.default
+
+    def _part(self, part: CommandPart) -> Decision:
+        return self._first(part)
+
+    def verdict(self, command: str) -> ShellVerdict:
+        """The parse of a ``run:`` command and the decision of each part (cached by text)."""
+        found = self._commands.get(command)
+        if found is None:
+            if len(self._commands) >= _CACHE_LIMIT:
+                self._commands.clear()
+            found = decide_command(parse_command(command), self.name, self._part)
+            self._commands[command] = found
+        return found

@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from luminaguard.config.models.policy import Match
-from luminaguard.policy.action import Action, Decision
-from luminaguard.policy.matchers import glob_regex, normal_path, path_regex
+from luminaguard.policy.action import Decision
+from luminaguard.policy.matchers import effective_kind, glob_regex, normal_path, path_regex
 
 _MIN_RUN = 2
 _WILDCARDS = {"path": re.compile(r"[*?]"), "glob": re.compile(r"[*?\[]")}
@@ -46,6 +46,8 @@ def string_test(match: Match) -> StringTest | None:
     """The rule's only condition, when it is one ``path`` or ``glob`` test; else None."""
     if match.command is not None or match.annotations is not None or len(match.args) != 1:
         return None
+    if effective_kind(match) == "run":
+        return None
     [(name, test)] = match.args.items()
     if test.operator not in ("path", "glob"):
         return None
@@ -57,7 +59,7 @@ def string_test(match: Match) -> StringTest | None:
 class Deciding(Protocol):
     """A step of a decision: a single rule, or a run of rules."""
 
-    def first(self, action: Action) -> Decision | None:
+    def first(self, action: Any) -> Decision | None:
         """The decision of the first of its rules that matches ``action``, else None."""
         ...
 
@@ -92,7 +94,7 @@ class IndexedRun:
                 self.by_prefix.setdefault(prefix, []).append(index)
         self.lengths = sorted({len(prefix) for prefix in self.by_prefix})
 
-    def first(self, action: Action) -> Decision | None:
+    def first(self, action: Any) -> Decision | None:
         """The decision of the first rule of the run whose test holds for the argument."""
         value = action.args.get(self.name)
         if not isinstance(value, str):

@@ -55,11 +55,25 @@ def _annotations_cover(wide: Match, narrow: Match) -> bool:
     return all(given.get(hint) == value for hint, value in wanted.items())
 
 
-def covers(wide: Match, narrow: Match) -> bool:
+def _shell_cover(wide: Match, narrow: Match, wide_risk: str, narrow_risk: str) -> bool:
+    """Shell conditions: the same program glob or none, the same redirects test.
+
+    A Green rule without ``redirects`` admits only ``/dev/null``, a Red one anything, so
+    two rules without it cover each other only when a Red one is the wider.
+    """
+    if wide.program is not None and wide.program != narrow.program:
+        return False
+    if wide.redirects is not None or narrow.redirects is not None:
+        return wide.redirects == narrow.redirects
+    return wide_risk == "red" or narrow_risk == "green" or effective_kind(narrow) == "call"
+
+
+def covers(wide: Match, narrow: Match, wide_risk: str = "red", narrow_risk: str = "red") -> bool:
     """Whether ``wide`` matches every action that ``narrow`` matches."""
     kind = effective_kind(wide)
     return (
         (kind is None or kind == effective_kind(narrow))
+        and _shell_cover(wide, narrow, wide_risk, narrow_risk)
         and _patterns_cover(wide.server, narrow.server)
         and _patterns_cover(wide.tool, narrow.tool)
         and (wide.command is None or wide.command == narrow.command)
@@ -72,7 +86,7 @@ def shadowed(rules: Sequence[Rule], where: Sequence[str]) -> Iterator[Finding]:
     """Each rule that an earlier rule keeps from ever matching."""
     for index, rule in enumerate(rules):
         for earlier in range(index):
-            if covers(rules[earlier].match, rule.match):
+            if covers(rules[earlier].match, rule.match, rules[earlier].risk, rule.risk):
                 yield Finding(
                     index,
                     "error",

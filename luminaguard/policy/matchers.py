@@ -23,8 +23,16 @@ from typing import Any
 
 from luminaguard.config.models.policy import AnnotationsMatch, Match, Patterns, ValueMatch
 from luminaguard.policy.action import Action
+from luminaguard.policy.shell_match import (
+    CommandPart,
+    argv_test,
+    program_matches,
+    redirects_test,
+)
 
-Predicate = Callable[[Action], bool]
+#: What a rule's conditions test: a tool call, or one simple command of a ``run:``.
+Subject = Action | CommandPart
+Predicate = Callable[[Any], bool]
 ValueTest = Callable[[Any], bool]
 
 
@@ -112,9 +120,44 @@ def _command_predicate(test: ValueTest) -> Predicate:
     return lambda action: action.command is not None and test(action.command)
 
 
-def detail_predicates(match: Match) -> list[Predicate]:
-    """Predicates for the conditions beyond kind, server and tool."""
+def _program_predicate(patterns: Patterns) -> Predicate:
+    regex = glob_regex(patterns).match
+    return lambda part: (
+        isinstance(part, CommandPart) and program_matches(part.simple.program, regex)
+    )
+
+
+def _shell_predicates(match: Match, risk: str) -> list[Predicate]:
     checks: list[Predicate] = []
+    if match.program is not None:
+        checks.append(_program_predicate(match.program))
+    if match.command is not None:
+        checks.append(_command_predicate(value_test(match.command)))
+    for key, spec in match.args.items():
+        checks.append(_on_parts(argv_test(key, value_test(spec))))
+    if match.redirects is not None or risk == "green":
+        given = value_test(match.redirects) if match.redirects is not None else None
+        checks.append(_on_parts(redirects_test(given)))
+    return checks
+
+
+def _on_parts(test: Callable[[CommandPart], bool]) -> Predicate:
+    """A shell condition: it never holds for anything but a simple command."""
+    return lambda subject: isinstance(subject, CommandPart) and test(subject)
+
+
+def detail_predicates(match: Match, risk: str = "red") -> list[Predicate]:
+    """Predicates for the conditions beyond kind, server and tool.
+
+    ``risk`` matters for shell rules only: a Green one without ``redirects`` admits no
+    writing redirection but to ``/dev/null``.
+    """
+    if effective_kind(match) == "run":
+        return _shell_predicates(match, risk)
+    checks: list[Predicate] = []
+    if risk == "green" and effective_kind(match) is None:
+        default = redirects_test(None)
+        checks.append(lambda subject: not isinstance(subject, CommandPart) or default(subject))
     if match.command is not None:
         checks.append(_command_predicate(value_test(match.command)))
     for name, spec in match.args.items():
@@ -125,10 +168,14 @@ def detail_predicates(match: Match) -> list[Predicate]:
 
 
 def effective_kind(match: Match) -> str | None:
-    """The kind a rule matches: naming a server or tool means tool calls only."""
-    if match.kind is None and (match.server is not None or match.tool is not None):
+    """The kind a rule matches: a server or tool means tool calls, a program shell commands."""
+    if match.kind is not None:
+        return match.kind
+    if match.program is not None or match.redirects is not None:
+        return "run"
+    if match.server is not None or match.tool is not None:
         return "call"
-    return match.kind
+    return None
 
 
 class Prefilter:

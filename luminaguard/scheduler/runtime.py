@@ -12,7 +12,12 @@ from pydantic import JsonValue
 
 from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedStep
 from luminaguard.config.models import SecretRef
-from luminaguard.config.render import Namespace, evaluate_expression, render_text
+from luminaguard.config.render import (
+    Namespace,
+    evaluate_expression,
+    render_command_text,
+    render_text,
+)
 from luminaguard.errors import LuminaGuardError
 from luminaguard.hypervisor.base import Mount, SandboxSpec
 from luminaguard.hypervisor.guest_image import find_recipe
@@ -54,7 +59,7 @@ def actual_action(step: PlannedStep, context: Mapping[str, Any]) -> Action:
     try:
         if step.action.kind == "run":
             return step.action.model_copy(
-                update={"command": str(_render(step.action.command, context))}
+                update={"command": render_command_text(step.action.command or "", context)}
             )
         return step.action.model_copy(update={"args": _render(step.action.args, context)})
     except Exception as exc:  # a template failing at run time fails the step, not the run

@@ -23,7 +23,10 @@ kind: Policy
 metadata: {name: p}
 spec:
   rules:
-    - {id: safe, match: {kind: run, command: {regex: '^sleep '}}, risk: green, reason: logs only}
+    - id: safe
+      match: {program: [sleep, echo], redirects: {path: /work/*.log}}
+      risk: green
+      reason: logs only
 ---
 apiVersion: luminaguard.dev/v1
 kind: Agent

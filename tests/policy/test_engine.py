@@ -68,7 +68,8 @@ def test_decision_carries_policy_rule_reason() -> None:
         ({"command": {"regex": "^ls( |$)"}}, run("lsblk"), False),
         ({"command": {"glob": "git *"}}, run("git push origin/main"), True),
         ({"command": "pwd"}, run("pwd"), True),
-        ({"command": "pwd"}, run("pwd "), False),
+        ({"command": "pwd"}, run("pwd "), True),  # each simple command's own text
+        ({"command": "pwd"}, run("pwd -L"), False),
     ],
 )
 def test_kind_server_tool_command(match: dict[str, Any], action: Action, expected: bool) -> None:

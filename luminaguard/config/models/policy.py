@@ -64,15 +64,50 @@ class AnnotationsMatch(Model):
     openWorldHint: bool | None = None
 
 
+#: Keys of ``args`` in a rule on shell commands: which of the arguments must pass the test.
+ARGV_KEYS = ("any", "all", "none")
+
+
 class Match(Model):
-    """What a rule matches; every condition given must hold. Empty matches every action."""
+    """What a rule matches; every condition given must hold. Empty matches every action.
+
+    On ``run`` commands a rule sees each simple command of the parsed command line:
+    ``program`` (glob on its name), ``args`` (``any``/``all``/``none`` of the arguments,
+    or the argument at a position ``"0"``, ``"1"``...), ``redirects`` (the targets of
+    writing redirections) and ``command`` (the simple command's own text).
+    """
 
     kind: Literal["call", "run"] | None = None
     server: Patterns | None = Field(default=None, description="glob on the MCP server name")
     tool: Patterns | None = Field(default=None, description="glob on the MCP tool name")
-    command: ValueMatch | None = Field(default=None, description="test on a run: command")
+    program: Patterns | None = Field(
+        default=None, description="glob on a shell command's program (name, or path with /)"
+    )
+    command: ValueMatch | None = Field(
+        default=None, description="test on each simple command's own text"
+    )
     args: dict[str, ValueMatch] = Field(default_factory=dict)
+    redirects: ValueMatch | None = Field(
+        default=None, description="test every writing redirection's target must pass"
+    )
     annotations: AnnotationsMatch | None = None
+
+    @model_validator(mode="after")
+    def _shell_or_tool(self) -> Self:
+        shell = self.program is not None or self.redirects is not None or self.kind == "run"
+        if shell and (self.kind == "call" or self.server or self.tool or self.annotations):
+            raise ValueError(
+                "program, redirects and kind: run describe shell commands; "
+                "server, tool, annotations and kind: call describe tool calls"
+            )
+        if shell:
+            for key in self.args:
+                if key not in ARGV_KEYS and not key.isdigit():
+                    raise ValueError(
+                        f"args of a shell command are any, all, none or a position "
+                        f"such as '0'; got {key!r}"
+                    )
+        return self
 
 
 class Rule(Model):

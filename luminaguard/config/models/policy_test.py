@@ -27,6 +27,8 @@ from luminaguard.config.models.common import Model, Risk
 from luminaguard.config.models.policy import AnnotationsMatch
 
 DEFAULT_RULE = "(default)"
+#: The "rule" of a shell command that cannot be decided before it runs.
+UNDECIDABLE_RULE = "(undecidable)"
 _CALL = re.compile(r"^[A-Za-z0-9_.-]+\.[A-Za-z0-9_/-]+$")
 
 

@@ -62,11 +62,38 @@ def _rule_lines(number: int, rule: RuleTrace) -> list[str]:
     return lines
 
 
+def _parse_lines(trace: Trace) -> list[str]:
+    """The parsed command: each simple command and who decided it, then each one's rules."""
+    if trace.undecidable is not None:
+        return ["parsed: cannot be decided before it runs: " + trace.undecidable, ""]
+    red = next((part for part in trace.parts if part.decision.risk == "red"), None)
+    lines = [f"parsed: {len(trace.parts)} simple command(s)"]
+    for number, part in enumerate(trace.parts, start=1):
+        simple = part.part.simple
+        rule = part.decision.rule or "(default)"
+        mark = "  <- makes the whole Red" if part is red and len(trace.parts) > 1 else ""
+        wrapped = f" (inside {' > '.join(simple.wrappers)})" if simple.wrappers else ""
+        lines.append(f"{number:>3}. {simple.text!r}{wrapped}: {part.decision.risk} by {rule}{mark}")
+        lines.append(f"       program {simple.program!r}, arguments {list(simple.args)!r}")
+        for redirect in simple.redirects:
+            lines.append(f"       redirection {redirect.operator} {redirect.target!r}")
+    for number, part in enumerate(trace.parts, start=1):
+        lines += ["", f"part {number}: {part.part.simple.text!r}"]
+        if not part.rules:
+            lines.append(f"       {part.decision.reason}")
+        for index, traced in enumerate(part.rules, start=1):
+            lines += _rule_lines(index, traced)
+    return [*lines, ""]
+
+
 def render(trace: Trace, where: str) -> str:
-    """The trace as text: the action, each rule's conditions, the decision."""
+    """The trace as text: the action, each rule's conditions (per simple command), the decision."""
     lines = [f"policy {trace.policy} ({where})", f"action: {_describe(trace.action)}", ""]
-    for number, rule in enumerate(trace.rules, start=1):
-        lines += _rule_lines(number, rule)
+    if trace.action.kind == "run":
+        lines += _parse_lines(trace)
+    else:
+        for number, rule in enumerate(trace.rules, start=1):
+            lines += _rule_lines(number, rule)
     decision = trace.decision
     lines += ["", f"decision: {decided(decision)}: {decision.reason}"]
     return "\n".join(lines) + "\n"

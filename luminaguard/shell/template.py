@@ -1,0 +1,108 @@
+r"""Templates in ``run:`` commands: every value becomes exactly one shell word.
+
+The template is rendered with a marker in place of each ``{{ ... }}`` value; the text is
+parsed with the shell grammar; each marker is then replaced by its value quoted for the
+place it stands in: unquoted (``shlex.quote``), inside double quotes (``\\``, ``$``,
+backquote and ``"`` escaped) or inside single quotes (``'`` closed, escaped, reopened).
+A value in a here-document, a comment or a ``$'...'`` string cannot be placed safely
+and is refused. A value is data: it can never end a word, start a command or expand.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+import tree_sitter_bash
+from tree_sitter import Language, Node, Parser
+
+_PARSER = Parser(Language(tree_sitter_bash.language()))
+_MARK = "lgv" + secrets.token_hex(6)
+_MARKER = re.compile(_MARK + r"(\d+)z")
+_VALUES: ContextVar[list[str] | None] = ContextVar("command_template_values", default=None)
+_UNSAFE = {
+    "heredoc_body": "a here-document",
+    "heredoc_content": "a here-document",
+    "comment": "a comment",
+    "ansi_c_string": "a $'...' string",
+    "translated_string": 'a $"..." string',
+}
+
+
+class PlacementError(ValueError):
+    """A template value stands where it cannot be quoted as one word."""
+
+
+def marker(value: Any) -> str:
+    """jinja2 ``finalize``: while a command renders, each value becomes a numbered marker."""
+    values = _VALUES.get()
+    if values is None:
+        return value if isinstance(value, str) else str(value)
+    values.append(value if isinstance(value, str) else _plain(value))
+    return f"{_MARK}{len(values) - 1}z"
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _double_quoted(value: str) -> str:
+    return re.sub(r'([\\$`"])', r"\\\1", value)
+
+
+def _single_quoted(value: str) -> str:
+    return value.replace("'", "'\\''")
+
+
+def _context(node: Node | None) -> Callable[[str], str]:
+    """How to quote a value found inside ``node`` (the smallest node around its marker)."""
+    while node is not None:
+        if node.type in _UNSAFE:
+            raise PlacementError(
+                f"a template value cannot be placed in {_UNSAFE[node.type]} of a run: command"
+            )
+        if node.type in ("string", "string_content"):
+            return _double_quoted
+        if node.type == "raw_string":
+            return _single_quoted
+        if node.type in ("word", "concatenation", "command", "program", "number"):
+            return lambda value: shlex.quote(value)
+        node = node.parent
+    return lambda value: shlex.quote(value)
+
+
+def render_command(render: Callable[[], str]) -> str:
+    """Call ``render`` (a jinja2 render using ``marker`` as finalize) and quote each value."""
+    values: list[str] = []
+    token = _VALUES.set(values)
+    try:
+        text = render()
+    finally:
+        _VALUES.reset(token)
+    if not values:
+        return text
+    return place(text, values)
+
+
+def place(text: str, values: list[str]) -> str:
+    """Replace each marker in ``text`` by its value, quoted for where it stands."""
+    source = text.encode("utf-8", "surrogateescape")
+    root = _PARSER.parse(source).root_node
+    pieces: list[str] = []
+    position = 0
+    for found in _MARKER.finditer(text):
+        start = len(text[: found.start()].encode("utf-8", "surrogateescape"))
+        node = root.descendant_for_byte_range(start, start + len(found.group(0)))
+        quote = _context(node)
+        pieces += [text[position : found.start()], quote(values[int(found.group(1))])]
+        position = found.end()
+    pieces.append(text[position:])
+    return "".join(pieces)

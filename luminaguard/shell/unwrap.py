@@ -1,0 +1,180 @@
+"""Wrappers are unwrapped and shells' ``-c`` scripts parsed: the wrapped program decides.
+
+``env A=1 timeout 5 nice -n 5 git log`` is ``git log`` with ``A=1`` assigned; ``sh -c
+'ls; id'`` is ``ls`` and ``id``. A wrapper option this module does not know makes the
+command undecidable rather than guessed at. Programs that run text as code (``eval``,
+``source``, ``exec``, ``trap``, ``alias``...) are undecidable, as is a shell reading
+its script from a here-document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+from collections.abc import Callable, Iterator
+
+from luminaguard.shell.command import SimpleCommand
+from luminaguard.shell.words import CannotDecide
+
+MAX_DEPTH = 4
+
+SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox"})
+_CODE_RUNNERS = frozenset(
+    {"eval", "source", ".", "exec", "trap", "alias", "enable", "fc", "coproc", "builtin"}
+)
+_SHELL_OPTIONS_WITH_VALUE = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
+
+
+def _env(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    assignments: list[tuple[str, str]] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-i", "--ignore-environment", "-", "-0", "--null"):
+            i += 1
+        elif arg in ("-u", "--unset"):
+            i += 2
+        elif arg.startswith("--unset="):
+            i += 1
+        elif arg == "--":
+            i += 1
+            break
+        elif arg.startswith("-"):
+            raise CannotDecide("an option of env this policy cannot follow", arg)
+        elif "=" in arg:
+            name, value = arg.split("=", 1)
+            assignments.append((name, value))
+            i += 1
+        else:
+            break
+    while i < len(args) and "=" in args[i]:
+        name, value = args[i].split("=", 1)
+        assignments.append((name, value))
+        i += 1
+    return assignments, args[i:]
+
+
+def _options(args: list[str], flags: frozenset[str], valued: frozenset[str], what: str) -> int:
+    """Index of the first argument after the options of a wrapper."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        arg = args[i]
+        if arg == "--":
+            return i + 1
+        if arg in flags or any(arg.startswith(v + "=") for v in valued if v.startswith("--")):
+            i += 1
+        elif arg in valued:
+            i += 2
+        elif arg[:2] in valued and not arg.startswith("--"):
+            i += 1  # -n5, -oL: the value attached
+        elif what == "nice" and arg[1:].lstrip("-").isdigit():
+            i += 1  # nice -10
+        else:
+            raise CannotDecide(f"an option of {what} this policy cannot follow", arg)
+    return i
+
+
+_WRAPPERS: dict[str, tuple[frozenset[str], frozenset[str], int]] = {
+    # name: (flags, options with a value, words after the options before the program)
+    "timeout": (
+        frozenset({"--preserve-status", "--foreground", "-v", "--verbose"}),
+        frozenset({"-s", "--signal", "-k", "--kill-after"}),
+        1,
+    ),
+    "nice": (frozenset(), frozenset({"-n", "--adjustment"}), 0),
+    "nohup": (frozenset(), frozenset(), 0),
+    "command": (frozenset({"-p"}), frozenset(), 0),
+    "time": (frozenset({"-p"}), frozenset(), 0),
+    "stdbuf": (frozenset(), frozenset({"-i", "-o", "-e", "--input", "--output", "--error"}), 0),
+}
+
+
+class Unwrapper:
+    """Turns one simple command into what actually runs (recursing into ``sh -c``)."""
+
+    def __init__(self, depth: int, parse: Callable[[str, int], list[SimpleCommand]]) -> None:
+        self.depth = depth
+        self.parse = parse
+
+    def unwrap(self, command: SimpleCommand) -> Iterator[SimpleCommand]:
+        """The simple commands that ``command`` runs."""
+        name = posixpath.basename(command.program)
+        if name in _CODE_RUNNERS:
+            raise CannotDecide(f"{name} runs text as code", command.text)
+        if name == "env" and command.args:
+            assignments, rest = _env(list(command.args))
+            yield from self._inner(command, rest, "env", assignments)
+        elif name in _WRAPPERS and command.args and not self._lookup_only(name, command):
+            flags, valued, skip = _WRAPPERS[name]
+            start = _options(list(command.args), flags, valued, name) + skip
+            yield from self._inner(command, list(command.args[start:]), name, [])
+        elif name in SHELLS:
+            yield from self._shell(command)
+        else:
+            yield command
+
+    @staticmethod
+    def _lookup_only(name: str, command: SimpleCommand) -> bool:
+        return name == "command" and any(arg in ("-v", "-V") for arg in command.args[:2])
+
+    def _inner(
+        self, outer: SimpleCommand, rest: list[str], wrapper: str, assigned: list[tuple[str, str]]
+    ) -> Iterator[SimpleCommand]:
+        if not rest:
+            yield outer
+            return
+        inner = dataclasses.replace(
+            outer,
+            program=rest[0],
+            args=tuple(rest[1:]),
+            assignments=(*outer.assignments, *assigned),
+            text=_own_text(outer.text, rest),
+            wrappers=(*outer.wrappers, wrapper),
+        )
+        yield from self.unwrap(inner)
+
+    def _shell(self, command: SimpleCommand) -> Iterator[SimpleCommand]:
+        if any(r.operator in ("<<", "<<<") for r in command.redirects):
+            raise CannotDecide("a here-document feeds a shell", command.text)
+        script = _script(list(command.args))
+        if script is None:
+            yield command  # a shell running a file or stdin: the program decides
+            return
+        if self.depth + 1 > MAX_DEPTH:
+            raise CannotDecide(f"shells nested more than {MAX_DEPTH} deep", command.text)
+        for inner in self.parse(script, self.depth + 1):
+            yield dataclasses.replace(
+                inner,
+                assignments=(*command.assignments, *inner.assignments),
+                redirects=(*command.redirects, *inner.redirects),
+                wrappers=(*command.wrappers, posixpath.basename(command.program), *inner.wrappers),
+            )
+
+
+def _script(args: list[str]) -> str | None:
+    """The ``-c`` script of a shell's arguments, or None when it runs a file or stdin."""
+    found_c = False
+    i = 0
+    while i < len(args) and args[i][:1] in ("-", "+") and args[i] not in ("-", "+"):
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if arg in _SHELL_OPTIONS_WITH_VALUE:
+            i += 2
+            continue
+        if arg.startswith("--"):
+            raise CannotDecide("an option of the shell this policy cannot follow", arg)
+        found_c = found_c or "c" in arg[1:]
+        i += 1
+    if not found_c:
+        return None
+    if i >= len(args):
+        raise CannotDecide("sh -c without a script", " ".join(args))
+    return args[i]
+
+
+def _own_text(outer: str, rest: list[str]) -> str:
+    """The wrapped program's part of the wrapper's text (from its name on), else its words."""
+    position = outer.find(rest[0])
+    return outer[position:] if position >= 0 else " ".join(rest)
