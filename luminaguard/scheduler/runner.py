@@ -292,11 +292,11 @@ class _Execution:
     ) -> tuple[dict[str, object], str | None]:
         if action.kind == "call":
             return await self.tools.call(step, action, timeout)
-        try:
+        try:  # a backend failing under the step (a VM dying) fails the step, not the run
             sandbox = await self._sandbox(step.agent)
+            result = await self.runner.backend.exec(sandbox, action.command or "", timeout)
         except (StepError, BackendError) as exc:
             return {}, str(exc)
-        result = await self.runner.backend.exec(sandbox, action.command or "", timeout)
         outputs: dict[str, object] = {
             "stdout": result.stdout,
             "stderr": result.stderr,
