@@ -5,7 +5,9 @@ Redaction works on values, not on serialised text: every string of a nested stru
 terminal, so that serialisation cannot hide a secret from it (JSON escaping a ``"``,
 ``\`` or ``é`` used to).
 
-A secret is looked for as it is and in each encoding a program commonly puts it in:
+A secret is looked for as it is, and so is each of its whitespace-separated words of
+``MIN_SECRET_LENGTH`` or more (the token of ``Bearer TOKEN``), each in every encoding a
+program commonly puts it in:
 
 - JSON string escaping, ASCII-only (``\u00e9``) and not (``é``);
 - Python ``repr`` (whichever quote it picks) and ``ascii``;
@@ -79,7 +81,10 @@ class Redactor:
     """Replaces every known secret value, in every known form, by ``***``."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # a header value "Bearer TOKEN" is one secret, and a server may echo TOKEN alone
+        given = {s for s in secrets if s}
+        words = {word for s in given for word in s.split() if len(word) >= MIN_SECRET_LENGTH}
+        self.secrets = sorted(given | words, key=len, reverse=True)
         forms = {form for secret in self.secrets for form in encodings(secret)}
         # longest first: the alternation takes the first that matches at a position
         ordered = sorted(forms, key=lambda form: (-len(form), form))

@@ -40,3 +40,9 @@ def test_a_short_secret_is_refused_naming_its_variable() -> None:
     check_secrets({"LONG_ENOUGH": "x" * MIN_SECRET_LENGTH})
     with pytest.raises(UsageError, match=r"SHORT \(3 characters\) is shorter than 8"):
         check_secrets({"SHORT": "abc", "LONG_ENOUGH": "x" * 8})
+
+
+def test_the_token_of_a_header_value_is_redacted_alone() -> None:
+    redact = Redactor(["Bearer abcdefgh12345"])
+    assert redact("sent Bearer abcdefgh12345; rejected abcdefgh12345") == "sent ***; rejected ***"
+    assert redact("Bearer of news") == "Bearer of news"  # short words stay
