@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from luminaguard.hypervisor.registry import backend as named_backend
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner, Writer
 from tests.integration.conftest import sandbox  # noqa: F401  (the fixture)
@@ -132,14 +133,17 @@ def database_bytes(state: Path) -> bytes:
     return b"".join(path.read_bytes() for path in sorted(state.glob("runs.db*")))
 
 
-def start(cli: CliRunner, write: Writer, tmp_path: Path, steps: str) -> tuple[Path, list[str]]:
+def start(
+    cli: CliRunner, write: Writer, tmp_path: Path, steps: str, backend: str = "sandbox"
+) -> tuple[Path, list[str]]:
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     (data / "leak.py").write_text(LEAK)
     (data / "server.py").write_text(SERVER)
     text = WORKLOAD % {"data": data, "site": SITE_PACKAGES, "steps": steps}
     state = tmp_path / "state"
-    result = cli("run", str(write("w.yaml", text)), "--state", str(state), "--run-id", "r")
+    path = str(write("w.yaml", text))
+    result = cli("run", path, "--state", str(state), "--run-id", "r", "--backend", backend)
     shown = [cli(*args, "--state", str(state)) for args in (["audit", "show"], ["status", "r"])]
     outputs = [result.out, result.err] + [r.out + r.err for r in shown]
     assert result.code == 2, outputs
@@ -165,6 +169,27 @@ def test_a_secret_printed_escaped_never_leaves(
     record = RunStore(state).step("r", "leak")
     assert record.state == "failed" and "luminaguard-sandbox" in (record.error or "")
     assert "***" in record.outputs["stdout"]
+    assert leaks(secret, database_bytes(state), *printed) == []
+
+
+@pytest.mark.parametrize("backend", ["gvisor", "qemu"])
+def test_a_secret_printed_escaped_never_leaves_other_backends(
+    backend: str, cli: CliRunner, write: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: as above, on gVisor and in a QEMU micro-VM (redaction is the runner's, so it
+    holds whatever the boundary): one secret with ``"``, ``\\`` and ``é``.
+
+    Fixed by "secrets: redacted as values in every form before stored or printed;
+    too-short secrets refused at run start".
+    """
+    available = named_backend(backend).availability()
+    if not available.usable:
+        pytest.skip(f"{backend} backend: {available.detail}")
+    secret = 'all"of\\them-é-9f8e'
+    monkeypatch.setenv("LG_ATTACK_TOKEN", secret)
+    state, printed = start(cli, write, tmp_path, LEAK_STEP, backend)
+    record = RunStore(state).step("r", "leak")
+    assert record.state == "failed" and "***" in record.outputs["stdout"], record
     assert leaks(secret, database_bytes(state), *printed) == []
 
 
