@@ -49,7 +49,8 @@ def test_a_field_nothing_implements_is_refused_where_it_is_written(
     """Attack: a config asks for a guest kernel, a writable root or cold refills; it was
     accepted and silently ignored. Now refused with a located error, exit 1.
 
-    Fixed by "Image.kernel, Image.read_only_root, Pool.refill: refuse what nothing implements".
+    Fixed by ee96a74 "Image.kernel, Image.read_only_root, Pool.refill: refuse what nothing
+    implements".
     """
     image, pool, line, column, phrase = CASES[field]
     write("infra.yaml", IMAGE % (image, pool))

@@ -36,7 +36,7 @@ def test_a_pooled_vm_runs_with_its_agents_env_and_limits() -> None:
     from a warm pool; its commands and its MCP server ran with an empty environment, 300
     cpu-seconds and 128 processes. Now the clone is bound to the agent that acquired it.
 
-    Fixed by "pools: a clone is bound to the agent that acquired it (env, limits)".
+    Fixed by ed14482 "pools: a clone is bound to the agent that acquired it (env, limits)".
     """
     spec = SandboxSpec(
         name="agent-x", workdir=Path("/nonexistent"), env={"AGENT_SETTING": "from-agent-x"},

@@ -158,7 +158,7 @@ def test_a_secret_printed_escaped_never_leaves(
     in base64, on stdout and stderr, and fails with a sandbox-failure line quoting it; the
     secret holds ``"``, ``\\``, ``'`` or non-ASCII characters, which redacting JSON text missed.
 
-    Fixed by "secrets: redacted as values in every form before stored or printed;
+    Fixed by 2ee77be "secrets: redacted as values in every form before stored or printed;
     too-short secrets refused at run start".
     """
     secret = SECRETS[kind]
@@ -179,7 +179,7 @@ def test_a_secret_printed_escaped_never_leaves_other_backends(
     """Attack: as above, on gVisor and in a QEMU micro-VM (redaction is the runner's, so it
     holds whatever the boundary): one secret with ``"``, ``\\`` and ``é``.
 
-    Fixed by "secrets: redacted as values in every form before stored or printed;
+    Fixed by 2ee77be "secrets: redacted as values in every form before stored or printed;
     too-short secrets refused at run start".
     """
     available = named_backend(backend).availability()
@@ -199,7 +199,7 @@ def test_a_tool_error_echoing_the_token_never_leaves(
     """Attack: an MCP stdio server in the sandbox puts its token in a tool error; the step's
     error text was stored in runs.db and printed unredacted.
 
-    Fixed by "secrets: redacted as values in every form before stored or printed;
+    Fixed by 2ee77be "secrets: redacted as values in every form before stored or printed;
     too-short secrets refused at run start".
     """
     secret = SECRETS["quote"]
@@ -216,7 +216,7 @@ def test_a_secret_too_short_to_redact_is_refused_before_anything_runs(
     """Attack: a 3-character secret was never redacted (shorter than 4 were skipped); now a
     secret shorter than 8 characters is refused at run start, naming its variable, exit 1.
 
-    Fixed by "secrets: redacted as values in every form before stored or printed;
+    Fixed by 2ee77be "secrets: redacted as values in every form before stored or printed;
     too-short secrets refused at run start".
     """
     monkeypatch.setenv("LG_ATTACK_TOKEN", "x7q")

@@ -96,7 +96,7 @@ def test_a_backend_error_during_a_step_fails_that_step_only(
     run ended at once (exit 1, "error: ...") with the step stuck ``running``. Now that step
     fails, its dependents are skipped, the others run, and the run ends normally with exit 2.
 
-    Fixed by "runner: a BackendError while a step runs fails that step".
+    Fixed by c99e617 "runner: a BackendError while a step runs fails that step".
     """
     monkeypatch.setitem(registry.BACKENDS, "dying", DyingBackend)
     body = HEAD % "" + (
@@ -164,7 +164,7 @@ def test_an_mcp_http_answer_that_is_not_json_rpc_fails_the_call_step(
     (exit 4). Now the call step fails with a transport error, its dependent is skipped, and
     the run ends with exit 2.
 
-    Fixed by "mcp_http: an answer that is not JSON-RPC is a transport error on the step".
+    Fixed by 8980b52 "mcp_http: an answer that is not JSON-RPC is a transport error on the step".
     """
     agent = f"  mcp_servers:\n    remote: {{url: '{garbage_server}'}}\n"
     body = HEAD % agent + (
