@@ -9,7 +9,8 @@ A secret is looked for as it is, and so is each of its whitespace-separated word
 ``MIN_SECRET_LENGTH`` or more (the token of ``Bearer TOKEN``), each in every encoding a
 program commonly puts it in:
 
-- JSON string escaping, ASCII-only (``\u00e9``) and not (``é``);
+- JSON string escaping, ASCII-only (``\u00e9``) and not (``é``), and escaped twice (JSON
+  text quoted inside JSON, as in a logged request body);
 - Python ``repr`` (whichever quote it picks) and ``ascii``;
 - URL encoding (``quote`` and ``quote_plus``): tokens travel in URLs and query strings,
   and HTTP errors quote the URL they failed on;
@@ -18,8 +19,9 @@ program commonly puts it in:
   start at, the characters that depend on the secret's bytes alone.
 
 Not covered: a secret split across outputs, transformed by the program (reversed, hashed,
-hex-encoded, encrypted), or escaped twice. A program that holds a secret can always
-disclose it in a form no redactor knows; redaction stops accidents and tool echoes.
+hex-encoded, encrypted), or escaped in other ways (HTML, shell quoting). A program that
+holds a secret can always disclose it in a form no redactor knows; redaction stops
+accidents and tool echoes.
 
 A secret shorter than ``MIN_SECRET_LENGTH`` cannot be redacted safely: it occurs by
 chance in ordinary output (mangling it, and telling the reader where the secret matched)
@@ -62,10 +64,12 @@ def _base64_forms(secret: bytes) -> set[str]:
 
 def encodings(secret: str) -> set[str]:
     """Every form of ``secret`` that is redacted (see the module's docstring)."""
+    escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
     forms = {
         secret,
         json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1],
+        escaped,
+        json.dumps(escaped, ensure_ascii=False)[1:-1],  # JSON text quoted in JSON (a log line)
         repr(secret)[1:-1],
         repr('"' + secret)[2:-1],  # repr inside a text holding a '"': quotes ', escapes '
         ascii(secret)[1:-1],

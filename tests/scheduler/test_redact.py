@@ -46,3 +46,9 @@ def test_the_token_of_a_header_value_is_redacted_alone() -> None:
     redact = Redactor(["Bearer abcdefgh12345"])
     assert redact("sent Bearer abcdefgh12345; rejected abcdefgh12345") == "sent ***; rejected ***"
     assert redact("Bearer of news") == "Bearer of news"  # short words stay
+
+
+def test_json_quoted_inside_json_is_redacted() -> None:
+    inner = json.dumps({"token": SECRET}, ensure_ascii=False)
+    text = Redactor([SECRET])(json.dumps({"body": inner}, ensure_ascii=False))
+    assert "tok\\" not in text and "1234" not in text and "***" in text
