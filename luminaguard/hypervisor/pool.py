@@ -1,6 +1,7 @@
 """Warm pools of micro-VMs: clones restored from one snapshot, each serving one task.
 
-``acquire`` hands out a ready clone (or restores one on the spot when none is ready);
+``acquire`` hands out a ready clone (or restores one on the spot when none is ready),
+bound to the agent that asked for it (its environment and limits);
 the pool then refills in the background up to ``warm`` without passing ``max`` VMs in
 all. A VM is destroyed after its task: clones are never reused.
 """
@@ -82,14 +83,20 @@ class VmPool:
         finally:
             self.refilling -= 1
 
-    async def acquire(self) -> Vm:
-        """A clone for one task: a warm one if ready, else restored now."""
+    async def acquire(self, spec: SandboxSpec) -> Vm:
+        """A clone for the agent of ``spec``: a warm one if ready, else restored now.
+
+        The clone is bound to ``spec``: clones are restored before anyone asks for them,
+        with a placeholder spec, and the agent's environment and limits are what its
+        commands and servers must run with.
+        """
         if self.ready:
             vm = self.ready.pop(0)
         elif self._total() >= self.maximum:
             raise BackendError(f"pool {self.name!r} is at its maximum of {self.maximum} VMs")
         else:
             vm = await self._restore()
+        vm.spec = spec
         self.busy.append(vm)
         self.refill()
         return vm

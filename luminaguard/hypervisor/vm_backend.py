@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from luminaguard.hypervisor import folder_disks
 from luminaguard.hypervisor.base import (
@@ -87,7 +87,7 @@ class VmBackend:
 
     async def _fresh(self, spec: SandboxSpec) -> Vm:
         if spec.pool:
-            return await (await self.pool(spec)).acquire()
+            return await (await self.pool(spec)).acquire(spec)
         vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
         vm.disks = await asyncio.to_thread(folder_disks.pack, spec.mounts, vm.folder)
         await self.machine.boot(vm, await asyncio.to_thread(self.image, spec.recipe))
@@ -126,16 +126,15 @@ class VmBackend:
         """Start a long-lived process (an MCP stdio server) in the VM."""
         vm = await self._running(handle)
         assert vm.agent is not None
-        return await vm.agent.spawn(argv, {**vm.spec.env, **(env or {})})
+        return await vm.agent.spawn(argv, {**vm.spec.env, **(env or {})}, **_limits(vm))
 
     async def exec(self, handle: SandboxHandle, command: str, timeout: float) -> ExecResult:
         """Run a shell command in the VM; past its timeout the VM is killed."""
         vm = await self._running(handle)
         assert vm.agent is not None
         started = time.monotonic()
-        limits: dict[str, Any] = {"cpu_seconds": vm.spec.cpu_seconds, "pids": vm.spec.pids}
         try:
-            result = await vm.agent.exec(command, timeout, env=vm.spec.env, **limits)
+            result = await vm.agent.exec(command, timeout, env=vm.spec.env, **_limits(vm))
         except TransportError as exc:
             vm.kill()
             return ExecResult(-9, "", str(exc), time.monotonic() - started, timed_out=True)
@@ -158,3 +157,8 @@ class VmBackend:
         """Destroy every pool's VMs."""
         for pool in self.pools.values():
             await pool.close()
+
+
+def _limits(vm: Vm) -> dict[str, int]:
+    """The rlimits the guest agent applies to a command or server: the agent's limits."""
+    return {"cpu_seconds": vm.spec.cpu_seconds, "pids": vm.spec.pids}

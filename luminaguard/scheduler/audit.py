@@ -13,9 +13,10 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from luminaguard.scheduler.redact import Redactor as Redactor
 
 GENESIS = "sha256:" + "0" * 64
 
@@ -55,19 +56,6 @@ def record_hash(
     return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
 
 
-class Redactor:
-    """Replaces every known secret value in text by ``***``."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        """``text`` with every secret replaced."""
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
 class AuditLog:
     """The hash-chained audit table inside the run database."""
 
@@ -80,7 +68,7 @@ class AuditLog:
         """Add a record; the caller's transaction commits it together with the state change."""
         last = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        text = self.redact(json.dumps(data, sort_keys=True, default=str))
+        text = json.dumps(self.redact.value(data), sort_keys=True, default=str)
         when = time.time()
         digest = record_hash(prev, seq, when, run_id, step_id, event, text)
         self.db.execute(

@@ -19,10 +19,10 @@ from typing import Protocol
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
-from luminaguard.scheduler.audit import Redactor
 from luminaguard.scheduler.cards import approval_card
 from luminaguard.scheduler.outcomes import RunResult, run_state
 from luminaguard.scheduler.readiness import Readiness
+from luminaguard.scheduler.redact import RedactingReporter, Redactor, check_secrets
 from luminaguard.scheduler.runtime import (
     Classifier,
     StepError,
@@ -30,8 +30,8 @@ from luminaguard.scheduler.runtime import (
     actual_action,
     environment,
     mounts_of,
+    run_secrets,
     sandbox_spec,
-    secret_values,
     should_run,
     template_context,
 )
@@ -76,12 +76,14 @@ class Runner:
 
     async def start(self, plan: Plan, run_id: str) -> RunResult:
         """Record a new run of ``plan`` and drive it as far as it goes."""
+        check_secrets(run_secrets(plan, self.environ))  # before anything is recorded or run
         self.store.create_run(run_id, absolute_plan(plan), self.backend.name)
         return await self.drive(run_id)
 
     async def resume(self, run_id: str) -> RunResult:
         """Recover steps interrupted by a crash, then drive the run on."""
         run = self.store.run(run_id)
+        check_secrets(run_secrets(run.plan, self.environ))
         for step in run.plan.steps:
             record = self.store.steps(run_id)[step.id]
             if record.state == "running":
@@ -129,10 +131,9 @@ class _Execution:
         self._creating: dict[str, asyncio.Lock] = {}
         self.tools = ToolBroker(plan, runner.backend, self._sandbox, runner.environ)
         self.base = self.store.state_dir / "runs" / run_id
-        secrets = [
-            s for agent in plan.agents.values() for s in secret_values(agent, runner.environ)
-        ]
-        self.store.audit.redact = Redactor(secrets)
+        redact = Redactor(run_secrets(plan, runner.environ).values())
+        self.store.audit.redact = redact
+        self.reporter = RedactingReporter(runner.reporter, redact)
 
     async def loop(self) -> None:
         # read every step once, then only the step whose task just ended: other processes
@@ -178,7 +179,7 @@ class _Execution:
         error: str | None = None,
     ) -> None:
         self.store.set_step(self.run_id, step_id, state, event, data, error)
-        self.runner.reporter.step(step_id, state, error or "")
+        self.reporter.step(step_id, state, error or "")
 
     async def step(self, step: PlannedStep, states: Mapping[str, StepRecord]) -> None:
         """Decide whether, and how, one step runs; then run it."""
@@ -274,12 +275,12 @@ class _Execution:
                 repeatable=repeatable(step, action),
             )
             decision = None  # audited with the first attempt
-            self.runner.reporter.step(step.id, "running", action.describe())
+            self.reporter.step(step.id, "running", action.describe())
             outputs, error = await self._act(step, action, timeout)
             last = error is None or attempt_number == tries
             state = "succeeded" if error is None else ("failed" if last else "pending")
             self.store.finish_attempt(self.run_id, step.id, attempt, state, outputs, error)
-            self.runner.reporter.step(step.id, state, error or "")
+            self.reporter.step(step.id, state, error or "")
             if last:
                 return
             await asyncio.sleep(
@@ -291,11 +292,11 @@ class _Execution:
     ) -> tuple[dict[str, object], str | None]:
         if action.kind == "call":
             return await self.tools.call(step, action, timeout)
-        try:
+        try:  # a backend failing under the step (a VM dying) fails the step, not the run
             sandbox = await self._sandbox(step.agent)
+            result = await self.runner.backend.exec(sandbox, action.command or "", timeout)
         except (StepError, BackendError) as exc:
             return {}, str(exc)
-        result = await self.runner.backend.exec(sandbox, action.command or "", timeout)
         outputs: dict[str, object] = {
             "stdout": result.stdout,
             "stderr": result.stderr,

@@ -100,14 +100,23 @@ class Classifier:
         return rule.timeout if rule and rule.timeout else spec.approval.timeout
 
 
-def secret_values(agent: PlannedAgent, environ: Mapping[str, str]) -> list[str]:
-    """Values of the agent's secret references that are set (for redaction)."""
+def secret_references(agent: PlannedAgent, environ: Mapping[str, str]) -> dict[str, str]:
+    """The agent's secret references that are set: environment variable -> value."""
     refs = [v for v in agent.spec.env.values() if isinstance(v, SecretRef)]
     for server in agent.spec.mcp_servers.values():
         refs += [
             v for v in (*server.env.values(), *server.headers.values()) if isinstance(v, SecretRef)
         ]
-    return [environ[ref.from_env] for ref in refs if ref.from_env in environ]
+    return {ref.from_env: environ[ref.from_env] for ref in refs if ref.from_env in environ}
+
+
+def run_secrets(plan: Plan, environ: Mapping[str, str]) -> dict[str, str]:
+    """Every secret of the plan's agents that is set: environment variable -> value."""
+    return {
+        name: value
+        for agent in plan.agents.values()
+        for name, value in secret_references(agent, environ).items()
+    }
 
 
 def resolve(

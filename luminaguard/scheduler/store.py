@@ -221,6 +221,7 @@ class RunStore:
         error: str | None = None,
     ) -> None:
         """Move a step to ``state`` and audit why."""
+        error = self.audit.redact.value(error)
         record = {**data, "state": state, **({"error": error} if error else {})}
         self._write(
             [(_SET_STEP, (state, error, time.time(), run_id, step_id))],
@@ -283,7 +284,8 @@ class RunStore:
         nothing runs twice that may not. The next fsynced commit persists it (WAL).
         """
         now = time.time()
-        text = self.audit.redact(json.dumps(outputs, sort_keys=True))
+        outputs, error = self.audit.redact.value(outputs), self.audit.redact.value(error)
+        text = json.dumps(outputs, sort_keys=True)
         record = {"attempt": attempt, "outputs": outputs, **({"error": error} if error else {})}
         self._write(
             [
@@ -323,7 +325,7 @@ class RunStore:
     ) -> None:
         """Record an approval request and halt the step on it."""
         now = time.time()
-        text = self.audit.redact(json.dumps(card, sort_keys=True))
+        text = json.dumps(self.audit.redact.value(card), sort_keys=True)
         record = {"action_hash": action_hash, "expires": expires, "card": card}
         self._write(
             [

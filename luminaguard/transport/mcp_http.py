@@ -22,10 +22,11 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import mcp_types as types
+import pydantic
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from luminaguard import __version__
@@ -33,6 +34,8 @@ from luminaguard.transport.base import ToolInfo, ToolResult, TransportError
 from luminaguard.transport.mcp_session import all_tools, tool_result
 
 log = logging.getLogger(__name__)
+
+_Result = TypeVar("_Result", bound=pydantic.BaseModel)
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -141,13 +144,26 @@ class HttpClient:
         return response
 
     def _result(self, response: httpx2.Response, message_id: int) -> dict[str, Any]:
-        answers = _messages(response)
+        try:
+            answers = _messages(response)
+        except ValueError as exc:  # the body's text stays out: it is the server's to choose
+            kind = response.headers.get("content-type", "no content type")[:60]
+            raise TransportError(
+                f"MCP server {self.name!r} at {response.url}: the answer is not JSON-RPC "
+                f"({kind}): {exc}"
+            ) from exc
         for answer in answers:
             if answer.get("id") == message_id:
                 if "error" in answer:
                     error = answer["error"]
-                    raise TransportError(f"MCP server {self.name!r}: {error.get('message', error)}")
-                return dict(answer.get("result") or {})
+                    said = error.get("message", error) if isinstance(error, dict) else error
+                    raise TransportError(f"MCP server {self.name!r}: {said}")
+                result = answer.get("result") or {}
+                if not isinstance(result, dict):
+                    raise TransportError(
+                        f"MCP server {self.name!r}: a result that is not an object"
+                    )
+                return result
         raise _Retryable(f"{response.url}: no answer to request {message_id}")
 
     async def _ensure_session(self, endpoint: Endpoint) -> None:
@@ -217,7 +233,7 @@ class HttpClient:
     async def _tools_page(self, cursor: str | None) -> types.ListToolsResult:
         params = {"cursor": cursor} if cursor else None
         result = await self.request("tools/list", params, self.policy.timeout, True)
-        return types.ListToolsResult.model_validate(result)
+        return self._validated(types.ListToolsResult, result, "tools/list")
 
     async def list_tools(self) -> list[ToolInfo]:
         """Every tool, following pagination."""
@@ -230,7 +246,19 @@ class HttpClient:
         result = await self.request(
             "tools/call", {"name": name, "arguments": arguments}, timeout, idempotent
         )
-        return tool_result(types.CallToolResult.model_validate(result))
+        return tool_result(self._validated(types.CallToolResult, result, f"tools/call {name}"))
+
+    def _validated(self, model: type[_Result], result: dict[str, Any], what: str) -> _Result:
+        """The result as ``model``; a TransportError when it does not fit the protocol."""
+        try:
+            return model.model_validate(result)
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise TransportError(
+                f"MCP server {self.name!r}: {what} answered outside the protocol: {problems}"
+            ) from exc
 
     async def aclose(self) -> None:
         """End the sessions (DELETE, best effort) and close the connection pool."""
@@ -244,7 +272,10 @@ class HttpClient:
 
 
 def _messages(response: httpx2.Response) -> list[dict[str, Any]]:
-    """The JSON-RPC messages of a JSON or an SSE response body."""
+    """The JSON-RPC messages of a JSON or an SSE response body.
+
+    ValueError when the body is not JSON, or a message in it is not a JSON object.
+    """
     if response.status_code == 202 or not response.content:
         return []
     if "text/event-stream" in response.headers.get("content-type", ""):
@@ -255,9 +286,12 @@ def _messages(response: httpx2.Response) -> list[dict[str, Any]]:
             )
             if data:
                 found.append(json.loads(data))
-        return found
-    body = response.json()
-    return body if isinstance(body, list) else [body]
+    else:
+        body = json.loads(response.content)
+        found = body if isinstance(body, list) else [body]
+    if not all(isinstance(message, dict) for message in found):
+        raise ValueError("a message that is not a JSON object")
+    return found
 
 
 async def http_client(
