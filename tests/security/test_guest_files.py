@@ -1,0 +1,113 @@
+"""``read_beneath``: the host reads a guest file without following any path the guest made.
+
+Each case runs twice: with ``openat2`` and with the component-by-component walk used
+where the kernel lacks it (ENOSYS).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor import guest_files
+from luminaguard.hypervisor.guest_files import Missing, TooLarge, Unreadable, read_beneath
+
+SECRET = "secret-marker-5f1d"
+
+
+def _no_openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
+    raise OSError(errno.ENOSYS, "not here")
+
+
+@pytest.fixture(params=["openat2", "walk"], autouse=True)
+def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "walk":
+        monkeypatch.setattr(guest_files, "_openat2", _no_openat2)
+    return str(request.param)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "secret.txt").write_text(SECRET)
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "notes.txt").write_text("hello\n")
+    (work / "sub" / "deep.txt").write_text("deep\n")
+    return work
+
+
+def test_reads_a_regular_file(root: Path) -> None:
+    assert read_beneath(root, "notes.txt", 100) == b"hello\n"
+    assert read_beneath(root, "sub/./deep.txt", 100) == b"deep\n"
+
+
+def test_a_missing_file_is_missing(root: Path) -> None:
+    with pytest.raises(Missing):
+        read_beneath(root, "new.txt", 100)
+    with pytest.raises(Missing):
+        read_beneath(root, "nowhere/new.txt", 100)
+    with pytest.raises(Missing):
+        read_beneath(root.parent / "absent", "x", 100)
+
+
+def test_a_symlinked_file_is_not_followed(root: Path) -> None:
+    """Attack: /work/notes.txt -> a host secret; the host must not read the target."""
+    (root / "link.txt").symlink_to(root.parent / "secret.txt")
+    (root / "relative.txt").symlink_to("notes.txt")  # even one that stays inside
+    for name in ("link.txt", "relative.txt"):
+        with pytest.raises(Unreadable, match="symbolic link") as caught:
+            read_beneath(root, name, 100)
+        assert not isinstance(caught.value, Missing)
+
+
+def test_a_symlinked_folder_on_the_way_is_not_followed(root: Path) -> None:
+    """Attack: /work/d -> a host folder; /work/d/secret.txt must not be read."""
+    (root / "d").symlink_to(root.parent)
+    with pytest.raises(Unreadable, match="symbolic link"):
+        read_beneath(root, "d/secret.txt", 100)
+
+
+def test_paths_that_leave_the_root_are_refused(root: Path) -> None:
+    for path in ("../secret.txt", "sub/../../secret.txt", "/etc/passwd", "", ".", "a\0b"):
+        with pytest.raises(Unreadable) as caught:
+            read_beneath(root, path, 100)
+        assert not isinstance(caught.value, Missing)
+
+
+def test_a_file_on_the_way_is_not_a_folder(root: Path) -> None:
+    with pytest.raises(Unreadable, match="not a folder"):
+        read_beneath(root, "notes.txt/x", 100)
+
+
+def test_only_regular_files_are_read(root: Path) -> None:
+    """Attack: a FIFO in /work would block a reader forever; it is refused at once."""
+    os.mkfifo(root / "pipe")
+    started = time.monotonic()
+    for name in ("pipe", "sub"):
+        with pytest.raises(Unreadable, match="not a regular file"):
+            read_beneath(root, name, 100)
+    assert time.monotonic() - started < 5
+
+
+def test_a_large_file_is_not_read(root: Path) -> None:
+    """Attack: a sparse file far larger than the limit; only its size is looked at."""
+    with (root / "big").open("wb") as big:
+        big.truncate(1 << 30)
+    with pytest.raises(TooLarge) as caught:
+        read_beneath(root, "big", 1000)
+    assert caught.value.size == 1 << 30
+    assert str(caught.value) == f"too large to show: {1 << 30} bytes"
+    assert read_beneath(root, "notes.txt", 6) == b"hello\n"
+    with pytest.raises(TooLarge):
+        read_beneath(root, "notes.txt", 5)
+
+
+def test_another_file_system_is_not_entered(root: Path) -> None:
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc")
+    with pytest.raises(Unreadable):
+        read_beneath(Path("/"), "proc/self/status", 10000)
