@@ -128,11 +128,13 @@ def _parts(path: str | PurePosixPath) -> tuple[str, ...]:
     return relative.parts
 
 
-def _read(fd: int, limit: int) -> bytes:
-    """Read a regular file's descriptor: its bytes, or TooLarge."""
+def _read(fd: int, limit: int, tail: bool) -> bytes:
+    """A regular file's bytes: all of them, the last ``limit`` with ``tail``, or TooLarge."""
     size = os.fstat(fd).st_size
     if size > limit:
-        raise TooLarge(size)
+        if not tail:
+            raise TooLarge(size)
+        os.lseek(fd, size - limit, os.SEEK_SET)
     chunks: list[bytes] = []
     total = 0
     while total <= limit:  # one byte past the limit tells a file that grew meanwhile
@@ -141,6 +143,8 @@ def _read(fd: int, limit: int) -> bytes:
             return b"".join(chunks)
         chunks.append(chunk)
         total += len(chunk)
+    if tail:
+        return b"".join(chunks)[-limit:]
     raise TooLarge(max(total, os.fstat(fd).st_size))
 
 
@@ -163,14 +167,15 @@ def _failure(exc: OSError) -> Unreadable:
     return Unreadable(_REFUSALS.get(exc.errno or 0) or exc.strerror or str(exc))
 
 
-def read_beneath(root: Path, path: str | PurePosixPath, limit: int) -> bytes:
+def read_beneath(root: Path, path: str | PurePosixPath, limit: int, *, tail: bool = False) -> bytes:
     """The content of the regular file at ``path`` (relative) beneath the folder ``root``.
 
     ``root`` is the host's own (a work folder, a mount's source) and is followed as it
     is; nothing beneath it is. Raises ``Missing`` when there is nothing at ``path``,
-    ``TooLarge`` when the file holds more than ``limit`` bytes, and ``Unreadable`` when
-    the path is not a plain way down to a regular file (a symbolic link on the way, a
-    FIFO, a device, another file system) or the file cannot be read.
+    ``TooLarge`` when the file holds more than ``limit`` bytes (with ``tail``, a log's
+    last ``limit`` bytes are returned instead), and ``Unreadable`` when the path is not
+    a plain way down to a regular file (a symbolic link on the way, a FIFO, a device,
+    another file system) or the file cannot be read.
     """
     parts = _parts(path)
     opened: list[int] = []
@@ -178,7 +183,7 @@ def read_beneath(root: Path, path: str | PurePosixPath, limit: int) -> bytes:
         opened.append(os.open(root, _PATH_FLAGS | os.O_DIRECTORY))
         opened.append(_open_path(opened[0], parts))
         opened.append(_reopen(opened[1]))
-        return _read(opened[2], limit)
+        return _read(opened[2], limit, tail)
     except OSError as exc:
         raise _failure(exc) from exc
     finally:

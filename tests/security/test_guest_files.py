@@ -111,3 +111,27 @@ def test_another_file_system_is_not_entered(root: Path) -> None:
         pytest.skip("no /proc")
     with pytest.raises(Unreadable):
         read_beneath(Path("/"), "proc/self/status", 10000)
+
+
+def test_a_log_is_read_by_its_tail(root: Path) -> None:
+    (root / "log").write_bytes(b"".join(b"line %d\n" % n for n in range(100_000)))
+    tail = read_beneath(root, "log", 20, tail=True)
+    assert tail == b"\nline 99998\nline 99999\n"[-20:]
+    assert read_beneath(root, "notes.txt", 100, tail=True) == b"hello\n"
+
+
+def test_a_dead_vms_console_is_read_by_its_tail(tmp_path: Path) -> None:
+    """Attack: a guest fills its console log (1 GiB, sparse here) before its agent answers;
+    the host quotes its last lines, without reading it all or following a link there.
+    """
+    from luminaguard.hypervisor.microvm import guest_died
+
+    with (tmp_path / "console.log").open("wb") as console:
+        console.truncate(1 << 30)
+        console.seek(0, os.SEEK_END)
+        console.write(b"\n[    1.0] init: mount /work failed\n")
+    (tmp_path / "qemu.log").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").write_text("host-secret-91aa\n")
+    message = str(guest_died(tmp_path))
+    assert "init: mount /work failed" in message
+    assert "host-secret-91aa" not in message
