@@ -7,11 +7,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from luminaguard.compiler.plan import PlannedStep
+from luminaguard.hostile_text import visible
 from luminaguard.hypervisor.guest_files import Missing, Unreadable, read_beneath
 from luminaguard.policy.action import Action, Decision
 
 _WRITE_TOOLS = ("write_file", "edit_file", "create_file")
 _DIFF_LIMIT = 200_000
+_NO_NEWLINE = "\n\\ No newline at end of file\n"
 
 
 def host_path(guest: str, views: dict[str, Path]) -> tuple[Path, PurePosixPath] | None:
@@ -58,29 +60,44 @@ def file_diff(action: Action, views: dict[str, Path]) -> str | None:
     except Unreadable as exc:
         return f"{guest} (now): {exc}\n"
     lines = difflib.unified_diff(
-        current.splitlines(keepends=True), content[:_DIFF_LIMIT].splitlines(keepends=True),
+        _lines(current), _lines(content[:_DIFF_LIMIT]),
         fromfile=f"{guest} (now)", tofile=f"{guest} (after)",
     )  # fmt: skip
-    return "".join(lines)
+    return "".join(line if line.endswith("\n") else line + _NO_NEWLINE for line in lines)
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as a file has them: ended by a newline only.
+
+    ``splitlines`` also breaks at a carriage return or a form feed, which would let a
+    file shape what its diff looks like.
+    """
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
 
 
 def approval_card(
     step: PlannedStep, action: Action, decision: Decision, views: dict[str, Path]
 ) -> dict[str, Any]:
-    """Everything needed to decide: the action in full, and the rule that made it Red."""
+    """Everything needed to decide: the action in full, and the rule that made it Red.
+
+    The texts meant for reading (``action``, ``reason``, ``diff``) hold no control
+    characters (``visible``); ``arguments`` are the action's own values, as data.
+    """
     card: dict[str, Any] = {
         "step": step.id,
         "agent": step.agent,
-        "action": action.describe(),
+        "action": visible(action.describe()),
         "kind": action.kind,
         "arguments": action.args if action.kind == "call" else {"command": action.command},
         "policy": decision.policy,
         "rule": decision.rule or "(default)",
         "rule_source": decision.source,
-        "reason": decision.reason,
+        "reason": visible(decision.reason),
         "action_hash": action.content_hash(),
     }
     diff = file_diff(action, views)
     if diff is not None:
-        card["diff"] = diff
+        card["diff"] = visible(diff, multiline=True)
     return card
