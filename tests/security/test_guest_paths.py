@@ -102,7 +102,10 @@ def assert_nowhere(marker: str, cli: CliRunner, state: Path) -> None:
 def test_symlink_in_work_to_a_host_secret(
     cli: CliRunner, write: Writer, tmp_path: Path, secret: Path
 ) -> None:
-    """Attack: /work/notes.txt -> /etc/shadow, then a Red write to /work/notes.txt."""
+    """Attack: /work/notes.txt -> /etc/shadow, then a Red write to /work/notes.txt.
+
+    Fixed by 849ea14.
+    """
     card = halt_on_write(cli, write, tmp_path, f"ln -s {secret} /work/notes.txt", "/work/notes.txt")
     assert MARKER not in json.dumps(card)
     assert "symbolic link" in str(card["diff"])
@@ -112,7 +115,10 @@ def test_symlink_in_work_to_a_host_secret(
 def test_symlinked_folder_on_the_way(
     cli: CliRunner, write: Writer, tmp_path: Path, secret: Path
 ) -> None:
-    """Attack: /work/etc -> the secret's folder, then a Red write to /work/etc/shadow."""
+    """Attack: /work/etc -> the secret's folder, then a Red write to /work/etc/shadow.
+
+    Fixed by 849ea14.
+    """
     card = halt_on_write(
         cli, write, tmp_path, f"ln -s {secret.parent} /work/etc", "/work/etc/shadow"
     )
@@ -124,7 +130,10 @@ def test_symlinked_folder_on_the_way(
 def test_symlink_inside_a_read_only_mount(
     cli: CliRunner, write: Writer, tmp_path: Path, secret: Path
 ) -> None:
-    """Attack: a mounted folder holds a symlink to a host secret; no code runs at all."""
+    """Attack: a mounted folder holds a symlink to a host secret; no code runs at all.
+
+    Fixed by 849ea14.
+    """
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "config").symlink_to(secret)
     card = halt_on_write(cli, write, tmp_path, "mkdir -p /work/x", "/data/config")
@@ -147,7 +156,10 @@ def _status(field: str) -> int:
 
 
 def test_sparse_gigabyte_file_is_not_read(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
-    """Attack: a 1 GiB sparse file behind a Red write made the runner read it all (2.1 GiB)."""
+    """Attack: a 1 GiB sparse file behind a Red write made the runner read it all (2.1 GiB).
+
+    Fixed by 849ea14.
+    """
     before = _peak_rss_reset()
     card = halt_on_write(cli, write, tmp_path, "truncate -s 1G /work/big", "/work/big")
     grown = _status("VmHWM") - before
@@ -158,7 +170,10 @@ def test_sparse_gigabyte_file_is_not_read(cli: CliRunner, write: Writer, tmp_pat
 def test_fifo_in_work_does_not_hang_the_runner(
     cli: CliRunner, write: Writer, tmp_path: Path
 ) -> None:
-    """Attack: a FIFO where the write goes; a reader opening it would wait for a writer."""
+    """Attack: a FIFO where the write goes; a reader opening it would wait for a writer.
+
+    Fixed by 849ea14.
+    """
     started = time.monotonic()
     card = halt_on_write(cli, write, tmp_path, "mkfifo /work/pipe", "/work/pipe")
     assert time.monotonic() - started < 60

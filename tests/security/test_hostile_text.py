@@ -105,7 +105,10 @@ def assert_shown_not_obeyed(text: str) -> None:
 def test_escape_sequences_in_a_diff_are_shown_not_obeyed(
     cli: CliRunner, write: Writer, tmp_path: Path
 ) -> None:
-    """Attack: file content clears the approver's screen and draws a fake card."""
+    """Attack: file content clears the approver's screen and draws a fake card.
+
+    Fixed by 6389eca.
+    """
     state, printed = run(cli, write, tmp_path, CARD_STEPS, 3)
     store = RunStore(state)
     [request] = store.approvals("pending")
@@ -125,7 +128,10 @@ def test_escape_sequences_in_a_diff_are_shown_not_obeyed(
 def test_markup_and_carriage_returns_in_an_error_are_shown_literally(
     cli: CliRunner, write: Writer, tmp_path: Path
 ) -> None:
-    """Attack: an error text with rich markup and a CR; ``status`` read the markup."""
+    """Attack: an error text with rich markup and a CR; ``status`` read the markup.
+
+    Fixed by 6389eca.
+    """
     state, printed = run(cli, write, tmp_path, ERROR_STEPS, 2)
     store = RunStore(state)
     error = store.steps("r")["read"].error or ""
@@ -168,7 +174,10 @@ HOSTILE_DETAIL = "tool error: [bold red]fine[/] \x1b[2J\x1b[Hok\rsucceeded \u202
 
 
 def test_live_progress_shows_markup_and_escapes_literally() -> None:
-    """Attack: a step's error drawn by the live view as rich markup and raw escapes."""
+    """Attack: a step's error drawn by the live view as rich markup and raw escapes.
+
+    Fixed by 6389eca.
+    """
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=200, color_system="standard")
     with LiveReporter(["s"], console) as live:
@@ -179,7 +188,10 @@ def test_live_progress_shows_markup_and_escapes_literally() -> None:
 
 
 def test_plain_progress_and_errors_show_escapes_literally() -> None:
-    """Attack: the same text in a plain progress line and in a reported error."""
+    """Attack: the same text in a plain progress line and in a reported error.
+
+    Fixed by 6389eca.
+    """
     out = io.StringIO()
     PlainReporter(out).step("s", "failed", HOSTILE_DETAIL)
 
