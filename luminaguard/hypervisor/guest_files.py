@@ -153,7 +153,10 @@ def _reopen(pathfd: int) -> int:
     before = os.fstat(pathfd)
     if not stat.S_ISREG(before.st_mode):
         raise Unreadable("not a regular file")
-    fd = os.open(f"/proc/self/fd/{pathfd}", _READ_FLAGS)
+    try:
+        fd = os.open(f"/proc/self/fd/{pathfd}", _READ_FLAGS)
+    except OSError as exc:  # not Missing: the file is there, /proc may not be
+        raise Unreadable(f"cannot reopen it through /proc/self/fd: {exc.strerror}") from exc
     after = os.fstat(fd)
     if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
         os.close(fd)

@@ -152,3 +152,19 @@ def test_a_dead_vms_console_is_read_by_its_tail(tmp_path: Path) -> None:
     message = str(guest_died(tmp_path))
     assert "init: mount /work failed" in message
     assert "host-secret-91aa" not in message
+
+
+def test_without_proc_the_file_is_unreadable_not_missing(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = os.open
+
+    def no_proc(path: str, flags: int, *args: object, **kwargs: object) -> int:
+        if str(path).startswith("/proc/self/fd/"):
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(guest_files.os, "open", no_proc)
+    with pytest.raises(Unreadable, match="/proc/self/fd") as caught:
+        read_beneath(root, "notes.txt", 100)
+    assert not isinstance(caught.value, Missing)
