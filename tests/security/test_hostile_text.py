@@ -203,3 +203,32 @@ def test_plain_progress_and_errors_show_escapes_literally() -> None:
     for shown in (out.getvalue(), err.getvalue()):
         assert not any(char in shown for char in RAW), repr(shown)
         assert "\\x1b[2J\\x1b[Hok\\rsucceeded \\u202e" in shown
+
+
+def test_a_bidi_override_in_a_file_name_is_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Attack: a write to ``/work/<U+202E>txt.sh`` reads as ``/work/hs.txt``.
+
+    Fixed by 6389eca.
+    """
+    from luminaguard.compiler.plan import PlannedStep
+    from luminaguard.policy.action import Action, Decision
+    from luminaguard.scheduler.cards import approval_card
+    from luminaguard.scheduler.store import ApprovalRecord
+    from luminaguard.ui.commands.approvals import _print_card
+
+    args = {"path": "/work/\u202etxt.sh", "content": "id\n"}
+    action = Action(kind="call", server="fs", tool="write_file", args=args)
+    step = PlannedStep(order=1, id="w", agent="a", action=action, needs=[], runtime=False,
+                       source="w.yaml:1:1")  # fmt: skip
+    decision = Decision(risk="red", policy="p", rule=None, reason="red by default")
+    card = approval_card(step, action, decision, {"/work": tmp_path})
+    assert "/work/\\u202etxt.sh (now)" in card["diff"] and "\u202e" not in card["diff"]
+    known = {"run_id": "r", "step_id": "w", "action_hash": "h", "state": "pending",
+             "card": card, "requested": 0.0, "expires": 0.0}  # fmt: skip
+    fields = ApprovalRecord.__dataclass_fields__
+    record = ApprovalRecord(**{name: known.get(name) for name in fields})
+    _print_card(record)
+    shown = capsys.readouterr().out
+    assert "\u202e" not in shown and shown.count("\\u202e") >= 3  # arguments and diff
