@@ -5,6 +5,11 @@ of the folder as it is when the VM boots, attached as a read-only virtio-blk dri
 (serial ``lgmount<N>``) that the guest's init mounts at the target. A read-write mount
 would give the guest a live path into the host, which is what the VM is there to
 prevent: it is refused (files come back through the agent's work folder instead).
+
+The folder's content is untrusted. ``mksquashfs`` stores a symbolic link as the link
+(resolved inside the guest, against the guest's own files) and a FIFO or device as
+the node: the host follows none of them while packing, and reads nothing else of the
+folder (``tests/security/test_folder_disks.py``).
 """
 
 from __future__ import annotations

@@ -15,12 +15,14 @@ from typing import Any
 from luminaguard.hypervisor import egress
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.folder_disks import FolderDisk
+from luminaguard.hypervisor.guest_files import Unreadable, read_beneath
 from luminaguard.hypervisor.guest_image import GuestImage
 from luminaguard.hypervisor.registry_kvm import hardware_kvm
 from luminaguard.transport.base import TransportError
 from luminaguard.transport.guest_agent import GuestAgent
 
 BOOT_TIMEOUT = 60.0
+LOG_TAIL = 64 << 10
 PR_SET_PDEATHSIG = 1
 
 
@@ -136,9 +138,14 @@ def launch(argv: list[str], folder: Path) -> subprocess.Popen[bytes]:
 
 
 def _lines(path: Path) -> list[str]:
+    """The last lines of a log the guest writes (its console): at most 64 KiB of them."""
     try:
-        return path.read_text(errors="replace").splitlines()
-    except OSError:
+        return (
+            read_beneath(path.parent, path.name, LOG_TAIL, tail=True)
+            .decode(errors="replace")
+            .splitlines()
+        )
+    except Unreadable:
         return []
 
 

@@ -7,21 +7,42 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from luminaguard.compiler.plan import PlannedStep
+from luminaguard.hostile_text import visible
+from luminaguard.hypervisor.guest_files import Missing, Unreadable, read_beneath
 from luminaguard.policy.action import Action, Decision
 
 _WRITE_TOOLS = ("write_file", "edit_file", "create_file")
 _DIFF_LIMIT = 200_000
+_NO_NEWLINE = "\n\\ No newline at end of file\n"
 
 
-def host_path(guest: str, views: dict[str, Path]) -> Path | None:
-    """The host file behind a sandbox path, when a view (``/work``, a mount) contains it."""
+def host_path(guest: str, views: dict[str, Path]) -> tuple[Path, PurePosixPath] | None:
+    """Where a sandbox path lives on the host: its view's folder and the path beneath it.
+
+    A view is ``/work`` or a mount. Read the file with ``read_beneath``: joining the two
+    and opening the result would follow the guest's symbolic links.
+    """
     path = PurePosixPath(guest)
     if ".." in path.parts or not path.is_absolute():
         return None
     for target, source in sorted(views.items(), key=lambda item: -len(item[0])):
         if path == PurePosixPath(target) or PurePosixPath(target) in path.parents:
-            return source / path.relative_to(target)
+            return source, path.relative_to(target)
     return None
+
+
+def current_content(root: Path, path: PurePosixPath) -> str:
+    """The file's content now ("" for a new file), or why it is not shown.
+
+    Read beneath its view without following the guest's symbolic links, regular files
+    of at most the diff limit only.
+    """
+    try:
+        return read_beneath(root, path, _DIFF_LIMIT).decode("utf-8")
+    except Missing:
+        return ""
+    except UnicodeDecodeError as exc:
+        raise Unreadable("not UTF-8 text") from exc
 
 
 def file_diff(action: Action, views: dict[str, Path]) -> str | None:
@@ -31,37 +52,52 @@ def file_diff(action: Action, views: dict[str, Path]) -> str | None:
     guest, content = action.args.get("path"), action.args.get("content")
     if not isinstance(guest, str) or not isinstance(content, str):
         return None
-    host = host_path(guest, views)
-    if host is None:
+    found = host_path(guest, views)
+    if found is None:
         return None
     try:
-        current = host.read_text(encoding="utf-8")[:_DIFF_LIMIT] if host.is_file() else ""
-    except (OSError, UnicodeDecodeError):
-        return None
+        current = current_content(*found)
+    except Unreadable as exc:
+        return f"{guest} (now): {exc}\n"
     lines = difflib.unified_diff(
-        current.splitlines(keepends=True), content[:_DIFF_LIMIT].splitlines(keepends=True),
+        _lines(current), _lines(content[:_DIFF_LIMIT]),
         fromfile=f"{guest} (now)", tofile=f"{guest} (after)",
     )  # fmt: skip
-    return "".join(lines)
+    return "".join(line if line.endswith("\n") else line + _NO_NEWLINE for line in lines)
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as a file has them: ended by a newline only.
+
+    ``splitlines`` also breaks at a carriage return or a form feed, which would let a
+    file shape what its diff looks like.
+    """
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
 
 
 def approval_card(
     step: PlannedStep, action: Action, decision: Decision, views: dict[str, Path]
 ) -> dict[str, Any]:
-    """Everything needed to decide: the action in full, and the rule that made it Red."""
+    """Everything needed to decide: the action in full, and the rule that made it Red.
+
+    The texts meant for reading (``action``, ``reason``, ``diff``) hold no control
+    characters (``visible``); ``arguments`` are the action's own values, as data.
+    """
     card: dict[str, Any] = {
         "step": step.id,
         "agent": step.agent,
-        "action": action.describe(),
+        "action": visible(action.describe()),
         "kind": action.kind,
         "arguments": action.args if action.kind == "call" else {"command": action.command},
         "policy": decision.policy,
         "rule": decision.rule or "(default)",
         "rule_source": decision.source,
-        "reason": decision.reason,
+        "reason": visible(decision.reason),
         "action_hash": action.content_hash(),
     }
     diff = file_diff(action, views)
     if diff is not None:
-        card["diff"] = diff
+        card["diff"] = visible(diff, multiline=True)
     return card

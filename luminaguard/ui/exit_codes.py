@@ -19,6 +19,7 @@ from typing import TextIO
 
 from luminaguard.config.diagnostics import ConfigError
 from luminaguard.errors import LuminaGuardError
+from luminaguard.hostile_text import visible
 from luminaguard.ui.diagnostics import render_config_error
 
 OK = 0
@@ -35,15 +36,15 @@ def guarded(command: Callable[[], int], stderr: TextIO | None = None) -> int:
     try:
         return command()
     except ConfigError as exc:
-        err.write(render_config_error(exc))
+        err.write(visible(render_config_error(exc), multiline=True))
         return INVALID
     except LuminaGuardError as exc:
-        err.write(f"error: {exc}\n")
+        err.write(visible(f"error: {exc}", multiline=True) + "\n")
         return INVALID
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return INTERRUPTED
     except Exception:
         err.write("internal error: this is a bug in LuminaGuard; please report it\n")
-        err.write(traceback.format_exc())
+        err.write(visible(traceback.format_exc(), multiline=True))
         return INTERNAL

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from luminaguard.compiler.plan import Plan, PlannedStep
+from luminaguard.hostile_text import visible
 
 _RISK_STYLE = {
     "green": ("GREEN", "bold green"),
@@ -18,7 +19,7 @@ _RISK_STYLE = {
 def _action_text(step: PlannedStep) -> str:
     action = step.action
     if action.kind == "run":
-        command = " ".join((action.command or "").split())
+        command = visible((action.command or "").strip())  # a newline shows: it separates commands
         return f"$ {command[:60]}{'…' if len(command) > 60 else ''}"
     args = ", ".join(f"{key}={value!r}" for key, value in sorted(action.args.items()))
     text = f"{action.describe()}({args})"
@@ -33,9 +34,15 @@ def _rule_text(step: PlannedStep) -> str:
     return f"{decision.policy}/{rule}" + (f"\n{decision.source}" if decision.source else "")
 
 
+def _shown(text: str) -> Text:
+    """A cell shown as it is: no rich markup read, no control character obeyed."""
+    return Text(visible(text, multiline=True))
+
+
 def plan_table(plan: Plan) -> Table:
     """The plan's steps as a rich table."""
-    table = Table(title=f"Plan for workload {plan.workload!r}", title_justify="left", expand=False)
+    title = Text(visible(f"Plan for workload {plan.workload!r}"))
+    table = Table(title=title, title_justify="left", expand=False)
     for column in ("#", "step", "agent", "action", "risk", "rule", "reason"):
         table.add_column(column, overflow="fold")
     for step in plan.steps:
@@ -44,12 +51,12 @@ def plan_table(plan: Plan) -> Table:
         needs = f"\nneeds: {', '.join(step.needs)}" if step.needs else ""
         table.add_row(
             str(step.order),
-            step.id + needs,
-            step.agent,
-            _action_text(step),
+            _shown(step.id + needs),
+            _shown(step.agent),
+            _shown(_action_text(step)),
             Text(label, style=style),
-            _rule_text(step),
-            reason,
+            _shown(_rule_text(step)),
+            _shown(reason),
         )
     return table
 

@@ -10,6 +10,9 @@ from typing import TextIO
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
+
+from luminaguard.hostile_text import visible
 
 _STYLES = {
     "succeeded": "green", "failed": "red", "denied": "red", "awaiting_approval": "yellow",
@@ -28,7 +31,7 @@ class PlainReporter:
         line = f"{time.strftime('%H:%M:%S')} {step_id:<20} {state}" + (
             f"  {detail}" if detail else ""
         )
-        print(line, file=self.stream, flush=True)
+        print(visible(line), file=self.stream, flush=True)
 
 
 class LiveReporter:
@@ -43,7 +46,11 @@ class LiveReporter:
         for column in ("step", "state", "detail"):
             table.add_column(column)
         for step_id, (state, detail) in self.states.items():
-            table.add_row(step_id, f"[{_STYLES.get(state, '')}]{state}[/]", detail[:80])
+            table.add_row(
+                Text(visible(step_id)),
+                Text(visible(state), style=_STYLES.get(state, "")),
+                Text(visible(detail)[:80]),
+            )
         return table
 
     def step(self, step_id: str, state: str, detail: str = "") -> None:

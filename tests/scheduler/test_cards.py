@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from luminaguard.compiler.plan import PlannedStep
 from luminaguard.policy.action import Action, Decision
@@ -19,8 +19,8 @@ def write_action(path: str, content: str, tool: str = "write_file") -> Action:
 
 def test_host_path_maps_views() -> None:
     views = {"/work": Path("/s/work"), "/data/repo": Path("/src/repo")}
-    assert host_path("/work/a/b.txt", views) == Path("/s/work/a/b.txt")
-    assert host_path("/data/repo/x", views) == Path("/src/repo/x")
+    assert host_path("/work/a/b.txt", views) == (Path("/s/work"), PurePosixPath("a/b.txt"))
+    assert host_path("/data/repo/x", views) == (Path("/src/repo"), PurePosixPath("x"))
     assert host_path("/etc/passwd", views) is None
     assert host_path("/work/../etc/passwd", views) is None
     assert host_path("relative", views) is None

@@ -7,6 +7,7 @@ import json
 import time
 
 from luminaguard.errors import UsageError
+from luminaguard.hostile_text import visible
 from luminaguard.scheduler.store import ApprovalRecord, RunStore
 from luminaguard.ui.exit_codes import INVALID, OK
 from luminaguard.ui.state import add_identity_option, add_state_option, identity, open_store
@@ -37,14 +38,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _print_card(request: ApprovalRecord) -> None:
     card = request.card
     left = request.expires - time.time()
-    print(f"{request.run_id} {request.step_id}  [{request.state}]  expires in {max(left, 0):.0f}s")
-    print(f"  action:    {card.get('action')}")
-    print(f"  arguments: {json.dumps(card.get('arguments'), sort_keys=True)}")
-    print(f"  rule:      {card.get('policy')}/{card.get('rule')} ({card.get('rule_source')})")
-    print(f"  reason:    {card.get('reason')}")
-    print(f"  hash:      {request.action_hash}")
+    where = visible(f"{request.run_id} {request.step_id}  [{request.state}]")
+    print(f"{where}  expires in {max(left, 0):.0f}s")
+    print(f"  action:    {visible(card.get('action'))}")
+    print(f"  arguments: {visible(json.dumps(card.get('arguments'), sort_keys=True))}")
+    rule = f"{card.get('policy')}/{card.get('rule')} ({card.get('rule_source')})"
+    print(f"  rule:      {visible(rule)}")
+    print(f"  reason:    {visible(card.get('reason'))}")
+    print(f"  hash:      {visible(request.action_hash)}")
     if card.get("diff"):
-        print("  diff:\n" + "".join(f"    {line}\n" for line in str(card["diff"]).splitlines()))
+        diff = visible(card["diff"], multiline=True)
+        print("  diff:\n" + "".join(f"    {line}\n" for line in diff.splitlines()))
 
 
 def list_requests(args: argparse.Namespace) -> int:

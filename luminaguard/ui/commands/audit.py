@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from luminaguard.hostile_text import visible
 from luminaguard.ui.exit_codes import INVALID, OK
 from luminaguard.ui.state import add_state_option, open_store
 
@@ -35,7 +36,7 @@ def show_records(args: argparse.Namespace) -> int:
         when = time.strftime("%H:%M:%S", time.localtime(record.time))
         data = json.dumps(record.data, sort_keys=True)
         step = record.step_id or "-"
-        print(f"{record.seq:>6} {when} {record.run_id} {step} {record.event} {data[:160]}")
+        print(visible(f"{record.seq:>6} {when} {record.run_id} {step} {record.event} {data[:160]}"))
     return OK
 
 
@@ -44,7 +45,7 @@ def verify_chain(args: argparse.Namespace) -> int:
     store = open_store(args)
     problems = store.audit.verify()
     for problem in problems:
-        print(f"audit: {problem}")
+        print(visible(f"audit: {problem}"))
     if problems:
         return INVALID
     count = len(store.audit.records())

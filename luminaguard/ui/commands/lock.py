@@ -18,6 +18,7 @@ from luminaguard.compiler.lock import (
 )
 from luminaguard.compiler.plan import PlannedAgent
 from luminaguard.config.diagnostics import ConfigError
+from luminaguard.hostile_text import visible
 from luminaguard.hypervisor.base import SandboxHandle
 from luminaguard.hypervisor.sandbox import SandboxBackend
 from luminaguard.scheduler.runtime import absolute_agent, environment, sandbox_spec
@@ -103,12 +104,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.check:
         path.write_text(current.to_json(), encoding="utf-8")
         for key, server in sorted(current.servers.items()):
-            print(f"{key}: {len(server.tools)} tools")
+            print(visible(f"{key}: {len(server.tools)} tools"))
         print(f"wrote {path}")
         return OK
     problems = _compare(current, load_lock(path))
     for line in problems:
-        print(f"lock: {line}")
+        print(visible(f"lock: {line}"))
     if problems:
         print(f"{path} is out of date: review the changes, then run:")
         print(f"  luminaguard lock {' '.join(args.paths)} --lock {path}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from luminaguard.compiler.compile import Bundle, load_checked
 from luminaguard.errors import UsageError
+from luminaguard.hostile_text import visible
 from luminaguard.policy.engine import PolicyEngine
 from luminaguard.policy.replay import Audited, Replayed, ReplayReport, replay
 from luminaguard.scheduler.store import RunStore
@@ -34,8 +35,9 @@ def _engines(bundle: Bundle) -> dict[str, PolicyEngine]:
 
 def _line(change: Replayed) -> str:
     was = f"{change.before_risk} by {change.before_rule or 'the default'}"
-    return f"  {change.run_id}/{change.step_id}: {change.action.describe()}\n      was {was}; " \
-           f"now {decided(change.after)}: {change.after.reason}"  # fmt: skip
+    step = visible(f"{change.run_id}/{change.step_id}: {change.action.describe()}")
+    now = visible(f"now {decided(change.after)}: {change.after.reason}")
+    return f"  {step}\n      {visible(f'was {was}')}; {now}"
 
 
 def render(report: ReplayReport) -> str:

@@ -14,6 +14,7 @@ from rich.console import Console
 from luminaguard.compiler import compile_paths
 from luminaguard.compiler.lock import add_lock_option, find_lock
 from luminaguard.errors import UsageError
+from luminaguard.hostile_text import visible
 from luminaguard.hypervisor.registry import DEFAULT, backend
 from luminaguard.scheduler.outcomes import RunResult
 from luminaguard.scheduler.runner import Reporter, Runner
@@ -52,15 +53,15 @@ def new_run_id(workload: str) -> str:
 
 def report_result(result: RunResult, store: RunStore) -> int:
     """Say how the run ended and what to do next; return its exit code."""
-    print(f"run {result.run_id}: {result.state}")
+    print(visible(f"run {result.run_id}: {result.state}"))
     for step_id, record in result.steps.items():
         if record.state in ("failed", "denied", "unknown") and record.error:
-            print(f"  {step_id}: {record.state}: {record.error}")
+            print(visible(f"  {step_id}: {record.state}: {record.error}"))
     if result.state == "halted":
         for request in store.approvals("pending", result.run_id):
             card = request.card
             what = f"{card.get('action')} ({card.get('reason')})"
-            print(f"  {request.step_id}: awaiting approval: {what}")
+            print(visible(f"  {request.step_id}: awaiting approval: {what}"))
         for step_id, record in result.steps.items():
             if record.state == "unknown":
                 print(f"  {step_id}: unknown: the runner stopped during it")

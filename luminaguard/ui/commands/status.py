@@ -7,7 +7,9 @@ import time
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from luminaguard.hostile_text import visible
 from luminaguard.ui.exit_codes import OK
 from luminaguard.ui.state import add_state_option, open_store
 
@@ -18,6 +20,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("run_id", nargs="?", metavar="RUN")
     add_state_option(parser)
     parser.set_defaults(handler=run)
+
+
+def _cells(*texts: object) -> list[Text]:
+    """Table cells shown as they are: no markup read, no control character obeyed."""
+    return [Text(visible(text)) for text in texts]
 
 
 def _when(stamp: float) -> str:
@@ -31,18 +38,23 @@ def run(args: argparse.Namespace) -> int:
     if args.run_id is None:
         table = Table("run", "workload", "state", "updated")
         for record in store.runs():
-            table.add_row(record.id, record.workload, record.state, _when(record.updated))
+            table.add_row(*_cells(record.id, record.workload, record.state, _when(record.updated)))
         console.print(table)
         return OK
     record = store.run(args.run_id)
     table = Table(
-        "#", "step", "state", "attempts", "detail", title=f"run {record.id}: {record.state}"
+        "#",
+        "step",
+        "state",
+        "attempts",
+        "detail",
+        title=Text(visible(f"run {record.id}: {record.state}")),
     )
     for planned in record.plan.steps:
         step = store.steps(record.id)[planned.id]
         detail = step.error or (
             f"exit {step.outputs.get('exit_code')}" if "exit_code" in step.outputs else ""
         )
-        table.add_row(str(planned.order), planned.id, step.state, str(step.attempts), detail)
+        table.add_row(*_cells(planned.order, planned.id, step.state, step.attempts, detail))
     console.print(table)
     return OK
