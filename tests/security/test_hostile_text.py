@@ -34,7 +34,7 @@ metadata: {{name: p}}
 spec:
   rules:
     - id: plant
-      match: {{kind: run, command: {{regex: '^printf '}}}}
+      match: {{program: printf, redirects: {{path: /work/**}}}}
       risk: green
       reason: the agent writes in its folder
     - id: read
