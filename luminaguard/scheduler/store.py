@@ -1,21 +1,35 @@
 """``RunStore``: runs, steps, attempts and approvals in SQLite (WAL), written before effects.
 
 Each change is one transaction that also appends its audit record, so the state and
-the audit log never disagree. The runner reads its plan back from here on resume.
+the audit log never disagree. The runner reads its plan back from here on resume, and
+trusts it, and an approval, only with its audit record (``verified_run``,
+``audited_approval``). The state folder is private (0700, files 0600).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import UsageError
-from luminaguard.scheduler.audit import AuditLog, Redactor
+from luminaguard.scheduler import lease
+from luminaguard.scheduler.audit import AuditLog, AuditRecord, Redactor
+from luminaguard.scheduler.audit_head import HeadFile
+from luminaguard.scheduler.audit_key import state_key
+from luminaguard.scheduler.lease import RunLease
+from luminaguard.scheduler.private import (
+    check_run_id,
+    make_private,
+    private_file,
+    private_folder,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -127,15 +141,23 @@ AuditEntry = tuple[str, str | None, str, dict[str, Any]]
 class RunStore:
     """Durable run state; one SQLite database per state folder."""
 
-    def __init__(self, state_dir: Path, redact: Redactor | None = None) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir = state_dir
-        self.db = sqlite3.connect(state_dir / "runs.db", isolation_level=None, timeout=30)
+    def __init__(
+        self, state_dir: Path, redact: Redactor | None = None, audit_key: Path | None = None
+    ) -> None:
+        self.state_dir = private_folder(state_dir)
+        path = private_file(state_dir / "runs.db")
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        make_private(*(path.with_name(f"runs.db{suffix}") for suffix in ("-wal", "-shm")))
         self._fsync = True
-        self.db.executescript(SCHEMA)
-        self.audit = AuditLog(self.db, redact)
+        self.db.executescript(SCHEMA + lease.SCHEMA)
+        self.audit = AuditLog(
+            self.db,
+            redact,
+            lambda: state_key(state_dir, audit_key, self.audit.count() > 0),
+            HeadFile(state_dir),
+        )
 
     def close(self) -> None:
         """Close the database."""
@@ -148,11 +170,22 @@ class RunStore:
             self.db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._fsync = fsync
 
-    def _write(self, statements: list[Statement], *audits: AuditEntry, fsync: bool = True) -> None:
-        """Run ``statements`` and append the audit records in one transaction."""
+    def _write(
+        self,
+        statements: list[Statement],
+        *audits: AuditEntry,
+        fsync: bool = True,
+        guard: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``statements`` and append the audit records in one transaction.
+
+        ``guard``, when given, runs first inside the transaction and may refuse the write.
+        """
         self._durability(fsync)
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            if guard is not None:
+                guard()
             for sql, params in statements:
                 self.db.execute(sql, params)
             for audit in audits:
@@ -161,21 +194,68 @@ class RunStore:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        if audits:
+            self.audit.seal(fsync)
 
     # --- runs -------------------------------------------------------------------------
-    def create_run(self, run_id: str, plan: Plan, backend: str) -> None:
-        """Record a new run and its steps, all pending."""
+    def create_run(
+        self, run_id: str, plan: Plan, backend: str, started_by: dict[str, str] | None = None
+    ) -> None:
+        """Record a new run and its steps, all pending, and who started it.
+
+        The audit record holds the hash of the plan exactly as stored, so that an edit of
+        the stored plan is seen when the run is driven again.
+        """
+        check_run_id(run_id)
         if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
             raise UsageError(f"run {run_id!r} already exists; resume it or choose another id")
+        private_folder(self.state_dir / "runs" / run_id)
         now = time.time()
-        row = (run_id, plan.workload, plan.hash, plan.to_json(), backend, now, now)
+        text = plan.to_json()
+        row = (run_id, plan.workload, plan.hash, text, backend, now, now)
         statements: list[Statement] = [(_INSERT_RUN, row)]
         statements += [(_INSERT_STEP, (run_id, s.id, s.order, now)) for s in plan.steps]
-        data = {"workload": plan.workload, "plan_hash": plan.hash, "backend": backend}
+        data = {
+            "workload": plan.workload, "plan_hash": plan.hash, "backend": backend,
+            "stored_plan": _text_hash(text), "started_by": started_by or {},
+        }  # fmt: skip
         self._write(statements, (run_id, None, "run.created", data))
+
+    def lease(self, run_id: str) -> RunLease:
+        """Take the exclusive right to drive the run (``LeaseHeld`` names its holder)."""
+        return RunLease.acquire(self.db, self.state_dir / "locks", check_run_id(run_id))
+
+    def check_audit(self) -> None:
+        """Refuse (UsageError naming the first bad record) unless the audit log verifies."""
+        problems = self.audit.verify()
+        if problems:
+            raise UsageError(
+                f"the audit log does not verify, so the state cannot be trusted: {problems[0]}"
+                " (see `luminaguard audit verify`)"
+            )
+
+    def created(self, run_id: str) -> AuditRecord:
+        """The audited ``run.created`` record of the run (its HMAC checked)."""
+        found = self.audit.records(run_id, event="run.created")
+        if len(found) != 1 or not self.audit.authentic(found[0]):
+            raise UsageError(f"run {run_id!r} has no authentic run.created audit record")
+        return found[0]
+
+    def verified_run(self, run_id: str) -> RunRecord:
+        """The stored run, refused unless its plan is the one audited when the run started."""
+        stored = self.db.execute("SELECT plan FROM runs WHERE id = ?", (run_id,)).fetchone()
+        run = self.run(run_id)
+        audited = self.created(run_id).data.get("stored_plan")
+        if _text_hash(stored[0]) != audited:
+            raise UsageError(
+                f"run {run_id!r}: the stored plan is not the plan the run started with"
+                " (runs.db was edited); refusing to drive it"
+            )
+        return run
 
     def run(self, run_id: str) -> RunRecord:
         """The stored run, or a UsageError naming the runs that exist."""
+        check_run_id(run_id)
         row = self.db.execute(
             "SELECT id, workload, plan, backend, state, created, updated FROM runs WHERE id = ?",
             (run_id,),
@@ -244,18 +324,22 @@ class RunStore:
         data: dict[str, Any],
         decision: dict[str, Any] | None = None,
         repeatable: bool = False,
+        *,
+        token: int,
     ) -> int:
         """Journal that an attempt starts, before it starts; return its number.
 
-        ``decision``, when given, is audited in the same transaction. Unless the step is
-        ``repeatable`` (safe to run again), the entry is fsynced before this returns.
+        Only the holder of the run's lease ``token`` may start a step (``LeaseLost``
+        otherwise); the token is audited with the start. ``decision``, when given, is
+        audited in the same transaction. Unless the step is ``repeatable`` (safe to run
+        again), the entry is fsynced before this returns.
         """
         (attempts,) = self.db.execute(
             "SELECT attempts FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)
         ).fetchone()
         attempt = int(attempts) + 1
         now = time.time()
-        record = {**data, "attempt": attempt, "action_hash": action_hash}
+        record = {**data, "attempt": attempt, "action_hash": action_hash, "lease": token}
         self._write(
             [
                 (_START_STEP, (attempt, action_hash, now, run_id, step_id)),
@@ -264,6 +348,7 @@ class RunStore:
             *([(run_id, step_id, "decision", decision)] if decision else []),
             (run_id, step_id, "step.started", record),
             fsync=not repeatable,
+            guard=lambda: lease.check_token(self.db, run_id, token),
         )
         return attempt
 
@@ -293,6 +378,20 @@ class RunStore:
             (run_id, step_id, f"step.{state}", record),
             fsync=False,
         )
+
+    def audited_approval(self, run_id: str, step_id: str, action_hash: str) -> AuditRecord | None:
+        """The authentic ``approval.approved`` record of exactly this action, if any."""
+        for record in self.audit.records(run_id, step_id, "approval.approved"):
+            if record.data.get("action_hash") == action_hash and self.audit.authentic(record):
+                return record
+        return None
+
+    def audited_request(self, run_id: str, step_id: str, action_hash: str) -> AuditRecord | None:
+        """The authentic ``approval.requested`` record of exactly this action, if any."""
+        for record in self.audit.records(run_id, step_id, "approval.requested"):
+            if record.data.get("action_hash") == action_hash and self.audit.authentic(record):
+                return record
+        return None
 
     # --- approvals ------------------------------------------------------------------------
     def approval(self, run_id: str, step_id: str, action_hash: str) -> ApprovalRecord | None:
@@ -355,3 +454,7 @@ class RunStore:
             [(_DECIDE_APPROVAL, (state, time.time(), approver, reason, *key))],
             (request.run_id, request.step_id, f"approval.{state}", record),
         )
+
+
+def _text_hash(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

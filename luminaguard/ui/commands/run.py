@@ -16,6 +16,7 @@ from luminaguard.compiler.lock import add_lock_option, find_lock
 from luminaguard.errors import UsageError
 from luminaguard.hypervisor.registry import DEFAULT, backend
 from luminaguard.scheduler.outcomes import RunResult
+from luminaguard.scheduler.private import check_run_id
 from luminaguard.scheduler.runner import Reporter, Runner
 from luminaguard.scheduler.store import RunStore
 from luminaguard.ui.commands.plan import parse_params
@@ -85,6 +86,8 @@ def make_reporter(step_ids: list[str]) -> Reporter:
 
 def run(args: argparse.Namespace) -> int:
     """Compile the workload, start a run of it, drive it until done or halted."""
+    if args.run_id is not None:
+        check_run_id(args.run_id)
     _, plans = compile_paths(
         args.paths, args.workload, parse_params(args.param), find_lock(args.lock)
     )
