@@ -145,6 +145,7 @@ class RunStore:
         self, state_dir: Path, redact: Redactor | None = None, audit_key: Path | None = None
     ) -> None:
         self.state_dir = private_folder(state_dir)
+        private_folder(state_dir / "runs")
         path = private_file(state_dir / "runs.db")
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
