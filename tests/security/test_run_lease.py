@@ -50,8 +50,9 @@ def test_two_concurrent_resumes_run_the_approved_step_once(
 ) -> None:
     """Attack: two `resume` of one approved run at once both executed the Red step.
 
-    Fixed by "one driver per run: an flock lease per run and a fencing token on step
-    starts": the second refuses with "run r is being driven by PID P since T", exit 1.
+    Fixed by b39c386 ("one driver per run: an flock lease per run and a fencing token
+    on step starts; ..."): the second refuses with "run r is being driven by PID P since
+    T", exit 1.
     """
     state = tmp_path / "state"
     halt(cli, workload(write, ship=BLOCKING), state)
@@ -82,7 +83,8 @@ def test_a_live_driver_keeps_the_run_and_a_killed_one_frees_it(
     Before the fix the second `resume` marked the running Red step unknown (and could run
     it again once approved). Now it exits 1 naming the driver; after `kill -9` of the
     driver the kernel frees the lease and `resume` takes over with a newer fencing token.
-    Fixed by "one driver per run: an flock lease per run and a fencing token on step starts".
+    Fixed by b39c386 ("one driver per run: an flock lease per run and a fencing token on
+    step starts; ...").
     """
     state = tmp_path / "state"
     halt(cli, workload(write, ship=BLOCKING), state)
@@ -113,8 +115,8 @@ def test_a_stale_fencing_token_cannot_start_a_step(
 ) -> None:
     """Attack: a process whose lease was taken over records a step start.
 
-    Fixed by "one driver per run: an flock lease per run and a fencing token on step
-    starts": the store checks the token inside the write transaction.
+    Fixed by b39c386 ("one driver per run: an flock lease per run and a fencing token
+    on step starts; ..."): the store checks the token inside the write transaction.
     """
     from luminaguard.scheduler.lease import LeaseHeld, LeaseLost
 
