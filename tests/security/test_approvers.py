@@ -38,8 +38,8 @@ def _nothing_decided(state: Path) -> None:
 def test_an_approver_not_listed_is_refused(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
     """Attack: `approve --as mallory` worked although the policy's approvers are [alice].
 
-    Fixed by "approve, deny: only a listed approver decides; the run's starter does not
-    approve under prevent_self_approval" (with the terms audited since b39c386).
+    Fixed by 3bd4f68 ("approve, deny: only a listed approver decides; ..."), with the
+    terms audited since b39c386.
     """
     state = tmp_path / "state"
     halt(cli, workload(write, approval=", approvers: [alice]"), state)
@@ -59,7 +59,8 @@ def test_the_deciding_rules_approvers_replace_the_policys(
 ) -> None:
     """Attack: a policy approver approves a step whose rule names other approvers.
 
-    Fixed by "approve, deny: only a listed approver decides; ..." (the rule's list wins).
+    Fixed by 3bd4f68 ("approve, deny: only a listed approver decides; ..."): the rule's
+    list wins.
     """
     state = tmp_path / "state"
     halt(cli, workload(write, ", approvers: [alice]", SHIP_RULE % ""), state)
@@ -103,8 +104,9 @@ def test_the_runs_starter_cannot_approve_its_steps(
     """Attack: the person who started the run approves its Red step herself.
 
     With `prevent_self_approval` (on the policy's approval, or on the deciding rule), the
-    starter's name and login name are refused. Fixed by "approve, deny: only a listed
-    approver decides; the run's starter does not approve under prevent_self_approval".
+    starter's name and login name are refused. Fixed by 3bd4f68 ("approve, deny: only a
+    listed approver decides; the run's starter does not approve under
+    prevent_self_approval"), the field added in b39c386.
     """
     state, login = tmp_path / "state", getpass.getuser()
     flag = ", prevent_self_approval: true"

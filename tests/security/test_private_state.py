@@ -26,7 +26,7 @@ def test_state_folder_and_files_are_private_even_when_made_public_before(
 
     A state folder made public (as older versions left it) becomes 0700 with 0600 files
     when opened. Fixed by b39c386 ("one driver per run: ...; private, keyed state") and
-    "state: the runs folder is private too" (a runs/ folder made before).
+    45f1d3f ("state: the runs folder is private too") for a runs/ folder made before.
     """
     state = tmp_path / "state"
     (state / "runs").mkdir(parents=True)
