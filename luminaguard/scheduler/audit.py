@@ -106,9 +106,9 @@ class AuditLog:
             (seq, when, run_id, step_id, event, text, prev, digest),
         )
 
-    def seal(self, fsync: bool = True) -> None:
-        """Record the newest committed record as the head (after each commit)."""
-        self.head_file.seal(self.db, self.key, fsync)
+    def seal(self) -> None:
+        """Record the newest committed record as the head (after each durable commit)."""
+        self.head_file.seal(self.db, self.key)
 
     def records(
         self, run_id: str | None = None, step_id: str | None = None, event: str | None = None

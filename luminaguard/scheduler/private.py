@@ -68,21 +68,20 @@ def make_private(*paths: Path) -> None:
         _fix_mode(path, FILE_MODE)
 
 
-def write_atomically(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Replace ``path`` by ``data`` at once (0600): readers see the old or the new content."""
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` at once (0600): readers see the old or the new content.
+
+    The data is fsynced before the rename, so a power loss leaves the old or the new
+    content, never a torn one (the rename itself may be lost: the old content stays).
+    """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
-        os.write(fd, data)
-        if fsync:
-            os.fsync(fd)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(temporary, path)
-    if fsync:
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)

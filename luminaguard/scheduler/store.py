@@ -195,8 +195,8 @@ class RunStore:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        if audits:
-            self.audit.seal(fsync)
+        if audits and fsync:
+            self.audit.seal()  # the head follows every durable write
 
     # --- runs -------------------------------------------------------------------------
     def create_run(
