@@ -95,5 +95,6 @@ def state_key(state_dir: Path, external: Path | None, has_records: bool) -> Audi
         return AuditKey.create(path)
     raise UsageError(
         f"the audit key {path} is missing, so the audit log cannot be verified or extended;"
-        " if the log was written with an external key, give it with --audit-key FILE"
+        " if the log was written with an external key, give it with --audit-key FILE (a"
+        " state folder made before the audit log was keyed has none: start a new one)"
     )

@@ -19,6 +19,7 @@ from typing import Protocol
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
+from luminaguard.scheduler import audited
 from luminaguard.scheduler.approvers import starter, terms_of
 from luminaguard.scheduler.audit import Redactor
 from luminaguard.scheduler.cards import approval_card
@@ -98,8 +99,8 @@ class Runner:
 
     def _trusted(self, run_id: str) -> RunRecord:
         """The run, only if the audit log verifies and holds the plan the run started with."""
-        self.store.check_audit()
-        return self.store.verified_run(run_id)
+        audited.check_log(self.store)
+        return audited.trusted_run(self.store, run_id)
 
     def _recover(self, run_id: str, step: PlannedStep) -> None:
         if step.idempotent:
@@ -255,14 +256,14 @@ class _Execution:
 
     def _approval_holds(self, step: PlannedStep, digest: str, decision: Decision) -> bool:
         """Whether the stored approval is audited, and by someone allowed to give it."""
-        audited = self.store.audited_approval(self.run_id, step.id, digest)
+        record = audited.approval(self.store, self.run_id, step.id, digest)
         why: str | None
-        if audited is None:
+        if record is None:
             why = "the approval in runs.db has no audit record (runs.db was edited)"
         else:
-            started_by = self.store.created(self.run_id).data.get("started_by") or {}
-            approver = str(audited.data.get("approver"))
-            why = terms_of(self.plan, decision).refusal(approver, started_by, approving=True)
+            starter = audited.started_by(self.store, self.run_id)
+            approver = str(record.data.get("approver"))
+            why = terms_of(self.plan, decision).refusal(approver, starter, approving=True)
         if why is None:
             return True
         self._set(step.id, "denied", "step.denied", {"reason": why}, f"approval refused: {why}")

@@ -2,8 +2,8 @@
 
 Each change is one transaction that also appends its audit record, so the state and
 the audit log never disagree. The runner reads its plan back from here on resume, and
-trusts it, and an approval, only with its audit record (``verified_run``,
-``audited_approval``). The state folder is private (0700, files 0600).
+trusts it, and an approval, only with its audit record (``audited``). The state folder
+is private (0700, files 0600).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import UsageError
 from luminaguard.scheduler import lease
-from luminaguard.scheduler.audit import AuditLog, AuditRecord, Redactor
+from luminaguard.scheduler.audit import AuditLog, Redactor
 from luminaguard.scheduler.audit_head import HeadFile
 from luminaguard.scheduler.audit_key import state_key
 from luminaguard.scheduler.lease import RunLease
@@ -208,9 +208,6 @@ class RunStore:
         the stored plan is seen when the run is driven again.
         """
         check_run_id(run_id)
-        if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
-            raise UsageError(f"run {run_id!r} already exists; resume it or choose another id")
-        private_folder(self.state_dir / "runs" / run_id)
         now = time.time()
         text = plan.to_json()
         row = (run_id, plan.workload, plan.hash, text, backend, now, now)
@@ -218,44 +215,27 @@ class RunStore:
         statements += [(_INSERT_STEP, (run_id, s.id, s.order, now)) for s in plan.steps]
         data = {
             "workload": plan.workload, "plan_hash": plan.hash, "backend": backend,
-            "stored_plan": _text_hash(text), "started_by": started_by or {},
+            "stored_plan": text_hash(text), "started_by": started_by or {},
         }  # fmt: skip
-        self._write(statements, (run_id, None, "run.created", data))
+        audit = (run_id, None, "run.created", data)
+        self._write(statements, audit, guard=lambda: self._new(run_id))
+        private_folder(self.state_dir / "runs" / run_id)
+
+    def _new(self, run_id: str) -> None:
+        # inside the write transaction: two processes creating one run cannot both pass
+        if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+            raise UsageError(f"run {run_id!r} already exists; resume it or choose another id")
 
     def lease(self, run_id: str) -> RunLease:
         """Take the exclusive right to drive the run (``LeaseHeld`` names its holder)."""
         return RunLease.acquire(self.db, self.state_dir / "locks", check_run_id(run_id))
 
-    def check_audit(self) -> None:
-        """Refuse (UsageError naming the first bad record) unless the audit log verifies."""
-        problems = self.audit.verify()
-        if problems:
-            raise UsageError(
-                f"the audit log does not verify, so the state cannot be trusted: {problems[0]}"
-                " (see `luminaguard audit verify`)"
-            )
-
-    def created(self, run_id: str) -> AuditRecord:
-        """The audited ``run.created`` record of the run (its HMAC checked)."""
-        found = self.audit.records(run_id, event="run.created")
-        if len(found) != 1 or not self.audit.authentic(found[0]):
-            raise UsageError(f"run {run_id!r} has no authentic run.created audit record")
-        return found[0]
-
-    def verified_run(self, run_id: str) -> RunRecord:
-        """The stored run, refused unless its plan is the one audited when the run started."""
-        stored = self.db.execute("SELECT plan FROM runs WHERE id = ?", (run_id,)).fetchone()
-        run = self.run(run_id)
-        audited = self.created(run_id).data.get("stored_plan")
-        if _text_hash(stored[0]) != audited:
-            raise UsageError(
-                f"run {run_id!r}: the stored plan is not the plan the run started with"
-                " (runs.db was edited); refusing to drive it"
-            )
-        return run
-
     def run(self, run_id: str) -> RunRecord:
         """The stored run, or a UsageError naming the runs that exist."""
+        return self.run_and_plan_text(run_id)[0]
+
+    def run_and_plan_text(self, run_id: str) -> tuple[RunRecord, str]:
+        """The stored run and the text its plan was read from (to check against the audit)."""
         check_run_id(run_id)
         row = self.db.execute(
             "SELECT id, workload, plan, backend, state, created, updated FROM runs WHERE id = ?",
@@ -264,9 +244,8 @@ class RunStore:
         if row is None:
             known = ", ".join(r.id for r in self.runs()[-5:]) or "none"
             raise UsageError(f"no run {run_id!r} (latest: {known})")
-        return RunRecord(
-            row[0], row[1], Plan.model_validate_json(row[2]), row[3], row[4], row[5], row[6]
-        )
+        plan = Plan.model_validate_json(row[2])
+        return RunRecord(row[0], row[1], plan, row[3], row[4], row[5], row[6]), str(row[2])
 
     def runs(self) -> list[RunRecord]:
         """Every run, oldest first."""
@@ -380,20 +359,6 @@ class RunStore:
             fsync=False,
         )
 
-    def audited_approval(self, run_id: str, step_id: str, action_hash: str) -> AuditRecord | None:
-        """The authentic ``approval.approved`` record of exactly this action, if any."""
-        for record in self.audit.records(run_id, step_id, "approval.approved"):
-            if record.data.get("action_hash") == action_hash and self.audit.authentic(record):
-                return record
-        return None
-
-    def audited_request(self, run_id: str, step_id: str, action_hash: str) -> AuditRecord | None:
-        """The authentic ``approval.requested`` record of exactly this action, if any."""
-        for record in self.audit.records(run_id, step_id, "approval.requested"):
-            if record.data.get("action_hash") == action_hash and self.audit.authentic(record):
-                return record
-        return None
-
     # --- approvals ------------------------------------------------------------------------
     def approval(self, run_id: str, step_id: str, action_hash: str) -> ApprovalRecord | None:
         """The approval request for exactly this action of this step, if any."""
@@ -457,5 +422,6 @@ class RunStore:
         )
 
 
-def _text_hash(text: str) -> str:
+def text_hash(text: str) -> str:
+    """SHA-256 of a stored text (the plan), as audited in ``run.created``."""
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

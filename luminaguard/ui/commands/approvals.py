@@ -7,6 +7,7 @@ import json
 import time
 
 from luminaguard.errors import UsageError
+from luminaguard.scheduler import audited
 from luminaguard.scheduler.approvers import ApprovalTerms
 from luminaguard.scheduler.store import ApprovalRecord, RunStore
 from luminaguard.ui.exit_codes import INVALID, OK
@@ -99,8 +100,7 @@ def _check_may_decide(
     if not store.audit.authentic(requests[-1]):
         raise UsageError(f"{step_id}: the audited approval request was altered; nothing recorded")
     terms = ApprovalTerms.from_card(requests[-1].data.get("card") or {})
-    started_by = store.created(run_id).data.get("started_by") or {}
-    why = terms.refusal(who, started_by, approving)
+    why = terms.refusal(who, audited.started_by(store, run_id), approving)
     if why is not None:
         raise UsageError(f"{step_id}: {why}; nothing recorded")
 
