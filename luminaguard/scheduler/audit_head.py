@@ -77,8 +77,8 @@ class HeadFile:
             return None, f"{self.path} is unreadable ({exc})"
         if key_id != key.id:
             return None, (
-                f"the audit key {key.source} (id {key.id}) is not the one this log was written"
-                f" with (id {key_id}); give the right one with --audit-key FILE"
+                f"the audit key {key.source} (id {key.id}) is not the key audit.head was sealed"
+                f" with (id {key_id}): a wrong --audit-key FILE, or a forged log"
             )
         if mac != head.mac(key):
             return None, f"{self.path} does not match its HMAC (altered)"

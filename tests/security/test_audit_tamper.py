@@ -188,3 +188,60 @@ def test_resume_refuses_a_log_with_an_edited_record(
     assert result.code == 1
     assert f"record {seq}: content does not match its hash (edited)" in result.err
     assert shipped(state) == 0
+
+
+def _rekey_chain(state: Path, secret: str) -> None:
+    """Recompute every record's hash, and the head, under the key ``secret``."""
+    from luminaguard.scheduler.audit_head import AuditHead, HeadFile
+    from luminaguard.scheduler.audit_key import GENESIS, AuditKey
+
+    (state / "audit.key").write_text(secret)
+    (state / "audit.key").chmod(0o600)
+    key = AuditKey.read(state / "audit.key")
+    db = sqlite3.connect(state / "runs.db", isolation_level=None)
+    try:
+        rows = db.execute(
+            "SELECT seq, time, run_id, step_id, event, data FROM audit ORDER BY seq"
+        ).fetchall()
+        prev = GENESIS
+        for seq, when, run, step, event, text in rows:
+            digest = key.record_hash(prev, seq, when, run, step, event, text)
+            db.execute("UPDATE audit SET prev = ?, hash = ? WHERE seq = ?", (prev, digest, seq))
+            prev = digest
+    finally:
+        db.close()
+    HeadFile(state)._write(AuditHead(len(rows), prev), key)
+
+
+def test_an_external_key_keeps_a_state_folder_writer_from_forging(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Attack: whoever can write the state folder rekeys the whole chain with a key of theirs.
+
+    With `--audit-key FILE` kept outside the state folder, the forgery does not verify
+    and `resume` refuses. Fixed by b39c386 ("one driver per run: ...; private, keyed
+    state").
+    """
+    state, key = tmp_path / "state", tmp_path / "keys" / "audit.key"
+    key.parent.mkdir()
+    key.write_text("6b" * 32 + "\n")
+    key.chmod(0o600)
+    keyed = ("--state", str(state), "--audit-key", str(key))
+    assert cli("run", workload(write), "--run-id", "r", *keyed).code == 3
+    assert not (state / "audit.key").exists()
+    unkeyed = cli("audit", "verify", "--state", str(state))
+    assert unkeyed.code == 1 and "--audit-key" in unkeyed.err
+    assert cli("approve", "r", "ship", "--as", "alice", *keyed).code == 0
+
+    sql(state, """UPDATE audit SET data = '{"by": "nobody"}' WHERE event = 'approval.approved'""")
+    _rekey_chain(state, "66" * 32 + "\n")
+    assert cli("audit", "verify", "--state", str(state)).code == 0  # under the forger's key
+    result = cli("audit", "verify", *keyed)
+    assert result.code == 1 and "is not the key audit.head was sealed with" in result.out
+    resumed = cli("resume", "r", *keyed)
+    assert resumed.code == 1 and "does not verify" in resumed.err
+    assert shipped(state) == 0
+
+    key.chmod(0o644)
+    loose = cli("audit", "verify", *keyed)
+    assert loose.code == 1 and "readable by others (mode 644)" in loose.err
