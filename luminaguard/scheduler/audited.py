@@ -2,8 +2,9 @@
 
 Anyone who can write runs.db can change a row; nobody without the audit key can write
 a record that verifies. So the runner drives a run only when the whole log verifies,
-takes the plan only when it hashes to the value audited at ``run.created``, and runs a
-Red step only with an authentic ``approval.approved`` record for its exact action.
+takes the plan only when it hashes to the value audited at ``run.created``, finds each
+step in the state its latest audit record says, and runs a Red step only with an
+authentic ``approval.approved`` record for its exact action.
 """
 
 from __future__ import annotations
@@ -47,6 +48,41 @@ def trusted_run(store: RunStore, run_id: str) -> RunRecord:
             " (runs.db was edited); refusing to drive it"
         )
     return run
+
+
+_IMPLIED = {"step.started": "running", "approval.requested": "awaiting_approval"}
+
+
+def _state_of(record: AuditRecord) -> str | None:
+    """The step state a record moved its step to (None: it changed no step state)."""
+    if record.event.startswith(("step.", "operator.")) and "state" in record.data:
+        return str(record.data["state"])  # set_step
+    if record.event in _IMPLIED:
+        return _IMPLIED[record.event]
+    if record.event.startswith("step."):
+        return record.event.removeprefix("step.")  # an attempt's end: step.succeeded, ...
+    return None
+
+
+def check_steps(store: RunStore, run_id: str) -> None:
+    """Refuse unless every step is in the state its latest audit record put it in.
+
+    Call after ``check_log``: the records are then known to be authentic.
+    """
+    with store.snapshot():  # approve and deny may write meanwhile: read one state
+        steps = store.steps(run_id)
+        records = store.audit.records(run_id)
+    audited = dict.fromkeys(steps, "pending")
+    for record in records:
+        state = _state_of(record)
+        if record.step_id in audited and state is not None:
+            audited[record.step_id] = state
+    for step_id, step in steps.items():
+        if step.state != audited[step_id]:
+            raise UsageError(
+                f"run {run_id!r}: step {step_id} is {step.state} in runs.db but"
+                f" {audited[step_id]} in the audit log (runs.db was edited); refusing to drive it"
+            )
 
 
 def _authentic(

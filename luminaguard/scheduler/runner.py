@@ -98,9 +98,11 @@ class Runner:
             return await self._drive(run, lease)
 
     def _trusted(self, run_id: str) -> RunRecord:
-        """The run, only if the audit log verifies and holds the plan the run started with."""
+        """The run, only if the audit log verifies and vouches for its plan and step states."""
         audited.check_log(self.store)
-        return audited.trusted_run(self.store, run_id)
+        run = audited.trusted_run(self.store, run_id)
+        audited.check_steps(self.store, run_id)
+        return run
 
     def _recover(self, run_id: str, step: PlannedStep) -> None:
         if step.idempotent:

@@ -8,11 +8,12 @@ is private (0700, files 0600).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,15 @@ class RunStore:
     def close(self) -> None:
         """Close the database."""
         self.db.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside the ``with`` see one consistent state of the database."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     def _durability(self, fsync: bool) -> None:
         # WAL with synchronous=NORMAL survives a crash of this process (kill -9) but not

@@ -245,3 +245,25 @@ def test_an_external_key_keeps_a_state_folder_writer_from_forging(
     key.chmod(0o644)
     loose = cli("audit", "verify", *keyed)
     assert loose.code == 1 and "readable by others (mode 644)" in loose.err
+
+
+def test_a_step_reset_in_runs_db_does_not_run_again(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Attack: after an approved Red step ran (and failed), resetting it to pending in
+    runs.db made `resume` run it again on the same approval: one approval, two effects.
+
+    Fixed by "audited: a run is driven only when each step is in the state its latest
+    audit record says".
+    """
+    state = tmp_path / "state"
+    halt(cli, workload(write, ship="echo shipped >> /work/ship.log; exit 1"), state)
+    _approve(cli, state)
+    assert cli("resume", "r", "--state", str(state)).code == 2
+    assert shipped(state) == 1
+    sql(state, "UPDATE steps SET state = 'pending', error = NULL WHERE step_id = 'ship'")
+    sql(state, "UPDATE runs SET state = 'halted'")
+    result = cli("resume", "r", "--state", str(state))
+    assert shipped(state) == 1
+    assert result.code == 1
+    assert "step ship is pending in runs.db but failed in the audit log" in result.err
