@@ -7,6 +7,7 @@ state folder. Without the key nobody can write a record, or a head, that verifie
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -66,18 +67,26 @@ class AuditKey:
 
     @classmethod
     def create(cls, path: Path) -> AuditKey:
-        """A new random key written to ``path`` (0600); an existing file is kept and read."""
+        """A new random key written to ``path`` (0600); an existing file is kept and read.
+
+        The key is written in full under another name and then linked into place, so a
+        process starting at the same moment reads the whole key or makes none.
+        """
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-        except FileExistsError:
-            return cls.read(path)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+            try:
+                os.write(fd, secrets.token_hex(MIN_BYTES).encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
         except OSError as exc:
             raise UsageError(f"cannot create the audit key {path}: {exc.strerror}") from exc
-        try:
-            os.write(fd, secrets.token_hex(MIN_BYTES).encode() + b"\n")
-            os.fsync(fd)
         finally:
-            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         return cls.read(path)
 
 
