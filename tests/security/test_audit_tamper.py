@@ -253,8 +253,8 @@ def test_a_step_reset_in_runs_db_does_not_run_again(
     """Attack: after an approved Red step ran (and failed), resetting it to pending in
     runs.db made `resume` run it again on the same approval: one approval, two effects.
 
-    Fixed by "audited: a run is driven only when each step is in the state its latest
-    audit record says".
+    Fixed by 6ca1555 ("audited: a run is driven only when each step is in the state its
+    latest audit record says").
     """
     state = tmp_path / "state"
     halt(cli, workload(write, ship="echo shipped >> /work/ship.log; exit 1"), state)
