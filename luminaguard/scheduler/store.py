@@ -238,7 +238,8 @@ class RunStore:
 
     def lease(self, run_id: str) -> RunLease:
         """Take the exclusive right to drive the run (``LeaseHeld`` names its holder)."""
-        return RunLease.acquire(self.db, self.state_dir / "locks", check_run_id(run_id))
+        self.run(run_id)  # refuses an id that is not a name, or names no run
+        return RunLease.acquire(self.db, self.state_dir / "locks", run_id)
 
     def run(self, run_id: str) -> RunRecord:
         """The stored run, or a UsageError naming the runs that exist."""
