@@ -263,9 +263,9 @@ class _Execution:
         if record is None:
             why = "the approval in runs.db has no audit record (runs.db was edited)"
         else:
-            starter = audited.started_by(self.store, self.run_id)
+            started = audited.started_by(self.store, self.run_id)
             approver = str(record.data.get("approver"))
-            why = terms_of(self.plan, decision).refusal(approver, starter, approving=True)
+            why = terms_of(self.plan, decision).refusal(approver, started, approving=True)
         if why is None:
             return True
         self._set(step.id, "denied", "step.denied", {"reason": why}, f"approval refused: {why}")
