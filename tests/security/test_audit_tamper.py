@@ -76,6 +76,12 @@ def test_cutting_records_off_the_end_is_detected(
     resumed = cli("resume", "r", "--state", str(state))
     assert resumed.code == 1 and f"record {last - 1}: missing" in resumed.err
     assert shipped(state) == 0
+    # the next honest write does not seal the shortened log: the evidence stays
+    sql(state, "UPDATE approvals SET state = 'pending'")
+    assert cli("deny", "r", "ship", "--state", str(state), "--as", "bob").code == 0
+    again = cli("audit", "verify", "--state", str(state))
+    assert again.code == 1  # deny wrote two records: a new record {last} stands at the head's
+    assert f"record {last}: is not the record sealed as the head" in again.out
 
 
 def test_a_rewritten_record_with_recomputed_hashes_is_detected(
