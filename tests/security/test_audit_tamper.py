@@ -80,7 +80,7 @@ def test_cutting_records_off_the_end_is_detected(
     sql(state, "UPDATE approvals SET state = 'pending'")
     assert cli("deny", "r", "ship", "--state", str(state), "--as", "bob").code == 0
     again = cli("audit", "verify", "--state", str(state))
-    assert again.code == 1  # deny wrote two records: a new record {last} stands at the head's
+    assert again.code == 1  # deny wrote two records: a new one stands at the head's place
     assert f"record {last}: is not the record sealed as the head" in again.out
 
 
