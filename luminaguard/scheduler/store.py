@@ -239,6 +239,7 @@ class RunStore:
     def lease(self, run_id: str) -> RunLease:
         """Take the exclusive right to drive the run (``LeaseHeld`` names its holder)."""
         self.run(run_id)  # refuses an id that is not a name, or names no run
+        private_folder(self.state_dir / "runs" / run_id)  # made 0755 by older versions
         return RunLease.acquire(self.db, self.state_dir / "locks", run_id)
 
     def run(self, run_id: str) -> RunRecord:

@@ -34,6 +34,8 @@ def test_state_folder_and_files_are_private_even_when_made_public_before(
     for path, mode in ((state, 0o755), (state / "runs", 0o755), (state / "runs.db", 0o644)):
         path.chmod(mode)
     halt(cli, workload(write), state)
+    (state / "runs" / "r").chmod(0o755)  # as older versions made it
+    assert cli("resume", "r", "--state", str(state)).code == 3
     assert _mode(state) == 0o700
     for folder in ("runs", "runs/r", "locks"):
         assert _mode(state / folder) == 0o700, folder
