@@ -11,6 +11,7 @@ against a head a person kept (``verify(anchor=...)``). Secret values are replace
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 import time
@@ -93,6 +94,10 @@ class AuditLog:
             self.head_file.start(self.db, self._key)
         return self._key
 
+    def ready(self) -> None:
+        """Read (or, for a new log, make) the key now, before a transaction begins."""
+        _ = self.key
+
     def append(self, run_id: str, step_id: str | None, event: str, data: dict[str, Any]) -> None:
         """Add a record; the caller's transaction commits it together with the state change."""
         key = self.key
@@ -133,7 +138,8 @@ class AuditLog:
 
     def _matches(self, row: Row) -> bool:
         seq, when, run_id, step_id, event, data, prev, digest = row
-        return self.key.record_hash(prev, seq, when, run_id, step_id, event, data) == digest
+        expected = self.key.record_hash(prev, seq, when, run_id, step_id, event, data)
+        return hmac.compare_digest(expected, digest)
 
     def head(self) -> str:
         """Hash of the newest record; keep it elsewhere to detect a truncated log."""

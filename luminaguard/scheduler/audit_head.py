@@ -17,6 +17,7 @@ unseen. Sealing costs about 1 ms per durable write (a rename and an fsync).
 from __future__ import annotations
 
 import fcntl
+import hmac
 import json
 import os
 import sqlite3
@@ -80,7 +81,7 @@ class HeadFile:
                 f"the audit key {key.source} (id {key.id}) is not the key audit.head was sealed"
                 f" with (id {key_id}): a wrong --audit-key FILE, or a forged log"
             )
-        if mac != head.mac(key):
+        if not hmac.compare_digest(mac, head.mac(key)):
             return None, f"{self.path} does not match its HMAC (altered)"
         return head, None
 

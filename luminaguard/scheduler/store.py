@@ -157,9 +157,14 @@ class RunStore:
         self.audit = AuditLog(
             self.db,
             redact,
-            lambda: state_key(state_dir, audit_key, self.audit.count() > 0),
+            lambda: state_key(state_dir, audit_key, self._has_history()),
             HeadFile(state_dir),
         )
+
+    def _has_history(self) -> bool:
+        # a state with runs or records has a key already: its loss is never a fresh start
+        runs = self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        return bool(runs) or self.audit.count() > 0
 
     def close(self) -> None:
         """Close the database."""
@@ -193,6 +198,8 @@ class RunStore:
         ``guard``, when given, runs first inside the transaction and may refuse the write.
         """
         self._durability(fsync)
+        if audits:
+            self.audit.ready()
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if guard is not None:

@@ -273,3 +273,24 @@ def test_a_step_reset_in_runs_db_does_not_run_again(
     assert shipped(state) == 1
     assert result.code == 1
     assert "step ship is pending in runs.db but failed in the audit log" in result.err
+
+
+def test_wiping_the_log_with_its_key_and_head_is_not_a_fresh_start(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Attack: delete every audit record, the key and the head; the runs stay in runs.db.
+
+    Before, an empty log verified. Now a state with runs but no key is refused instead of
+    getting a new key. Fixed by "audit key: a state with runs is never given a new key".
+    """
+    state = tmp_path / "state"
+    halt(cli, workload(write), state)
+    _approve(cli, state)
+    sql(state, "DELETE FROM audit")
+    for name in ("audit.key", "audit.head"):
+        (state / name).unlink(missing_ok=True)
+    result = cli("audit", "verify", "--state", str(state))
+    assert result.code == 1 and "audit.key is missing" in result.err
+    resumed = cli("resume", "r", "--state", str(state))
+    assert resumed.code == 1 and "audit.key is missing" in resumed.err
+    assert shipped(state) == 0
