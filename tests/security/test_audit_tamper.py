@@ -281,7 +281,8 @@ def test_wiping_the_log_with_its_key_and_head_is_not_a_fresh_start(
     """Attack: delete every audit record, the key and the head; the runs stay in runs.db.
 
     Before, an empty log verified. Now a state with runs but no key is refused instead of
-    getting a new key. Fixed by "audit key: a state with runs is never given a new key".
+    getting a new key. Fixed by 7401a11 ("audit key: a state with runs is never given a
+    new key; ...").
     """
     state = tmp_path / "state"
     halt(cli, workload(write), state)
