@@ -87,7 +87,7 @@ def test_a_live_driver_keeps_the_run_and_a_killed_one_frees_it(
     step starts; ...").
     """
     state = tmp_path / "state"
-    halt(cli, workload(write, ship=BLOCKING), state)
+    halt(cli, workload(write, approval=", approvers: [alice]", ship=BLOCKING), state)
     assert cli("approve", "r", "ship", "--state", str(state), "--as", "alice").code == 0
     driver = start(state, "resume", "r")
     try:
@@ -108,6 +108,11 @@ def test_a_live_driver_keeps_the_run_and_a_killed_one_frees_it(
     holder = store.db.execute("SELECT token, pid FROM leases WHERE run_id = 'r'").fetchone()
     assert holder[0] > started.data["lease"] >= 1
     assert shipped(state) == 1
+    # only a listed approver decides about the unknown step too (3bd4f68)
+    for verb in ("approve", "mark-done", "deny"):
+        refused = cli(verb, "r", "ship", "--state", str(state), "--as", "mallory")
+        assert refused.code == 1 and "not among the approvers" in refused.err, verb
+    assert store.steps("r")["ship"].state == "unknown"
 
 
 def test_a_stale_fencing_token_cannot_start_a_step(
