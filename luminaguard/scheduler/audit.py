@@ -1,24 +1,29 @@
-"""The audit log: append-only, each record hash-chained to the one before it.
+"""The audit log: append-only, each record chained to the one before it by an HMAC.
 
-A record's hash is SHA-256 over the previous record's hash and the record's own
-canonical content (sequence number, time, run, step, event, data), so that editing,
-removing or reordering any record breaks the chain at that record. Secret values
-are replaced by ``***`` before a record is written. (Cutting records off the end
-is not detectable by the chain alone; see ``AuditLog.head``.)
+A record's hash is HMAC-SHA256, under the state's audit key, over the previous record's
+hash and the record's own canonical content (sequence number, time, run, step, event,
+data), so that editing, removing or reordering any record breaks the chain at that
+record, and nobody without the key can recompute the chain after an edit. Cutting
+records off the end is detected by the head kept outside the chain (``audit_head``), or
+against a head a person kept (``verify(anchor=...)``). Secret values are replaced by
+``***`` before a record is written.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from luminaguard.scheduler.redact import Redactor as Redactor
+from luminaguard.scheduler.audit_head import HeadFile
+from luminaguard.scheduler.audit_key import GENESIS, AuditKey
+from luminaguard.scheduler.redact import Redactor
 
-GENESIS = "sha256:" + "0" * 64
+__all__ = ["GENESIS", "AuditLog", "AuditRecord", "Redactor"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -32,6 +37,7 @@ CREATE TABLE IF NOT EXISTS audit (
     hash TEXT NOT NULL
 );
 """
+_COLUMNS = "seq, time, run_id, step_id, event, data, prev, hash"
 
 
 @dataclass(frozen=True)
@@ -48,57 +54,105 @@ class AuditRecord:
     hash: str
 
 
-def record_hash(
-    prev: str, seq: int, when: float, run_id: str, step_id: str | None, event: str, data: str
-) -> str:
-    """The chained hash of one record."""
-    body = json.dumps([prev, seq, repr(when), run_id, step_id, event, data], separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+Row = tuple[int, float, str, str | None, str, str, str, str]
 
 
 class AuditLog:
-    """The hash-chained audit table inside the run database."""
+    """The HMAC-chained audit table inside the run database, and its head outside it."""
 
-    def __init__(self, db: sqlite3.Connection, redact: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        redact: Redactor | None,
+        key: Callable[[], AuditKey],
+        head: HeadFile,
+    ) -> None:
         self.db = db
         self.redact = redact or Redactor()
+        self._key_source = key
+        self._key: AuditKey | None = None
+        self.head_file = head
         db.executescript(SCHEMA)
+
+    @property
+    def key(self) -> AuditKey:
+        """The audit key (read, or made for a new log, when first needed)."""
+        if self._key is None:
+            self._key = self._key_source()
+            self.head_file.start(self.db, self._key)
+        return self._key
+
+    def ready(self) -> None:
+        """Read (or, for a new log, make) the key now, before a transaction begins."""
+        _ = self.key
 
     def append(self, run_id: str, step_id: str | None, event: str, data: dict[str, Any]) -> None:
         """Add a record; the caller's transaction commits it together with the state change."""
+        key = self.key
         last = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         text = json.dumps(self.redact.value(data), sort_keys=True, default=str)
         when = time.time()
-        digest = record_hash(prev, seq, when, run_id, step_id, event, text)
+        digest = key.record_hash(prev, seq, when, run_id, step_id, event, text)
         self.db.execute(
-            "INSERT INTO audit (seq, time, run_id, step_id, event, data, prev, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, when, run_id, step_id, event, text, prev, digest),
         )
 
-    def records(self, run_id: str | None = None) -> list[AuditRecord]:
-        """Every record in order, or those of one run."""
-        query = "SELECT seq, time, run_id, step_id, event, data, prev, hash FROM audit"
-        rows = self.db.execute(query + (" WHERE run_id = ?" if run_id else "") + " ORDER BY seq",
-                               (run_id,) if run_id else ()).fetchall()  # fmt: skip
-        return [
-            AuditRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows
-        ]
+    def seal(self) -> None:
+        """Record the newest committed record as the head (after each durable commit)."""
+        self.head_file.seal(self.db, self.key)
+
+    def records(
+        self, run_id: str | None = None, step_id: str | None = None, event: str | None = None
+    ) -> list[AuditRecord]:
+        """Every record in order, or those of one run (and step, and event)."""
+        clauses, params = [], []
+        for column, value in (("run_id", run_id), ("step_id", step_id), ("event", event)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        query = f"SELECT {_COLUMNS} FROM audit{where} ORDER BY seq"
+        return [_record(r) for r in self.db.execute(query, params).fetchall()]
+
+    def authentic(self, record: AuditRecord) -> bool:
+        """Whether the record is as written by a holder of the key (its HMAC matches)."""
+        text = self.db.execute("SELECT data FROM audit WHERE seq = ?", (record.seq,)).fetchone()
+        return text is not None and self._matches(
+            (record.seq, record.time, record.run_id, record.step_id, record.event,
+             text[0], record.prev, record.hash)
+        )  # fmt: skip
+
+    def _matches(self, row: Row) -> bool:
+        seq, when, run_id, step_id, event, data, prev, digest = row
+        expected = self.key.record_hash(prev, seq, when, run_id, step_id, event, data)
+        return hmac.compare_digest(expected, digest)
 
     def head(self) -> str:
         """Hash of the newest record; keep it elsewhere to detect a truncated log."""
         last = self.db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return str(last[0]) if last else GENESIS
 
-    def verify(self) -> list[str]:
-        """Every break in the chain, each naming the record; empty when the log is intact."""
+    def count(self) -> int:
+        """The number of the newest record (0 for an empty log)."""
+        last = self.db.execute("SELECT MAX(seq) FROM audit").fetchone()
+        return int(last[0] or 0)
+
+    def verify(self, anchor: str | None = None) -> list[str]:
+        """Every break in the chain, each naming the record; empty when the log is intact.
+
+        Beyond the links, the log must reach its sealed head and, when given, hold the
+        ``anchor`` (a head a person kept elsewhere).
+        """
         problems: list[str] = []
+        key_problem = self.head_file.key_problem(self.key)
+        if key_problem:
+            return [key_problem]
         prev, expected_seq = GENESIS, 1
-        rows = self.db.execute(
-            "SELECT seq, time, run_id, step_id, event, data, prev, hash FROM audit ORDER BY seq"
-        ).fetchall()
-        for seq, when, run_id, step_id, event, data, stored_prev, stored_hash in rows:
+        hashes: set[str] = {GENESIS}
+        for row in self.db.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq").fetchall():
+            seq, stored_prev, stored_hash = row[0], row[6], row[7]
             if seq != expected_seq:
                 problems.append(
                     f"record {seq}: expected record {expected_seq} here (records removed)"
@@ -107,7 +161,17 @@ class AuditLog:
                 problems.append(
                     f"record {seq}: does not follow record {seq - 1} (removed or reordered)"
                 )
-            if record_hash(stored_prev, seq, when, run_id, step_id, event, data) != stored_hash:
+            if not self._matches(row):
                 problems.append(f"record {seq}: content does not match its hash (edited)")
             prev, expected_seq = stored_hash, seq + 1
+            hashes.add(stored_hash)
+        problems += self.head_file.problems(self.db, self.key)
+        if anchor is not None and anchor not in hashes:
+            problems.append(
+                f"anchor {anchor} is not in the log: records removed or rewritten since it was kept"
+            )
         return problems
+
+
+def _record(row: Row) -> AuditRecord:
+    return AuditRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7])

@@ -19,7 +19,10 @@ from typing import Protocol
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
+from luminaguard.scheduler import audited
+from luminaguard.scheduler.approvers import starter, terms_of
 from luminaguard.scheduler.cards import approval_card
+from luminaguard.scheduler.lease import RunLease
 from luminaguard.scheduler.outcomes import RunResult, run_state
 from luminaguard.scheduler.readiness import Readiness
 from luminaguard.scheduler.redact import RedactingReporter, Redactor, check_secrets
@@ -35,7 +38,7 @@ from luminaguard.scheduler.runtime import (
     should_run,
     template_context,
 )
-from luminaguard.scheduler.store import RunStore, StepRecord
+from luminaguard.scheduler.store import RunRecord, RunStore, StepRecord
 from luminaguard.scheduler.tools import ToolBroker
 
 BLOCKING = frozenset({"failed", "denied", "skipped"})
@@ -74,23 +77,34 @@ class Runner:
         self.clock = clock
         self.environ = environ if environ is not None else environment()
 
-    async def start(self, plan: Plan, run_id: str) -> RunResult:
-        """Record a new run of ``plan`` and drive it as far as it goes."""
+    async def start(
+        self, plan: Plan, run_id: str, started_by: dict[str, str] | None = None
+    ) -> RunResult:
+        """Record a new run of ``plan`` (and who starts it), drive it as far as it goes."""
         check_secrets(run_secrets(plan, self.environ))  # before anything is recorded or run
-        self.store.create_run(run_id, absolute_plan(plan), self.backend.name)
+        who = started_by or starter()
+        self.store.create_run(run_id, absolute_plan(plan), self.backend.name, who)
         return await self.drive(run_id)
 
     async def resume(self, run_id: str) -> RunResult:
-        """Recover steps interrupted by a crash, then drive the run on."""
-        run = self.store.run(run_id)
-        check_secrets(run_secrets(run.plan, self.environ))
-        for step in run.plan.steps:
-            record = self.store.steps(run_id)[step.id]
-            if record.state == "running":
-                self._recover(run_id, step)
-            elif record.state == "awaiting_approval":
-                self.store.set_step(run_id, step.id, "pending", "step.resumed", {})
-        return await self.drive(run_id)
+        """Take the run's lease, recover steps interrupted by a crash, drive the run on."""
+        with self.store.lease(run_id) as lease:
+            run = self._trusted(run_id)
+            check_secrets(run_secrets(run.plan, self.environ))
+            for step in run.plan.steps:
+                record = self.store.steps(run_id)[step.id]
+                if record.state == "running":
+                    self._recover(run_id, step)
+                elif record.state == "awaiting_approval":
+                    self.store.set_step(run_id, step.id, "pending", "step.resumed", {})
+            return await self._drive(run, lease)
+
+    def _trusted(self, run_id: str) -> RunRecord:
+        """The run, only if the audit log verifies and vouches for its plan and step states."""
+        audited.check_log(self.store)
+        run = audited.trusted_run(self.store, run_id)
+        audited.check_steps(self.store, run_id)
+        return run
 
     def _recover(self, run_id: str, step: PlannedStep) -> None:
         if step.idempotent:
@@ -104,10 +118,14 @@ class Runner:
             self.reporter.step(step.id, "unknown", "approve to run it again, or mark it done")
 
     async def drive(self, run_id: str) -> RunResult:
-        """Run every step that can run now; return when nothing more can progress."""
-        run = self.store.run(run_id)
+        """Take the run's lease; run every step that can run now, until nothing progresses."""
+        with self.store.lease(run_id) as lease:
+            return await self._drive(self._trusted(run_id), lease)
+
+    async def _drive(self, run: RunRecord, lease: RunLease) -> RunResult:
+        run_id = run.id
         self.store.set_run_state(run_id, "running")
-        execution = _Execution(self, run_id, run.plan)
+        execution = _Execution(self, run_id, run.plan, lease.token)
         try:
             await execution.loop()
         finally:
@@ -121,11 +139,12 @@ class Runner:
 class _Execution:
     """One drive of one run: the loop, its sandboxes, its classifier."""
 
-    def __init__(self, runner: Runner, run_id: str, plan: Plan) -> None:
+    def __init__(self, runner: Runner, run_id: str, plan: Plan, token: int) -> None:
         self.runner = runner
         self.store = runner.store
         self.run_id = run_id
         self.plan = plan
+        self.token = token
         self.classifier = Classifier(plan)
         self.sandboxes: dict[str, SandboxHandle] = {}
         self._creating: dict[str, asyncio.Lock] = {}
@@ -218,6 +237,7 @@ class _Execution:
         if request is None:
             self.store.supersede_approvals(self.run_id, step.id, digest)
             card = approval_card(step, action, decision, self._views(step.agent))
+            card.update(terms_of(self.plan, decision).card())
             expires = self.runner.clock() + self.classifier.approval_timeout(decision)
             self.store.request_approval(self.run_id, step.id, digest, card, expires)
             self.runner.reporter.step(step.id, "awaiting_approval", decision.reason)
@@ -228,13 +248,28 @@ class _Execution:
             )
             request = self.store.approval(self.run_id, step.id, digest) or request
         if request.state == "approved":
-            return True
+            return self._approval_holds(step, digest, decision)
         if request.state == "pending":
             self.store.set_step(self.run_id, step.id, "awaiting_approval", "step.halted", {})
             self.runner.reporter.step(step.id, "awaiting_approval", decision.reason)
             return False
         why = f"approval {request.state}" + (f" by {request.approver}" if request.approver else "")
         self._set(step.id, "denied", "step.denied", {"reason": request.reason}, why)
+        return False
+
+    def _approval_holds(self, step: PlannedStep, digest: str, decision: Decision) -> bool:
+        """Whether the stored approval is audited, and by someone allowed to give it."""
+        record = audited.approval(self.store, self.run_id, step.id, digest)
+        why: str | None
+        if record is None:
+            why = "the approval in runs.db has no audit record (runs.db was edited)"
+        else:
+            started = audited.started_by(self.store, self.run_id)
+            approver = str(record.data.get("approver"))
+            why = terms_of(self.plan, decision).refusal(approver, started, approving=True)
+        if why is None:
+            return True
+        self._set(step.id, "denied", "step.denied", {"reason": why}, f"approval refused: {why}")
         return False
 
     def _views(self, agent: str) -> dict[str, Path]:
@@ -273,6 +308,7 @@ class _Execution:
                 {"action": action.describe()},
                 decision,
                 repeatable=repeatable(step, action),
+                token=self.token,
             )
             decision = None  # audited with the first attempt
             self.reporter.step(step.id, "running", action.describe())

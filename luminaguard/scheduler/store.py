@@ -1,21 +1,36 @@
 """``RunStore``: runs, steps, attempts and approvals in SQLite (WAL), written before effects.
 
 Each change is one transaction that also appends its audit record, so the state and
-the audit log never disagree. The runner reads its plan back from here on resume.
+the audit log never disagree. The runner reads its plan back from here on resume, and
+trusts it, and an approval, only with its audit record (``audited``). The state folder
+is private (0700, files 0600).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import UsageError
+from luminaguard.scheduler import lease
 from luminaguard.scheduler.audit import AuditLog, Redactor
+from luminaguard.scheduler.audit_head import HeadFile
+from luminaguard.scheduler.audit_key import state_key
+from luminaguard.scheduler.lease import RunLease
+from luminaguard.scheduler.private import (
+    check_run_id,
+    make_private,
+    private_file,
+    private_folder,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -127,19 +142,42 @@ AuditEntry = tuple[str, str | None, str, dict[str, Any]]
 class RunStore:
     """Durable run state; one SQLite database per state folder."""
 
-    def __init__(self, state_dir: Path, redact: Redactor | None = None) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir = state_dir
-        self.db = sqlite3.connect(state_dir / "runs.db", isolation_level=None, timeout=30)
+    def __init__(
+        self, state_dir: Path, redact: Redactor | None = None, audit_key: Path | None = None
+    ) -> None:
+        self.state_dir = private_folder(state_dir)
+        private_folder(state_dir / "runs")
+        path = private_file(state_dir / "runs.db")
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        make_private(*(path.with_name(f"runs.db{suffix}") for suffix in ("-wal", "-shm")))
         self._fsync = True
-        self.db.executescript(SCHEMA)
-        self.audit = AuditLog(self.db, redact)
+        self.db.executescript(SCHEMA + lease.SCHEMA)
+        self.audit = AuditLog(
+            self.db,
+            redact,
+            lambda: state_key(state_dir, audit_key, self._has_history()),
+            HeadFile(state_dir),
+        )
+
+    def _has_history(self) -> bool:
+        # a state with runs or records has a key already: its loss is never a fresh start
+        runs = self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        return bool(runs) or self.audit.count() > 0
 
     def close(self) -> None:
         """Close the database."""
         self.db.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside the ``with`` see one consistent state of the database."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     def _durability(self, fsync: bool) -> None:
         # WAL with synchronous=NORMAL survives a crash of this process (kill -9) but not
@@ -148,11 +186,24 @@ class RunStore:
             self.db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._fsync = fsync
 
-    def _write(self, statements: list[Statement], *audits: AuditEntry, fsync: bool = True) -> None:
-        """Run ``statements`` and append the audit records in one transaction."""
+    def _write(
+        self,
+        statements: list[Statement],
+        *audits: AuditEntry,
+        fsync: bool = True,
+        guard: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``statements`` and append the audit records in one transaction.
+
+        ``guard``, when given, runs first inside the transaction and may refuse the write.
+        """
         self._durability(fsync)
+        if audits:
+            self.audit.ready()
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            if guard is not None:
+                guard()
             for sql, params in statements:
                 self.db.execute(sql, params)
             for audit in audits:
@@ -161,21 +212,50 @@ class RunStore:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        if audits and fsync:
+            self.audit.seal()  # the head follows every durable write
 
     # --- runs -------------------------------------------------------------------------
-    def create_run(self, run_id: str, plan: Plan, backend: str) -> None:
-        """Record a new run and its steps, all pending."""
-        if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
-            raise UsageError(f"run {run_id!r} already exists; resume it or choose another id")
+    def create_run(
+        self, run_id: str, plan: Plan, backend: str, started_by: dict[str, str] | None = None
+    ) -> None:
+        """Record a new run and its steps, all pending, and who started it.
+
+        The audit record holds the hash of the plan exactly as stored, so that an edit of
+        the stored plan is seen when the run is driven again.
+        """
+        check_run_id(run_id)
         now = time.time()
-        row = (run_id, plan.workload, plan.hash, plan.to_json(), backend, now, now)
+        text = plan.to_json()
+        row = (run_id, plan.workload, plan.hash, text, backend, now, now)
         statements: list[Statement] = [(_INSERT_RUN, row)]
         statements += [(_INSERT_STEP, (run_id, s.id, s.order, now)) for s in plan.steps]
-        data = {"workload": plan.workload, "plan_hash": plan.hash, "backend": backend}
-        self._write(statements, (run_id, None, "run.created", data))
+        data = {
+            "workload": plan.workload, "plan_hash": plan.hash, "backend": backend,
+            "stored_plan": text_hash(text), "started_by": started_by or {},
+        }  # fmt: skip
+        audit = (run_id, None, "run.created", data)
+        self._write(statements, audit, guard=lambda: self._new(run_id))
+        private_folder(self.state_dir / "runs" / run_id)
+
+    def _new(self, run_id: str) -> None:
+        # inside the write transaction: two processes creating one run cannot both pass
+        if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+            raise UsageError(f"run {run_id!r} already exists; resume it or choose another id")
+
+    def lease(self, run_id: str) -> RunLease:
+        """Take the exclusive right to drive the run (``LeaseHeld`` names its holder)."""
+        self.run(run_id)  # refuses an id that is not a name, or names no run
+        private_folder(self.state_dir / "runs" / run_id)  # made 0755 by older versions
+        return RunLease.acquire(self.db, self.state_dir / "locks", run_id)
 
     def run(self, run_id: str) -> RunRecord:
         """The stored run, or a UsageError naming the runs that exist."""
+        return self.run_and_plan_text(run_id)[0]
+
+    def run_and_plan_text(self, run_id: str) -> tuple[RunRecord, str]:
+        """The stored run and the text its plan was read from (to check against the audit)."""
+        check_run_id(run_id)
         row = self.db.execute(
             "SELECT id, workload, plan, backend, state, created, updated FROM runs WHERE id = ?",
             (run_id,),
@@ -183,9 +263,8 @@ class RunStore:
         if row is None:
             known = ", ".join(r.id for r in self.runs()[-5:]) or "none"
             raise UsageError(f"no run {run_id!r} (latest: {known})")
-        return RunRecord(
-            row[0], row[1], Plan.model_validate_json(row[2]), row[3], row[4], row[5], row[6]
-        )
+        plan = Plan.model_validate_json(row[2])
+        return RunRecord(row[0], row[1], plan, row[3], row[4], row[5], row[6]), str(row[2])
 
     def runs(self) -> list[RunRecord]:
         """Every run, oldest first."""
@@ -245,18 +324,22 @@ class RunStore:
         data: dict[str, Any],
         decision: dict[str, Any] | None = None,
         repeatable: bool = False,
+        *,
+        token: int,
     ) -> int:
         """Journal that an attempt starts, before it starts; return its number.
 
-        ``decision``, when given, is audited in the same transaction. Unless the step is
-        ``repeatable`` (safe to run again), the entry is fsynced before this returns.
+        Only the holder of the run's lease ``token`` may start a step (``LeaseLost``
+        otherwise); the token is audited with the start. ``decision``, when given, is
+        audited in the same transaction. Unless the step is ``repeatable`` (safe to run
+        again), the entry is fsynced before this returns.
         """
         (attempts,) = self.db.execute(
             "SELECT attempts FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)
         ).fetchone()
         attempt = int(attempts) + 1
         now = time.time()
-        record = {**data, "attempt": attempt, "action_hash": action_hash}
+        record = {**data, "attempt": attempt, "action_hash": action_hash, "lease": token}
         self._write(
             [
                 (_START_STEP, (attempt, action_hash, now, run_id, step_id)),
@@ -265,6 +348,7 @@ class RunStore:
             *([(run_id, step_id, "decision", decision)] if decision else []),
             (run_id, step_id, "step.started", record),
             fsync=not repeatable,
+            guard=lambda: lease.check_token(self.db, run_id, token),
         )
         return attempt
 
@@ -357,3 +441,8 @@ class RunStore:
             [(_DECIDE_APPROVAL, (state, time.time(), approver, reason, *key))],
             (request.run_id, request.step_id, f"approval.{state}", record),
         )
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 of a stored text (the plan), as audited in ``run.created``."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

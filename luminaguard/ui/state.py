@@ -1,12 +1,13 @@
-"""Where run state lives, and who the person at the keyboard is."""
+"""Where run state lives, the key of its audit log, and who the person at the keyboard is."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 from pathlib import Path
 
+from luminaguard.scheduler.approvers import person
+from luminaguard.scheduler.private import check_run_id
 from luminaguard.scheduler.store import RunStore
 
 DEFAULT_STATE = ".luminaguard"
@@ -20,11 +21,21 @@ def add_state_option(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help=f"run state folder (default: $LUMINAGUARD_STATE or {DEFAULT_STATE})",
     )
+    parser.add_argument(
+        "--audit-key",
+        default=os.environ.get("LUMINAGUARD_AUDIT_KEY"),
+        metavar="FILE",
+        help="the audit log's HMAC key, kept outside the state folder (default:"
+        " $LUMINAGUARD_AUDIT_KEY, else audit.key in the state folder, made with the state)",
+    )
 
 
 def open_store(args: argparse.Namespace) -> RunStore:
-    """The run store of ``--state``."""
-    return RunStore(Path(args.state))
+    """The run store of ``--state``, its audit log keyed by ``--audit-key`` when given."""
+    if getattr(args, "run_id", None) is not None:
+        check_run_id(args.run_id)  # before anything is created
+    key = getattr(args, "audit_key", None)
+    return RunStore(Path(args.state), audit_key=Path(key) if key else None)
 
 
 def add_identity_option(parser: argparse.ArgumentParser) -> None:
@@ -40,4 +51,4 @@ def add_identity_option(parser: argparse.ArgumentParser) -> None:
 
 def identity(args: argparse.Namespace) -> str:
     """The deciding person's name."""
-    return str(args.identity or os.environ.get("LUMINAGUARD_USER") or getpass.getuser())
+    return str(args.identity or person())

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from luminaguard.scheduler.audit import GENESIS, AuditLog, Redactor
+from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> tuple[AuditLog, Path]:
-    path = tmp_path / "runs.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    audit = AuditLog(db, Redactor(["hunter2-secret"]))
+    audit = RunStore(tmp_path, Redactor(["hunter2-secret"])).audit
     for i in range(1, 6):
         audit.append("r", f"s{i}", "step.succeeded", {"n": i, "out": "password=hunter2-secret"})
-    return audit, path
+        audit.seal()
+    return audit, tmp_path / "runs.db"
 
 
 def test_intact_chain_verifies(log: tuple[AuditLog, Path]) -> None:
@@ -68,14 +67,12 @@ def test_reordered_records_are_named(log: tuple[AuditLog, Path]) -> None:
 
 
 def test_a_rehashed_edit_breaks_the_next_link(log: tuple[AuditLog, Path]) -> None:
-    """Recomputing the edited record's own hash does not help: the next record names it."""
-    from luminaguard.scheduler.audit import record_hash
-
+    """Recomputing the edited record's own hash (even with the key) breaks the next link."""
     audit, _ = log
     row = audit.db.execute(
         "SELECT seq, time, run_id, step_id, event, prev FROM audit WHERE seq = 3"
     ).fetchone()
-    forged = record_hash(row[5], row[0], row[1], row[2], row[3], row[4], '{"n": 30}')
+    forged = audit.key.record_hash(row[5], row[0], row[1], row[2], row[3], row[4], '{"n": 30}')
     audit.db.execute("UPDATE audit SET data = '{\"n\": 30}', hash = ? WHERE seq = 3", (forged,))
     assert audit.verify() == ["record 4: does not follow record 3 (removed or reordered)"]
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, JsonValue, model_serializer, model_validator
+from pydantic import (
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from luminaguard.config.models.common import Duration, Model, Risk
 
@@ -110,7 +116,22 @@ class Match(Model):
         return self
 
 
-class Rule(Model):
+class _SelfApproval(Model):
+    """``prevent_self_approval``, left out of dumps (and plan hashes) while it is false."""
+
+    prevent_self_approval: bool = Field(
+        default=False, description="the person who started a run may not approve its steps"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_when_false(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not self.prevent_self_approval:
+            data.pop("prevent_self_approval", None)
+        return data
+
+
+class Rule(_SelfApproval):
     """One rule: when ``match`` holds, the action gets ``risk`` for ``reason``."""
 
     id: RuleId
@@ -118,15 +139,20 @@ class Rule(Model):
     risk: Risk
     reason: str = Field(min_length=1, description="one line a person understands")
     description: str | None = None
-    approvers: list[str] = Field(default_factory=list)
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="who may approve or deny this rule's actions (empty: the policy's approvers)",
+    )
     timeout: Duration | None = Field(default=None, description="approval timeout of this rule")
 
 
-class Approval(Model):
+class Approval(_SelfApproval):
     """How Red steps are approved by default under this policy."""
 
     timeout: Duration = 3600.0
-    approvers: list[str] = Field(default_factory=list)
+    approvers: list[str] = Field(
+        default_factory=list, description="who may approve or deny (empty: anyone)"
+    )
 
 
 class PolicySpec(Model):

@@ -8,6 +8,8 @@ import time
 
 from luminaguard.errors import UsageError
 from luminaguard.hostile_text import visible
+from luminaguard.scheduler import audited
+from luminaguard.scheduler.approvers import ApprovalTerms
 from luminaguard.scheduler.store import ApprovalRecord, RunStore
 from luminaguard.ui.exit_codes import INVALID, OK
 from luminaguard.ui.state import add_identity_option, add_state_option, identity, open_store
@@ -46,6 +48,11 @@ def _print_card(request: ApprovalRecord) -> None:
     print(f"  rule:      {visible(rule)}")
     print(f"  reason:    {visible(card.get('reason'))}")
     print(f"  hash:      {visible(request.action_hash)}")
+    terms = ApprovalTerms.from_card(card)
+    if terms.approvers or terms.prevent_self_approval:
+        who = ", ".join(terms.approvers) or "anyone"
+        line = who + ("; not the run's starter" * terms.prevent_self_approval)
+        print(f"  approvers: {visible(line)}")
     if card.get("diff"):
         diff = visible(card["diff"], multiline=True)
         print("  diff:\n" + "".join(f"    {line}\n" for line in diff.splitlines()))
@@ -78,6 +85,31 @@ def _state(store: RunStore, run_id: str, step_id: str) -> str:
     return store.steps(run_id)[step_id].state
 
 
+def _check_may_decide(
+    store: RunStore, run_id: str, step_id: str, who: str, approving: bool, digest: str | None
+) -> None:
+    """Refuse (nothing recorded) unless ``who`` may decide this step.
+
+    The terms come from the audited request (of ``digest``, or the step's latest request
+    when deciding about an unknown step), never from what runs.db says now.
+    """
+    requests = [
+        record
+        for record in store.audit.records(run_id, step_id, "approval.requested")
+        if digest is None or record.data.get("action_hash") == digest
+    ]
+    if not requests:
+        if digest is None:
+            return  # never halted for approval: no terms
+        raise UsageError(f"{step_id}: the approval request has no audit record; nothing recorded")
+    if not store.audit.authentic(requests[-1]):
+        raise UsageError(f"{step_id}: the audited approval request was altered; nothing recorded")
+    terms = ApprovalTerms.from_card(requests[-1].data.get("card") or {})
+    why = terms.refusal(who, audited.started_by(store, run_id), approving)
+    if why is not None:
+        raise UsageError(f"{step_id}: {why}; nothing recorded")
+
+
 def _not_waiting(store: RunStore, args: argparse.Namespace) -> UsageError:
     state = _state(store, args.run_id, args.step_id)
     return UsageError(f"step {args.step_id!r} is not waiting for a decision (state: {state})")
@@ -88,6 +120,8 @@ def approve(args: argparse.Namespace) -> int:
     store = open_store(args)
     who = identity(args)
     request = _pending(store, args.run_id, args.step_id)
+    digest = request.action_hash if request else None
+    _check_may_decide(store, args.run_id, args.step_id, who, True, digest)
     if request is None:
         if _state(store, args.run_id, args.step_id) == "unknown":
             store.set_step(
@@ -115,6 +149,8 @@ def deny(args: argparse.Namespace) -> int:
     store = open_store(args)
     who = identity(args)
     request = _pending(store, args.run_id, args.step_id)
+    digest = request.action_hash if request else None
+    _check_may_decide(store, args.run_id, args.step_id, who, False, digest)
     if request is not None:
         store.decide_approval(request, "denied", who, args.reason)
         store.set_step(
@@ -142,6 +178,7 @@ def mark_done(args: argparse.Namespace) -> int:
     if _state(store, args.run_id, args.step_id) != "unknown":
         state = _state(store, args.run_id, args.step_id)
         raise UsageError(f"only an unknown step can be marked done (state: {state})")
+    _check_may_decide(store, args.run_id, args.step_id, who, True, None)
     store.set_step(
         args.run_id,
         args.step_id,

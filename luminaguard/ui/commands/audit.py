@@ -1,9 +1,10 @@
-"""``luminaguard audit show [RUN]`` and ``luminaguard audit verify``."""
+"""``luminaguard audit show [RUN]``, ``audit verify [--anchor HASH]`` and ``audit head``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from luminaguard.hostile_text import visible
@@ -13,7 +14,7 @@ from luminaguard.ui.state import add_state_option, open_store
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``audit`` subcommand."""
-    parser = commands.add_parser("audit", help="show or verify the hash-chained audit log")
+    parser = commands.add_parser("audit", help="show or verify the HMAC-chained audit log")
     actions = parser.add_subparsers(dest="audit_action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="print the records (of one run)")
     show.add_argument("run_id", nargs="?", metavar="RUN")
@@ -21,10 +22,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_state_option(show)
     show.set_defaults(handler=show_records)
     verify = actions.add_parser(
-        "verify", help="check the hash chain; exit 1 naming any broken record"
+        "verify", help="check the chain and its head; exit 1 naming any broken record"
+    )
+    verify.add_argument(
+        "--anchor",
+        metavar="HASH",
+        help="a head kept elsewhere (from `audit head`): the log must still hold it",
     )
     add_state_option(verify)
     verify.set_defaults(handler=verify_chain)
+    head = actions.add_parser(
+        "head", help="print the newest record's number and hash: keep it to --anchor later"
+    )
+    add_state_option(head)
+    head.set_defaults(handler=print_head)
 
 
 def show_records(args: argparse.Namespace) -> int:
@@ -41,13 +52,24 @@ def show_records(args: argparse.Namespace) -> int:
 
 
 def verify_chain(args: argparse.Namespace) -> int:
-    """Verify every record's hash and its link to the previous one."""
+    """Verify every record's HMAC, its link to the previous one, the head and the anchor."""
     store = open_store(args)
-    problems = store.audit.verify()
+    problems = store.audit.verify(args.anchor)
     for problem in problems:
         print(visible(f"audit: {problem}"))
     if problems:
         return INVALID
-    count = len(store.audit.records())
-    print(f"audit: {count} records, chain intact (head {store.audit.head()[:23]})")
+    anchored = ", holds the anchor" if args.anchor else ""
+    print(f"audit: {store.audit.count()} records, chain intact{anchored}")
+    print(f"head: {store.audit.count()} {store.audit.head()}")
     return OK
+
+
+def print_head(args: argparse.Namespace) -> int:
+    """Print ``COUNT HASH`` of the newest record (exit 1 if the log does not verify)."""
+    store = open_store(args)
+    problems = store.audit.verify()
+    for problem in problems:
+        print(f"audit: {problem}", file=sys.stderr)
+    print(f"{store.audit.count()} {store.audit.head()}")
+    return INVALID if problems else OK

@@ -17,6 +17,7 @@ from luminaguard.errors import UsageError
 from luminaguard.hostile_text import visible
 from luminaguard.hypervisor.registry import DEFAULT, backend
 from luminaguard.scheduler.outcomes import RunResult
+from luminaguard.scheduler.private import check_run_id
 from luminaguard.scheduler.runner import Reporter, Runner
 from luminaguard.scheduler.store import RunStore
 from luminaguard.ui.commands.plan import parse_params
@@ -86,6 +87,8 @@ def make_reporter(step_ids: list[str]) -> Reporter:
 
 def run(args: argparse.Namespace) -> int:
     """Compile the workload, start a run of it, drive it until done or halted."""
+    if args.run_id is not None:
+        check_run_id(args.run_id)
     _, plans = compile_paths(
         args.paths, args.workload, parse_params(args.param), find_lock(args.lock)
     )

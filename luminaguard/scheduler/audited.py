@@ -1,0 +1,99 @@
+"""What runs.db says, believed only with the audit record that vouches for it.
+
+Anyone who can write runs.db can change a row; nobody without the audit key can write
+a record that verifies. So the runner drives a run only when the whole log verifies,
+takes the plan only when it hashes to the value audited at ``run.created``, finds each
+step in the state its latest audit record says, and runs a Red step only with an
+authentic ``approval.approved`` record for its exact action.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from luminaguard.errors import UsageError
+from luminaguard.scheduler.audit import AuditRecord
+from luminaguard.scheduler.store import RunRecord, RunStore, text_hash
+
+
+def check_log(store: RunStore) -> None:
+    """Refuse (UsageError naming the first bad record) unless the audit log verifies."""
+    problems = store.audit.verify()
+    if problems:
+        raise UsageError(
+            f"the audit log does not verify, so the state cannot be trusted: {problems[0]}"
+            " (see `luminaguard audit verify`)"
+        )
+
+
+def created(store: RunStore, run_id: str) -> AuditRecord:
+    """The run's authentic ``run.created`` record."""
+    found = store.audit.records(run_id, event="run.created")
+    if len(found) != 1 or not store.audit.authentic(found[0]):
+        raise UsageError(f"run {run_id!r} has no authentic run.created audit record")
+    return found[0]
+
+
+def started_by(store: RunStore, run_id: str) -> dict[str, Any]:
+    """Who started the run (name and login name), as audited."""
+    return dict(created(store, run_id).data.get("started_by") or {})
+
+
+def trusted_run(store: RunStore, run_id: str) -> RunRecord:
+    """The stored run, refused unless its plan is the one audited when the run started."""
+    run, text = store.run_and_plan_text(run_id)
+    if text_hash(text) != created(store, run_id).data.get("stored_plan"):
+        raise UsageError(
+            f"run {run_id!r}: the stored plan is not the plan the run started with"
+            " (runs.db was edited); refusing to drive it"
+        )
+    return run
+
+
+_IMPLIED = {"step.started": "running", "approval.requested": "awaiting_approval"}
+
+
+def _state_of(record: AuditRecord) -> str | None:
+    """The step state a record moved its step to (None: it changed no step state)."""
+    if record.event.startswith(("step.", "operator.")) and "state" in record.data:
+        return str(record.data["state"])  # set_step
+    if record.event in _IMPLIED:
+        return _IMPLIED[record.event]
+    if record.event.startswith("step."):
+        return record.event.removeprefix("step.")  # an attempt's end: step.succeeded, ...
+    return None
+
+
+def check_steps(store: RunStore, run_id: str) -> None:
+    """Refuse unless every step is in the state its latest audit record put it in.
+
+    Call after ``check_log``: the records are then known to be authentic.
+    """
+    with store.snapshot():  # approve and deny may write meanwhile: read one state
+        steps = store.steps(run_id)
+        records = store.audit.records(run_id)
+    audited = dict.fromkeys(steps, "pending")
+    for record in records:
+        state = _state_of(record)
+        if record.step_id in audited and state is not None:
+            audited[record.step_id] = state
+    for step_id, step in steps.items():
+        if step.state != audited[step_id]:
+            raise UsageError(
+                f"run {run_id!r}: step {step_id} is {step.state} in runs.db but"
+                f" {audited[step_id]} in the audit log (runs.db was edited); refusing to drive it"
+            )
+
+
+def _authentic(
+    store: RunStore, run_id: str, step_id: str, event: str, action_hash: str
+) -> AuditRecord | None:
+    for record in store.audit.records(run_id, step_id, event):
+        if record.data.get("action_hash") == action_hash and store.audit.authentic(record):
+            return record
+    return None
+
+
+def approval(store: RunStore, run_id: str, step_id: str, action_hash: str) -> AuditRecord | None:
+    """The authentic ``approval.approved`` record of exactly this action, if any."""
+    return _authentic(store, run_id, step_id, "approval.approved", action_hash)
