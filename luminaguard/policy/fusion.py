@@ -32,9 +32,11 @@ class StringTest:
     operator: str
     patterns: tuple[str, ...]
 
-    def regex(self) -> re.Pattern[str]:
-        """The compiled test (as the engine compiles it)."""
-        return (path_regex if self.operator == "path" else glob_regex)(list(self.patterns))
+    def regex(self) -> Callable[[str], object]:
+        """The compiled test's ``match`` (as the engine compiles it); truthy on a match."""
+        if self.operator == "path":
+            return path_regex(list(self.patterns)).match
+        return glob_regex(list(self.patterns)).match
 
     def prefixes(self) -> set[str]:
         """The literal text each pattern must start with."""
@@ -107,7 +109,7 @@ class IndexedRun:
             for index in self.by_prefix.get(value[:length], ())
         ]
         for index in sorted(hits):
-            if self.regexes[index].match(value):
+            if self.regexes[index](value):
                 return self.decisions[index]
         return None
 

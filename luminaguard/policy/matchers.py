@@ -23,6 +23,7 @@ from typing import Any
 
 from luminaguard.config.models.policy import AnnotationsMatch, Match, Patterns, ValueMatch
 from luminaguard.policy.action import Action
+from luminaguard.policy.pathglob import PathGlob
 from luminaguard.policy.shell_match import (
     CommandPart,
     argv_test,
@@ -45,15 +46,9 @@ def glob_regex(patterns: Patterns) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in _patterns(patterns)))
 
 
-def _path_translate(pattern: str) -> str:
-    parts = re.split(r"(\*\*/?|\*|\?)", pattern)
-    table = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
-    return "".join(table.get(part, re.escape(part)) for part in parts) + r"\Z"
-
-
-def path_regex(patterns: Patterns) -> re.Pattern[str]:
-    """One compiled regex for path globs: ``*`` within a directory, ``**`` across."""
-    return re.compile("|".join(f"(?:{_path_translate(p)})" for p in _patterns(patterns)))
+def path_regex(patterns: Patterns) -> PathGlob:
+    """A matcher for path globs: ``*`` within a directory, ``**`` across (linear time)."""
+    return PathGlob(_patterns(patterns))
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -75,7 +70,7 @@ def value_test(spec: ValueMatch) -> ValueTest:
         globbed = glob_regex(spec.glob or [])
         return lambda value: isinstance(value, str) and globbed.match(value) is not None
     matched = path_regex(spec.path or [])
-    return lambda value: isinstance(value, str) and matched.match(normal_path(value)) is not None
+    return lambda value: isinstance(value, str) and matched.match(normal_path(value))
 
 
 @lru_cache(maxsize=1024)
@@ -85,23 +80,30 @@ def normal_path(value: str) -> str:
     return posixpath.normpath(value) if value else value
 
 
+def _string_test(spec: ValueMatch) -> Callable[[str], bool]:
+    """The compiled test of a ``path``, ``glob`` or ``regex`` condition."""
+    if spec.operator == "path":
+        return path_regex(spec.path or []).match
+    searched = (
+        glob_regex(spec.glob or []).match
+        if spec.operator == "glob"
+        else re.compile(spec.regex or "").search
+    )
+    return lambda text: searched(text) is not None
+
+
 def _args_predicate(name: str, spec: ValueMatch) -> Predicate:
     """A predicate on one argument; string tests are inlined (this is the hot path)."""
     operator = spec.operator
     if operator == "equals":
         test = value_test(spec)
         return lambda action: name in action.args and test(action.args[name])
-    if operator == "path":
-        pattern = path_regex(spec.path or []).match
-    elif operator == "glob":
-        pattern = glob_regex(spec.glob or []).match
-    else:
-        pattern = re.compile(spec.regex or "").search
+    pattern = _string_test(spec)
     normal = normal_path if operator == "path" else str
 
     def holds(action: Action) -> bool:
         value = action.args.get(name)
-        return isinstance(value, str) and pattern(normal(value)) is not None
+        return isinstance(value, str) and pattern(normal(value))
 
     return holds
 
