@@ -2,8 +2,9 @@
 
 The container sees what the namespace sandbox shows: host system folders
 read-only, the agent's work folder read-write at ``/work``, a private ``/tmp``,
-its own PID, IPC, UTS and (empty) network namespaces, the ``nobody`` user, and a
-process limit that gVisor's kernel enforces itself.
+its own PID, IPC, UTS and (empty) network namespaces, the sandbox's own user, the
+same seccomp filter (as an OCI profile), and a process limit that gVisor's kernel
+enforces itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from luminaguard.hypervisor import seccomp
 from luminaguard.hypervisor.base import SandboxSpec
 
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
@@ -46,6 +48,35 @@ def _rlimit(kind: str, value: int) -> dict[str, Any]:
     return {"type": kind, "soft": value, "hard": value}
 
 
+def seccomp_profile() -> dict[str, Any]:
+    """The namespace sandbox's seccomp filter as an OCI profile (``runsc --oci-seccomp``).
+
+    gVisor enforces it inside its own kernel; a foreign architecture cannot reach it.
+    """
+    flags = [1 << bit for bit in range(32) if seccomp.NAMESPACE_FLAGS & (1 << bit)]
+    clone_rules = [
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": seccomp.EPERM,
+            "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+        }
+        for flag in flags
+    ]
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+        "syscalls": [
+            {"names": list(seccomp.DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": seccomp.EPERM},
+            # clone3 must fail with ENOSYS (C libraries then fall back to clone); runsc
+            # before 2025 ignores errnoRet, but a TRACE with no tracer (ptrace is denied)
+            # returns ENOSYS, in gVisor as in Linux
+            {"names": ["clone3"], "action": "SCMP_ACT_TRACE"},
+            *clone_rules,
+        ],
+    }
+
+
 def config(spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     """The OCI runtime configuration for ``argv`` in ``spec``'s sandbox."""
     variables = {"PATH": PATH, "HOME": "/work", **spec.env, **env}
@@ -67,7 +98,8 @@ def config(spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> dict[str,
         "hostname": "luminaguard",
         "mounts": mounts(spec),
         "linux": {
-            "namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")]
+            "namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")],
+            "seccomp": seccomp_profile(),
         },
     }
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 OLDEST = 20230101
 CANDIDATES = ("/opt/luminaguard/bin/runsc", "runsc")
-FLAGS = ("--network=none", "--ignore-cgroups")
+FLAGS = ("--network=none", "--ignore-cgroups", "--oci-seccomp")
 
 
 def _version(binary: str) -> int | None:
