@@ -32,6 +32,7 @@ from luminaguard.hypervisor.base import (
 from luminaguard.hypervisor.cgroups import CgroupLimits
 from luminaguard.hypervisor.completion import complete
 from luminaguard.hypervisor.runsc import Runsc, find_runsc
+from luminaguard.hypervisor.sandbox_users import SandboxUser, allocate, hand_over
 
 #: Host processes and threads of one sandbox (gVisor's kernel is many threads); the
 #: agent's own process limit is enforced inside, by gVisor.
@@ -45,6 +46,7 @@ class GvisorSandbox:
 
     spec: SandboxSpec
     bundles: Path
+    user: SandboxUser
     processes: set[GvisorProcess] = field(default_factory=set)
 
 
@@ -132,14 +134,18 @@ class GvisorBackend:
         return self._runsc
 
     async def create(self, spec: SandboxSpec) -> GvisorSandbox:
-        """Create the work folder (owned by the sandbox user) and a folder for bundles."""
+        """Take the sandbox's own uid; create its work folder (that uid's alone) and bundles."""
         _ = self.runsc  # fails early when runsc is missing; reaps what dead runners left
         spec.workdir.mkdir(parents=True, exist_ok=True)
-        if os.getuid() == 0:
-            os.chown(spec.workdir, gvisor_bundle.NOBODY, gvisor_bundle.NOBODY)
-        bundles = spec.workdir.parent / f".gvisor-{spec.name}"
-        bundles.mkdir(parents=True, exist_ok=True)
-        return GvisorSandbox(spec, bundles)
+        user = allocate()
+        try:
+            hand_over(spec.workdir, user)
+            bundles = spec.workdir.parent / f".gvisor-{spec.name}"
+            bundles.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except BaseException:
+            user.release()
+            raise
+        return GvisorSandbox(spec, bundles, user)
 
     async def spawn(
         self, handle: SandboxHandle, argv: list[str], env: dict[str, str] | None = None
@@ -148,7 +154,7 @@ class GvisorBackend:
         assert isinstance(handle, GvisorSandbox)
         container = self.runsc.container_id()
         bundle = handle.bundles / container
-        gvisor_bundle.write(bundle, handle.spec, argv, env or {})
+        gvisor_bundle.write(bundle, handle.spec, argv, env or {}, handle.user.uid)
         cpu = handle.spec.cpu_seconds
         limits = CgroupLimits(container, handle.spec.memory_mib << 20, HOST_PIDS)
         groups = limits.create()
@@ -195,3 +201,4 @@ class GvisorBackend:
             await process.wait()
         handle.processes.clear()
         shutil.rmtree(handle.bundles, ignore_errors=True)
+        handle.user.release()

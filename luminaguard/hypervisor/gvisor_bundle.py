@@ -14,12 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from luminaguard.hypervisor import seccomp
+from luminaguard.hypervisor import sandbox_env, seccomp
 from luminaguard.hypervisor.base import SandboxSpec
 
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
-NOBODY = 65534
-PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def _bind(source: str | Path, target: str, read_only: bool) -> dict[str, Any]:
@@ -77,17 +75,16 @@ def seccomp_profile() -> dict[str, Any]:
     }
 
 
-def config(spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """The OCI runtime configuration for ``argv`` in ``spec``'s sandbox."""
-    variables = {"PATH": PATH, "HOME": "/work", **spec.env, **env}
-    user = NOBODY if os.getuid() == 0 else 0
+def config(spec: SandboxSpec, argv: list[str], env: dict[str, str], uid: int) -> dict[str, Any]:
+    """The OCI runtime configuration for ``argv`` in ``spec``'s sandbox, run as ``uid``."""
+    variables = sandbox_env.environment({**spec.env, **env})
     return {
         "ociVersion": "1.0.2",
         "process": {
             "args": argv,
             "cwd": "/work",
             "env": [f"{name}={value}" for name, value in variables.items()],
-            "user": {"uid": user, "gid": user},
+            "user": {"uid": uid, "gid": uid},
             "noNewPrivileges": True,
             "rlimits": [
                 _rlimit("RLIMIT_NPROC", spec.pids),
@@ -104,8 +101,11 @@ def config(spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> dict[str,
     }
 
 
-def write(bundle: Path, spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> None:
-    """Write ``bundle/config.json`` and an empty root folder for it."""
-    (bundle / "rootfs").mkdir(parents=True, exist_ok=True)
-    text = json.dumps(config(spec, argv, env), indent=1)
-    (bundle / "config.json").write_text(text, encoding="utf-8")
+def write(bundle: Path, spec: SandboxSpec, argv: list[str], env: dict[str, str], uid: int) -> None:
+    """Write ``bundle/config.json`` (the agent's secrets: readable by root alone) and a root."""
+    bundle.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (bundle / "rootfs").mkdir(exist_ok=True)
+    text = json.dumps(config(spec, argv, env, uid), indent=1)
+    descriptor = os.open(bundle / "config.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -26,9 +26,8 @@ from luminaguard.hypervisor.base import (
 )
 from luminaguard.hypervisor.cgroups import CgroupLimits, hierarchy
 from luminaguard.hypervisor.completion import complete
+from luminaguard.hypervisor.sandbox_users import SandboxUser, allocate, hand_over
 from luminaguard.hypervisor.zygote import Zygote
-
-NOBODY = 65534
 
 
 @dataclass
@@ -37,6 +36,7 @@ class Sandbox:
 
     spec: SandboxSpec
     root: Path
+    user: SandboxUser | None = None  # None when not root: a user namespace maps us to 0
     processes: set[SandboxProcess] = field(default_factory=set)
 
 
@@ -63,13 +63,22 @@ class SandboxBackend:
         )
 
     async def create(self, spec: SandboxSpec) -> Sandbox:
-        """Create the work folder (owned by the sandbox user when root) and a root mount point."""
+        """Create the work folder and a root mount point; when root, take the sandbox's uid.
+
+        The work folder then belongs to that uid alone (mode 0700).
+        """
         spec.workdir.mkdir(parents=True, exist_ok=True)
-        if os.getuid() == 0:
-            os.chown(spec.workdir, NOBODY, NOBODY)
-        root = spec.workdir.parent / f".root-{spec.name}"
-        root.mkdir(parents=True, exist_ok=True)
-        return Sandbox(spec, root)
+        user = allocate() if os.getuid() == 0 else None
+        try:
+            if user is not None:
+                hand_over(spec.workdir, user)
+            root = spec.workdir.parent / f".root-{spec.name}"
+            root.mkdir(parents=True, exist_ok=True)
+        except BaseException:
+            if user is not None:
+                user.release()
+            raise
+        return Sandbox(spec, root, user)
 
     def _helper_args(
         self, sandbox: Sandbox, cgroups: list[str], env: dict[str, str] | None = None
@@ -83,6 +92,8 @@ class SandboxBackend:
             f"pids={spec.pids}",
             f"network={int(spec.network)}",
         ]
+        if sandbox.user is not None:
+            args.append(f"uid={sandbox.user.uid}")
         args += [f"cgroup={path}" for path in cgroups]
         args += [
             f"mount={m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
@@ -143,3 +154,5 @@ class SandboxBackend:
                 await process.wait()
         handle.processes.clear()
         shutil.rmtree(handle.root, ignore_errors=True)
+        if handle.user is not None:
+            handle.user.release()
