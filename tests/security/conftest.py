@@ -30,6 +30,14 @@ def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture
+def sandbox() -> None:
+    """Skip (with the reason) where Linux namespaces cannot be created."""
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+
+
 def new_backend(name: str) -> Backend:
     """A fresh backend of that name (a fresh zygote for the namespace sandbox)."""
     return SandboxBackend() if name == "sandbox" else GvisorBackend()
