@@ -156,7 +156,7 @@ class GvisorBackend:
         bundle = handle.bundles / container
         gvisor_bundle.write(bundle, handle.spec, argv, env or {}, handle.user.uid)
         cpu = handle.spec.cpu_seconds
-        limits = CgroupLimits(container, handle.spec.memory_mib << 20, HOST_PIDS)
+        limits = CgroupLimits(container, handle.spec.memory_mib << 20, HOST_PIDS, handle.spec.cpus)
         groups = limits.create()
 
         def limit() -> None:  # in the child, before runsc starts

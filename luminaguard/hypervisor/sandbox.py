@@ -24,7 +24,7 @@ from luminaguard.hypervisor.base import (
     SandboxProcess,
     SandboxSpec,
 )
-from luminaguard.hypervisor.cgroups import CgroupLimits, hierarchy
+from luminaguard.hypervisor.cgroups import CgroupLimits, cpu_quota, hierarchy
 from luminaguard.hypervisor.completion import complete
 from luminaguard.hypervisor.sandbox_users import SandboxUser, allocate, hand_over
 from luminaguard.hypervisor.zygote import Zygote
@@ -58,8 +58,9 @@ class SandboxBackend:
         if sys.platform != "linux":
             return Availability(False, "needs Linux namespaces")
         limits = {"v1": "cgroup v1", "v2": "cgroup v2", "none": "rlimits (no writable cgroups)"}
+        cpu = "a CPU quota" if cpu_quota() else "no CPU quota (no writable cpu controller)"
         return Availability(
-            True, f"Linux namespaces; memory and process limits by {limits[hierarchy()]}"
+            True, f"Linux namespaces; memory and process limits by {limits[hierarchy()]}; {cpu}"
         )
 
     async def create(self, spec: SandboxSpec) -> Sandbox:
@@ -106,7 +107,7 @@ class SandboxBackend:
     ) -> tuple[SandboxProcess, CgroupLimits]:
         spec = sandbox.spec
         name = f"{spec.name}-{uuid.uuid4().hex[:8]}"
-        limits = CgroupLimits(name, spec.memory_mib << 20, spec.pids)
+        limits = CgroupLimits(name, spec.memory_mib << 20, spec.pids, spec.cpus)
         cgroups = limits.create()
         try:
             process = await self.zygote.spawn(
