@@ -20,7 +20,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from luminaguard.hypervisor import gvisor_bundle
+from luminaguard.hypervisor import gvisor_bundle, work_disk
 from luminaguard.hypervisor.base import (
     SETUP_FAILED,
     Availability,
@@ -134,11 +134,12 @@ class GvisorBackend:
         return self._runsc
 
     async def create(self, spec: SandboxSpec) -> GvisorSandbox:
-        """Take the sandbox's own uid; create its work folder (that uid's alone) and bundles."""
+        """Take the sandbox's own uid; its work folder (a disk, that uid's alone); bundles."""
         _ = self.runsc  # fails early when runsc is missing; reaps what dead runners left
         spec.workdir.mkdir(parents=True, exist_ok=True)
         user = allocate()
         try:
+            work_disk.provide(spec.workdir, spec.disk_mib)
             hand_over(spec.workdir, user)
             bundles = spec.workdir.parent / f".gvisor-{spec.name}"
             bundles.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import (
     Availability,
     ExecResult,
@@ -59,19 +60,24 @@ class SandboxBackend:
             return Availability(False, "needs Linux namespaces")
         limits = {"v1": "cgroup v1", "v2": "cgroup v2", "none": "rlimits (no writable cgroups)"}
         cpu = "a CPU quota" if cpu_quota() else "no CPU quota (no writable cpu controller)"
+        disk = work_disk.available()
+        disk = f"/work size limit: {disk}, only each file's" if disk else "/work size limited"
         return Availability(
-            True, f"Linux namespaces; memory and process limits by {limits[hierarchy()]}; {cpu}"
+            True,
+            f"Linux namespaces; memory and process limits by {limits[hierarchy()]}; {cpu}; {disk}",
         )
 
     async def create(self, spec: SandboxSpec) -> Sandbox:
         """Create the work folder and a root mount point; when root, take the sandbox's uid.
 
-        The work folder then belongs to that uid alone (mode 0700).
+        The work folder is then a disk of ``disk_mib`` (see ``work_disk``) belonging to
+        that uid alone (mode 0700).
         """
         spec.workdir.mkdir(parents=True, exist_ok=True)
         user = allocate() if os.getuid() == 0 else None
         try:
             if user is not None:
+                work_disk.provide(spec.workdir, spec.disk_mib)
                 hand_over(spec.workdir, user)
             root = spec.workdir.parent / f".root-{spec.name}"
             root.mkdir(parents=True, exist_ok=True)
@@ -95,6 +101,8 @@ class SandboxBackend:
         ]
         if sandbox.user is not None:
             args.append(f"uid={sandbox.user.uid}")
+        else:  # no disk of its own: each file at most disk_mib
+            args.append(f"fsize_mib={spec.disk_mib}")
         args += [f"cgroup={path}" for path in cgroups]
         args += [
             f"mount={m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts

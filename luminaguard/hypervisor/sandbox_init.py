@@ -3,7 +3,7 @@
 Standard library only, and only the cheap part of it (start-up time is spawn time);
 started as ``python3 -I -S sandbox_init.py KEY=VALUE... -- ARGV...`` where the keys are
 workdir, root, parent (the pid that must still be our parent), uid (the sandbox's own user
-when started as root), cpu_seconds, memory_mib,
+when started as root), fsize_mib (when /work has no disk of its own), cpu_seconds, memory_mib,
 pids, network (0/1), cgroup (a cgroup.procs file; repeated), mount (SOURCE:TARGET:ro|rw;
 repeated) and env (NAME=VALUE; repeated). Or as ``--zygote FD PARENT``: see ``zygote``.
 
@@ -49,7 +49,7 @@ PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
-SIGHUP, SIGINT, SIGKILL, SIGTERM = 1, 2, 9, 15
+SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGXFSZ = 1, 2, 9, 15, 25
 NOBODY = 65534
 SETUP_FAILED = 125
 KEYCTL_JOIN_SESSION_KEYRING = 1
@@ -146,6 +146,10 @@ def limit(spec: Spec) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
     if not spec.get("cgroup_pids"):
         resource.setrlimit(resource.RLIMIT_NPROC, (int(spec["pids"]), int(spec["pids"])))
+    if "fsize_mib" in spec:  # /work has no disk of its own: bound each file instead
+        size = int(spec["fsize_mib"]) << 20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+        _signal.signal(SIGXFSZ, _signal.SIG_IGN)  # a write past it fails (EFBIG), no kill
 
 
 def drop_privileges(as_root: bool, uid: int) -> None:

@@ -91,6 +91,12 @@ class Limits(Model):
         le=1024,
         description="CPU quota in cores (0.5: half of one core), enforced by a cgroup",
     )
+    disk_mib: int = Field(
+        default=1024,
+        ge=16,
+        le=1 << 24,
+        description="size of /work in MiB; writing past it fails inside the sandbox",
+    )
     timeout: Duration = 600.0
 
 
