@@ -35,8 +35,8 @@ def test_a_busy_sandbox_gets_no_more_than_its_cpus(
 
     Before the fix there was no CPU quota: the loops took what the machine had (1.2 to
     1.7 of the 2 cores of a loaded machine here) until the step's timeout. Fixed by
-    "sandbox: a CPU quota from limits.cpus". The bound is an upper one: a loaded machine
-    gives less, never more.
+    5ae557a "sandbox: a CPU quota from limits.cpus (default 1 core; ...)". The bound is
+    an upper one: a loaded machine gives less, never more.
     """
     if not cpu_quota():
         pytest.skip("no writable cpu cgroup controller here")

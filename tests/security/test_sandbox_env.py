@@ -36,9 +36,11 @@ def test_git_status_runs_no_program_from_the_repository_config(
 ) -> None:
     """Attack: ``.git/config`` sets ``core.fsmonitor`` to a script; a Green ``git status``.
 
-    Before the fix ``git status`` ran the script (``/work/PWNED`` appeared). Fixed by
-    "sandbox: seccomp filter, ..., a fixed environment with git unable to run the
-    repository's programs".
+    Before the fix ``git status`` ran the script (``/work/PWNED`` appeared), in both
+    backends. Fixed by ca2f630 "sandbox: seccomp filter (...), a fresh session keyring,
+    a fixed environment with git unable to run the repository's programs, ..." (the
+    namespace sandbox) and 7d7cecf "sandbox: each sandbox its own uid ... and the
+    sandbox environment" (gVisor).
     """
     planted = run_in_sandbox(tmp_path, PLANT)
     assert planted.ok, planted.stderr
@@ -70,8 +72,9 @@ def test_a_bare_command_name_starts_whatever_python_runs_the_runner(
 
     Before the fix the helper's PATH search (``os.execvpe``) imported a module after the
     pivot, from the runner's standard library, out of sight there: the command failed
-    with "No module named 'warnings'". Fixed by "sandbox: seccomp filter, ..., PATH
-    searched without the runner's stdlib".
+    with "No module named 'warnings'" (hidden under the zygote, which had imported it
+    already). Fixed by ca2f630 "sandbox: seccomp filter (...), ..., PATH searched
+    without the runner's stdlib".
     """
     user = allocate()
     try:

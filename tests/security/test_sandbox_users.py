@@ -53,8 +53,10 @@ def test_the_sandbox_environment_is_unreadable_from_outside(
     """Attack: a host process running as ``nobody`` reads a sandbox's ``/proc/PID/environ``.
 
     Every sandbox ran as the host's shared ``nobody``, so any process of that user (or
-    another sandbox) read the agent's secrets from its environment. Fixed by "sandbox:
-    each sandbox its own uid from a range the runner owns, its work folder 0700".
+    another sandbox) read the agent's secrets from its environment. Fixed by 7d7cecf
+    "sandbox: each sandbox its own uid from a range the runner owns (flock per uid), its
+    work folder 0700; ...". (Under gVisor the environment lives in its kernel; there the
+    attack failed before too, but the sandboxes shared a uid.)
     """
 
     async def go() -> tuple[str, str, str, int, int]:
@@ -89,8 +91,9 @@ def test_concurrent_sandboxes_have_their_own_uid_and_private_work_folders(
 ) -> None:
     """Two sandboxes at once: different uids, neither ``nobody``, work folders 0700.
 
-    Fixed by "sandbox: each sandbox its own uid from a range the runner owns, its work
-    folder 0700".
+    Before, both ran as 65534 and the folders were 0755. Fixed by 7d7cecf "sandbox: each
+    sandbox its own uid from a range the runner owns (flock per uid), its work folder
+    0700; ...".
     """
 
     async def go() -> list[str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,8 +66,8 @@ def test_the_runners_session_keyring_is_out_of_reach(
     """Attack: read, then clear, the runner's session keyring from inside the sandbox.
 
     Before the fix the sandbox inherited (and possessed) the runner's session keyring:
-    it read the key's payload and cleared the keyring. Fixed by "sandbox: seccomp
-    filter, own session keyring, own uid".
+    it read the key's payload and cleared the keyring. Fixed by ca2f630 "sandbox:
+    seccomp filter (...), a fresh session keyring, ..." (gVisor: its own keyrings).
     """
     # the runner (this process) gets a session keyring of its own, holding one key
     assert libc.syscall(KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, None) > 0
@@ -94,8 +96,9 @@ def test_no_nested_namespace_from_the_unshare_tool(
     """Attack: ``unshare -Ur`` (a user namespace with every capability), ``-m``, ``-n``.
 
     Before the fix ``unshare -Ur`` printed 0: root with full capabilities in a nested
-    user namespace, able to mount. Fixed by "sandbox: seccomp filter, own session
-    keyring, own uid".
+    user namespace, able to mount, in both backends. Fixed by ca2f630 "sandbox: seccomp
+    filter (no namespaces, mounts, keyrings, ptrace, bpf...), ..." and, for gVisor,
+    63ea4f6 "gvisor: the sandbox's seccomp filter as an OCI profile ...".
     """
     result = run_in_sandbox(tmp_path, command)
     assert result.exit_code != 0, result.stdout
@@ -105,8 +108,9 @@ def test_no_nested_namespace_from_the_unshare_tool(
 def test_no_namespace_or_mount_system_call(tmp_path: Path, run_in_sandbox: Run) -> None:
     """Attack: ``unshare(2)``, ``mount(2)`` and ``clone(CLONE_NEWUSER)`` through ctypes.
 
-    Before the fix ``unshare(CLONE_NEWUSER)`` succeeded. Fixed by "sandbox: seccomp
-    filter, own session keyring, own uid".
+    Before the fix ``unshare(CLONE_NEWUSER)`` succeeded in both backends. Fixed by
+    ca2f630 "sandbox: seccomp filter (...)" and 63ea4f6 "gvisor: the sandbox's seccomp
+    filter as an OCI profile ...".
     """
     clone = ARCHES[os.uname().machine].numbers["clone"]
     script = UNSHARE_AND_MOUNT.replace("CLONE", str(clone))
@@ -117,3 +121,42 @@ def test_no_namespace_or_mount_system_call(tmp_path: Path, run_in_sandbox: Run) 
     for line in lines:
         *_, code, errno = line.split()
         assert (code, errno) == ("-1", "1"), line  # EPERM, every one
+
+
+I386_GETPID = """
+int main(void) {
+    long pid;
+    __asm__ volatile("int $0x80" : "=a"(pid) : "a"(20L));  /* getpid, i386 numbering */
+    return pid > 0 ? 0 : 3;
+}
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64's other ABIs")
+def test_no_system_call_through_another_abi(
+    tmp_path: Path, run_in_sandbox: Run, backend_name: str
+) -> None:
+    """Attack: go around the filter through the i386 (``int 0x80``) or x32 entry points.
+
+    A filter that checks numbers without the architecture is bypassed by the same call
+    under another ABI's numbering. A guard of the filter of ca2f630 "sandbox: seccomp
+    filter (...)" rather than an attack that worked before it (there was no filter to go
+    around): the namespace sandbox kills such a process (SIGSYS); gVisor refuses the ABI.
+    """
+    x32 = "import ctypes; print(ctypes.CDLL(None).syscall(0x40000000 | 39))"  # getpid
+    result = run_in_sandbox(tmp_path, f'python3 -c "{x32}"')
+    if backend_name == "sandbox":
+        assert result.exit_code == 128 + 31, result  # SIGSYS
+    else:
+        assert result.stdout.strip() == "-1", result
+    compiler = shutil.which("cc")
+    if compiler is None:
+        return
+    source, binary = tmp_path / "i386.c", tmp_path / "work" / "i386"
+    source.write_text(I386_GETPID)
+    binary.parent.mkdir(exist_ok=True)
+    subprocess.run([compiler, "-O0", "-o", str(binary), str(source)], check=True)
+    result = run_in_sandbox(tmp_path, "/work/i386")
+    assert result.exit_code != 0, "the i386 getpid ran"
+    if backend_name == "sandbox":
+        assert result.exit_code == 128 + 31, result

@@ -37,8 +37,8 @@ def test_writing_past_disk_mib_fails_inside_the_sandbox(
     """Attack: an agent with ``disk_mib: 16`` writes 64 MiB into ``/work``.
 
     Before the fix ``/work`` was the host's folder, without limit: a 64 MiB sandbox wrote
-    10 GiB onto the host's disk. Fixed by "sandbox: /work a loop-mounted disk of
-    limits.disk_mib".
+    10 GiB onto the host's disk; here the 64 MiB were written, in both backends. Fixed by
+    331da1b "sandbox: /work a loop-mounted ext4 disk of limits.disk_mib ...".
     """
     result = run_in_sandbox(
         tmp_path, "dd if=/dev/zero of=/work/big bs=1M count=64 status=none", disk_mib=16
