@@ -4,9 +4,11 @@ gVisor puts a user-space kernel between the agent and the host kernel: a stronge
 boundary than namespaces on machines whose KVM cannot run micro-VMs. Every
 command is one OCI container (see ``gvisor_bundle``) under a state folder that
 names the runner's pid, so containers a crashed runner left are deleted by the
-next one. The memory limit is a host cgroup around the whole sandbox (gVisor's
-own kernel included); the process limit is an rlimit that gVisor enforces; the
-CPU-time limit is an rlimit on the sandbox's host processes.
+next one. The memory limit and the CPU quota are a host cgroup around the whole
+sandbox (gVisor's own kernel included); the process limit is an rlimit that gVisor
+enforces; the CPU-time limit is an rlimit on the sandbox's host processes. Like the
+namespace sandbox: its own uid, ``/work`` a disk of ``disk_mib``, the same seccomp
+filter (enforced by gVisor) and the same environment.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Each command runs in fresh mount, PID, network, IPC and UTS namespaces (and a user
 namespace when not root) built by ``sandbox_init``: no network, host system folders
 read-only, the agent's private work folder read-write, memory and process limits
-from cgroups (or rlimits), CPU-time limit, and a wall-clock timeout enforced here.
+from cgroups (or rlimits), a CPU quota, CPU-time limit, a seccomp filter, and a
+wall-clock timeout enforced here. As root, each sandbox runs as its own uid
+(``sandbox_users``) and its ``/work`` is a disk of ``disk_mib`` (``work_disk``).
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ class SandboxBackend:
         limits = {"v1": "cgroup v1", "v2": "cgroup v2", "none": "rlimits (no writable cgroups)"}
         cpu = "a CPU quota" if cpu_quota() else "no CPU quota (no writable cpu controller)"
         disk = work_disk.available()
-        disk = f"/work size limit: {disk}, only each file's" if disk else "/work size limited"
+        disk = (
+            f"/work not size-limited ({disk}): each file at most disk_mib"
+            if disk
+            else "/work a disk of disk_mib"
+        )
         return Availability(
             True,
             f"Linux namespaces; memory and process limits by {limits[hierarchy()]}; {cpu}; {disk}",
