@@ -164,8 +164,10 @@ def drop_privileges(as_root: bool, uid: int) -> None:
 
 def own_keyring() -> None:
     """Join a new, empty session keyring: the runner's keys are out of reach."""
-    keyctl = seccomp.ARCHES[MACHINE].numbers["keyctl"]
-    serial = libc.syscall(keyctl, KEYCTL_JOIN_SESSION_KEYRING, None)
+    arch = seccomp.ARCHES.get(MACHINE)
+    if arch is None:
+        raise SetupError(f"session keyring: unsupported architecture {MACHINE}")
+    serial = libc.syscall(arch.numbers["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, None)
     if serial < 0:
         raise SetupError(f"session keyring: {os.strerror(ctypes.get_errno())}")
 
