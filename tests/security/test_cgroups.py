@@ -57,4 +57,4 @@ def test_a_busy_sandbox_gets_no_more_than_its_cpus(
     assert used, "no CPU accounting for the sandbox's cgroup"
     cores = sum(used) / wall
     assert cores <= 0.5 * 1.1, f"{cores:.2f} cores used with a quota of 0.5"
-    assert cores > 0.1  # the loops did run
+    assert cores > 0.05  # the loops did run

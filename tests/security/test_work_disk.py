@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +17,10 @@ import pytest
 
 from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.zygote import HELPER
 from tests.security.conftest import Run, new_backend
+
+NOBODY = 65534
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +78,31 @@ def test_results_stay_for_later_sandboxes_and_the_host(tmp_path: Path, backend_n
     assert seen.splitlines()[:2] == ["result", "was there"]
     assert int(seen.splitlines()[2].split()[1]) <= 32  # the disk's size, not the host's
     assert (work / "out.txt").read_text() == "result\n"  # the host reads the same path
+
+
+def test_without_root_each_file_is_bounded_instead() -> None:
+    """Not root (the user-namespace sandbox): no disk, but no file larger than disk_mib.
+
+    The helper is run as ``nobody``, as a runner without root would run it.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="luminaguard-unprivileged-"))
+    try:
+        os.chmod(folder, 0o755)
+        for name in ("work", "root"):
+            (folder / name).mkdir()
+            os.chown(folder / name, NOBODY, NOBODY)
+        spec = [f"workdir={folder / 'work'}", f"root={folder / 'root'}", "cpu_seconds=30"]
+        spec += ["memory_mib=512", "pids=64", "network=0", "fsize_mib=16"]
+        command = "dd if=/dev/zero of=/work/big bs=1M count=64 status=none"
+        done = subprocess.run(
+            ["/usr/bin/python3", "-I", "-S", str(HELPER), *spec, "--", "sh", "-c", command],
+            user=NOBODY, group=NOBODY, extra_groups=[], capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        if done.returncode == 125 and "unshare" in done.stderr:
+            pytest.skip(f"no unprivileged user namespaces here: {done.stderr.strip()}")
+        assert done.returncode != 0
+        assert "File too large" in done.stderr
+        assert os.stat(folder / "work" / "big").st_size == 16 << 20
+    finally:
+        shutil.rmtree(folder)
