@@ -3,8 +3,8 @@
 Sandboxes that shared ``nobody`` could read each other's ``/proc/PID/environ`` (an
 agent's secrets), as could any host process running as ``nobody``. A sandbox's
 user is instead taken from ``LUMINAGUARD_SANDBOX_UIDS`` (``BASE:COUNT``, default
-``200000:65536``): uid and gid ``BASE + slot``. Uids that name a user in the password
-database or fall in a range of ``/etc/subuid``/``/etc/subgid`` are skipped.
+``200000:65536``): uid and gid ``BASE + slot``. Numbers that name a user or a group,
+or fall in a range of ``/etc/subuid``/``/etc/subgid``, are skipped.
 
 A slot is held by an exclusive ``flock`` on ``UIDLOCKS/UID.lock`` (default
 ``/run/luminaguard/uids``) for as long as the sandbox lives, so concurrent runners
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import grp
 import os
 import pwd
 from dataclasses import dataclass
@@ -58,12 +59,12 @@ def _subordinate_ranges() -> tuple[tuple[int, int], ...]:
 
 
 def _in_use_elsewhere(uid: int) -> bool:
-    """Whether ``uid`` belongs to a real user or to someone's subordinate range."""
-    try:
-        pwd.getpwuid(uid)
-    except KeyError:
-        pass
-    else:
+    """Whether ``uid`` (or the same gid) names a real user or group, or a subordinate id."""
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(uid)
+        except KeyError:
+            continue
         return True
     return any(start <= uid < end for start, end in _subordinate_ranges())
 
