@@ -70,6 +70,7 @@ def test_the_sandbox_environment_is_unreadable_from_outside(
             uid = int(await process.stdout.readline())
             other_uid = int((await backend.exec(second, "id -u", 30)).stdout)
             bundles = [str(p) for p in tmp_path.glob("a/.gvisor-a/*/config.json")]
+            bundles += [str(p) for p in Path("/run/luminaguard/runsc").glob("*")]
             as_root = await asyncio.to_thread(_scan, 0)
             as_nobody = await asyncio.to_thread(_scan, NOBODY, *bundles)
             as_other = await asyncio.to_thread(_scan, other_uid, *bundles)
