@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from luminaguard.compiler import compile_paths
+from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import Backend, ExecResult, SandboxSpec
 from luminaguard.hypervisor.gvisor import GvisorBackend
 from luminaguard.hypervisor.sandbox import SandboxBackend
@@ -99,14 +102,21 @@ async def scheduler_alone(plan_path: str, root: Path) -> float:
     return elapsed
 
 
+def detach_work_disks(root: Path) -> None:
+    if os.getuid() == 0:
+        for point in work_disk.mounted_under(root):
+            work_disk.detach(point)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spawns", type=int, default=50)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
+        stack.callback(detach_work_disks, root)  # before the folder is removed
         plan_path = root / "chain.yaml"
         plan_path.write_text(workload(args.steps))
         repeatable_path = root / "repeatable.yaml"

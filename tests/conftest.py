@@ -1,16 +1,26 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from luminaguard.hypervisor import work_disk
 from luminaguard.ui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def work_disks_detached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Unmount, after the session, the sandboxes' work disks the tests left mounted."""
+    yield
+    if os.getuid() == 0:
+        for point in work_disk.mounted_under(tmp_path_factory.getbasetemp()):
+            work_disk.detach(point)
 
 
 @dataclass

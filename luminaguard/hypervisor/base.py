@@ -42,6 +42,8 @@ class SandboxSpec:
     memory_mib: int = 512
     cpu_seconds: int = 300
     pids: int = 128
+    cpus: float = 1.0  # CPU quota: cores' worth of CPU time (namespace and gVisor sandboxes)
+    disk_mib: int = 1024  # the size of /work (namespace and gVisor sandboxes, when root)
     network: bool = False
     egress: tuple[str, ...] = ()  # VM backends: the only host:port pairs the guest may reach
     pool: str | None = None  # VM backends: serve from the warm pool of this name

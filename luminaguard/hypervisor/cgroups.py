@@ -1,7 +1,9 @@
-"""Memory and process-count limits through cgroups (v1 or v2), where this machine allows.
+"""Memory, process-count and CPU limits through cgroups (v1 or v2), where this machine allows.
 
 When no writable cgroup hierarchy exists the sandbox falls back to rlimits
-(address space and process count), which ``luminaguard doctor`` reports.
+(address space and process count), which ``luminaguard doctor`` reports. The CPU
+quota (``cpu.max`` on v2, ``cpu.cfs_quota_us`` on v1) needs the cpu controller;
+where it is missing, ``cpu_quota()`` says so and no quota applies.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 CGROUP_ROOT = Path(os.environ.get("LUMINAGUARD_CGROUP_ROOT", "/sys/fs/cgroup"))
 PARENT = "luminaguard"
+PERIOD_US = 100_000
 
 
 def _writable(path: Path) -> bool:
@@ -35,6 +38,18 @@ def hierarchy() -> str:
     return "none"
 
 
+def cpu_quota() -> bool:
+    """Whether a CPU quota can be enforced here (the cpu controller is writable)."""
+    kind = hierarchy()
+    if kind == "v2":
+        return "cpu" in _v2_controllers()
+    return kind == "v1" and _writable(CGROUP_ROOT / "cpu")
+
+
+def _quota(cpus: float) -> int:
+    return max(1000, round(cpus * PERIOD_US))  # the kernel's smallest quota is 1 ms
+
+
 @dataclass
 class CgroupLimits:
     """One sandbox's cgroups: created with limits, joined by the helper, removed after."""
@@ -42,6 +57,7 @@ class CgroupLimits:
     name: str
     memory_bytes: int
     pids: int
+    cpus: float | None = None  # cores' worth of CPU time per period; None: no quota
     kind: str = field(default_factory=hierarchy)
     dirs: list[Path] = field(default_factory=list)
 
@@ -56,27 +72,58 @@ class CgroupLimits:
     def _create_v2(self) -> None:
         parent = CGROUP_ROOT / PARENT
         parent.mkdir(exist_ok=True)
+        cpu = self.cpus is not None and "cpu" in _v2_controllers()
+        controllers = "+memory +pids" + (" +cpu" if cpu else "")
         with contextlib.suppress(OSError):
-            (CGROUP_ROOT / "cgroup.subtree_control").write_text("+memory +pids")
-            (parent / "cgroup.subtree_control").write_text("+memory +pids")
+            (CGROUP_ROOT / "cgroup.subtree_control").write_text(controllers)
+            (parent / "cgroup.subtree_control").write_text(controllers)
         group = parent / self.name
         group.mkdir(exist_ok=True)
+        self.dirs = [group]
         (group / "memory.max").write_text(str(self.memory_bytes))
         with contextlib.suppress(OSError):
             (group / "memory.swap.max").write_text("0")
         (group / "pids.max").write_text(str(self.pids))
-        self.dirs = [group]
+        if cpu and self.cpus is not None:
+            (group / "cpu.max").write_text(f"{_quota(self.cpus)} {PERIOD_US}")
 
     def _create_v1(self) -> None:
         memory = CGROUP_ROOT / "memory" / PARENT / self.name
         pids = CGROUP_ROOT / "pids" / PARENT / self.name
         memory.mkdir(parents=True, exist_ok=True)
+        self.dirs = [memory]
         pids.mkdir(parents=True, exist_ok=True)
+        self.dirs.append(pids)
         (memory / "memory.limit_in_bytes").write_text(str(self.memory_bytes))
         with contextlib.suppress(OSError):
             (memory / "memory.memsw.limit_in_bytes").write_text(str(self.memory_bytes))
         (pids / "pids.max").write_text(str(self.pids))
-        self.dirs = [memory, pids]
+        if self.cpus is not None and _writable(CGROUP_ROOT / "cpu"):
+            self._create_v1_cpu(self.cpus)
+
+    def _create_v1_cpu(self, cpus: float) -> None:
+        cpu = CGROUP_ROOT / "cpu" / PARENT / self.name
+        cpu.mkdir(parents=True, exist_ok=True)
+        self.dirs.append(cpu)
+        (cpu / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (cpu / "cpu.cfs_quota_us").write_text(str(_quota(cpus)))
+        # CPU time used, where cpuacct is a hierarchy of its own (else it is cpu's)
+        accounting = CGROUP_ROOT / "cpuacct"
+        if _writable(accounting) and accounting.resolve() != (CGROUP_ROOT / "cpu").resolve():
+            group = accounting / PARENT / self.name
+            group.mkdir(parents=True, exist_ok=True)
+            self.dirs.append(group)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by everything in the cgroups, when this machine counts it."""
+        for directory in self.dirs:
+            with contextlib.suppress(OSError, ValueError):
+                return int((directory / "cpuacct.usage").read_text()) / 1e9  # v1
+            with contextlib.suppress(OSError, ValueError, StopIteration):
+                lines = (directory / "cpu.stat").read_text().splitlines()
+                usage = next(line for line in lines if line.startswith("usage_usec "))
+                return int(usage.split()[1]) / 1e6  # v2
+        return None
 
     def out_of_memory(self) -> bool:
         """Whether the memory limit was hit (a process was killed or an allocation failed)."""

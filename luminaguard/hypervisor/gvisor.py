@@ -4,9 +4,11 @@ gVisor puts a user-space kernel between the agent and the host kernel: a stronge
 boundary than namespaces on machines whose KVM cannot run micro-VMs. Every
 command is one OCI container (see ``gvisor_bundle``) under a state folder that
 names the runner's pid, so containers a crashed runner left are deleted by the
-next one. The memory limit is a host cgroup around the whole sandbox (gVisor's
-own kernel included); the process limit is an rlimit that gVisor enforces; the
-CPU-time limit is an rlimit on the sandbox's host processes.
+next one. The memory limit and the CPU quota are a host cgroup around the whole
+sandbox (gVisor's own kernel included); the process limit is an rlimit that gVisor
+enforces; the CPU-time limit is an rlimit on the sandbox's host processes. Like the
+namespace sandbox: its own uid, ``/work`` a disk of ``disk_mib``, the same seccomp
+filter (enforced by gVisor) and the same environment.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from luminaguard.hypervisor import gvisor_bundle
+from luminaguard.hypervisor import gvisor_bundle, work_disk
 from luminaguard.hypervisor.base import (
     SETUP_FAILED,
     Availability,
@@ -32,6 +34,7 @@ from luminaguard.hypervisor.base import (
 from luminaguard.hypervisor.cgroups import CgroupLimits
 from luminaguard.hypervisor.completion import complete
 from luminaguard.hypervisor.runsc import Runsc, find_runsc
+from luminaguard.hypervisor.sandbox_users import SandboxUser, allocate, hand_over
 
 #: Host processes and threads of one sandbox (gVisor's kernel is many threads); the
 #: agent's own process limit is enforced inside, by gVisor.
@@ -45,6 +48,7 @@ class GvisorSandbox:
 
     spec: SandboxSpec
     bundles: Path
+    user: SandboxUser
     processes: set[GvisorProcess] = field(default_factory=set)
 
 
@@ -132,14 +136,19 @@ class GvisorBackend:
         return self._runsc
 
     async def create(self, spec: SandboxSpec) -> GvisorSandbox:
-        """Create the work folder (owned by the sandbox user) and a folder for bundles."""
+        """Take the sandbox's own uid; its work folder (a disk, that uid's alone); bundles."""
         _ = self.runsc  # fails early when runsc is missing; reaps what dead runners left
         spec.workdir.mkdir(parents=True, exist_ok=True)
-        if os.getuid() == 0:
-            os.chown(spec.workdir, gvisor_bundle.NOBODY, gvisor_bundle.NOBODY)
-        bundles = spec.workdir.parent / f".gvisor-{spec.name}"
-        bundles.mkdir(parents=True, exist_ok=True)
-        return GvisorSandbox(spec, bundles)
+        user = allocate()
+        try:
+            work_disk.provide(spec.workdir, spec.disk_mib)
+            hand_over(spec.workdir, user)
+            bundles = spec.workdir.parent / f".gvisor-{spec.name}"
+            bundles.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except BaseException:
+            user.release()
+            raise
+        return GvisorSandbox(spec, bundles, user)
 
     async def spawn(
         self, handle: SandboxHandle, argv: list[str], env: dict[str, str] | None = None
@@ -148,9 +157,9 @@ class GvisorBackend:
         assert isinstance(handle, GvisorSandbox)
         container = self.runsc.container_id()
         bundle = handle.bundles / container
-        gvisor_bundle.write(bundle, handle.spec, argv, env or {})
+        gvisor_bundle.write(bundle, handle.spec, argv, env or {}, handle.user.uid)
         cpu = handle.spec.cpu_seconds
-        limits = CgroupLimits(container, handle.spec.memory_mib << 20, HOST_PIDS)
+        limits = CgroupLimits(container, handle.spec.memory_mib << 20, HOST_PIDS, handle.spec.cpus)
         groups = limits.create()
 
         def limit() -> None:  # in the child, before runsc starts
@@ -195,3 +204,4 @@ class GvisorBackend:
             await process.wait()
         handle.processes.clear()
         shutil.rmtree(handle.bundles, ignore_errors=True)
+        handle.user.release()

@@ -2,8 +2,9 @@
 
 The container sees what the namespace sandbox shows: host system folders
 read-only, the agent's work folder read-write at ``/work``, a private ``/tmp``,
-its own PID, IPC, UTS and (empty) network namespaces, the ``nobody`` user, and a
-process limit that gVisor's kernel enforces itself.
+its own PID, IPC, UTS and (empty) network namespaces, the sandbox's own user, the
+same seccomp filter (as an OCI profile), and a process limit that gVisor's kernel
+enforces itself.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from luminaguard.hypervisor import sandbox_env, seccomp
 from luminaguard.hypervisor.base import SandboxSpec
 
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
-NOBODY = 65534
-PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def _bind(source: str | Path, target: str, read_only: bool) -> dict[str, Any]:
@@ -46,17 +46,45 @@ def _rlimit(kind: str, value: int) -> dict[str, Any]:
     return {"type": kind, "soft": value, "hard": value}
 
 
-def config(spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """The OCI runtime configuration for ``argv`` in ``spec``'s sandbox."""
-    variables = {"PATH": PATH, "HOME": "/work", **spec.env, **env}
-    user = NOBODY if os.getuid() == 0 else 0
+def seccomp_profile() -> dict[str, Any]:
+    """The namespace sandbox's seccomp filter as an OCI profile (``runsc --oci-seccomp``).
+
+    gVisor enforces it inside its own kernel; a foreign architecture cannot reach it.
+    """
+    flags = [1 << bit for bit in range(32) if seccomp.NAMESPACE_FLAGS & (1 << bit)]
+    clone_rules = [
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": seccomp.EPERM,
+            "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+        }
+        for flag in flags
+    ]
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+        "syscalls": [
+            {"names": list(seccomp.DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": seccomp.EPERM},
+            # clone3 must fail with ENOSYS (C libraries then fall back to clone); runsc
+            # before 2025 ignores errnoRet, but a TRACE with no tracer (ptrace is denied)
+            # returns ENOSYS, in gVisor as in Linux
+            {"names": ["clone3"], "action": "SCMP_ACT_TRACE"},
+            *clone_rules,
+        ],
+    }
+
+
+def config(spec: SandboxSpec, argv: list[str], env: dict[str, str], uid: int) -> dict[str, Any]:
+    """The OCI runtime configuration for ``argv`` in ``spec``'s sandbox, run as ``uid``."""
+    variables = sandbox_env.environment({**spec.env, **env})
     return {
         "ociVersion": "1.0.2",
         "process": {
             "args": argv,
             "cwd": "/work",
             "env": [f"{name}={value}" for name, value in variables.items()],
-            "user": {"uid": user, "gid": user},
+            "user": {"uid": uid, "gid": uid},
             "noNewPrivileges": True,
             "rlimits": [
                 _rlimit("RLIMIT_NPROC", spec.pids),
@@ -67,13 +95,17 @@ def config(spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> dict[str,
         "hostname": "luminaguard",
         "mounts": mounts(spec),
         "linux": {
-            "namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")]
+            "namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")],
+            "seccomp": seccomp_profile(),
         },
     }
 
 
-def write(bundle: Path, spec: SandboxSpec, argv: list[str], env: dict[str, str]) -> None:
-    """Write ``bundle/config.json`` and an empty root folder for it."""
-    (bundle / "rootfs").mkdir(parents=True, exist_ok=True)
-    text = json.dumps(config(spec, argv, env), indent=1)
-    (bundle / "config.json").write_text(text, encoding="utf-8")
+def write(bundle: Path, spec: SandboxSpec, argv: list[str], env: dict[str, str], uid: int) -> None:
+    """Write ``bundle/config.json`` (the agent's secrets: readable by root alone) and a root."""
+    bundle.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (bundle / "rootfs").mkdir(exist_ok=True)
+    text = json.dumps(config(spec, argv, env, uid), indent=1)
+    descriptor = os.open(bundle / "config.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 OLDEST = 20230101
 CANDIDATES = ("/opt/luminaguard/bin/runsc", "runsc")
-FLAGS = ("--network=none", "--ignore-cgroups")
+FLAGS = ("--network=none", "--ignore-cgroups", "--oci-seccomp")
 
 
 def _version(binary: str) -> int | None:
@@ -58,8 +58,12 @@ class Runsc:
         return f"lg-{os.getpid()}-{uuid.uuid4().hex[:10]}"
 
     def run_argv(self, container: str, bundle: Path) -> list[str]:
-        """The command that creates, starts and waits for ``container`` from ``bundle``."""
-        self.state.mkdir(parents=True, exist_ok=True)
+        """The command that creates, starts and waits for ``container`` from ``bundle``.
+
+        The state folder is root's alone: a container's state holds its environment.
+        """
+        self.state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.state.chmod(0o700)
         return self._argv("run", f"--bundle={bundle}", container)
 
     def kill(self, container: str) -> None:

@@ -3,7 +3,9 @@
 Each command runs in fresh mount, PID, network, IPC and UTS namespaces (and a user
 namespace when not root) built by ``sandbox_init``: no network, host system folders
 read-only, the agent's private work folder read-write, memory and process limits
-from cgroups (or rlimits), CPU-time limit, and a wall-clock timeout enforced here.
+from cgroups (or rlimits), a CPU quota, CPU-time limit, a seccomp filter, and a
+wall-clock timeout enforced here. As root, each sandbox runs as its own uid
+(``sandbox_users``) and its ``/work`` is a disk of ``disk_mib`` (``work_disk``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import (
     Availability,
     ExecResult,
@@ -24,11 +27,10 @@ from luminaguard.hypervisor.base import (
     SandboxProcess,
     SandboxSpec,
 )
-from luminaguard.hypervisor.cgroups import CgroupLimits, hierarchy
+from luminaguard.hypervisor.cgroups import CgroupLimits, cpu_quota, hierarchy
 from luminaguard.hypervisor.completion import complete
+from luminaguard.hypervisor.sandbox_users import SandboxUser, allocate, hand_over
 from luminaguard.hypervisor.zygote import Zygote
-
-NOBODY = 65534
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Sandbox:
 
     spec: SandboxSpec
     root: Path
+    user: SandboxUser | None = None  # None when not root: a user namespace maps us to 0
     processes: set[SandboxProcess] = field(default_factory=set)
 
 
@@ -58,18 +61,37 @@ class SandboxBackend:
         if sys.platform != "linux":
             return Availability(False, "needs Linux namespaces")
         limits = {"v1": "cgroup v1", "v2": "cgroup v2", "none": "rlimits (no writable cgroups)"}
+        cpu = "a CPU quota" if cpu_quota() else "no CPU quota (no writable cpu controller)"
+        disk = work_disk.available()
+        disk = (
+            f"/work not size-limited ({disk}): each file at most disk_mib"
+            if disk
+            else "/work a disk of disk_mib"
+        )
         return Availability(
-            True, f"Linux namespaces; memory and process limits by {limits[hierarchy()]}"
+            True,
+            f"Linux namespaces; memory and process limits by {limits[hierarchy()]}; {cpu}; {disk}",
         )
 
     async def create(self, spec: SandboxSpec) -> Sandbox:
-        """Create the work folder (owned by the sandbox user when root) and a root mount point."""
+        """Create the work folder and a root mount point; when root, take the sandbox's uid.
+
+        The work folder is then a disk of ``disk_mib`` (see ``work_disk``) belonging to
+        that uid alone (mode 0700).
+        """
         spec.workdir.mkdir(parents=True, exist_ok=True)
-        if os.getuid() == 0:
-            os.chown(spec.workdir, NOBODY, NOBODY)
-        root = spec.workdir.parent / f".root-{spec.name}"
-        root.mkdir(parents=True, exist_ok=True)
-        return Sandbox(spec, root)
+        user = allocate() if os.getuid() == 0 else None
+        try:
+            if user is not None:
+                work_disk.provide(spec.workdir, spec.disk_mib)
+                hand_over(spec.workdir, user)
+            root = spec.workdir.parent / f".root-{spec.name}"
+            root.mkdir(parents=True, exist_ok=True)
+        except BaseException:
+            if user is not None:
+                user.release()
+            raise
+        return Sandbox(spec, root, user)
 
     def _helper_args(
         self, sandbox: Sandbox, cgroups: list[str], env: dict[str, str] | None = None
@@ -83,6 +105,10 @@ class SandboxBackend:
             f"pids={spec.pids}",
             f"network={int(spec.network)}",
         ]
+        if sandbox.user is not None:
+            args.append(f"uid={sandbox.user.uid}")
+        else:  # no disk of its own: each file at most disk_mib
+            args.append(f"fsize_mib={spec.disk_mib}")
         args += [f"cgroup={path}" for path in cgroups]
         args += [
             f"mount={m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
@@ -95,7 +121,7 @@ class SandboxBackend:
     ) -> tuple[SandboxProcess, CgroupLimits]:
         spec = sandbox.spec
         name = f"{spec.name}-{uuid.uuid4().hex[:8]}"
-        limits = CgroupLimits(name, spec.memory_mib << 20, spec.pids)
+        limits = CgroupLimits(name, spec.memory_mib << 20, spec.pids, spec.cpus)
         cgroups = limits.create()
         try:
             process = await self.zygote.spawn(
@@ -143,3 +169,5 @@ class SandboxBackend:
                 await process.wait()
         handle.processes.clear()
         shutil.rmtree(handle.root, ignore_errors=True)
+        if handle.user is not None:
+            handle.user.release()

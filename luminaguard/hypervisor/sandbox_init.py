@@ -2,7 +2,8 @@
 
 Standard library only, and only the cheap part of it (start-up time is spawn time);
 started as ``python3 -I -S sandbox_init.py KEY=VALUE... -- ARGV...`` where the keys are
-workdir, root, parent (the pid that must still be our parent), cpu_seconds, memory_mib,
+workdir, root, parent (the pid that must still be our parent), uid (the sandbox's own user
+when started as root), fsize_mib (when /work has no disk of its own), cpu_seconds, memory_mib,
 pids, network (0/1), cgroup (a cgroup.procs file; repeated), mount (SOURCE:TARGET:ro|rw;
 repeated) and env (NAME=VALUE; repeated). Or as ``--zygote FD PARENT``: see ``zygote``.
 
@@ -12,8 +13,9 @@ repeated) and env (NAME=VALUE; repeated). Or as ``--zygote FD PARENT``: see ``zy
 4. the child builds a new root on a tmpfs: host system folders bound read-only, a
    fresh /proc, a few device nodes, /work bound read-write, /tmp a small tmpfs,
    extra mounts; pivots into it and makes the root read-only;
-5. sets rlimits, drops to an unprivileged user (when root), sets no_new_privs and
-   execs the command with a clean environment.
+5. sets rlimits, drops to the sandbox's own unprivileged user (``uid``, when root),
+   joins a fresh session keyring, sets no_new_privs, installs the seccomp filter
+   (``seccomp``) last and execs the command with a clean environment (``sandbox_env``).
 
 Any failure before the exec exits with code 125 and one line on stderr.
 """
@@ -27,6 +29,10 @@ import os
 import resource  # imported now: after the pivot the host's library is out of sight
 import select
 import sys
+
+# with -I the script's folder is not on sys.path: add the folder holding the package
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from luminaguard.hypervisor import sandbox_env, seccomp
 
 TYPE_CHECKING = False  # mypy treats this name as true; importing typing costs spawn time
 if TYPE_CHECKING:
@@ -43,9 +49,12 @@ PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
-SIGHUP, SIGINT, SIGKILL, SIGTERM = 1, 2, 9, 15
+SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGXFSZ = 1, 2, 9, 15, 25
 NOBODY = 65534
 SETUP_FAILED = 125
+KEYCTL_JOIN_SESSION_KEYRING = 1
+MACHINE = os.uname().machine
+FILTER = seccomp.program(MACHINE) if MACHINE in seccomp.ARCHES else None
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -137,16 +146,58 @@ def limit(spec: Spec) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
     if not spec.get("cgroup_pids"):
         resource.setrlimit(resource.RLIMIT_NPROC, (int(spec["pids"]), int(spec["pids"])))
+    if "fsize_mib" in spec:  # /work has no disk of its own: bound each file instead
+        size = int(spec["fsize_mib"]) << 20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+        _signal.signal(SIGXFSZ, _signal.SIG_IGN)  # a write past it fails (EFBIG), no kill
 
 
-def drop_privileges(as_root: bool) -> None:
-    """Become nobody (when we were root), forbid gaining privileges, die with the parent."""
+def drop_privileges(as_root: bool, uid: int) -> None:
+    """Become ``uid`` (when we were root), forbid gaining privileges, die with the parent."""
     if as_root:
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        os.setgid(uid)
+        os.setuid(uid)
     check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
+
+
+def own_keyring() -> None:
+    """Join a new, empty session keyring: the runner's keys are out of reach."""
+    arch = seccomp.ARCHES.get(MACHINE)
+    if arch is None:
+        raise SetupError(f"session keyring: unsupported architecture {MACHINE}")
+    serial = libc.syscall(arch.numbers["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, None)
+    if serial < 0:
+        raise SetupError(f"session keyring: {os.strerror(ctypes.get_errno())}")
+
+
+def confine() -> None:
+    """Install the seccomp filter: the last step before the exec."""
+    if FILTER is None:
+        raise SetupError(f"seccomp: no filter for architecture {MACHINE}")
+    check(seccomp.install(FILTER, libc.prctl), "seccomp")
+
+
+def execute(argv: list[str], env: dict[str, str]) -> None:
+    """Exec ``argv``, searching the sandbox's PATH for a bare name.
+
+    Not ``os.execvpe``: it imports a module lazily, and after the pivot the runner's
+    standard library may be out of sight (a Python installed outside ``/usr``).
+    """
+    if "/" in argv[0]:
+        os.execve(argv[0], argv, env)
+    denied: OSError | None = None
+    for folder in env.get("PATH", sandbox_env.PATH).split(":"):
+        try:
+            os.execve(os.path.join(folder or ".", argv[0]), argv, env)
+        except PermissionError as exc:
+            denied = exc
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    if denied is not None:
+        raise denied
+    raise SetupError(f"{argv[0]}: command not found in PATH {env.get('PATH', '')}")
 
 
 def orphaned(lifeline: int) -> bool:
@@ -170,18 +221,14 @@ def child(spec: Spec, argv: list[str], as_root: bool, lifeline: int) -> None:
     pivot(root)
     os.chdir("/work")
     limit(spec)
-    drop_privileges(as_root)
+    drop_privileges(as_root, int(spec.get("uid", NOBODY)))
+    own_keyring()
     if orphaned(lifeline):
         raise SetupError("the sandbox helper died during setup")
     os.close(lifeline)
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/work",
-        "TMPDIR": "/tmp",
-        "LANG": "C.UTF-8",
-    }
-    env.update(spec.get("env", {}))
-    os.execvpe(argv[0], argv, env)
+    env = sandbox_env.environment(spec.get("env", {}))
+    confine()
+    execute(argv, env)
 
 
 def map_user() -> None:

@@ -154,6 +154,7 @@ def sandbox_spec(
     spec = SandboxSpec(
         name=name, workdir=workdir, mounts=mounts_of(agent), env=env,
         memory_mib=limits.memory_mib, cpu_seconds=limits.cpu_seconds, pids=limits.pids,
+        cpus=limits.cpus, disk_mib=limits.disk_mib,
         recipe=recipe,
         pool=agent.spec.pool, warm=pool.warm if pool else 0, pool_max=pool.max if pool else 8,
     )  # fmt: skip

@@ -19,6 +19,7 @@ from tree_sitter import Node
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _GLOB = re.compile(r"[*?]|\[.*\]")
 _BRACES = re.compile(r"\{[^{}]*(,|\.\.)[^{}]*\}")
+_ESCAPED = re.compile(r"\\.", re.DOTALL)
 _DQ_ESCAPES = {"$", "`", '"', "\\", "\n"}
 _SUBSTITUTIONS = {
     "command_substitution": "command substitution",
@@ -55,6 +56,8 @@ class _Word:
 
 def _unescape(raw: str) -> str:
     r"""An unquoted word's text with backslash escapes removed (``\\<newline>`` joins)."""
+    if "\\" not in raw:
+        return raw
     out: list[str] = []
     chars = iter(raw)
     for char in chars:
@@ -85,7 +88,7 @@ def _unescape_double(raw: str) -> str:
 
 def _escaped_blank(raw: str) -> str:
     r"""``raw`` with escaped characters blanked, so that ``\\*`` is not taken for a glob."""
-    return re.sub(r"\\.", "__", raw, flags=re.DOTALL)
+    return _ESCAPED.sub("__", raw) if "\\" in raw else raw
 
 
 class WordReader:

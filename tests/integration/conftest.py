@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from pathlib import Path
 
 import pytest
 
+from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.sandbox import SandboxBackend
 
@@ -22,6 +24,8 @@ def sandbox_problem() -> str | None:
             result = await backend.exec(handle, "true", 10)
         finally:
             await backend.destroy(handle)
+            if os.getuid() == 0:
+                work_disk.detach(root / "work")
         return (
             None
             if result.ok

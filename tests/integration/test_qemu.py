@@ -215,7 +215,7 @@ def test_an_image_holds_only_what_its_recipe_lists(tmp_path: Path) -> None:
 
 
 def test_an_image_recipe_shapes_the_vm(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
-    write("rootfs/tiny.yaml", "tools: [echo]\n")
+    write("rootfs/tiny.yaml", "tools: [echo, cat, grep]\n")
     workload = """\
 apiVersion: luminaguard.dev/v1
 kind: Policy

@@ -85,6 +85,18 @@ class Limits(Model):
     memory_mib: int = Field(default=512, ge=16)
     cpu_seconds: int = Field(default=300, ge=1)
     pids: int = Field(default=128, ge=1)
+    cpus: float = Field(
+        default=1.0,
+        ge=0.01,
+        le=1024,
+        description="CPU quota in cores (0.5: half of one core), enforced by a cgroup",
+    )
+    disk_mib: int = Field(
+        default=1024,
+        ge=16,
+        le=1 << 24,
+        description="size of /work in MiB; writing past it fails inside the sandbox",
+    )
     timeout: Duration = 600.0
 
 

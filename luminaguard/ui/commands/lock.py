@@ -19,6 +19,7 @@ from luminaguard.compiler.lock import (
 from luminaguard.compiler.plan import PlannedAgent
 from luminaguard.config.diagnostics import ConfigError
 from luminaguard.hostile_text import visible
+from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import SandboxHandle
 from luminaguard.hypervisor.sandbox import SandboxBackend
 from luminaguard.scheduler.runtime import absolute_agent, environment, sandbox_spec
@@ -67,6 +68,7 @@ async def _lock_agent(name: str, agent: PlannedAgent, work: Path) -> dict[str, L
     finally:
         if handle is not None:
             await backend.destroy(handle)
+            work_disk.detach(work / name / "work")  # its folder is a temporary one
     return servers
 
 

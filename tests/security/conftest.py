@@ -1,0 +1,62 @@
+"""Fixtures for the attack tests: inside the namespace sandbox and gVisor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor.base import Backend, ExecResult, SandboxSpec
+from luminaguard.hypervisor.gvisor import GvisorBackend
+from luminaguard.hypervisor.sandbox import SandboxBackend
+from tests.integration.conftest import sandbox_problem
+
+Run = Callable[..., ExecResult]
+
+
+@pytest.fixture(params=["sandbox", "gvisor"])
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """Each isolating backend in turn; skipped, with the reason, where it cannot run."""
+    if request.param == "sandbox":
+        problem = sandbox_problem()
+        if problem:
+            pytest.skip(problem)
+    else:
+        available = GvisorBackend().availability()
+        if not available.usable:
+            pytest.skip(f"gvisor backend: {available.detail}")
+    return str(request.param)
+
+
+@pytest.fixture
+def sandbox() -> None:
+    """Skip (with the reason) where Linux namespaces cannot be created."""
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+
+
+def new_backend(name: str) -> Backend:
+    """A fresh backend of that name (a fresh zygote for the namespace sandbox)."""
+    return SandboxBackend() if name == "sandbox" else GvisorBackend()
+
+
+@pytest.fixture
+def run_in_sandbox(backend_name: str) -> Run:
+    """Run one command in a fresh sandbox of the backend under test."""
+
+    def run(tmp_path: Path, command: str, timeout: float = 30, **spec: object) -> ExecResult:
+        async def go() -> ExecResult:
+            backend = new_backend(backend_name)
+            workdir = tmp_path / "work"
+            handle = await backend.create(SandboxSpec(name="t", workdir=workdir, **spec))  # type: ignore[arg-type]
+            try:
+                return await backend.exec(handle, command, timeout)
+            finally:
+                await backend.destroy(handle)
+
+        return asyncio.run(go())
+
+    return run
