@@ -1,6 +1,6 @@
 """Class 9: matching is linear in the path, whatever the path.
 
-Before the commit "policy: path globs matched segment by segment in linear time", a
+Before commit ff0f11b ("policy: path globs matched segment by segment in linear time"), a
 ``/work/**/**/**/*.md`` rule took over 30 s on a 4 KB path (the regex backtracked), and
 ``/work/*a*a*a*a*a*.md`` never finished: a hostile agent choosing the path of a call held
 the runner. Now each match walks the path once.

