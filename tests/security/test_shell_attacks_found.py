@@ -1,0 +1,86 @@
+"""Attacks on the tree-sitter-bash shell gate found by a security review.
+
+Each command here is decided GREEN today (by the starter policy or by example 04's
+``reporting`` policy) although ``/bin/sh`` (dash) running it writes or deletes files,
+runs a program no Green rule names, or otherwise does what a Green rule must not allow.
+Every case was confirmed by running it with ``dash -c`` in a throwaway folder. These
+tests FAIL until the gate is fixed; each asserts the command is Red.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from luminaguard.compiler.compile import load_checked
+from luminaguard.policy.action import Action
+from luminaguard.policy.engine import PolicyEngine
+from tests.conftest import ROOT
+
+
+def _starter() -> PolicyEngine:
+    return load_checked([str(ROOT / "policies")]).engine("starter")
+
+
+def _reporting() -> PolicyEngine:
+    return load_checked([str(ROOT / "examples" / "04-sandbox-report")]).engine("reporting")
+
+
+STARTER = _starter()
+REPORTING = _reporting()
+
+# (command, what dash does with it)
+STARTER_FINDINGS = [
+    # 1. Words after a redirection's target are arguments of the command, but the
+    #    grammar hangs them on the file_redirect node (several `destination`s) and
+    #    parse.py reads only the first: the arguments are invisible to the rules.
+    ("git log >/dev/null --output=pwn", "git writes the file pwn"),
+    ("git log -p 2>/dev/null --ext-diff", "runs the external diff program"),
+    ("find . >/dev/null -delete", "deletes every file below ."),
+    ("find . 2>/dev/null -exec rm -f {} +", "runs rm on every file"),
+    ("sed p >/dev/null -i f", "rewrites the file f in place"),
+    ("sed p </dev/null -i f", "an input redirection hides the -i too"),
+    # 2. bash's `&>` is not an operator in dash: `ls &>/dev/null rm x` is `ls &` then
+    #    `>/dev/null rm x`, which runs rm.
+    ("ls &>/dev/null rm x", "dash runs `rm x`"),
+    ("ls &>>/dev/null rm x", "dash runs `rm x`"),
+    # 3. case patterns that are strings or concatenations are skipped unchecked, but the
+    #    shell expands each pattern it tries: command substitution runs.
+    ('case a in "$(rm y)") ls;; esac', "dash runs `rm y`"),
+    ('case a in "`rm y`") ls;; esac', "dash runs `rm y`"),
+    ('case a in b) ls;; "$(rm y)") ls;; esac', "dash runs `rm y`"),
+    ('case a in "$(rm y)"|b) ls;; esac', "dash runs `rm y`"),
+    # 4. backslash-newline between `$` and `(` inside double quotes: words.py removes the
+    #    pair from string content and keeps `$(...)` as literal text; dash joins the
+    #    line first and runs the command substitution.
+    ('echo "$\\\n(rm y)"', "dash runs `rm y`"),
+    # 5. here-document delimiters: the grammar and dash end the body on different lines.
+    #    Quote removal in the delimiter word: dash ends at `EOF`, the grammar at `E"O"F`.
+    ('cat <<E"O"F\nEOF\nrm y\nE"O"F', "dash runs `rm y` after the here-document"),
+    #    The grammar ends the body at a line with blanks around the delimiter; dash needs
+    #    the exact line, so the following "commands" are an expanding here-document body.
+    ("cat << ls\n ls\necho '$(rm y)'\nls", "dash expands $(rm y) in the body"),
+    ("cat <<ls\nls \necho '$(rm y)'\nls", "dash expands $(rm y) in the body"),
+    # 6. `./ls` and `x/../cat` normalise to the bare name `ls`/`cat`, which a program glob
+    #    matches; the shell runs the file in the current (or x/..) folder instead.
+    ("./ls", "runs the file ./ls, not /usr/bin/ls"),
+    ("x/../cat /etc/passwd", "runs the file ./cat"),
+]
+
+REPORTING_FINDINGS = [
+    ("./sh /data/scripts/report.sh /work/report.md", "runs the file ./sh"),
+    ("find /work >/dev/null -delete", "deletes /work"),
+    ("cat &>/dev/null cp /work/report.md /work/published/report.md", "dash publishes"),
+    ("cat <<ls\nls \ncat '$(rm y)'\nls", "dash expands $(rm y) in the body"),
+]
+
+
+@pytest.mark.parametrize(("command", "harm"), STARTER_FINDINGS)
+def test_starter_decides_found_attacks_red(command: str, harm: str) -> None:
+    decision = STARTER.decide(Action(kind="run", command=command))
+    assert decision.risk == "red", (command, harm, decision.rule)
+
+
+@pytest.mark.parametrize(("command", "harm"), REPORTING_FINDINGS)
+def test_reporting_decides_found_attacks_red(command: str, harm: str) -> None:
+    decision = REPORTING.decide(Action(kind="run", command=command))
+    assert decision.risk == "red", (command, harm, decision.rule)
