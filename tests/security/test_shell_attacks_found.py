@@ -60,6 +60,33 @@ STARTER_FINDINGS = [
     #    the exact line, so the following "commands" are an expanding here-document body.
     ("cat << ls\n ls\necho '$(rm y)'\nls", "dash expands $(rm y) in the body"),
     ("cat <<ls\nls \necho '$(rm y)'\nls", "dash expands $(rm y) in the body"),
+    #    Same for a here-document body: `$`, backslash-newline, `(` is `$(` to dash.
+    ("cat <<E\na$\\\n(rm y)\nE", "dash runs `rm y` while expanding the body"),
+    #    ... and `${X:=...}` hidden the same way sets a variable that a later plain `$X`
+    #    (taken as an unset variable of the environment) then passes on.
+    ('echo "$\\\n{X:=--output=pwn}"; git log $X', "git writes the file pwn"),
+    ("cat <<E'F'\nEF\nrm y\nE'F'", "dash runs `rm y` after the here-document"),
+    ("cat <<ls\n\tls\necho '$(rm y)'\nls", "leading tab: dash expands $(rm y)"),
+    ("cat <<ls\nls\t\necho '$(rm y)'\nls", "trailing tab: dash expands $(rm y)"),
+    ("cat <<ls\nfoo\\\nls\necho '$(rm y)'\nls", "a joined line: dash expands $(rm y)"),
+    # 7. A redirection with no command (`> f`) truncates or creates f, but the walker
+    #    keeps the redirections of a body-less redirected_statement and emits nothing.
+    ("ls; >f", "truncates f to nothing"),
+    ("ls && 2>f", "truncates f"),
+    ("if true; then >>f; fi", "creates f"),
+    ("ls &\\\n> pwn", "`&` then `> pwn` (backslash-newline between): creates pwn"),
+    # 8. `bash -c` scripts are decided as if dash ran them. bash's test/[ -v and printf -v
+    #    evaluate an array subscript, running its command substitution; bash opens
+    #    /dev/tcp/HOST/PORT as a network connection.
+    ("bash -c \"test -v 'a[\\$(rm y)]'\"", "bash runs `rm y`"),
+    ("bash -c \"[ -v 'a[\\$(rm y)]' ]\"", "bash runs `rm y`"),
+    ("bash -c \"printf -v 'a[\\$(rm y)]' x\"", "bash runs `rm y`"),
+    ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
+    # 9. Options of the Green read-only programs that run other programs.
+    ("diff -l a b", "GNU diff --paginate runs /usr/bin/pr"),
+    ("git log --show-signature", "runs gpg on signed commits (creates ~/.gnupg, temp files)"),
+    ("git log --format=%GS", "a signature placeholder runs gpg too"),
+    ("git show --show-signature HEAD", "runs gpg"),
     # 6. `./ls` and `x/../cat` normalise to the bare name `ls`/`cat`, which a program glob
     #    matches; the shell runs the file in the current (or x/..) folder instead.
     ("./ls", "runs the file ./ls, not /usr/bin/ls"),
@@ -71,6 +98,8 @@ REPORTING_FINDINGS = [
     ("find /work >/dev/null -delete", "deletes /work"),
     ("cat &>/dev/null cp /work/report.md /work/published/report.md", "dash publishes"),
     ("cat <<ls\nls \ncat '$(rm y)'\nls", "dash expands $(rm y) in the body"),
+    ("cat; >/work/published/report.md", "creates the published report"),
+    ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
 ]
 
 
