@@ -113,3 +113,55 @@ def test_starter_decides_found_attacks_red(command: str, harm: str) -> None:
 def test_reporting_decides_found_attacks_red(command: str, harm: str) -> None:
     decision = REPORTING.decide(Action(kind="run", command=command))
     assert decision.risk == "red", (command, harm, decision.rule)
+
+
+# --- template values that leave their one word ---------------------------------------------
+#
+# A backslash in the template right before a value escapes the first character of the
+# quoted value (the opening `'` of shlex.quote, or the `\` that escapes a `"` inside double
+# quotes), so the rest of the value is shell syntax. template.py::_context does not look at
+# the character before the marker. A value in command position (`{{ v }} args`) that looks
+# like NAME=VALUE is left unquoted by shlex.quote and becomes an assignment. A value the
+# grammar places after a here-document that dash is still reading is quoted as a word but
+# expanded by dash as here-document text.
+
+TEMPLATE_ESCAPES = [
+    # (template, value, the word the value should have stayed)
+    ('echo "\\{{ params.v }}"', '\\" ; rm y #', "rm"),
+    ("echo \\{{ params.v }}", "x ; rm y #", "rm"),
+    ("{{ params.v }} /work/f", "LANG=C", "/work/f"),
+]
+
+
+@pytest.mark.parametrize(("template", "value", "leaked"), TEMPLATE_ESCAPES)
+def test_a_template_value_stays_one_word(template: str, value: str, leaked: str) -> None:
+    from luminaguard.config.render import TemplateProblem, render_command_text
+    from luminaguard.shell import parse_command
+
+    try:
+        rendered = render_command_text(template, {"params": {"v": value}})
+    except TemplateProblem:
+        return  # refusing the template is a fix too
+    parsed = parse_command(rendered)
+    programs = [command.program for command in parsed.commands]
+    assert leaked not in programs, (template, value, rendered, programs)
+
+
+TEMPLATE_GREEN_ATTACKS = [
+    # the escape above combined with finding 1: Green, and find deletes everything in .
+    ('find "\\{{ params.v }}" -type f', '\\" . >/dev/null -delete #'),
+    # finding 5: the value is quoted as a word, dash expands it in a here-document
+    ("cat <<ls\nls \necho {{ params.v }}\nls", "$(rm y)"),
+]
+
+
+@pytest.mark.parametrize(("template", "value"), TEMPLATE_GREEN_ATTACKS)
+def test_a_template_value_cannot_make_a_harmful_command_green(template: str, value: str) -> None:
+    from luminaguard.config.render import TemplateProblem, render_command_text
+
+    try:
+        rendered = render_command_text(template, {"params": {"v": value}})
+    except TemplateProblem:
+        return
+    decision = STARTER.decide(Action(kind="run", command=rendered))
+    assert decision.risk == "red", (template, value, rendered, decision.rule)
