@@ -39,6 +39,8 @@ STARTER_FINDINGS = [
     ("find . 2>/dev/null -exec rm -f {} +", "runs rm on every file"),
     ("sed p >/dev/null -i f", "rewrites the file f in place"),
     ("sed p </dev/null -i f", "an input redirection hides the -i too"),
+    ("find . 2>&1 -delete", "the common `2>&1` hides -delete"),
+    ("git log 2>&1 --output=pwn", "git writes the file pwn"),
     # 2. bash's `&>` is not an operator in dash: `ls &>/dev/null rm x` is `ls &` then
     #    `>/dev/null rm x`, which runs rm.
     ("ls &>/dev/null rm x", "dash runs `rm x`"),
@@ -62,6 +64,7 @@ STARTER_FINDINGS = [
     ("cat <<ls\nls \necho '$(rm y)'\nls", "dash expands $(rm y) in the body"),
     #    Same for a here-document body: `$`, backslash-newline, `(` is `$(` to dash.
     ("cat <<E\na$\\\n(rm y)\nE", "dash runs `rm y` while expanding the body"),
+    ('LANG="$\\\n(rm y)" ls', "an assignment's value: dash runs `rm y`"),
     #    ... and `${X:=...}` hidden the same way sets a variable that a later plain `$X`
     #    (taken as an unset variable of the environment) then passes on.
     ('echo "$\\\n{X:=--output=pwn}"; git log $X', "git writes the file pwn"),
@@ -82,6 +85,14 @@ STARTER_FINDINGS = [
     ("bash -c \"[ -v 'a[\\$(rm y)]' ]\"", "bash runs `rm y`"),
     ("bash -c \"printf -v 'a[\\$(rm y)]' x\"", "bash runs `rm y`"),
     ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
+    # 10. Shell options that load startup files are skipped as harmless by
+    #     unwrap.py::_script: the file runs before the -c script. --rcfile names any file
+    #     (the starter's fs-scratch-write makes /work/scratch/* Green to write).
+    ("bash --rcfile /work/scratch/evil -i -c ls", "bash sources /work/scratch/evil"),
+    ("bash --init-file /work/scratch/evil -ic ls", "bash sources /work/scratch/evil"),
+    ("bash -i -c ls", "bash sources ~/.bashrc"),
+    ("sh -l -c ls", "dash sources /etc/profile and ~/.profile"),
+    ("sh -i -c ls", "dash sources $ENV"),
     # 9. Options of the Green read-only programs that run other programs.
     ("diff -l a b", "GNU diff --paginate runs /usr/bin/pr"),
     ("git log --show-signature", "runs gpg on signed commits (creates ~/.gnupg, temp files)"),
@@ -99,6 +110,8 @@ REPORTING_FINDINGS = [
     ("cat &>/dev/null cp /work/report.md /work/published/report.md", "dash publishes"),
     ("cat <<ls\nls \ncat '$(rm y)'\nls", "dash expands $(rm y) in the body"),
     ("cat; >/work/published/report.md", "creates the published report"),
+    ('ls "$\\\n(cp /work/report.md /work/published/)"', "dash publishes"),
+    ("sh -l -c 'cat /work/report.md'", "dash sources /etc/profile and ~/.profile"),
     ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
 ]
 
