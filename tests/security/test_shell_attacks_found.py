@@ -85,6 +85,13 @@ STARTER_FINDINGS = [
     ("bash -c \"[ -v 'a[\\$(rm y)]' ]\"", "bash runs `rm y`"),
     ("bash -c \"printf -v 'a[\\$(rm y)]' x\"", "bash runs `rm y`"),
     ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
+    # 11. A plain `$NAME` is kept as written and taken for one word, but unquoted it is
+    #     split into fields (and globbed). dash always sets IFS (blank, tab, newline), so
+    #     `x$IFS-y` is the two words `x` and `-y`: options hidden from the `none` tests.
+    ("find .$IFS-delete", "deletes every file below ."),
+    ("find .${IFS}-delete", "deletes every file below ."),
+    ("sed p f$IFS-i", "GNU sed permutes: edits f in place"),
+    ("git log HEAD$IFS--output=pwn", "git writes the file pwn"),
     # 10. Shell options that load startup files are skipped as harmless by
     #     unwrap.py::_script: the file runs before the -c script. --rcfile names any file
     #     (the starter's fs-scratch-write makes /work/scratch/* Green to write).
@@ -93,6 +100,12 @@ STARTER_FINDINGS = [
     ("bash -i -c ls", "bash sources ~/.bashrc"),
     ("sh -l -c ls", "dash sources /etc/profile and ~/.profile"),
     ("sh -i -c ls", "dash sources $ENV"),
+    # 12. Inside `[ ... ]` the grammar reads `>`/`<` as [[-style comparisons (operators
+    #     parse.py::builtin skips); for dash they are redirections of the `[` command.
+    ("[ a > f ]", "truncates or creates f"),
+    ("[ a >> f ]", "creates f"),
+    ("[ -f x > f ]", "truncates or creates f"),
+    ("test -n a; [ x > f ]", "truncates or creates f"),
     # 9. Options of the Green read-only programs that run other programs.
     ("diff -l a b", "GNU diff --paginate runs /usr/bin/pr"),
     ("git log --show-signature", "runs gpg on signed commits (creates ~/.gnupg, temp files)"),
@@ -110,6 +123,7 @@ REPORTING_FINDINGS = [
     ("cat &>/dev/null cp /work/report.md /work/published/report.md", "dash publishes"),
     ("cat <<ls\nls \ncat '$(rm y)'\nls", "dash expands $(rm y) in the body"),
     ("cat; >/work/published/report.md", "creates the published report"),
+    ("find /work/published$IFS-delete", "deletes the published reports"),
     ('ls "$\\\n(cp /work/report.md /work/published/)"', "dash publishes"),
     ("sh -l -c 'cat /work/report.md'", "dash sources /etc/profile and ~/.profile"),
     ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
