@@ -100,6 +100,17 @@ STARTER_FINDINGS = [
     ("bash -i -c ls", "bash sources ~/.bashrc"),
     ("sh -l -c ls", "dash sources /etc/profile and ~/.profile"),
     ("sh -i -c ls", "dash sources $ENV"),
+    # 13. Backquotes in an unquoted here-document: the grammar leaves them in the
+    #     heredoc_content text (no command_substitution node), parse.py::heredoc_body
+    #     checks only named children; dash runs the command.
+    ("cat <<E\n`rm y`\nE", "dash runs `rm y`"),
+    ("cat <<E\n${HOME}`rm y`\nE", "dash runs `rm y`"),
+    # 14. Variables a command assigns to a `sh -c` it runs (LANG, TZ... are "safe") are
+    #     plain unknown variables to the inner script's WordReader, so `$TZ` passes as a
+    #     word of the environment: its value hides an option.
+    ("TZ=-delete sh -c 'find . $TZ'", "find deletes every file below ."),
+    ("env TZ=-delete sh -c 'find . \"$TZ\"'", "find deletes every file below ."),
+    ("LANG=--output=pwn sh -c 'git log $LANG'", "git writes the file pwn"),
     # 12. Inside `[ ... ]` the grammar reads `>`/`<` as [[-style comparisons (operators
     #     parse.py::builtin skips); for dash they are redirections of the `[` command.
     ("[ a > f ]", "truncates or creates f"),
@@ -124,6 +135,8 @@ REPORTING_FINDINGS = [
     ("cat <<ls\nls \ncat '$(rm y)'\nls", "dash expands $(rm y) in the body"),
     ("cat; >/work/published/report.md", "creates the published report"),
     ("find /work/published$IFS-delete", "deletes the published reports"),
+    ("cat <<E\n`cp /work/report.md /work/published/`\nE", "dash publishes"),
+    ("TZ=-delete sh -c 'find /work/published $TZ'", "deletes the published reports"),
     ('ls "$\\\n(cp /work/report.md /work/published/)"', "dash publishes"),
     ("sh -l -c 'cat /work/report.md'", "dash sources /etc/profile and ~/.profile"),
     ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
