@@ -126,6 +126,13 @@ STARTER_FINDINGS = [
     #    matches; the shell runs the file in the current (or x/..) folder instead.
     ("./ls", "runs the file ./ls, not /usr/bin/ls"),
     ("x/../cat /etc/passwd", "runs the file ./cat"),
+    #    unwrap.py goes further: a wrapper or shell is recognised by its basename wherever
+    #    it lives, so any file named env/sh/timeout/nice/nohup... runs Green (a repository
+    #    under review may well hold an executable tools/env).
+    ("/data/repo/tools/env ls", "runs /data/repo/tools/env"),
+    ("/work/scratch/sh -c ls", "runs /work/scratch/sh"),
+    ("./timeout 5 ls", "runs ./timeout"),
+    ("x/../nohup ls", "runs ./nohup"),
 ]
 
 REPORTING_FINDINGS = [
@@ -135,6 +142,7 @@ REPORTING_FINDINGS = [
     ("cat <<ls\nls \ncat '$(rm y)'\nls", "dash expands $(rm y) in the body"),
     ("cat; >/work/published/report.md", "creates the published report"),
     ("find /work/published$IFS-delete", "deletes the published reports"),
+    ("/data/repo/env cat /work/report.md", "runs /data/repo/env"),
     ("cat <<E\n`cp /work/report.md /work/published/`\nE", "dash publishes"),
     ("TZ=-delete sh -c 'find /work/published $TZ'", "deletes the published reports"),
     ('ls "$\\\n(cp /work/report.md /work/published/)"', "dash publishes"),
@@ -166,7 +174,10 @@ def test_reporting_decides_found_attacks_red(command: str, harm: str) -> None:
 # expanded by dash as here-document text.
 
 TEMPLATE_ESCAPES = [
-    # (template, value, the word the value should have stayed)
+    # (template, value, a program that must not appear)
+    # a value in a `sh -c '...'` script is one word for the outer shell, code for the inner
+    ("sh -c 'ls {{ params.v }}'", "x; rm y", "rm"),
+    ('sh -c "ls {{ params.v }}"', "x; rm y", "rm"),
     ('echo "\\{{ params.v }}"', '\\" ; rm y #', "rm"),
     ("echo \\{{ params.v }}", "x ; rm y #", "rm"),
     ("{{ params.v }} /work/f", "LANG=C", "/work/f"),
