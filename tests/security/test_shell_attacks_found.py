@@ -216,3 +216,12 @@ def test_a_template_value_cannot_make_a_harmful_command_green(template: str, val
         return
     decision = STARTER.decide(Action(kind="run", command=rendered))
     assert decision.risk == "red", (template, value, rendered, decision.rule)
+
+
+def test_a_long_and_list_is_decided_not_crashed() -> None:
+    """`ls && ls && ...` nests one list per `&&`: parse.py's walker recurses once per level
+    and a 9 kB command raises RecursionError out of PolicyEngine.decide (the runner does
+    not catch it). Anything too deep to walk should be Red, not an exception."""
+    command = "ls" + " && ls" * 1500
+    decision = STARTER.decide(Action(kind="run", command=command))
+    assert decision.risk == "red"
