@@ -2,9 +2,11 @@
 
 Each command here is decided GREEN today (by the starter policy or by example 04's
 ``reporting`` policy) although ``/bin/sh`` (dash) running it writes or deletes files,
-runs a program no Green rule names, or otherwise does what a Green rule must not allow.
-Every case was confirmed by running it with ``dash -c`` in a throwaway folder. These
-tests FAIL until the gate is fixed; each asserts the command is Red.
+runs a program no Green rule names, or reaches the network. Every case was confirmed by
+running it with ``dash -c`` in a throwaway folder (the bash/git/gpg cases with the host's
+bash 5.2, git 2.39, GNU diffutils). These tests FAIL until the gate is fixed; each asserts
+the command is Red (or, for templates, that the template is refused or stays one word).
+Findings are numbered F1..F16 as in the review report.
 """
 
 from __future__ import annotations
@@ -30,109 +32,110 @@ REPORTING = _reporting()
 
 # (command, what dash does with it)
 STARTER_FINDINGS = [
-    # 1. Words after a redirection's target are arguments of the command, but the
-    #    grammar hangs them on the file_redirect node (several `destination`s) and
-    #    parse.py reads only the first: the arguments are invisible to the rules.
+    # F1. Words after a redirection's target are arguments of the command, but the grammar
+    #     hangs them on the file_redirect node (several `destination`s) and
+    #     parse.py::_Walker.redirect reads only the first: the rules never see them.
     ("git log >/dev/null --output=pwn", "git writes the file pwn"),
     ("git log -p 2>/dev/null --ext-diff", "runs the external diff program"),
     ("find . >/dev/null -delete", "deletes every file below ."),
     ("find . 2>/dev/null -exec rm -f {} +", "runs rm on every file"),
-    ("sed p >/dev/null -i f", "rewrites the file f in place"),
-    ("sed p </dev/null -i f", "an input redirection hides the -i too"),
     ("find . 2>&1 -delete", "the common `2>&1` hides -delete"),
     ("git log 2>&1 --output=pwn", "git writes the file pwn"),
-    # 2. bash's `&>` is not an operator in dash: `ls &>/dev/null rm x` is `ls &` then
-    #    `>/dev/null rm x`, which runs rm.
+    ("sed p >/dev/null -i f", "rewrites the file f in place"),
+    ("sed p </dev/null -i f", "an input redirection hides the -i too"),
+    # F2. bash's `&>` is no operator in dash: `ls &>/dev/null rm x` is `ls &` then
+    #     `>/dev/null rm x`, which runs rm.
     ("ls &>/dev/null rm x", "dash runs `rm x`"),
     ("ls &>>/dev/null rm x", "dash runs `rm x`"),
-    # 3. case patterns that are strings or concatenations are skipped unchecked, but the
-    #    shell expands each pattern it tries: command substitution runs.
+    # F3. A redirection with no command (`> f`) truncates or creates f, but
+    #     parse.py::_Walker.redirected collects the redirections of a body-less
+    #     redirected_statement and emits no command for them.
+    ("ls; >f", "truncates f to nothing"),
+    ("ls && 2>f", "truncates f"),
+    ("if true; then >>f; fi", "creates f"),
+    ("ls &\\\n> pwn", "`&`, backslash-newline, `> pwn`: creates pwn"),
+    # F4. Inside `[ ... ]` the grammar reads `>`/`<` as [[-style comparisons (anonymous
+    #     operators parse.py::_Walker.builtin skips); for dash they redirect `[`'s output.
+    ("[ a > f ]", "truncates or creates f"),
+    ("[ a >> f ]", "creates f"),
+    ("[ -f x > f ]", "truncates or creates f"),
+    ("test -n a; [ x > f ]", "truncates or creates f"),
+    # F5. case patterns that are strings or concatenations are skipped unchecked
+    #     (parse.py::_Walker.loop_or_case), but dash expands each pattern it tries.
     ('case a in "$(rm y)") ls;; esac', "dash runs `rm y`"),
     ('case a in "`rm y`") ls;; esac', "dash runs `rm y`"),
     ('case a in b) ls;; "$(rm y)") ls;; esac', "dash runs `rm y`"),
     ('case a in "$(rm y)"|b) ls;; esac', "dash runs `rm y`"),
-    # 4. backslash-newline between `$` and `(` inside double quotes: words.py removes the
-    #    pair from string content and keeps `$(...)` as literal text; dash joins the
-    #    line first and runs the command substitution.
+    # F6. Backslash-newline between `$` and `(`/`{`: the grammar sees a lone `$` and text;
+    #     words.py removes the pair and keeps `$(...)` as literal text. dash joins the
+    #     lines first and expands. Also in assignment values and here-document bodies.
     ('echo "$\\\n(rm y)"', "dash runs `rm y`"),
-    # 5. here-document delimiters: the grammar and dash end the body on different lines.
-    #    Quote removal in the delimiter word: dash ends at `EOF`, the grammar at `E"O"F`.
-    ('cat <<E"O"F\nEOF\nrm y\nE"O"F', "dash runs `rm y` after the here-document"),
-    #    The grammar ends the body at a line with blanks around the delimiter; dash needs
-    #    the exact line, so the following "commands" are an expanding here-document body.
-    ("cat << ls\n ls\necho '$(rm y)'\nls", "dash expands $(rm y) in the body"),
-    ("cat <<ls\nls \necho '$(rm y)'\nls", "dash expands $(rm y) in the body"),
-    #    Same for a here-document body: `$`, backslash-newline, `(` is `$(` to dash.
-    ("cat <<E\na$\\\n(rm y)\nE", "dash runs `rm y` while expanding the body"),
     ('LANG="$\\\n(rm y)" ls', "an assignment's value: dash runs `rm y`"),
-    #    ... and `${X:=...}` hidden the same way sets a variable that a later plain `$X`
-    #    (taken as an unset variable of the environment) then passes on.
+    ("cat <<E\na$\\\n(rm y)\nE", "dash runs `rm y` while expanding the body"),
+    #     `${X:=...}` hidden the same way sets a variable that a later plain `$X` (taken
+    #     for an unset variable of the environment) passes on.
     ('echo "$\\\n{X:=--output=pwn}"; git log $X', "git writes the file pwn"),
+    # F7. Here-document ends: the grammar and dash end the body on different lines.
+    #     Quote removal in the delimiter word: dash ends at `EOF`, the grammar at `E"O"F`.
+    ('cat <<E"O"F\nEOF\nrm y\nE"O"F', "dash runs `rm y` after the here-document"),
     ("cat <<E'F'\nEF\nrm y\nE'F'", "dash runs `rm y` after the here-document"),
+    #     The grammar ends the body at a line with blanks around the delimiter, or at a line
+    #     dash joins to the one before; dash needs the exact line, so what follows is an
+    #     expanding here-document body to dash and Green commands to the grammar.
+    ("cat << ls\n ls\necho '$(rm y)'\nls", "leading blank: dash expands $(rm y)"),
+    ("cat <<ls\nls \necho '$(rm y)'\nls", "trailing blank: dash expands $(rm y)"),
     ("cat <<ls\n\tls\necho '$(rm y)'\nls", "leading tab: dash expands $(rm y)"),
     ("cat <<ls\nls\t\necho '$(rm y)'\nls", "trailing tab: dash expands $(rm y)"),
     ("cat <<ls\nfoo\\\nls\necho '$(rm y)'\nls", "a joined line: dash expands $(rm y)"),
-    # 7. A redirection with no command (`> f`) truncates or creates f, but the walker
-    #    keeps the redirections of a body-less redirected_statement and emits nothing.
-    ("ls; >f", "truncates f to nothing"),
-    ("ls && 2>f", "truncates f"),
-    ("if true; then >>f; fi", "creates f"),
-    ("ls &\\\n> pwn", "`&` then `> pwn` (backslash-newline between): creates pwn"),
-    # 8. `bash -c` scripts are decided as if dash ran them. bash's test/[ -v and printf -v
-    #    evaluate an array subscript, running its command substitution; bash opens
-    #    /dev/tcp/HOST/PORT as a network connection.
-    ("bash -c \"test -v 'a[\\$(rm y)]'\"", "bash runs `rm y`"),
-    ("bash -c \"[ -v 'a[\\$(rm y)]' ]\"", "bash runs `rm y`"),
-    ("bash -c \"printf -v 'a[\\$(rm y)]' x\"", "bash runs `rm y`"),
-    ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
-    # 11. A plain `$NAME` is kept as written and taken for one word, but unquoted it is
+    # F8. Backquotes in an unquoted here-document: the grammar leaves them in the
+    #     heredoc_content text (no command_substitution node); parse.py::heredoc_body
+    #     checks only named children; dash runs the command.
+    ("cat <<E\n`rm y`\nE", "dash runs `rm y`"),
+    ("cat <<E\n${HOME}`rm y`\nE", "dash runs `rm y`"),
+    # F9. A plain `$NAME` is kept as written and taken for one word, but unquoted it is
     #     split into fields (and globbed). dash always sets IFS (blank, tab, newline), so
     #     `x$IFS-y` is the two words `x` and `-y`: options hidden from the `none` tests.
     ("find .$IFS-delete", "deletes every file below ."),
     ("find .${IFS}-delete", "deletes every file below ."),
     ("sed p f$IFS-i", "GNU sed permutes: edits f in place"),
     ("git log HEAD$IFS--output=pwn", "git writes the file pwn"),
-    # 10. Shell options that load startup files are skipped as harmless by
-    #     unwrap.py::_script: the file runs before the -c script. --rcfile names any file
-    #     (the starter's fs-scratch-write makes /work/scratch/* Green to write).
+    # F10. Variables a command assigns for a `sh -c` it runs (LANG, TZ... are "safe") are
+    #      unknown variables to the inner script's WordReader (unwrap.py::_shell), so
+    #      `$TZ` passes as a word of the environment while its value is an option.
+    ("TZ=-delete sh -c 'find . $TZ'", "find deletes every file below ."),
+    ("env TZ=-delete sh -c 'find . \"$TZ\"'", "find deletes every file below ."),
+    ("LANG=--output=pwn sh -c 'git log $LANG'", "git writes the file pwn"),
+    # F11. `./ls` and `x/../cat` normalise (shell_match.py::program_matches) to the bare
+    #      name, which a program glob matches; dash runs the file in the folder instead.
+    ("./ls", "runs the file ./ls, not /usr/bin/ls"),
+    ("x/../cat /etc/passwd", "runs the file ./cat"),
+    #      unwrap.py goes further: a wrapper or shell is recognised by its basename
+    #      wherever it lives, so any file named env/sh/timeout/nice/nohup... runs Green
+    #      (a repository under review may well hold an executable tools/env).
+    ("/data/repo/tools/env ls", "runs /data/repo/tools/env"),
+    ("/work/scratch/sh -c ls", "runs /work/scratch/sh"),
+    ("./timeout 5 ls", "runs ./timeout"),
+    ("x/../nohup ls", "runs ./nohup"),
+    # F12. Shell options that load startup files pass unwrap.py::_script as harmless: the
+    #      file runs before the -c script. --rcfile names any file (the starter's
+    #      fs-scratch-write makes writing /work/scratch/* Green).
     ("bash --rcfile /work/scratch/evil -i -c ls", "bash sources /work/scratch/evil"),
     ("bash --init-file /work/scratch/evil -ic ls", "bash sources /work/scratch/evil"),
     ("bash -i -c ls", "bash sources ~/.bashrc"),
     ("sh -l -c ls", "dash sources /etc/profile and ~/.profile"),
     ("sh -i -c ls", "dash sources $ENV"),
-    # 13. Backquotes in an unquoted here-document: the grammar leaves them in the
-    #     heredoc_content text (no command_substitution node), parse.py::heredoc_body
-    #     checks only named children; dash runs the command.
-    ("cat <<E\n`rm y`\nE", "dash runs `rm y`"),
-    ("cat <<E\n${HOME}`rm y`\nE", "dash runs `rm y`"),
-    # 14. Variables a command assigns to a `sh -c` it runs (LANG, TZ... are "safe") are
-    #     plain unknown variables to the inner script's WordReader, so `$TZ` passes as a
-    #     word of the environment: its value hides an option.
-    ("TZ=-delete sh -c 'find . $TZ'", "find deletes every file below ."),
-    ("env TZ=-delete sh -c 'find . \"$TZ\"'", "find deletes every file below ."),
-    ("LANG=--output=pwn sh -c 'git log $LANG'", "git writes the file pwn"),
-    # 12. Inside `[ ... ]` the grammar reads `>`/`<` as [[-style comparisons (operators
-    #     parse.py::builtin skips); for dash they are redirections of the `[` command.
-    ("[ a > f ]", "truncates or creates f"),
-    ("[ a >> f ]", "creates f"),
-    ("[ -f x > f ]", "truncates or creates f"),
-    ("test -n a; [ x > f ]", "truncates or creates f"),
-    # 9. Options of the Green read-only programs that run other programs.
-    ("diff -l a b", "GNU diff --paginate runs /usr/bin/pr"),
+    # F13. `bash -c` scripts are decided as if dash ran them. bash's test/[ -v and
+    #      printf -v evaluate an array subscript, running its command substitution; bash
+    #      opens /dev/tcp/HOST/PORT as a network connection.
+    ("bash -c \"test -v 'a[\\$(rm y)]'\"", "bash runs `rm y`"),
+    ("bash -c \"[ -v 'a[\\$(rm y)]' ]\"", "bash runs `rm y`"),
+    ("bash -c \"printf -v 'a[\\$(rm y)]' x\"", "bash runs `rm y`"),
+    ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
+    # F14. Options of the Green read-only programs that run other programs.
     ("git log --show-signature", "runs gpg on signed commits (creates ~/.gnupg, temp files)"),
     ("git log --format=%GS", "a signature placeholder runs gpg too"),
     ("git show --show-signature HEAD", "runs gpg"),
-    # 6. `./ls` and `x/../cat` normalise to the bare name `ls`/`cat`, which a program glob
-    #    matches; the shell runs the file in the current (or x/..) folder instead.
-    ("./ls", "runs the file ./ls, not /usr/bin/ls"),
-    ("x/../cat /etc/passwd", "runs the file ./cat"),
-    #    unwrap.py goes further: a wrapper or shell is recognised by its basename wherever
-    #    it lives, so any file named env/sh/timeout/nice/nohup... runs Green (a repository
-    #    under review may well hold an executable tools/env).
-    ("/data/repo/tools/env ls", "runs /data/repo/tools/env"),
-    ("/work/scratch/sh -c ls", "runs /work/scratch/sh"),
-    ("./timeout 5 ls", "runs ./timeout"),
-    ("x/../nohup ls", "runs ./nohup"),
+    ("diff -l a b", "GNU diff --paginate runs /usr/bin/pr"),
 ]
 
 REPORTING_FINDINGS = [
@@ -163,7 +166,7 @@ def test_reporting_decides_found_attacks_red(command: str, harm: str) -> None:
     assert decision.risk == "red", (command, harm, decision.rule)
 
 
-# --- template values that leave their one word ---------------------------------------------
+# --- F15. template values that leave their one word ---------------------------------------------
 #
 # A backslash in the template right before a value escapes the first character of the
 # quoted value (the opening `'` of shlex.quote, or the `\` that escapes a `"` inside double
@@ -199,9 +202,9 @@ def test_a_template_value_stays_one_word(template: str, value: str, leaked: str)
 
 
 TEMPLATE_GREEN_ATTACKS = [
-    # the escape above combined with finding 1: Green, and find deletes everything in .
+    # the escape above combined with F1: Green, and find deletes everything in .
     ('find "\\{{ params.v }}" -type f', '\\" . >/dev/null -delete #'),
-    # finding 5: the value is quoted as a word, dash expands it in a here-document
+    # F7: the value is quoted as a word, dash expands it in a here-document
     ("cat <<ls\nls \necho {{ params.v }}\nls", "$(rm y)"),
 ]
 
@@ -219,7 +222,7 @@ def test_a_template_value_cannot_make_a_harmful_command_green(template: str, val
 
 
 def test_a_long_and_list_is_decided_not_crashed() -> None:
-    """`ls && ls && ...` nests one list per `&&`: parse.py's walker recurses once per level
+    """F16. `ls && ls && ...` nests one list per `&&`: parse.py's walker recurses once per level
     and a 9 kB command raises RecursionError out of PolicyEngine.decide (the runner does
     not catch it). Anything too deep to walk should be Red, not an exception."""
     command = "ls" + " && ls" * 1500
