@@ -109,6 +109,9 @@ STARTER_FINDINGS = [
     #      name, which a program glob matches; dash runs the file in the folder instead.
     ("./ls", "runs the file ./ls, not /usr/bin/ls"),
     ("x/../cat /etc/passwd", "runs the file ./cat"),
+    #      normpath is lexical: with a symlink data/repo/link -> a/b/c/d/e/f/g in a
+    #      repository, this is /data/repo/a/b/c/usr/bin/ls to the kernel.
+    ("/data/repo/link/../../../usr/bin/ls", "runs a file of the repository"),
     #      unwrap.py goes further: a wrapper or shell is recognised by its basename
     #      wherever it lives, so any file named env/sh/timeout/nice/nohup... runs Green
     #      (a repository under review may well hold an executable tools/env).
