@@ -231,3 +231,13 @@ def test_a_long_and_list_is_decided_not_crashed() -> None:
     command = "ls" + " && ls" * 1500
     decision = STARTER.decide(Action(kind="run", command=command))
     assert decision.risk == "red"
+
+
+def test_reporting_cannot_plant_a_profile_and_source_it_all_green() -> None:
+    """Example 04's write-own-report admits /work/[a-z.]+, so the report can be written to
+    /work/.profile (HOME is /work); its "## Files" lines are repository file names, and a
+    file named `a;touch PWNED` becomes the line `- a;touch PWNED`. F12 then sources it with
+    a Green `sh -l -c`. Confirmed end to end with dash in a temp folder."""
+    steps = ["sh /data/scripts/report.sh /work/.profile", "sh -l -c 'cat /work/report.md'"]
+    risks = [REPORTING.decide(Action(kind="run", command=step)).risk for step in steps]
+    assert "red" in risks, risks
