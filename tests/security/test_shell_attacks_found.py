@@ -134,6 +134,13 @@ STARTER_FINDINGS = [
     ("bash -c \"[ -v 'a[\\$(rm y)]' ]\"", "bash runs `rm y`"),
     ("bash -c \"printf -v 'a[\\$(rm y)]' x\"", "bash runs `rm y`"),
     ("bash -c 'cat </dev/tcp/192.0.2.1/80'", "bash connects to 192.0.2.1:80"),
+    # F17. A line that starts with a backslash-escaped character is read by the grammar
+    #      as one more word of the command before it, the newline inside the word node
+    #      (so parse.py::_Walker.check_blanks, which looks between nodes, misses it);
+    #      dash ends the command at the newline and runs the next line.
+    ("ls\n\\rm y", "dash runs `rm y`"),
+    ("ls a\n\\r\\m y", "dash runs `rm y`"),
+    ("cat /etc/hostname\n\\sh -c 'rm y'", "dash runs `sh -c 'rm y'`"),
     # F14. Options of the Green read-only programs that run other programs.
     ("git log --show-signature", "runs gpg on signed commits (creates ~/.gnupg, temp files)"),
     ("git log --format=%GS", "a signature placeholder runs gpg too"),
@@ -148,6 +155,7 @@ REPORTING_FINDINGS = [
     ("cat <<ls\nls \ncat '$(rm y)'\nls", "dash expands $(rm y) in the body"),
     ("cat; >/work/published/report.md", "creates the published report"),
     ("find /work/published$IFS-delete", "deletes the published reports"),
+    ("cat /work/report.md\n\\cp /work/report.md /work/published/", "dash publishes"),
     ("/data/repo/env cat /work/report.md", "runs /data/repo/env"),
     ("cat <<E\n`cp /work/report.md /work/published/`\nE", "dash publishes"),
     ("TZ=-delete sh -c 'find /work/published $TZ'", "deletes the published reports"),
