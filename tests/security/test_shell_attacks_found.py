@@ -141,6 +141,13 @@ STARTER_FINDINGS = [
     ("ls\n\\rm y", "dash runs `rm y`"),
     ("ls a\n\\r\\m y", "dash runs `rm y`"),
     ("cat /etc/hostname\n\\sh -c 'rm y'", "dash runs `sh -c 'rm y'`"),
+    # F18. A quoted string followed at once by a backslash-escaped character is two words
+    #      to the grammar (`'-'` and `\delete`), one word to dash (`-delete`): the option
+    #      is hidden from the `none` tests.
+    ("find . '-'\\delete", "find deletes every file below ."),
+    ('find . "-"\\delete', "find deletes every file below ."),
+    ("find . -'de'\\lete", "find deletes every file below ."),
+    ("git log '--'\\output=pwn", "git writes the file pwn"),
     # F14. Options of the Green read-only programs that run other programs.
     ("git log --show-signature", "runs gpg on signed commits (creates ~/.gnupg, temp files)"),
     ("git log --format=%GS", "a signature placeholder runs gpg too"),
@@ -155,6 +162,7 @@ REPORTING_FINDINGS = [
     ("cat <<ls\nls \ncat '$(rm y)'\nls", "dash expands $(rm y) in the body"),
     ("cat; >/work/published/report.md", "creates the published report"),
     ("find /work/published$IFS-delete", "deletes the published reports"),
+    ("find /work/published '-'\\delete", "deletes the published reports"),
     ("cat /work/report.md\n\\cp /work/report.md /work/published/", "dash publishes"),
     ("/data/repo/env cat /work/report.md", "runs /data/repo/env"),
     ("cat <<E\n`cp /work/report.md /work/published/`\nE", "dash publishes"),
