@@ -148,6 +148,16 @@ STARTER_FINDINGS = [
     ('find . "-"\\delete', "find deletes every file below ."),
     ("find . -'de'\\lete", "find deletes every file below ."),
     ("git log '--'\\output=pwn", "git writes the file pwn"),
+    # F19. Backslash-newline inside a word: the grammar makes two words of `-de\<nl>lete`
+    #      and parse.py::_Walker.check_blanks takes the `\<nl>` gap for a blank; dash
+    #      joins the lines into the one word `-delete`.
+    ("find . -de\\\nlete", "find deletes every file below ."),
+    ("find . -\\\ndelete", "find deletes every file below ."),
+    ("git log --out\\\nput=pwn", "git writes the file pwn"),
+    # F20. An escaped tab: the grammar takes `\<tab>` for a blank and `#...` after it for a
+    #      comment to the end of the line; dash reads the word `<tab>#x` and the words after.
+    ("find . \\\t#x -delete", "find deletes every file below ."),
+    ("git log \\\t#x --output=pwn", "git writes the file pwn"),
     # F14. Options of the Green read-only programs that run other programs.
     ("git log --show-signature", "runs gpg on signed commits (creates ~/.gnupg, temp files)"),
     ("git log --format=%GS", "a signature placeholder runs gpg too"),
@@ -163,6 +173,8 @@ REPORTING_FINDINGS = [
     ("cat; >/work/published/report.md", "creates the published report"),
     ("find /work/published$IFS-delete", "deletes the published reports"),
     ("find /work/published '-'\\delete", "deletes the published reports"),
+    ("find /work/published -de\\\nlete", "deletes the published reports"),
+    ("find /work/published \\\t#x -delete", "deletes the published reports"),
     ("cat /work/report.md\n\\cp /work/report.md /work/published/", "dash publishes"),
     ("/data/repo/env cat /work/report.md", "runs /data/repo/env"),
     ("cat <<E\n`cp /work/report.md /work/published/`\nE", "dash publishes"),
