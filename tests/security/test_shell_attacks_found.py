@@ -99,6 +99,10 @@ STARTER_FINDINGS = [
     ("find .${IFS}-delete", "deletes every file below ."),
     ("sed p f$IFS-i", "GNU sed permutes: edits f in place"),
     ("git log HEAD$IFS--output=pwn", "git writes the file pwn"),
+    #     ... and an unset variable (any name the sandbox does not set) expands to nothing,
+    #     so the rule's regex sees `-de${U}lete` while find gets `-delete`.
+    ("find . -de${U}lete", "find deletes every file below ."),
+    ("git log --out${U}put=pwn", "git writes the file pwn"),
     # F10. Variables a command assigns for a `sh -c` it runs (LANG, TZ... are "safe") are
     #      unknown variables to the inner script's WordReader (unwrap.py::_shell), so
     #      `$TZ` passes as a word of the environment while its value is an option.
