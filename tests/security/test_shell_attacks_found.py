@@ -162,6 +162,12 @@ STARTER_FINDINGS = [
     #      comment to the end of the line; dash reads the word `<tab>#x` and the words after.
     ("find . \\\t#x -delete", "find deletes every file below ."),
     ("git log \\\t#x --output=pwn", "git writes the file pwn"),
+    # F21. A word that starts with `-` and runs straight into `<<` is dropped by the
+    #      grammar (it is no named child of the command, so parse.py::_Walker.command never
+    #      reads it); dash passes it as an argument.
+    ("find . -delete<<E\nq\nE", "find deletes every file below ."),
+    ("find . -name x -delete<<E\nq\nE", "find deletes the files named x"),
+    ("sed p f -i<<E\nq\nE", "sed edits f in place"),
     # F14. Options of the Green read-only programs that run other programs.
     ("git log --show-signature", "runs gpg on signed commits (creates ~/.gnupg, temp files)"),
     ("git log --format=%GS", "a signature placeholder runs gpg too"),
@@ -176,6 +182,7 @@ REPORTING_FINDINGS = [
     ("cat <<ls\nls \ncat '$(rm y)'\nls", "dash expands $(rm y) in the body"),
     ("cat; >/work/published/report.md", "creates the published report"),
     ("find /work/published$IFS-delete", "deletes the published reports"),
+    ("find /work/published -delete<<E\nq\nE", "deletes the published reports"),
     ("find /work/published '-'\\delete", "deletes the published reports"),
     ("find /work/published -de\\\nlete", "deletes the published reports"),
     ("find /work/published \\\t#x -delete", "deletes the published reports"),
