@@ -158,6 +158,9 @@ STARTER_FINDINGS = [
     ("find . -de\\\nlete", "find deletes every file below ."),
     ("find . -\\\ndelete", "find deletes every file below ."),
     ("git log --out\\\nput=pwn", "git writes the file pwn"),
+    #      The same split turns the sed rule's checked script into any script.
+    ("sed p\\\n';e touch pwn' f", "sed runs `touch pwn` (script `p;e touch pwn`)"),
+    ("sed s/a/b/\\\nwpwn f", "sed writes the file pwn (script `s/a/b/wpwn`)"),
     # F20. An escaped tab: the grammar takes `\<tab>` for a blank and `#...` after it for a
     #      comment to the end of the line; dash reads the word `<tab>#x` and the words after.
     ("find . \\\t#x -delete", "find deletes every file below ."),
