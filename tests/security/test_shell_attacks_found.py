@@ -6,7 +6,8 @@ runs a program no Green rule names, or reaches the network. Every case was confi
 running it with ``dash -c`` in a throwaway folder (the bash/git/gpg cases with the host's
 bash 5.2, git 2.39, GNU diffutils). These tests FAIL until the gate is fixed; each asserts
 the command is Red (or, for templates, that the template is refused or stays one word).
-Findings are numbered F1..F16 as in the review report.
+Findings are numbered F1..F21 as in the review report (the list is grouped by finding,
+not sorted).
 """
 
 from __future__ import annotations
