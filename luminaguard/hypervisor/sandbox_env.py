@@ -50,6 +50,7 @@ def git_environment() -> dict[str, str]:
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": "/dev/null",
         "GIT_TERMINAL_PROMPT": "0",
+        "GIT_OPTIONAL_LOCKS": "0",  # `git status` then leaves the index (and its hook) alone
         "GIT_PAGER": "cat",
         "GIT_EDITOR": "false",
         "GIT_ASKPASS": "false",

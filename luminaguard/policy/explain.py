@@ -17,7 +17,7 @@ from luminaguard.config.models.policy_test import UNDECIDABLE_RULE
 from luminaguard.policy.action import Action, Decision
 from luminaguard.policy.engine import CompiledRule, PolicyEngine
 from luminaguard.policy.matchers import Subject, effective_kind, glob_regex, value_test
-from luminaguard.policy.shell_match import CommandPart, program_matches
+from luminaguard.policy.shell_match import CommandPart, clean_target, program_matches
 
 MISSING = object()
 
@@ -130,7 +130,8 @@ def _shell_conditions(match: Match, part: CommandPart, risk: str) -> list[Condit
         found.append(_argv(key, simple.args, test))
     writes = [r.target for r in simple.redirects if r.writes and not r.duplicates]
     if match.redirects is not None:
-        bad = [t for t in writes if not value_test(match.redirects)(posixpath.normpath(t))]
+        passes = value_test(match.redirects)
+        bad = [t for t in writes if not (clean_target(t) and passes(t))]
         wanted = _wanted(match.redirects)
         found.append(Condition(not bad, f"redirections {_shown(writes)} (each must pass {wanted})"))
     elif risk == "green" and writes:

@@ -13,12 +13,9 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from luminaguard.config.models.policy import Match, ValueMatch
 from luminaguard.policy.action import ANNOTATION_DEFAULTS
-from luminaguard.shell.command import SimpleCommand
+from luminaguard.shell.command import SimpleCommand, program_name
 
-#: Folders whose programs a bare program name in a rule also stands for.
-SYSTEM_BIN = frozenset({"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin"})
 #: Variables a command may set without changing which code runs.
 SAFE_VARIABLES = frozenset({"LANG", "LANGUAGE", "TZ", "COLUMNS", "LINES", "NO_COLOR", "TERM"})
 
@@ -56,14 +53,16 @@ def unsafe_assignment(simple: SimpleCommand) -> str | None:
 
 
 def program_matches(program: str, regex: Callable[[str], object]) -> bool:
-    """Whether a program as written matches a compiled program glob (see module doc)."""
-    if "/" not in program:
-        return regex(program) is not None
-    path = posixpath.normpath(program)
-    if regex(path) is not None:
+    """Whether a program as written matches a compiled program glob (see module doc).
+
+    A path with ``.`` or ``..`` in it matches nothing: ``x/../cat`` may be a symlink away
+    from what its text says.
+    """
+    name = program_name(program)
+    if name is not None and regex(name) is not None:
         return True
-    folder, name = posixpath.split(path)
-    return folder in SYSTEM_BIN and regex(name) is not None
+    clean = program.startswith("/") and posixpath.normpath(program) == program
+    return "/" in program and clean and regex(program) is not None
 
 
 def argv_test(key: str, test: Callable[[object], bool]) -> PartTest:
@@ -84,7 +83,7 @@ def redirects_test(test: Callable[[object], bool] | None) -> PartTest:
 
     def holds(part: CommandPart) -> bool:
         return all(
-            check(posixpath.normpath(r.target) if r.target else r.target)
+            clean_target(r.target) and check(r.target)
             for r in part.simple.redirects
             if r.writes and not r.duplicates
         )
@@ -92,8 +91,6 @@ def redirects_test(test: Callable[[object], bool] | None) -> PartTest:
     return holds
 
 
-def needs_redirects_test(match: Match, risk: str) -> ValueMatch | bool | None:
-    """The redirects test of a rule: its own, the Green default (None), or none (False)."""
-    if match.redirects is not None:
-        return match.redirects
-    return None if risk == "green" else False
+def clean_target(target: str) -> bool:
+    """A target with ``.``/``..`` or doubled slashes is not judged by its text (symlinks)."""
+    return bool(target) and posixpath.normpath(target) == target

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
+
+#: Folders whose programs a bare program name also stands for (``/usr/bin/git`` is git).
+SYSTEM_BIN = frozenset({"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin"})
+
+
+def program_name(program: str) -> str | None:
+    """The name a program is known by: itself when bare, else only from a system folder.
+
+    ``./ls``, ``x/../cat`` and ``/work/env`` have no name: they are files the agent may
+    have planted, whatever their last component says.
+    """
+    if "/" not in program:
+        return program
+    folder, name = posixpath.split(program)
+    return name if folder in SYSTEM_BIN and posixpath.normpath(program) == program else None
+
 
 #: Redirection operators that write (or may create) their target.
 WRITING = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})

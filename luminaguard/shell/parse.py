@@ -47,29 +47,22 @@ _UNDECIDABLE = {
     "command_substitution": "command substitution",
     "process_substitution": "process substitution",
 }
-_ASSIGNING_PROGRAMS = frozenset({"read", "getopts", "mapfile", "readarray", "printf"})
 _CACHE = 8192
+_MAX_LENGTH = 65536
+_DISAGREE = "the parse and the shell could disagree on the words of this command"
+_REDIRECTS = frozenset({"file_redirect", "herestring_redirect", "heredoc_redirect"})
+#: Operators dash reads otherwise than bash (``&>`` is ``&`` then ``>`` for dash).
+_BASH_ONLY = frozenset({"&>", "&>>", ">&", "<&"})
+_SUBSTITUTING = frozenset(
+    {
+        "command_substitution",
+        "process_substitution",
+        "arithmetic_expansion",
+        "expansion",
+        "simple_expansion",
+    }
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def _assigned_names(root: Node) -> frozenset[str]:
-    """Every variable name the script may set (assignments, loops, ``read`` and friends)."""
-    names: set[str] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type in ("variable_assignment", "for_statement"):
-            name = node.child_by_field_name("name") or node.child_by_field_name("variable")
-            if name is not None:
-                names.add(text(name))
-        elif node.type in ("command", "unset_command"):
-            first = node.named_children[0] if node.named_children else None
-            if node.type == "unset_command" or (
-                first is not None and text(first) in _ASSIGNING_PROGRAMS
-            ):
-                names.update(text(child) for child in node.named_children[1:])
-        stack.extend(node.children)
-    return frozenset(names)
 
 
 class _Walker:
@@ -79,12 +72,12 @@ class _Walker:
         self.source = source
         self.depth = depth
         self.commands: list[SimpleCommand] = []
-        self.reader = WordReader(())
+        self.reader = WordReader()
 
     def walk_root(self, root: Node) -> None:
         if root.has_error:
             raise CannotDecide("the command does not parse as a shell command", self.source)
-        self.reader = WordReader(_assigned_names(root))
+        _every_byte_read(root)
         self.statement(root, ())
 
     def statement(self, node: Node, redirects: tuple[Redirect, ...]) -> None:
@@ -120,6 +113,8 @@ class _Walker:
                 later.append(child)
         if body is not None:
             self.redirected_body(body, inherited, (*inherited, *own))
+        else:  # `>f` alone truncates f: a command with no program
+            self.commands.append(SimpleCommand("", (), (), (*inherited, *own), text(node)))
         for child in later:  # what follows a here-document's start: `cat <<E | sh`
             self.statement(child, inherited)
 
@@ -137,43 +132,28 @@ class _Walker:
 
     def redirect(self, node: Node, later: list[Node]) -> Redirect:
         if node.type == "heredoc_redirect":
-            return self.heredoc(node, later)
+            raise CannotDecide(
+                "a here-document (where it ends, dash and the parse may disagree)", text(node)
+            )
         if node.type == "herestring_redirect":
-            value = node.named_children[-1] if node.named_children else node
-            return Redirect("<<<", self.reader.value(value))
+            raise CannotDecide("a here-string, which dash does not have", text(node))
         operator = next((text(c) for c in node.children if not c.is_named), "")
-        destination = node.child_by_field_name("destination")
-        if destination is None:
-            raise CannotDecide("a redirection without a target", text(node))
-        return Redirect(operator, self.reader.value(destination))
-
-    def heredoc(self, node: Node, later: list[Node]) -> Redirect:
-        start = next((c for c in node.named_children if c.type == "heredoc_start"), None)
-        delimiter = text(start) if start is not None else ""
-        literal = any(quote in delimiter for quote in "'\\\"")
-        for child in node.named_children:
-            if child.type == "heredoc_body":
-                if not literal:
-                    self.heredoc_body(child)
-            elif child.type not in ("heredoc_start", "heredoc_end"):
-                later.append(child)
-        return Redirect("<<", delimiter)
-
-    def heredoc_body(self, body: Node) -> None:
-        """An unquoted here-document expands: only plain ``$NAME`` may appear in it."""
-        for part in body.named_children:
-            if part.type in ("simple_expansion", "expansion"):
-                self.reader.variable(part)
-            elif part.type != "heredoc_content":
-                what = _UNDECIDABLE.get(part.type, "an expansion in a here-document")
-                raise CannotDecide(what, text(part))
+        targets = [c for c in node.named_children if c.type != "file_descriptor"]
+        if len(targets) != 1:
+            raise CannotDecide("words after a redirection's target", text(node))
+        target = self.reader.value(targets[0])
+        if operator in _BASH_ONLY and not (operator in (">&", "<&") and _fd(target)):
+            raise CannotDecide(f"{operator} means something else to dash", text(node))
+        return Redirect(operator, target)
 
     def loop_or_case(self, node: Node, redirects: tuple[Redirect, ...]) -> None:
         for child in node.named_children:
             if child.type in ("do_group", "case_item"):
                 body = child.named_children if child.type == "case_item" else [child]
                 for part in body:
-                    if part.type not in ("word", "raw_string", "string", "concatenation"):
+                    if part.type in ("word", "raw_string", "string", "concatenation"):
+                        _no_substitution(part)  # a pattern: expanded when it is tried
+                    else:
                         self.statement(part, redirects)
             elif child.type != "variable_name":
                 self.reader.value(child)  # the words looped over, or the word cased on
@@ -197,6 +177,7 @@ class _Walker:
         return (text(name) if name else "", self.reader.value(value) if value else "")
 
     def builtin(self, node: Node, redirects: tuple[Redirect, ...]) -> None:
+        _no_redirection_inside(node)
         words: list[str] = []
         stack = list(reversed(node.named_children))
         while stack:
@@ -212,19 +193,21 @@ class _Walker:
 
     @staticmethod
     def check_blanks(node: Node) -> None:
-        r"""Words of one command are separated by blanks only, never by a newline.
+        r"""Every byte of a command is in a word the walker reads, words apart by blanks.
 
-        tree-sitter-bash sometimes reads ``a|b\nc`` as ``b`` with the argument ``c``;
-        the shell runs ``c``. Where the two disagree the command cannot be decided.
+        tree-sitter-bash sometimes reads ``a|b\nc`` as ``b`` with the argument ``c``, or
+        ``'-'\x`` as two words, or drops a word glued to ``<<``; dash does otherwise.
+        Where the two could disagree the command cannot be decided.
         """
         source = node.text or b""
-        children = node.children
-        for left, right in itertools.pairwise(children):
+        for child in node.children:
+            if not child.is_named or child.type == "comment":
+                raise CannotDecide(_DISAGREE, text(node))
+        for left, right in itertools.pairwise(node.children):
             gap = source[left.end_byte - node.start_byte : right.start_byte - node.start_byte]
-            if gap.replace(b"\\\n", b"").strip(b" \t"):
-                raise CannotDecide(
-                    "the parse and the shell disagree on where a command ends", text(node)
-                )
+            glued = left.type in _REDIRECTS or right.type in _REDIRECTS
+            if gap.strip(b" \t") or not (gap or glued):
+                raise CannotDecide(_DISAGREE, text(node))
 
     def command(self, node: Node, redirects: tuple[Redirect, ...]) -> None:
         self.check_blanks(node)
@@ -253,10 +236,64 @@ class _Walker:
         self.commands.extend(Unwrapper(self.depth, parse_into).unwrap(found))
 
 
+def _every_byte_read(root: Node) -> None:
+    r"""Between the grammar's tokens there is only white space; nothing was dropped.
+
+    ``find . \\<tab>#x -delete`` loses its backslash between tokens (the grammar then
+    takes ``#x -delete`` for a comment, dash for words): such a command is refused.
+    """
+    source = root.text or b""
+    position = root.start_byte
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.children:
+            stack.extend(reversed(node.children))
+            continue
+        if source[position : node.start_byte].strip(b" \t\n"):
+            raise CannotDecide(
+                _DISAGREE, source[position : node.end_byte].decode("utf-8", "replace")
+            )
+        position = max(position, node.end_byte)
+    if source[position:].strip(b" \t\n"):
+        raise CannotDecide(_DISAGREE, source[position:].decode("utf-8", "replace"))
+
+
+def _fd(target: str) -> bool:
+    return target.isdigit() or target == "-"
+
+
+def _descendants(node: Node) -> list[Node]:
+    found, stack = [], list(node.children)
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack.extend(child.children)
+    return found
+
+
+def _no_substitution(node: Node) -> None:
+    """Refuse any expansion in ``node`` (a ``case`` pattern is expanded when tried)."""
+    for child in (node, *_descendants(node)):
+        if child.type in _SUBSTITUTING:
+            raise CannotDecide("an expansion in a case pattern", text(child))
+
+
+def _no_redirection_inside(node: Node) -> None:
+    """``[ a > f ]`` redirects for dash: a ``<`` or ``>`` inside a test is refused."""
+    for child in _descendants(node):
+        if not child.is_named and text(child) in ("<", ">", ">>", "<<", ">&", "<&", "&>"):
+            raise CannotDecide("a redirection inside a test", text(node))
+
+
 def parse_into(source: str, depth: int) -> list[SimpleCommand]:
     """The simple commands of ``source`` (a script nested ``depth`` levels deep)."""
     if depth > MAX_DEPTH:
         raise CannotDecide(f"shells nested more than {MAX_DEPTH} deep", source)
+    if "\\\n" in source:  # dash joins the lines before it reads words; the grammar does not
+        raise CannotDecide("a line continuation (a backslash ending a line)", source)
+    if len(source) > _MAX_LENGTH:
+        raise CannotDecide(f"a command longer than {_MAX_LENGTH} characters", source[:80])
     walker = _Walker(source, depth)
     walker.walk_root(_PARSER.parse(source.encode("utf-8", "surrogateescape")).root_node)
     return walker.commands
@@ -273,6 +310,8 @@ def parse_command(source: str) -> ParsedCommand:
         commands = parse_into(source, 0)
     except CannotDecide as exc:
         return ParsedCommand(source, (), exc.what, exc.part)
+    except RecursionError:
+        return ParsedCommand(source, (), "a command nested too deeply", source[:80])
     if not commands:
         return ParsedCommand(source, (), "an empty command", source)
     return ParsedCommand(source, tuple(commands))

@@ -10,9 +10,9 @@ and is refused. A value is data: it can never end a word, start a command or exp
 
 from __future__ import annotations
 
+import posixpath
 import re
 import secrets
-import shlex
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -24,6 +24,7 @@ _PARSER = Parser(Language(tree_sitter_bash.language()))
 _MARK = "lgv" + secrets.token_hex(6)
 _MARKER = re.compile(_MARK + r"(\d+)z")
 _VALUES: ContextVar[list[str] | None] = ContextVar("command_template_values", default=None)
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox"})
 _UNSAFE = {
     "heredoc_body": "a here-document",
     "heredoc_content": "a here-document",
@@ -74,9 +75,29 @@ def _context(node: Node | None) -> Callable[[str], str]:
         if node.type == "raw_string":
             return _single_quoted
         if node.type in ("word", "concatenation", "command", "program", "number"):
-            return lambda value: shlex.quote(value)
+            return _unquoted
         node = node.parent
-    return lambda value: shlex.quote(value)
+    return _unquoted
+
+
+def _unquoted(value: str) -> str:
+    """Always quoted, even when plain: ``LANG=C`` unquoted would be an assignment."""
+    return "'" + _single_quoted(value) + "'"
+
+
+def _in_shell_arguments(node: Node | None) -> bool:
+    """Whether ``node`` is in an argument given to a shell (its ``-c`` script is code)."""
+    while node is not None and node.type != "command":
+        child, node = node, node.parent
+    if node is None:
+        return False
+    for word in node.named_children:
+        if word.start_byte >= child.start_byte:
+            return False
+        written = (word.text or b"").decode("utf-8", "replace").strip("'\"")
+        if posixpath.basename(written) in _SHELLS:
+            return True
+    return False
 
 
 def render_command(render: Callable[[], str]) -> str:
@@ -101,6 +122,14 @@ def place(text: str, values: list[str]) -> str:
     for found in _MARKER.finditer(text):
         start = len(text[: found.start()].encode("utf-8", "surrogateescape"))
         node = root.descendant_for_byte_range(start, start + len(found.group(0)))
+        before = text[: found.start()]
+        if (len(before) - len(before.rstrip("\\"))) % 2:
+            raise PlacementError("a template value cannot follow a backslash in a run: command")
+        if _in_shell_arguments(node):
+            raise PlacementError(
+                "a template value cannot be given to a shell in a run: command (it would be "
+                "code there); pass it to the program that needs it"
+            )
         quote = _context(node)
         pieces += [text[position : found.start()], quote(values[int(found.group(1))])]
         position = found.end()

@@ -13,16 +13,19 @@ import dataclasses
 import posixpath
 from collections.abc import Callable, Iterator
 
-from luminaguard.shell.command import SimpleCommand
+from luminaguard.shell.command import SimpleCommand, program_name
 from luminaguard.shell.words import CannotDecide
 
 MAX_DEPTH = 4
 
-SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox"})
+#: Shells whose ``-c`` script is parsed in turn: the ones that read it as dash does.
+SHELLS = frozenset({"sh", "dash"})
 _CODE_RUNNERS = frozenset(
     {"eval", "source", ".", "exec", "trap", "alias", "enable", "fc", "coproc", "builtin"}
 )
-_SHELL_OPTIONS_WITH_VALUE = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
+#: Options of sh that change nothing but error handling and tracing (``-i`` and ``-l``
+#: would read profile files first, ``-s`` stdin: those are refused).
+_SHELL_FLAGS = frozenset("eufnvxc")
 
 
 def _env(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -98,9 +101,9 @@ class Unwrapper:
 
     def unwrap(self, command: SimpleCommand) -> Iterator[SimpleCommand]:
         """The simple commands that ``command`` runs."""
-        name = posixpath.basename(command.program)
-        if name in _CODE_RUNNERS:
-            raise CannotDecide(f"{name} runs text as code", command.text)
+        if posixpath.basename(command.program) in _CODE_RUNNERS:
+            raise CannotDecide(f"{command.program} runs text as code", command.text)
+        name = program_name(command.program)  # ./env or /work/sh are not env or sh
         if name == "env" and command.args:
             assignments, rest = _env(list(command.args))
             yield from self._inner(command, rest, "env", assignments)
@@ -160,10 +163,7 @@ def _script(args: list[str]) -> str | None:
         if arg == "--":
             i += 1
             break
-        if arg in _SHELL_OPTIONS_WITH_VALUE:
-            i += 2
-            continue
-        if arg.startswith("--"):
+        if arg.startswith("--") or not set(arg[1:]) <= _SHELL_FLAGS:
             raise CannotDecide("an option of the shell this policy cannot follow", arg)
         found_c = found_c or "c" in arg[1:]
         i += 1

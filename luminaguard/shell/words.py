@@ -1,17 +1,17 @@
 """Reducing a shell word (a node of tree-sitter-bash's tree) to the plain text it stands for.
 
 A word is decidable when the shell will pass exactly that text to the program, whatever
-runs before it and whatever files exist: quotes and backslashes are removed, a plain
-``$NAME`` (a variable of the agent's environment that the command itself does not set)
-stays as written. Everything whose value only the run can tell raises ``CannotDecide``:
-command, process and arithmetic substitution, other parameter expansions, pathname
-(``*``, ``?``, ``[...]``), brace and tilde expansion, ``$'...'`` strings.
+runs before it and whatever files exist: quotes and backslashes are removed. Everything
+whose value only the run can tell raises ``CannotDecide``: command, process and
+arithmetic substitution, every parameter expansion (even a plain ``$NAME``: dash splits
+it on ``$IFS`` and drops it when empty, so ``find .$IFS-delete`` is ``find . -delete``),
+pathname (``*``, ``?``, ``[...]``), brace and tilde expansion, ``$'...'`` strings, and a
+newline outside quotes (the grammar and dash end words differently there).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from tree_sitter import Node
@@ -92,10 +92,7 @@ def _escaped_blank(raw: str) -> str:
 
 
 class WordReader:
-    """Reads words of one script; knows which variables the script itself sets."""
-
-    def __init__(self, assigned: Collection[str]) -> None:
-        self.assigned = assigned
+    """Reads the words of one script."""
 
     def value(self, node: Node) -> str:
         """The plain text of a word node, or ``CannotDecide``."""
@@ -105,6 +102,8 @@ class WordReader:
         return word.value
 
     def _check_expansions(self, unquoted: str, node: Node) -> None:
+        if "\n" in unquoted:
+            raise CannotDecide("a newline inside a word", text(node))
         if _GLOB.search(unquoted):
             raise CannotDecide(
                 "pathname expansion (files in the sandbox decide the words)", text(node)
@@ -160,11 +159,8 @@ class WordReader:
         word.add(_unescape_double(tail), "_" * len(tail))
 
     def variable(self, node: Node) -> str:
-        """A plain ``$NAME``/``${NAME}`` as written; any other expansion cannot be decided."""
+        """Never decidable: only the run knows a variable's value (write a template)."""
         written = text(node).strip()
         name = written[2:-1] if written.startswith("${") else written[1:]
-        if not _NAME.match(name):
-            raise CannotDecide("a parameter expansion other than a plain $NAME", written)
-        if name in self.assigned:
-            raise CannotDecide(f"${name} is set by the command itself", written)
-        return written
+        what = "a variable" if _NAME.match(name) else "a parameter expansion"
+        raise CannotDecide(f"{what}, whose value only the run knows", written)

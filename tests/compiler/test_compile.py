@@ -127,7 +127,7 @@ def test_workload_problems(write: Writer, body: str, message: str) -> None:
 
 def test_params_can_be_overridden(write: Writer) -> None:
     body = "  params: {who: x}\n  steps:\n    - {id: s, agent: a, run: 'echo {{ params.who }}'}\n"
-    assert compile_text(write, body, "w", who="y").steps[0].action.command == "echo y"
+    assert compile_text(write, body, "w", who="y").steps[0].action.command == "echo 'y'"
     with pytest.raises(UsageError, match="has no param 'whom'"):
         compile_text(write, body, "w", whom="y")
 

@@ -166,7 +166,7 @@ def test_changed_arguments_invalidate_an_approval(write: Writer, tmp_path: Path)
     runner = Runner(store, SandboxBackend())
     assert asyncio.run(runner.start(plans[0], "r")).state == "halted"
     [request] = store.approvals("pending")
-    assert request.card["arguments"] == {"command": "cp /work/x /work/first"}
+    assert request.card["arguments"] == {"command": "cp /work/x /work/'first'"}
     store.decide_approval(request, "approved", "alice", None)
     # the upstream output differs now (as after a re-run): the approved action is not this one
     store.finish_attempt("r", "stamp", 1, "succeeded", {"stdout": "second\n", "exit_code": 0}, None)
@@ -174,7 +174,7 @@ def test_changed_arguments_invalidate_an_approval(write: Writer, tmp_path: Path)
     assert result.state == "halted"
     assert store.steps("r")["ship"].attempts == 0  # never executed
     [new] = store.approvals("pending")
-    assert new.card["arguments"] == {"command": "cp /work/x /work/second"}
+    assert new.card["arguments"] == {"command": "cp /work/x /work/'second'"}
     assert new.action_hash != request.action_hash
 
 
@@ -225,7 +225,8 @@ def test_when_false_skips(cli: CliRunner, write: Writer, tmp_path: Path) -> None
 
 
 def test_secrets_never_reach_the_audit_log(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
-    body = '    - {id: leak, agent: a, run: "echo token=$TOKEN"}\n'
+    body = "    - id: leak\n      agent: a\n"
+    body += '      run: python3 -c \'import os; print("token=" + os.environ["TOKEN"])\'\n'
     state = tmp_path / "s"
     assert run(cli, workload(write, body), state) == 0
     store = RunStore(state)

@@ -1,11 +1,12 @@
 """Attacks on the tree-sitter-bash shell gate found by a security review.
 
-Each command here is decided GREEN today (by the starter policy or by example 04's
+Each command here was decided GREEN (by the starter policy or by example 04's
 ``reporting`` policy) although ``/bin/sh`` (dash) running it writes or deletes files,
 runs a program no Green rule names, or reaches the network. Every case was confirmed by
 running it with ``dash -c`` in a throwaway folder (the bash/git/gpg cases with the host's
-bash 5.2, git 2.39, GNU diffutils). These tests FAIL until the gate is fixed; each asserts
-the command is Red (or, for templates, that the template is refused or stays one word).
+bash 5.2, git 2.39, GNU diffutils). Every case here was Green (and harmful) on commit
+5ab422d, the first parsed gate, and failed there; the commit "shell gate: the review's 21
+findings closed" makes each Red (or, for templates, refused or one word).
 Findings are numbered F1..F21 as in the review report (the list is grouped by finding,
 not sorted).
 """

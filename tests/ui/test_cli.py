@@ -49,7 +49,7 @@ def test_plan_with_param(cli: CliRunner) -> None:
     )
     plan = json.loads(result.out)
     assert plan["params"] == {"who": "you"}
-    assert plan["steps"][0]["action"]["command"] == "echo hello, you"
+    assert plan["steps"][0]["action"]["command"] == "echo hello, 'you'"
 
 
 @pytest.mark.parametrize(
