@@ -101,7 +101,8 @@ def mounted_under(root: Path) -> list[Path]:
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         for line in f:
             point = Path(line.split()[4].encode().decode("unicode_escape"))
-            if (point == root or root in point.parents) and image_of(point).is_file():
+            below = point == root or root in point.parents
+            if below and (image_of(point).is_file() or point.name == "work"):  # image removed
                 found.append(point)
     return sorted(found, key=lambda p: -len(p.parts))
 
@@ -118,3 +119,16 @@ def detach(workdir: Path) -> None:
     """Unmount the work folder's disk (its image stays); nothing when it is not mounted."""
     if os.path.ismount(workdir):
         _run(["umount", str(workdir)], f"cannot unmount the work disk of {workdir}")
+
+
+def detach_all(root: Path) -> None:
+    """Unmount every work disk at or below ``root`` (before the folder is removed)."""
+    for workdir in mounted_under(root.resolve()):
+        detach(workdir)
+
+
+if __name__ == "__main__":  # python -m luminaguard.hypervisor.work_disk FOLDER...
+    import sys
+
+    for folder in sys.argv[1:]:
+        detach_all(Path(folder))
