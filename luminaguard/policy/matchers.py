@@ -125,7 +125,7 @@ def _command_predicate(test: ValueTest) -> Predicate:
 def _program_predicate(patterns: Patterns) -> Predicate:
     regex = glob_regex(patterns).match
     return lambda part: (
-        isinstance(part, CommandPart) and program_matches(part.simple.program, regex)
+        isinstance(part, CommandPart) and program_matches(part.simple.program, regex, part.name)
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from luminaguard.policy.action import ANNOTATION_DEFAULTS
 from luminaguard.shell.command import SimpleCommand, program_name
@@ -36,6 +37,11 @@ class CommandPart:
         """The simple command's own text."""
         return self.simple.text
 
+    @cached_property
+    def name(self) -> str | None:
+        """The program's name when it is bare or in a system folder (see ``program_name``)."""
+        return program_name(self.simple.program)
+
     def effective_annotations(self) -> dict[str, bool]:
         """Shell commands have no annotations: MCP's pessimistic defaults."""
         return dict(ANNOTATION_DEFAULTS)
@@ -52,14 +58,17 @@ def unsafe_assignment(simple: SimpleCommand) -> str | None:
     return None
 
 
-def program_matches(program: str, regex: Callable[[str], object]) -> bool:
+def program_matches(
+    program: str, regex: Callable[[str], object], name: str | bool | None = False
+) -> bool:
     """Whether a program as written matches a compiled program glob (see module doc).
 
     A path with ``.`` or ``..`` in it matches nothing: ``x/../cat`` may be a symlink away
-    from what its text says.
+    from what its text says. ``name`` is ``program_name(program)`` if already known.
     """
-    name = program_name(program)
-    if name is not None and regex(name) is not None:
+    if name is False:
+        name = program_name(program)
+    if isinstance(name, str) and regex(name) is not None:
         return True
     clean = program.startswith("/") and posixpath.normpath(program) == program
     return "/" in program and clean and regex(program) is not None

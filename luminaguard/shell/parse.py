@@ -295,7 +295,12 @@ def parse_into(source: str, depth: int) -> list[SimpleCommand]:
     if len(source) > _MAX_LENGTH:
         raise CannotDecide(f"a command longer than {_MAX_LENGTH} characters", source[:80])
     walker = _Walker(source, depth)
-    walker.walk_root(_PARSER.parse(source.encode("utf-8", "surrogateescape")).root_node)
+    if source.endswith("\\"):
+        raise CannotDecide("a backslash at the end of the command", source[-80:])
+    # a final newline changes nothing for dash, and spares the grammar a costly ambiguity
+    # at the end of input (a pipeline of three parses in 8 us instead of 90 us)
+    text_ = (source + "\n").encode("utf-8", "surrogateescape")
+    walker.walk_root(_PARSER.parse(text_).root_node)
     return walker.commands
 
 
