@@ -118,7 +118,22 @@ def build_root(spec: Spec, root: str) -> None:
     mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     bind(spec["workdir"], os.path.join(root, "work"), read_only=False)
     for extra in spec.get("mounts", []):
-        bind(extra["source"], root + extra["target"], read_only=extra["read_only"])
+        target = root + extra["target"]
+        no_links_on_the_way(root, target)
+        bind(extra["source"], target, read_only=extra["read_only"])
+
+
+def no_links_on_the_way(root: str, target: str) -> None:
+    """Refuse a mount target reached through a symlink (one planted in ``/work``, say).
+
+    The helper is root on the host's file system until it pivots: following a link the
+    guest made would create files or folders wherever the link points.
+    """
+    path = root
+    for part in os.path.relpath(target, root).split(os.sep):
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            raise SetupError(f"mount target {target[len(root) :]} passes through a symlink")
 
 
 def pivot(root: str) -> None:

@@ -69,15 +69,6 @@ def test_a_step_output_cannot_inject_a_command(
     assert greeting == "hello bob\ntouch /work/pwned\n x; touch /work/param-pwned\n"
 
 
-@pytest.fixture
-def sandbox() -> None:
-    from tests.integration.conftest import sandbox_problem
-
-    problem = sandbox_problem()
-    if problem:
-        pytest.skip(problem)
-
-
 def context(value: str) -> dict[str, object]:
     return {"params": {"v": value}, "steps": {}}
 
