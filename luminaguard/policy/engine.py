@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from luminaguard.config.models.policy import PolicySpec, Rule
 from luminaguard.policy.action import Action, Decision
 from luminaguard.policy.fusion import Deciding, IndexedRun, StringTest, fuse, string_test
-from luminaguard.policy.matchers import Predicate, Prefilter, Subject, detail_predicates
+from luminaguard.policy.matchers import (
+    Predicate,
+    Prefilter,
+    Subject,
+    detail_predicates,
+    glob_regex,
+)
 from luminaguard.policy.rule_index import RuleIndex
 from luminaguard.policy.shell_match import CommandPart
 from luminaguard.policy.shell_verdict import ShellVerdict, decide_command
@@ -81,6 +87,7 @@ class PolicyEngine:
         self._runs: dict[tuple[int, ...], IndexedRun] = {}
         self._fused: dict[tuple[int, ...], list[Deciding]] = {}
         self._commands: dict[str, ShellVerdict] = {}
+        self._programs: dict[str, list[Deciding]] = {}
 
     def candidates(self, action: Subject) -> list[CompiledRule]:
         """Rules whose kind, server and tool admit the action, in order."""
@@ -125,7 +132,22 @@ class PolicyEngine:
         return self.default
 
     def _part(self, part: CommandPart) -> Decision:
-        return self._first(part)
+        """A simple command's decision; for a bare program name, only rules that name it."""
+        program = part.simple.program
+        if "/" in program:
+            return self._first(part)
+        steps = self._programs.get(program)
+        if steps is None:
+            if len(self._programs) >= _CACHE_LIMIT:
+                self._programs.clear()
+            steps = self._programs[program] = [
+                step for step in self.steps(part) if _may_name(step, program)
+            ]
+        for step in steps:
+            decision = step.first(part)
+            if decision is not None:
+                return decision
+        return self.default
 
     def verdict(self, command: str) -> ShellVerdict:
         """The parse of a ``run:`` command and the decision of each part (cached by text)."""
@@ -136,3 +158,10 @@ class PolicyEngine:
             found = decide_command(parse_command(command), self.name, self._part)
             self._commands[command] = found
         return found
+
+
+def _may_name(step: Deciding, program: str) -> bool:
+    """Whether a step could match a program run by this bare name (its glob admits it)."""
+    if not isinstance(step, CompiledRule) or step.rule.match.program is None:
+        return True
+    return glob_regex(step.rule.match.program).match(program) is not None

@@ -239,24 +239,27 @@ class _Walker:
 def _every_byte_read(root: Node) -> None:
     r"""Between the grammar's tokens there is only white space; nothing was dropped.
 
-    ``find . \\<tab>#x -delete`` loses its backslash between tokens (the grammar then
+    ``find . \<tab>#x -delete`` loses its backslash between tokens (the grammar then
     takes ``#x -delete`` for a comment, dash for words): such a command is refused.
     """
     source = root.text or b""
-    position = root.start_byte
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.children:
-            stack.extend(reversed(node.children))
+    base = root.start_byte
+    position = 0
+    cursor = root.walk()
+    while True:
+        if cursor.goto_first_child():
             continue
-        if source[position : node.start_byte].strip(b" \t\n"):
-            raise CannotDecide(
-                _DISAGREE, source[position : node.end_byte].decode("utf-8", "replace")
-            )
-        position = max(position, node.end_byte)
-    if source[position:].strip(b" \t\n"):
-        raise CannotDecide(_DISAGREE, source[position:].decode("utf-8", "replace"))
+        node = cursor.node
+        assert node is not None
+        start, end = node.start_byte - base, node.end_byte - base
+        if start > position and source[position:start].strip(b" \t\n"):
+            raise CannotDecide(_DISAGREE, source[position:end].decode("utf-8", "replace"))
+        position = max(position, end)
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                if source[position:].strip(b" \t\n"):
+                    raise CannotDecide(_DISAGREE, source[position:].decode("utf-8", "replace"))
+                return
 
 
 def _fd(target: str) -> bool:
