@@ -4,7 +4,7 @@ Each command here is decided GREEN today (by the starter policy or by example 04
 ``reporting`` policy) although ``/bin/sh`` (dash 0.5.12) running it deletes or writes
 files or runs a program no Green rule names. Each case was confirmed with ``dash -c`` in
 a throwaway folder (git 2.39, GNU sed/find). The tests assert Red, so each FAILS until
-the finding is fixed. Findings are numbered R1..R11 (grouped, not sorted).
+the finding is fixed. Findings are numbered R1..R12 (grouped, not sorted).
 """
 
 from __future__ import annotations
@@ -74,6 +74,10 @@ STARTER_FINDINGS = [
     ("!'/usr/bin/ls'", "runs the file ./!/usr/bin/ls"),
     ('!"/usr/bin/ls"', "runs the file ./!/usr/bin/ls"),
     ("{'/usr/bin/ls'\n}", "runs the file ./{/usr/bin/ls (then a syntax error)"),
+    ("{/usr/bin/ls\n}", "runs the file ./{/usr/bin/ls (then a syntax error)"),
+    #     ... and `[` glued to the next word: the grammar reads a test_command (program
+    #     `[`), dash the program `[./x`.
+    ("[./x ]", "runs the file ./[./x with the argument ]"),
     # R6. Words the grammar takes for assignments that are no assignments to dash (`+=`,
     #     a non-ASCII name, a subscript): parse.py::_Walker.pair keeps the name's text, and
     #     LANG / LC_* are "safe"; dash runs the whole word as the program, here a path.
@@ -84,6 +88,13 @@ STARTER_FINDINGS = [
     #     pager and groff): an external program the rule says is refused.
     ("git log --help", "git execs `man git-log`"),
     ("git status --help", "git execs `man git-status`"),
+    # R12. F14's `--format=...%G` test misses git's placeholder modifiers: `%+GS`, `%-GS`
+    #      and `% GS` (add or drop a newline or space when non-empty) are the same
+    #      signature placeholder, and git runs gpg (gpg.program) to verify signed commits.
+    ("git log --format=%+GS", "runs gpg on signed commits"),
+    ("git log '--format=% GK'", "runs gpg on signed commits"),
+    ("git show --format=%-GS HEAD", "runs gpg on a signed commit"),
+    ("git log --pretty=tformat:%+GG", "runs gpg on signed commits"),
 ]
 
 REPORTING_FINDINGS = [
