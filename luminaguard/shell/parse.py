@@ -25,6 +25,7 @@ _LANGUAGE = Language(tree_sitter_bash.language())
 _PARSER = Parser(_LANGUAGE)
 
 #: Nodes whose named children are statements, walked in order.
+_OPENERS = frozenset({"negated_command", "compound_statement", "test_command"})
 _CONTAINERS = frozenset(
     {
         "program",
@@ -48,11 +49,17 @@ _UNDECIDABLE = {
     "process_substitution": "process substitution",
 }
 _CACHE = 8192
-_MAX_LENGTH = 65536
+_MAX_LENGTH = 16384
 _DISAGREE = "the parse and the shell could disagree on the words of this command"
 _REDIRECTS = frozenset({"file_redirect", "herestring_redirect", "heredoc_redirect"})
 #: Operators dash reads otherwise than bash (``&>`` is ``&`` then ``>`` for dash).
 _BASH_ONLY = frozenset({"&>", "&>>", ">&", "<&"})
+_SINGLE_DIGIT = re.compile(r"[0-9]\Z")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: ksh's extended globs: dash has none, and the grammar takes quadratic time on them.
+_EXTGLOB = re.compile(r"[?@*+!]\(")
+#: Tokens that end a command for dash, even inside `[ ... ]`.
+_SEPARATORS = frozenset({"|", "||", "&", "&&", ";", ";;", "(", ")", "|&", ";&", ";;&"})
 _SUBSTITUTING = frozenset(
     {
         "command_substitution",
@@ -82,6 +89,8 @@ class _Walker:
 
     def statement(self, node: Node, redirects: tuple[Redirect, ...]) -> None:
         kind = node.type
+        if kind in _OPENERS:
+            _blank_after_opener(node)
         if kind in _CONTAINERS:
             for child in node.named_children:
                 self.statement(child, redirects)
@@ -138,7 +147,14 @@ class _Walker:
         if node.type == "herestring_redirect":
             raise CannotDecide("a here-string, which dash does not have", text(node))
         operator = next((text(c) for c in node.children if not c.is_named), "")
+        for child in node.named_children:
+            if child.type == "file_descriptor" and not _SINGLE_DIGIT.match(text(child)):
+                raise CannotDecide("a file descriptor dash would take for a word", text(node))
         targets = [c for c in node.named_children if c.type != "file_descriptor"]
+        if operator in (">&-", "<&-"):  # closes a descriptor: takes no target
+            if targets:
+                raise CannotDecide("a word after a closed descriptor", text(node))
+            return Redirect(operator[:2], "-")
         if len(targets) != 1:
             raise CannotDecide("words after a redirection's target", text(node))
         target = self.reader.value(targets[0])
@@ -174,7 +190,12 @@ class _Walker:
     def pair(self, node: Node) -> tuple[str, str]:
         name = node.child_by_field_name("name")
         value = node.child_by_field_name("value")
-        return (text(name) if name else "", self.reader.value(value) if value else "")
+        operator = next((text(c) for c in node.children if not c.is_named), "")
+        if name is None or name.type != "variable_name" or not _NAME.match(text(name)):
+            raise CannotDecide("a word dash would run, not assign", text(node))
+        if operator != "=":
+            raise CannotDecide(f"{operator} is not an assignment for dash", text(node))
+        return (text(name), self.reader.value(value) if value else "")
 
     def builtin(self, node: Node, redirects: tuple[Redirect, ...]) -> None:
         _no_redirection_inside(node)
@@ -205,7 +226,7 @@ class _Walker:
                 raise CannotDecide(_DISAGREE, text(node))
         for left, right in itertools.pairwise(node.children):
             gap = source[left.end_byte - node.start_byte : right.start_byte - node.start_byte]
-            glued = left.type in _REDIRECTS or right.type in _REDIRECTS
+            glued = right.type in _REDIRECTS  # `cat<f`; never `>f'x'y`: dash reads on
             if gap.strip(b" \t") or not (gap or glued):
                 raise CannotDecide(_DISAGREE, text(node))
 
@@ -262,6 +283,17 @@ def _every_byte_read(root: Node) -> None:
                 return
 
 
+def _blank_after_opener(node: Node) -> None:
+    """``!x``, ``{x`` and ``[x`` are one word for dash: the opener needs a blank after it."""
+    opener = node.children[0] if node.children else None
+    if opener is None or opener.is_named:
+        return
+    source = node.text or b""
+    after = source[opener.end_byte - node.start_byte : opener.end_byte - node.start_byte + 1]
+    if after not in (b" ", b"\t", b"\n"):
+        raise CannotDecide(f"{text(opener)} glued to a word is a word for dash", text(node))
+
+
 def _fd(target: str) -> bool:
     return target.isdigit() or target == "-"
 
@@ -283,10 +315,15 @@ def _no_substitution(node: Node) -> None:
 
 
 def _no_redirection_inside(node: Node) -> None:
-    """``[ a > f ]`` redirects for dash: a ``<`` or ``>`` inside a test is refused."""
+    """``[ a > f ]`` redirects for dash, ``[ x || rm y ]`` runs ``rm``: both are refused."""
+    if "\n" in text(node):
+        raise CannotDecide("a newline inside a test", text(node))
     for child in _descendants(node):
-        if not child.is_named and text(child) in ("<", ">", ">>", "<<", ">&", "<&", "&>"):
+        token = text(child)
+        if not child.is_named and token in ("<", ">", ">>", "<<", ">&", "<&", "&>"):
             raise CannotDecide("a redirection inside a test", text(node))
+        if not child.is_named and token in _SEPARATORS:
+            raise CannotDecide(f"{token} inside a test ends the test for dash", text(node))
 
 
 def parse_into(source: str, depth: int) -> list[SimpleCommand]:
@@ -295,6 +332,8 @@ def parse_into(source: str, depth: int) -> list[SimpleCommand]:
         raise CannotDecide(f"shells nested more than {MAX_DEPTH} deep", source)
     if "\\\n" in source:  # dash joins the lines before it reads words; the grammar does not
         raise CannotDecide("a line continuation (a backslash ending a line)", source)
+    if _EXTGLOB.search(source):
+        raise CannotDecide("an extended glob such as ?( or @(", source[:80])
     if len(source) > _MAX_LENGTH:
         raise CannotDecide(f"a command longer than {_MAX_LENGTH} characters", source[:80])
     walker = _Walker(source, depth)
@@ -320,6 +359,8 @@ def parse_command(source: str) -> ParsedCommand:
         return ParsedCommand(source, (), exc.what, exc.part)
     except RecursionError:
         return ParsedCommand(source, (), "a command nested too deeply", source[:80])
+    except UnicodeError:
+        return ParsedCommand(source, (), "text that is not valid Unicode", repr(source[:80]))
     if not commands:
         return ParsedCommand(source, (), "an empty command", source)
     return ParsedCommand(source, tuple(commands))

@@ -26,6 +26,11 @@ _MARKER = re.compile(_MARK + r"(\d+)z")
 _VALUES: ContextVar[list[str] | None] = ContextVar("command_template_values", default=None)
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox"})
 _UNSAFE = {
+    "expansion": "a parameter expansion",
+    "simple_expansion": "a parameter expansion",
+    "command_substitution": "a command substitution",
+    "process_substitution": "a process substitution",
+    "arithmetic_expansion": "an arithmetic expansion",
     "heredoc_body": "a here-document",
     "heredoc_content": "a here-document",
     "comment": "a comment",
@@ -65,11 +70,14 @@ def _single_quoted(value: str) -> str:
 
 def _context(node: Node | None) -> Callable[[str], str]:
     """How to quote a value found inside ``node`` (the smallest node around its marker)."""
-    while node is not None:
-        if node.type in _UNSAFE:
+    above = node
+    while above is not None:  # anywhere inside an expansion, the value would be read again
+        if above.type in _UNSAFE:
             raise PlacementError(
-                f"a template value cannot be placed in {_UNSAFE[node.type]} of a run: command"
+                f"a template value cannot be placed in {_UNSAFE[above.type]} of a run: command"
             )
+        above = above.parent
+    while node is not None:
         if node.type in ("string", "string_content"):
             return _double_quoted
         if node.type == "raw_string":
@@ -94,8 +102,8 @@ def _in_shell_arguments(node: Node | None) -> bool:
     for word in node.named_children:
         if word.start_byte >= child.start_byte:
             return False
-        written = (word.text or b"").decode("utf-8", "replace").strip("'\"")
-        if posixpath.basename(written) in _SHELLS:
+        written = re.sub(r"[\\'\"]", "", (word.text or b"").decode("utf-8", "replace"))
+        if posixpath.basename(written) in _SHELLS:  # s\h and 's'h are sh
             return True
     return False
 
@@ -125,6 +133,8 @@ def place(text: str, values: list[str]) -> str:
         before = text[: found.start()]
         if (len(before) - len(before.rstrip("\\"))) % 2:
             raise PlacementError("a template value cannot follow a backslash in a run: command")
+        if before.endswith(("$", "${")):
+            raise PlacementError("a template value cannot follow a $ in a run: command")
         if _in_shell_arguments(node):
             raise PlacementError(
                 "a template value cannot be given to a shell in a run: command (it would be "

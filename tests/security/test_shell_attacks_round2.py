@@ -1,10 +1,11 @@
 """Attacks on the shell gate found by the second security review (round 2).
 
-Each command here is decided GREEN today (by the starter policy or by example 04's
-``reporting`` policy) although ``/bin/sh`` (dash 0.5.12) running it deletes or writes
-files or runs a program no Green rule names. Each case was confirmed with ``dash -c`` in
-a throwaway folder (git 2.39, GNU sed/find). The tests assert Red, so each FAILS until
-the finding is fixed. Findings are numbered R1..R12 (grouped, not sorted).
+Each command here was decided GREEN on commit a2ea37a (by the starter policy or by
+example 04's ``reporting`` policy) although ``/bin/sh`` (dash 0.5.12) running it deletes
+or writes files or runs a program no Green rule names; each case was confirmed with
+``dash -c`` in a throwaway folder (git 2.39, GNU sed/find), and all 51 failed there. The
+commit "shell gate: the second review's 12 findings closed" makes each Red (or refused).
+Findings are numbered R1..R12 (grouped, not sorted).
 """
 
 from __future__ import annotations
