@@ -5,7 +5,7 @@ Each command here was decided GREEN (by the starter policy or by example 04's
 runs a program no Green rule names, or reaches the network. Every case was confirmed by
 running it with ``dash -c`` in a throwaway folder (the bash/git/gpg cases with the host's
 bash 5.2, git 2.39, GNU diffutils). Every case here was Green (and harmful) on commit
-5ab422d, the first parsed gate, and failed there; the commit "shell gate: the review's 21
+bea4ec6, the first parsed gate, and failed there; the commit "shell gate: the review's 21
 findings closed" makes each Red (or, for templates, refused or one word).
 Findings are numbered F1..F21 as in the review report (the list is grouped by finding,
 not sorted).

@@ -1,7 +1,7 @@
 """Class 1: shell commands are parsed, not pattern-matched.
 
 Each attack here was Green under the regex rules of the starter policy or of example 04
-before commit 5ab422d ("policy: run: commands parsed with tree-sitter-bash; each simple
+before commit bea4ec6 ("policy: run: commands parsed with tree-sitter-bash; each simple
 command decided...") and is Red after it (checked by running this file against d89e819:
 the instances of the issue fail there, the property finds them too).
 """

@@ -1,6 +1,6 @@
 """Class 2: values from steps are data, never code.
 
-Before commit 5ab422d (templates in run: commands: each value one shell word; rendering
+Before commit bea4ec6 (templates in run: commands: each value one shell word; rendering
 bounded), a Green step's output holding a newline, placed into a later ``run:``, ran as
 a command of its own; and ``'x'|center(10**10)`` killed the compiler with MemoryError.
 """
