@@ -1,0 +1,120 @@
+"""Attacks on durable state, secrets, hostile text and guest files found by review 4.
+
+Each test performs the attack and asserts that it does not succeed: each failed when
+it was written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliRunner, Writer
+from tests.integration.conftest import sandbox  # noqa: F401 (the fixture)
+from tests.security.halted_run import halt, shipped, sql, workload
+
+pytestmark = pytest.mark.usefixtures("sandbox")
+
+
+def test_a_card_edited_in_runs_db_is_not_what_the_approver_sees(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Attack: whoever can write runs.db rewrites the pending request's card.
+
+    ``approvals`` prints the card from the ``approvals`` table, never compared with the
+    audited ``approval.requested`` record; ``approve`` binds the decision to the real
+    action hash. The approver reads "echo harmless", approves, and the real Red command
+    runs with an authentic approval.
+    """
+    state = tmp_path / "state"
+    halt(cli, workload(write), state)
+    db = sqlite3.connect(state / "runs.db")
+    (text,) = db.execute("SELECT card FROM approvals").fetchone()
+    db.close()
+    card = json.loads(text)
+    card.update(action="echo harmless", arguments=["harmless"], reason="a harmless echo")
+    sql(state, "UPDATE approvals SET card = ?", json.dumps(card, sort_keys=True))
+    shown = cli("approvals", "--state", str(state))
+    if shown.code == 0 and "harmless" in shown.out:  # the approver approves what they saw
+        assert cli("approve", "r", "ship", "--state", str(state), "--as", "alice").code == 0
+        cli("resume", "r", "--state", str(state))
+    # what the approver sees must be the audited request, or a refusal to show it
+    assert "harmless" not in shown.out or shown.code != 0
+    assert shipped(state) == 0
+
+
+NUMBER_SERVER = """
+import os
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("echo")
+
+
+@server.tool()
+def account() -> dict[str, int]:
+    \"\"\"The account, as structured content (the token is a number).\"\"\"
+    return {"id": int(os.environ["API_TOKEN"])}
+
+
+server.run()
+"""
+
+
+def test_a_numeric_secret_in_a_tool_result_never_leaves(
+    cli: CliRunner, write: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: a tool returns its (all-digit) token as a JSON number in structured content.
+
+    ``Redactor._walk`` returns ints and floats as they are, so the number is stored in
+    runs.db (outputs and audit record) and shown by ``audit show`` / ``status``.
+    """
+    from tests.security.test_secret_redaction import SITE_PACKAGES, WORKLOAD, database_bytes
+
+    secret = "31415926535897"
+    monkeypatch.setenv("LG_ATTACK_TOKEN", secret)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "server.py").write_text(NUMBER_SERVER)
+    steps = "    - {id: call, agent: a, call: echo.account}"
+    text = WORKLOAD % {"data": data, "site": SITE_PACKAGES, "steps": steps}
+    state = tmp_path / "state"
+    result = cli("run", str(write("w.yaml", text)), "--state", str(state), "--run-id", "r")
+    shown = [cli(*args, "--state", str(state)) for args in (["audit", "show"], ["status", "r"])]
+    printed = result.out + result.err + "".join(r.out + r.err for r in shown)
+    assert result.code == 0, printed
+    assert secret.encode() not in database_bytes(state)
+    assert secret not in printed
+
+
+def test_an_output_edited_in_runs_db_does_not_steer_the_run(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Attack: whoever can write runs.db edits a finished step's outputs.
+
+    ``check_steps`` compares only each step's *state* with the audit log; the runner
+    then takes outputs from runs.db for ``when:`` and run-time arguments. Setting
+    ``make``'s exit code to 1 makes ``extra`` run although its condition was false by
+    every audited record.
+    """
+    extra = (
+        '    - {id: extra, agent: a, run: "echo ready > /work/ready.txt", needs: [ship],\n'
+        '       when: "steps.make.outputs.exit_code != 0"}\n'
+    )
+    text = Path(workload(write)).read_text().rstrip("\n") + "\n" + extra
+    path = str(write("w2.yaml", text))
+    state = tmp_path / "state"
+    halt(cli, path, state)
+    sql(
+        state,
+        "UPDATE steps SET outputs = ? WHERE step_id = 'make'",
+        json.dumps({"exit_code": 1, "stderr": "", "stdout": ""}),
+    )
+    assert cli("approve", "r", "ship", "--state", str(state), "--as", "alice").code == 0
+    resumed = cli("resume", "r", "--state", str(state))
+    db = sqlite3.connect(state / "runs.db")
+    (extra_state,) = db.execute("SELECT state FROM steps WHERE step_id = 'extra'").fetchone()
+    db.close()
+    assert resumed.code != 0 or extra_state == "skipped", (extra_state, resumed.out)
