@@ -118,3 +118,54 @@ def test_an_output_edited_in_runs_db_does_not_steer_the_run(
     (extra_state,) = db.execute("SELECT state FROM steps WHERE step_id = 'extra'").fetchone()
     db.close()
     assert resumed.code != 0 or extra_state == "skipped", (extra_state, resumed.out)
+
+
+# a token as OAuth and cloud providers issue them: base64 text with '/' and '+'
+LONG_TOKEN = "k9Xz/4Qp+Lm2Rt8Wv/Yb3Nc7Hd+Fg6Js1Ke5Pa0Uo9Ti4Zr/Qx8Cw2Vy7Bn3Mh6Dl1"
+FORMS = {
+    # urllib.parse.quote keeps "/" by default: the URL path form of a token
+    "url-path": "import urllib.parse; print(urllib.parse.quote(t))",
+    # `base64` (coreutils), openssl and base64.encodebytes wrap their output at 76 columns
+    "base64-wrapped": "import base64; print(base64.encodebytes(('user:' + t).encode()).decode())",
+    # JSON encoders that escape '/' (PHP's json_encode, Go's ... in HTML-safe mode, Ruby)
+    "json-slash": "print(t.replace('/', '\\\\/'))",
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_a_long_token_in_a_common_form_never_leaves(
+    cli: CliRunner, write: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """Attack: a step prints the token in a common form the redactor does not know.
+
+    ``redact.encodings`` knows ``quote(secret, safe="")`` only (not the default, which
+    keeps '/'), base64 on one line only, and JSON escaping without the optional ``\\/``.
+    """
+    from tests.security.test_secret_redaction import SITE_PACKAGES, WORKLOAD, database_bytes
+
+    monkeypatch.setenv("LG_ATTACK_TOKEN", LONG_TOKEN)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "leak.py").write_text("import os\nt = os.environ['TOKEN']\n" + FORMS[form] + "\n")
+    (data / "server.py").write_text("")
+    steps = "    - {id: leak, agent: a, run: python3 /data/leak.py}"
+    text = WORKLOAD % {"data": data, "site": SITE_PACKAGES, "steps": steps}
+    state = tmp_path / "state"
+    result = cli("run", str(write("w.yaml", text)), "--state", str(state), "--run-id", "r")
+    assert result.code == 0, result.out + result.err
+    stdout = json.loads(
+        sqlite3.connect(state / "runs.db")
+        .execute("SELECT outputs FROM steps WHERE step_id = 'leak'")
+        .fetchone()[0]
+    )["stdout"]
+    import base64
+    import urllib.parse
+
+    joined = stdout.replace("\n", "")
+    exposed = [
+        urllib.parse.quote(LONG_TOKEN) in stdout,
+        base64.b64encode(b"user:" + LONG_TOKEN.encode()).decode()[8:-8] in joined,
+        LONG_TOKEN.replace("/", "\\/") in stdout,
+    ]
+    assert not any(exposed), stdout
+    assert b"Hd+Fg6Js1Ke5" not in database_bytes(state)
