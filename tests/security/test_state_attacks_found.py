@@ -169,3 +169,25 @@ def test_a_long_token_in_a_common_form_never_leaves(
     ]
     assert not any(exposed), stdout
     assert b"Hd+Fg6Js1Ke5" not in database_bytes(state)
+
+
+def test_an_expiry_edited_in_runs_db_does_not_revive_an_expired_request(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Attack: whoever can write runs.db moves a request's ``expires`` into the future.
+
+    ``approve`` and the runner read ``expires`` from the approvals table; the audited
+    ``approval.requested`` record holds the real one but is not consulted. A request that
+    timed out is approved (days later, out of context) and its Red step runs.
+    """
+    import time
+
+    path = Path(workload(write))
+    path.write_text(path.read_text().replace("timeout: 1h", "timeout: 1s"))
+    state = tmp_path / "state"
+    halt(cli, str(path), state)
+    time.sleep(1.5)  # the request has expired
+    sql(state, "UPDATE approvals SET expires = ?", time.time() + 3600)
+    cli("approve", "r", "ship", "--state", str(state), "--as", "alice")
+    cli("resume", "r", "--state", str(state))
+    assert shipped(state) == 0
