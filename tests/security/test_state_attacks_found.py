@@ -191,3 +191,27 @@ def test_an_expiry_edited_in_runs_db_does_not_revive_an_expired_request(
     cli("approve", "r", "ship", "--state", str(state), "--as", "alice")
     cli("resume", "r", "--state", str(state))
     assert shipped(state) == 0
+
+
+def test_a_backend_edited_in_runs_db_does_not_weaken_the_boundary(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Attack: whoever can write runs.db changes a run's backend from gvisor to sandbox.
+
+    ``resume`` builds the backend named by the ``runs`` table; ``run.created`` audits
+    the backend the run started on but nobody compares them. The rest of a run started
+    under gVisor then runs on the weaker namespace sandbox.
+    """
+    from luminaguard.compiler import compile_paths
+    from luminaguard.scheduler.runtime import absolute_plan
+    from luminaguard.scheduler.store import RunStore
+    from tests.security.halted_run import work
+
+    state = tmp_path / "state"
+    _, plans = compile_paths([workload(write)])
+    store = RunStore(state)
+    store.create_run("r", absolute_plan(plans[0]), "gvisor", {"name": "bob", "login": "bob"})
+    store.close()
+    sql(state, "UPDATE runs SET backend = 'sandbox'")
+    cli("resume", "r", "--state", str(state))
+    assert not (work(state) / "ready.txt").exists()
