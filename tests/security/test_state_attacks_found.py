@@ -215,3 +215,25 @@ def test_a_backend_edited_in_runs_db_does_not_weaken_the_boundary(
     sql(state, "UPDATE runs SET backend = 'sandbox'")
     cli("resume", "r", "--state", str(state))
     assert not (work(state) / "ready.txt").exists()
+
+
+def test_a_finished_step_shown_unknown_in_runs_db_cannot_be_run_again(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Attack: whoever can write runs.db marks the Red step that already ran ``unknown``.
+
+    ``approve`` (and ``deny``, ``mark-done``) take the step's state from runs.db without
+    checking it against the audit log, as the runner does; the approver, told the runner
+    stopped during the step, approves a re-run, which appends an authentic
+    ``operator.rerun``. The audit log then vouches for ``pending``, the old approval of
+    the same action still holds, and the non-idempotent Red step runs a second time.
+    """
+    state = tmp_path / "state"
+    halt(cli, workload(write), state)
+    assert cli("approve", "r", "ship", "--state", str(state), "--as", "alice").code == 0
+    assert cli("resume", "r", "--state", str(state)).code == 0
+    assert shipped(state) == 1
+    sql(state, "UPDATE steps SET state = 'unknown' WHERE step_id = 'ship'")
+    cli("approve", "r", "ship", "--state", str(state), "--as", "alice")
+    cli("resume", "r", "--state", str(state))
+    assert shipped(state) == 1
