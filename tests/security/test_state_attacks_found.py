@@ -246,9 +246,8 @@ def test_a_newline_in_a_written_path_cannot_forge_diff_lines(tmp_path: Path) -> 
     card keeps the diff's newlines (``visible(diff, multiline=True)``), so the path draws
     a whole fake diff (here: a harmless comment change) above the real one.
     """
-    from luminaguard.policy.action import Action
+    from luminaguard.policy.action import Action, Decision
     from luminaguard.scheduler.cards import approval_card
-    from luminaguard.policy.action import Decision
 
     fake = "\n+++ b\n@@ -1 +1 @@\n-# old comment\n+# new comment"
     action = Action(
