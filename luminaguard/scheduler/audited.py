@@ -40,14 +40,26 @@ def started_by(store: RunStore, run_id: str) -> dict[str, Any]:
 
 
 def trusted_run(store: RunStore, run_id: str) -> RunRecord:
-    """The stored run, refused unless its plan is the one audited when the run started."""
+    """The stored run, refused unless its plan and backend are those audited at its start."""
     run, text = store.run_and_plan_text(run_id)
-    if text_hash(text) != created(store, run_id).data.get("stored_plan"):
+    record = created(store, run_id)
+    if text_hash(text) != record.data.get("stored_plan"):
         raise UsageError(
             f"run {run_id!r}: the stored plan is not the plan the run started with"
             " (runs.db was edited); refusing to drive it"
         )
+    if run.backend != record.data.get("backend"):
+        raise UsageError(
+            f"run {run_id!r}: its backend is {run.backend} in runs.db but"
+            f" {record.data.get('backend')} in the audit log (runs.db was edited); refusing"
+        )
     return run
+
+
+def trusted_steps(store: RunStore, run_id: str) -> None:
+    """``check_log`` then ``check_steps``: what a decision about a step may rely on."""
+    check_log(store)
+    check_steps(store, run_id)
 
 
 _IMPLIED = {"step.started": "running", "approval.requested": "awaiting_approval"}
@@ -73,15 +85,23 @@ def check_steps(store: RunStore, run_id: str) -> None:
         steps = store.steps(run_id)
         records = store.audit.records(run_id)
     audited = dict.fromkeys(steps, "pending")
+    outputs: dict[str, Any] = {}
     for record in records:
         state = _state_of(record)
         if record.step_id in audited and state is not None:
             audited[record.step_id] = state
+        if record.step_id in audited and "outputs" in record.data:
+            outputs[record.step_id] = record.data["outputs"]
     for step_id, step in steps.items():
         if step.state != audited[step_id]:
             raise UsageError(
                 f"run {run_id!r}: step {step_id} is {step.state} in runs.db but"
                 f" {audited[step_id]} in the audit log (runs.db was edited); refusing to drive it"
+            )
+        if step.outputs and step.outputs != outputs.get(step_id):
+            raise UsageError(
+                f"run {run_id!r}: the outputs of step {step_id} in runs.db are not those"
+                " in the audit log (runs.db was edited); refusing to drive it"
             )
 
 
@@ -97,3 +117,12 @@ def _authentic(
 def approval(store: RunStore, run_id: str, step_id: str, action_hash: str) -> AuditRecord | None:
     """The authentic ``approval.approved`` record of exactly this action, if any."""
     return _authentic(store, run_id, step_id, "approval.approved", action_hash)
+
+
+def request(store: RunStore, run_id: str, step_id: str, action_hash: str) -> AuditRecord | None:
+    """The authentic ``approval.requested`` record of exactly this action (its card, expiry)."""
+    found = None
+    for record in store.audit.records(run_id, step_id, "approval.requested"):
+        if record.data.get("action_hash") == action_hash and store.audit.authentic(record):
+            found = record
+    return found

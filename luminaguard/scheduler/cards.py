@@ -55,13 +55,14 @@ def file_diff(action: Action, views: dict[str, Path]) -> str | None:
     found = host_path(guest, views)
     if found is None:
         return None
+    shown = visible(guest)  # one line: a newline in the path must not draw diff lines
     try:
         current = current_content(*found)
     except Unreadable as exc:
-        return f"{guest} (now): {exc}\n"
+        return f"{shown} (now): {exc}\n"
     lines = difflib.unified_diff(
         _lines(current), _lines(content[:_DIFF_LIMIT]),
-        fromfile=f"{guest} (now)", tofile=f"{guest} (after)",
+        fromfile=f"{shown} (now)", tofile=f"{shown} (after)",
     )  # fmt: skip
     return "".join(line if line.endswith("\n") else line + _NO_NEWLINE for line in lines)
 

@@ -12,11 +12,14 @@ program commonly puts it in:
 - JSON string escaping, ASCII-only (``\u00e9``) and not (``é``), and escaped twice (JSON
   text quoted inside JSON, as in a logged request body);
 - Python ``repr`` (whichever quote it picks) and ``ascii``;
-- URL encoding (``quote`` and ``quote_plus``): tokens travel in URLs and query strings,
-  and HTTP errors quote the URL they failed on;
+- JSON that escapes ``/`` as ``\/`` (PHP, Ruby);
+- URL encoding (``quote``, with and without keeping ``/``, and ``quote_plus``): tokens
+  travel in URLs and query strings, and HTTP errors quote the URL they failed on;
 - base64 (standard and URL-safe alphabets), also inside a longer base64 text (HTTP
   Basic credentials ``user:token``): for each of the three byte offsets the secret can
-  start at, the characters that depend on the secret's bytes alone.
+  start at, the characters that depend on the secret's bytes alone; matched across line
+  breaks (base64 wrapped at 76 or 64 columns);
+- a number (an all-digit token in structured content) whose digits hold a secret.
 
 Not covered: a secret split across outputs, transformed by the program (reversed, hashed,
 hex-encoded, encrypted), or escaped in other ways (HTML, shell quoting). A program that
@@ -74,11 +77,24 @@ def encodings(secret: str) -> set[str]:
         repr('"' + secret)[2:-1],  # repr inside a text holding a '"': quotes ', escapes '
         ascii(secret)[1:-1],
         urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote(secret),  # the default keeps "/" (a path, a URL)
         urllib.parse.quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1].replace("/", "\\/"),  # JSON that escapes "/" (PHP, Ruby)
+        escaped.replace("/", "\\/"),
     }
-    if len(secret) >= MIN_SECRET_LENGTH:  # a shorter one's base64 core matches by chance
-        forms |= _base64_forms(secret.encode())
     return {form for form in forms if form}
+
+
+def base64_forms(secret: str) -> set[str]:
+    """The base64 forms of ``secret`` (none for one too short to look for safely)."""
+    if len(secret) < MIN_SECRET_LENGTH:  # a shorter one's base64 core matches by chance
+        return set()
+    return {form for form in _base64_forms(secret.encode()) if form}
+
+
+def _spaced(form: str) -> str:
+    """A base64 form matched across line breaks (base64 wrapped at 76 or 64 columns)."""
+    return r"\s*".join(map(re.escape, form))
 
 
 class Redactor:
@@ -90,9 +106,11 @@ class Redactor:
         words = {word for s in given for word in s.split() if len(word) >= MIN_SECRET_LENGTH}
         self.secrets = sorted(given | words, key=len, reverse=True)
         forms = {form for secret in self.secrets for form in encodings(secret)}
+        wrapped = {form for secret in self.secrets for form in base64_forms(secret)}
         # longest first: the alternation takes the first that matches at a position
-        ordered = sorted(forms, key=lambda form: (-len(form), form))
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        ordered = sorted(forms | wrapped, key=lambda form: (-len(form), form))
+        parts = [_spaced(f) if f in wrapped and f not in forms else re.escape(f) for f in ordered]
+        self._pattern = re.compile("|".join(parts)) if parts else None
 
     def __call__(self, text: str) -> str:
         """``text`` with every form of every secret replaced."""
@@ -111,8 +129,10 @@ class Redactor:
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):
             return self(value)
-        if value is None or isinstance(value, bool | int | float):
+        if value is None or isinstance(value, bool):
             return value
+        if isinstance(value, int | float):  # a numeric token is a secret too
+            return MASK if self(str(value)) != str(value) else value
         if isinstance(value, Mapping):
             return {self._walk(key): self._walk(item) for key, item in value.items()}
         if isinstance(value, list | tuple):

@@ -242,7 +242,9 @@ class _Execution:
             self.store.request_approval(self.run_id, step.id, digest, card, expires)
             self.runner.reporter.step(step.id, "awaiting_approval", decision.reason)
             return False
-        if request.state == "pending" and self.runner.clock() > request.expires:
+        record = audited.request(self.store, self.run_id, step.id, digest)
+        expires = float(record.data.get("expires", 0)) if record else 0.0  # none: expired
+        if request.state == "pending" and self.runner.clock() > expires:
             self.store.decide_approval(
                 request, "expired", "luminaguard", "no decision before the timeout"
             )

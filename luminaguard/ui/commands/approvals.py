@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -58,10 +59,23 @@ def _print_card(request: ApprovalRecord) -> None:
         print("  diff:\n" + "".join(f"    {line}\n" for line in diff.splitlines()))
 
 
+def _as_audited(store: RunStore, request: ApprovalRecord) -> ApprovalRecord:
+    """The request with the card and expiry of its audit record (runs.db may be edited)."""
+    record = audited.request(store, request.run_id, request.step_id, request.action_hash)
+    if record is None:
+        raise UsageError(
+            f"{request.run_id} {request.step_id}: the approval request has no authentic audit"
+            " record (runs.db was edited); nothing shown"
+        )
+    card, expires = record.data.get("card") or {}, float(record.data.get("expires", 0))
+    return dataclasses.replace(request, card=card, expires=expires)
+
+
 def list_requests(args: argparse.Namespace) -> int:
-    """Print pending (or all) requests with their cards."""
+    """Print pending (or all) requests with their cards, as audited."""
     store = open_store(args)
-    requests = store.approvals(None if args.all else "pending")
+    audited.check_log(store)
+    requests = [_as_audited(store, r) for r in store.approvals(None if args.all else "pending")]
     if args.json:
         print(json.dumps([request.__dict__ for request in requests], indent=2, sort_keys=True))
         return OK
@@ -118,6 +132,7 @@ def _not_waiting(store: RunStore, args: argparse.Namespace) -> UsageError:
 def approve(args: argparse.Namespace) -> int:
     """Approve the pending request of the step, bound to its action hash."""
     store = open_store(args)
+    audited.trusted_steps(store, args.run_id)
     who = identity(args)
     request = _pending(store, args.run_id, args.step_id)
     digest = request.action_hash if request else None
@@ -134,7 +149,7 @@ def approve(args: argparse.Namespace) -> int:
             print(f"{args.step_id}: will run again on resume (approved by {who})")
             return OK
         raise _not_waiting(store, args)
-    if time.time() > request.expires:
+    if time.time() > _as_audited(store, request).expires:
         store.decide_approval(request, "expired", "luminaguard", "no decision before the timeout")
         print(f"{args.step_id}: the request expired; the step is denied on resume")
         return INVALID
@@ -145,7 +160,10 @@ def approve(args: argparse.Namespace) -> int:
 
 
 def deny(args: argparse.Namespace) -> int:
-    """Deny the pending request (the run fails on resume), or decline an unknown step's re-run."""
+    """Deny the pending request (the run fails on resume), or decline an unknown step's re-run.
+
+    A denial can only stop things, so it is recorded even when the log does not verify.
+    """
     store = open_store(args)
     who = identity(args)
     request = _pending(store, args.run_id, args.step_id)
@@ -174,6 +192,7 @@ def deny(args: argparse.Namespace) -> int:
 def mark_done(args: argparse.Namespace) -> int:
     """Record an unknown step as succeeded: a person checked it took effect."""
     store = open_store(args)
+    audited.trusted_steps(store, args.run_id)
     who = identity(args)
     if _state(store, args.run_id, args.step_id) != "unknown":
         state = _state(store, args.run_id, args.step_id)
