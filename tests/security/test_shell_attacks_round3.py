@@ -1,0 +1,110 @@
+"""Attacks on the shell gate found by the third security review (round 3).
+
+Each command here is decided GREEN on commit 3ee4824 (by the starter policy or by
+example 04's ``reporting`` policy) although ``/bin/sh`` (dash 0.5.12) running it writes
+files, runs a program no Green rule names, or makes git run a program; each case was
+confirmed with ``dash -c`` in a throwaway folder (stub programs logging their argv on
+PATH; git 2.39 with the sandbox's environment from ``hypervisor/sandbox_env.py``).
+Every test here fails on 3ee4824. Findings are numbered T1..T5.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from luminaguard.compiler.compile import load_checked
+from luminaguard.policy.action import Action
+from luminaguard.policy.engine import PolicyEngine
+from tests.conftest import ROOT
+
+
+def _starter() -> PolicyEngine:
+    return load_checked([str(ROOT / "policies")]).engine("starter")
+
+
+def _reporting() -> PolicyEngine:
+    return load_checked([str(ROOT / "examples" / "04-sandbox-report")]).engine("reporting")
+
+
+STARTER = _starter()
+REPORTING = _reporting()
+
+# (command, what dash does with it)
+STARTER_FINDINGS = [
+    # T1. A `for` loop assigns its variable, and an assignment to a variable of the
+    #     environment (PATH, HOME, the GIT_* variables sandbox_env.py sets) changes it for
+    #     every program the body runs. parse.py::_Walker.loop_or_case skips the
+    #     variable_name child, so no assignment reaches shell_verdict.unsafe_assignment:
+    #     `PATH=/x ls` is Red, `for PATH in /x; do ls; done` is Green.
+    #     GIT_CONFIG_VALUE_0 is the sandbox's `core.fsmonitor=false`: the loop makes it a
+    #     shell command that `git status` runs (self-contained, no file planted).
+    (
+        "for GIT_CONFIG_VALUE_0 in 'touch pwn'; do git status; done",
+        "git status runs the fsmonitor hook `touch pwn` through the shell",
+    ),
+    (
+        "for GIT_CONFIG_COUNT in 0; do git status; done",
+        "drops every git override: the repository's core.fsmonitor/diff.external run",
+    ),
+    ("for PATH in /data/repo/bin; do ls; done", "runs the repository's file bin/ls"),
+    ("for PATH in /work/scratch; do git log; done", "runs /work/scratch/git (if executable)"),
+    ("sh -c 'for PATH in /data/repo/bin; do ls; done'", "the same inside sh -c"),
+    # T2. `env -i` (or `env -`) and `env -u NAME` remove variables: unwrap.py::_env skips
+    #     them as harmless options, and only variables *set* are checked. Removing
+    #     GIT_CONFIG_COUNT (or the whole environment) drops sandbox_env.py's git overrides,
+    #     so the repository's own core.fsmonitor / diff.external / pagers run again.
+    ("env -i git status", "runs the repository's core.fsmonitor (confirmed: touch ran)"),
+    ("env - git status", "same as -i"),
+    ("env -u GIT_CONFIG_COUNT git status", "runs the repository's core.fsmonitor"),
+    ("env --unset=GIT_CONFIG_COUNT git status", "runs the repository's core.fsmonitor"),
+    # T3. `\<blank>` at the very start of a script: the grammar takes it for white space
+    #     (an extra) before the root node, and parse.py::_every_byte_read reads only from
+    #     root.start_byte, so the backslash is never seen. For dash it escapes the blank:
+    #     `\ #` is the word ` #` (no comment), and what the grammar took for a comment is
+    #     code. With `sh -c` the inner script may start so anywhere in the command.
+    ("\\ #;rm y\nls", "dash runs ` #` (not found), then `rm y`, then ls"),
+    ("\\\t#|rm y\nls", "dash pipes into `rm y`"),
+    ("ls; sh -c '\\ #;rm y'", "the inner dash runs `rm y`"),
+    ("ls; sh -c '\\ #;find . -delete'", "the inner dash deletes everything below ."),
+    #     ... and `\ /usr/bin/ls` is the relative path ` /usr/bin/ls` (a folder named
+    #     ` ` in the working folder), not the system's ls.
+    ("\\ /usr/bin/ls", "runs the file './ /usr/bin/ls'"),
+    ("\\\t/usr/bin/cat x", "runs the file './\\t/usr/bin/cat'"),
+    # T4. Inside `[ ... ]` the grammar reads `>|` and `&>>` as redirections of a nested
+    #     statement (test_command > redirected_statement); _no_redirection_inside lists
+    #     only < > >> << >& <& &>, and _Walker.builtin flattens the rest into words.
+    ("[ a >| f ]", "dash truncates or creates f"),
+    ("[ x >| /work/pwn -o y ]", "dash creates /work/pwn"),
+    ("[ a &>> f ]", "dash runs `[ a` in the background, then `>>f ]`: creates f"),
+    ("[ a &>> /dev/null rm -f y ]", "dash runs `rm -f y ]`"),
+    ("[ a &>>/dev/null sh -c 'rm y' ]", "dash runs `sh -c 'rm y' ]`"),
+]
+
+REPORTING_FINDINGS = [
+    ("for PATH in /data/repo/bin; do cat /work/report.md; done", "runs the repository's cat"),
+    ("\\ #;cp /work/report.md /work/published/\nls", "dash publishes"),
+    ("cat; sh -c '\\ #;cp /work/report.md /work/published/'", "dash publishes"),
+    ("\\ /bin/cat /work/report.md", "runs the file './ /bin/cat'"),
+]
+
+
+@pytest.mark.parametrize(("command", "harm"), STARTER_FINDINGS)
+def test_starter_decides_round3_attacks_red(command: str, harm: str) -> None:
+    decision = STARTER.decide(Action(kind="run", command=command))
+    assert decision.risk == "red", (command, harm, decision.rule)
+
+
+@pytest.mark.parametrize(("command", "harm"), REPORTING_FINDINGS)
+def test_reporting_decides_round3_attacks_red(command: str, harm: str) -> None:
+    decision = REPORTING.decide(Action(kind="run", command=command))
+    assert decision.risk == "red", (command, harm, decision.rule)
+
+
+def test_git_diff_does_not_run_the_repositorys_external_diff() -> None:
+    """T5. ``git diff`` runs ``diff.external`` from the repository's ``.git/config`` (and
+    attribute drivers) without ``--ext-diff``: confirmed with git 2.39 and the sandbox's
+    environment (``touch`` ran). sandbox_env.py says so and docs/security.md says the
+    starter refusing ``--ext-diff``/``--textconv`` covers it, but a plain ``git diff`` is
+    Green. It should need ``--no-ext-diff`` (and ``--no-textconv``), or be Red."""
+    decision = STARTER.decide(Action(kind="run", command="git diff"))
+    assert decision.risk == "red", decision.rule
