@@ -5,10 +5,12 @@ example 04's ``reporting`` policy) although ``/bin/sh`` (dash 0.5.12) running it
 files, runs a program no Green rule names, or makes git run a program; each case was
 confirmed with ``dash -c`` in a throwaway folder (stub programs logging their argv on
 PATH; git 2.39 with the sandbox's environment from ``hypervisor/sandbox_env.py``).
-Every test here fails on 3ee4824. Findings are numbered T1..T5.
+Every test here fails on 3ee4824. Findings are numbered T1..T7.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -108,3 +110,36 @@ def test_git_diff_does_not_run_the_repositorys_external_diff() -> None:
     Green. It should need ``--no-ext-diff`` (and ``--no-textconv``), or be Red."""
     decision = STARTER.decide(Action(kind="run", command="git diff"))
     assert decision.risk == "red", decision.rule
+
+
+def test_git_describe_dirty_does_not_write_the_index() -> None:
+    """T6. ``git describe --dirty`` refreshes the index and writes ``.git/index`` back
+    (describe.c takes the index lock whatever GIT_OPTIONAL_LOCKS says): confirmed with
+    git 2.39 and the sandbox's environment after touching a tracked file, where
+    ``git status`` (GIT_OPTIONAL_LOCKS=0) leaves it alone. A write in the repository from
+    a Green "read-only" command; ``--broken`` runs ``git diff-index`` instead."""
+    decision = STARTER.decide(Action(kind="run", command="git describe --dirty"))
+    assert decision.risk == "red", decision.rule
+
+
+# --- T7. super-linear parse (R9's extglob filter misses these) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("unit", "seconds_at_16k"),
+    [
+        ("a`>", 15.8),  # backquote then redirection: 1.9 s at 8 KiB, 15.8 s at 16 KiB
+        ("a=(", 2.6),  # bash array assignments (dash has none)
+        ("$[", 1.5),  # bash's old arithmetic (dash has none)
+    ],
+)
+def test_error_recovery_does_not_make_the_parse_quadratic(unit: str, seconds_at_16k: float) -> None:
+    """tree-sitter-bash's error recovery is quadratic on these repeated units: each
+    16 KiB command (the most the gate admits) takes seconds of one core per decision
+    (measured on 3ee4824, times above). It should be Red quickly, as R9."""
+    command = (unit * (16384 // len(unit) + 1))[:16384]
+    start = time.perf_counter()
+    decision = STARTER.decide(Action(kind="run", command=command))
+    elapsed = time.perf_counter() - start
+    assert decision.risk == "red"
+    assert elapsed < 0.5, (unit, elapsed)
