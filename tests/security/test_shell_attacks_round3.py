@@ -102,13 +102,19 @@ def test_reporting_decides_round3_attacks_red(command: str, harm: str) -> None:
     assert decision.risk == "red", (command, harm, decision.rule)
 
 
-def test_git_diff_does_not_run_the_repositorys_external_diff() -> None:
-    """T5. ``git diff`` runs ``diff.external`` from the repository's ``.git/config`` (and
-    attribute drivers) without ``--ext-diff``: confirmed with git 2.39 and the sandbox's
-    environment (``touch`` ran). sandbox_env.py says so and docs/security.md says the
-    starter refusing ``--ext-diff``/``--textconv`` covers it, but a plain ``git diff`` is
-    Green. It should need ``--no-ext-diff`` (and ``--no-textconv``), or be Red."""
-    decision = STARTER.decide(Action(kind="run", command="git diff"))
+@pytest.mark.parametrize(
+    "command", ["git diff", "git diff HEAD~1", "git show", "git log -p -1", "git blame a"]
+)
+def test_git_does_not_run_the_repositorys_diff_drivers(command: str) -> None:
+    """T5. With the repository's ``.git/config`` naming them (the threat sandbox_env.py
+    defends against for core.fsmonitor, hooks, pagers), plain read commands run programs:
+    ``git diff`` runs ``diff.external`` without ``--ext-diff``, and ``git diff``,
+    ``git show``, ``git log -p`` and ``git blame`` run a ``diff.NAME.textconv`` named by
+    ``.gitattributes`` without ``--textconv`` (textconv is on by default). Confirmed with
+    git 2.39 and the sandbox's environment (``touch`` ran for each command here).
+    docs/security.md says the starter refusing ``--textconv``/``--ext-diff`` covers it;
+    it does not. These should need ``--no-ext-diff``/``--no-textconv``, or be Red."""
+    decision = STARTER.decide(Action(kind="run", command=command))
     assert decision.risk == "red", decision.rule
 
 
