@@ -129,7 +129,7 @@ def test_git_describe_dirty_does_not_write_the_index() -> None:
     (describe.c takes the index lock whatever GIT_OPTIONAL_LOCKS says): confirmed with
     git 2.39 and the sandbox's environment after touching a tracked file, where
     ``git status`` (GIT_OPTIONAL_LOCKS=0) leaves it alone. A write in the repository from
-    a Green "read-only" command; ``--broken`` runs ``git diff-index`` instead."""
+    a Green "read-only" command."""
     decision = STARTER.decide(Action(kind="run", command="git describe --dirty"))
     assert decision.risk == "red", decision.rule
 
