@@ -49,7 +49,7 @@ _UNDECIDABLE = {
     "process_substitution": "process substitution",
 }
 _CACHE = 8192
-_MAX_LENGTH = 16384
+_MAX_LENGTH = 4096
 _DISAGREE = "the parse and the shell could disagree on the words of this command"
 _REDIRECTS = frozenset({"file_redirect", "herestring_redirect", "heredoc_redirect"})
 #: Operators dash reads otherwise than bash (``&>`` is ``&`` then ``>`` for dash).
@@ -58,6 +58,17 @@ _SINGLE_DIGIT = re.compile(r"[0-9]\Z")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: ksh's extended globs: dash has none, and the grammar takes quadratic time on them.
 _EXTGLOB = re.compile(r"[?@*+!]\(")
+#: Text only the run could tell, refused before parsing: it could never be Green, and
+#: the grammar's error recovery is quadratic on some of it (``a`>`` repeated).
+_BEFORE_PARSING = {
+    "`": "command substitution",
+    "$(": "command substitution",
+    "$[": "arithmetic expansion",
+    "<(": "process substitution",
+    ">(": "process substitution",
+    "=(": "an array assignment",
+    "\ufeff": "a byte-order mark",
+}
 #: Tokens that end a command for dash, even inside `[ ... ]`.
 _SEPARATORS = frozenset({"|", "||", "&", "&&", ";", ";;", "(", ")", "|&", ";&", ";;&"})
 _SUBSTITUTING = frozenset(
@@ -77,6 +88,7 @@ class _Walker:
 
     def __init__(self, source: str, depth: int) -> None:
         self.source = source
+        self.encoded = (source + "\n").encode("utf-8", "surrogateescape")
         self.depth = depth
         self.commands: list[SimpleCommand] = []
         self.reader = WordReader()
@@ -84,7 +96,7 @@ class _Walker:
     def walk_root(self, root: Node) -> None:
         if root.has_error:
             raise CannotDecide("the command does not parse as a shell command", self.source)
-        _every_byte_read(root)
+        _every_byte_read(root, self.encoded)
         self.statement(root, ())
 
     def statement(self, node: Node, redirects: tuple[Redirect, ...]) -> None:
@@ -171,7 +183,10 @@ class _Walker:
                         _no_substitution(part)  # a pattern: expanded when it is tried
                     else:
                         self.statement(part, redirects)
-            elif child.type != "variable_name":
+            elif child.type == "variable_name":  # `for PATH in ...` sets PATH; and since
+                # no variable may be read, a loop variable is of no use to a decided command
+                raise CannotDecide(f"a loop that sets {text(child)}", text(node))
+            else:
                 self.reader.value(child)  # the words looped over, or the word cased on
 
     def assignment(self, node: Node, redirects: tuple[Redirect, ...]) -> None:
@@ -257,14 +272,14 @@ class _Walker:
         self.commands.extend(Unwrapper(self.depth, parse_into).unwrap(found))
 
 
-def _every_byte_read(root: Node) -> None:
+def _every_byte_read(root: Node, whole: bytes) -> None:
     r"""Between the grammar's tokens there is only white space; nothing was dropped.
 
     ``find . \<tab>#x -delete`` loses its backslash between tokens (the grammar then
     takes ``#x -delete`` for a comment, dash for words): such a command is refused.
     """
-    source = root.text or b""
-    base = root.start_byte
+    source = whole
+    base = 0
     position = 0
     cursor = root.walk()
     while True:
@@ -320,8 +335,8 @@ def _no_redirection_inside(node: Node) -> None:
         raise CannotDecide("a newline inside a test", text(node))
     for child in _descendants(node):
         token = text(child)
-        if not child.is_named and token in ("<", ">", ">>", "<<", ">&", "<&", "&>"):
-            raise CannotDecide("a redirection inside a test", text(node))
+        if not child.is_named and any(c in token for c in "<>&"):
+            raise CannotDecide("a redirection or & inside a test", text(node))
         if not child.is_named and token in _SEPARATORS:
             raise CannotDecide(f"{token} inside a test ends the test for dash", text(node))
 
@@ -332,6 +347,9 @@ def parse_into(source: str, depth: int) -> list[SimpleCommand]:
         raise CannotDecide(f"shells nested more than {MAX_DEPTH} deep", source)
     if "\\\n" in source:  # dash joins the lines before it reads words; the grammar does not
         raise CannotDecide("a line continuation (a backslash ending a line)", source)
+    for text_, what in _BEFORE_PARSING.items():
+        if text_ in source:
+            raise CannotDecide(what, source[:80])
     if _EXTGLOB.search(source):
         raise CannotDecide("an extended glob such as ?( or @(", source[:80])
     if len(source) > _MAX_LENGTH:
@@ -341,8 +359,7 @@ def parse_into(source: str, depth: int) -> list[SimpleCommand]:
         raise CannotDecide("a backslash at the end of the command", source[-80:])
     # a final newline changes nothing for dash, and spares the grammar a costly ambiguity
     # at the end of input (a pipeline of three parses in 8 us instead of 90 us)
-    text_ = (source + "\n").encode("utf-8", "surrogateescape")
-    walker.walk_root(_PARSER.parse(text_).root_node)
+    walker.walk_root(_PARSER.parse(walker.encoded).root_node)
     return walker.commands
 
 

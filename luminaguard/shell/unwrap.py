@@ -33,11 +33,11 @@ def _env(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg in ("-i", "--ignore-environment", "-", "-0", "--null"):
-            i += 1
-        elif arg in ("-u", "--unset"):
-            i += 2
-        elif arg.startswith("--unset="):
+        if arg in ("-i", "--ignore-environment", "-", "-u", "--unset") or arg.startswith(
+            ("--unset=", "-u")
+        ):  # the sandbox's own settings (git's, PATH) would be gone
+            raise CannotDecide("env clearing or removing variables", arg)
+        if arg in ("-0", "--null"):
             i += 1
         elif arg == "--":
             i += 1
