@@ -20,6 +20,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _GLOB = re.compile(r"[*?]|\[.*\]")
 _BRACES = re.compile(r"\{[^{}]*(,|\.\.)[^{}]*\}")
 _ESCAPED = re.compile(r"\\.", re.DOTALL)
+#: Characters after which a word needs a closer look (escapes, expansions, newlines).
+_SPECIAL = re.compile(r"[\\*?\[{~\n]")
 _DQ_ESCAPES = {"$", "`", '"', "\\", "\n"}
 _SUBSTITUTIONS = {
     "command_substitution": "command substitution",
@@ -96,9 +98,14 @@ class WordReader:
 
     def value(self, node: Node) -> str:
         """The plain text of a word node, or ``CannotDecide``."""
+        if node.type == "word":  # the common case: one unquoted word
+            raw = text(node)
+            if not _SPECIAL.search(raw):
+                return raw
         word = _Word()
         self._add(node, word)
-        self._check_expansions(word.unquoted, node)
+        if _SPECIAL.search(word.unquoted):
+            self._check_expansions(word.unquoted, node)
         return word.value
 
     def _check_expansions(self, unquoted: str, node: Node) -> None:
