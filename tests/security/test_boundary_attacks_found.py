@@ -1,0 +1,100 @@
+"""Round 2 of attack on the sandbox boundary, state and secrets: what got through.
+
+Each test performs one attack found by the review and asserts that it does not succeed;
+they fail until the weakness they name is fixed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.security.conftest import Run
+
+NOBODY = 65534
+
+#: run on the host by an unprivileged runner: one sandbox (user namespace), one command
+ROOTLESS_RUN = """
+import asyncio, sys
+from pathlib import Path
+from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.sandbox import SandboxBackend
+
+async def go():
+    backend = SandboxBackend()
+    handle = await backend.create(SandboxSpec(name="t", workdir=Path(sys.argv[1]) / "work"))
+    try:
+        result = await backend.exec(handle, sys.argv[2], 30)
+    finally:
+        await backend.destroy(handle)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+
+asyncio.run(go())
+"""
+
+#: inside the sandbox: its effective capabilities, and sockets that need CAP_NET_RAW
+CAPABILITIES = """
+import socket
+for line in open("/proc/self/status"):
+    if line.startswith("CapEff"):
+        print("CapEff", line.split()[1])
+for name, args in (("packet", (socket.AF_PACKET, socket.SOCK_RAW, 0)),
+                   ("raw", (socket.AF_INET, socket.SOCK_RAW, 1))):
+    try:
+        socket.socket(*args).close()
+        print(name, "open")
+    except OSError as exc:
+        print(name, "refused", exc.errno)
+"""
+
+
+def _rootless(command: str) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a namespace sandbox started by an unprivileged runner."""
+    folder = Path(tempfile.mkdtemp(prefix="lg-rootless-"))
+    try:
+        prefix: list[str] = []
+        if os.getuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("setpriv is needed to run the runner unprivileged")
+            os.chown(folder, NOBODY, NOBODY)
+            prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        # the system interpreter: a virtual environment may be out of the user's reach
+        python = "/usr/bin/python3" if os.getuid() == 0 else sys.executable
+        return subprocess.run(
+            [*prefix, python, "-c", ROOTLESS_RUN, str(folder), command],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_rootless_sandbox_has_no_capabilities() -> None:
+    """Attack: as an unprivileged runner's sandbox, use root's capabilities in the user ns.
+
+    Without root, ``sandbox_init.map_user`` maps the runner to uid 0 of a new user
+    namespace and ``drop_privileges`` changes nothing: the command runs as uid 0 with
+    every capability (``CapEff: 000001ffffffffff``) over its namespaces. Seccomp stops
+    the mount and namespace calls, but not what the capabilities open: raw and packet
+    sockets (CAP_NET_RAW), netlink configuration of the network namespace, nf_tables
+    (CAP_NET_ADMIN), ``sethostname``... the kernel paths most unprivileged-user-namespace
+    exploits go through (AF_PACKET: CVE-2017-7308, CVE-2020-14386; nf_tables:
+    CVE-2022-1015, CVE-2024-1086). As root the sandbox runs as uid 200000 with none.
+    Root cause: ``sandbox_init.child``/``drop_privileges`` (no capability drop when not
+    root). Fix: before the exec, set ``SECBIT_NOROOT|SECBIT_NOROOT_LOCKED``, drop every
+    capability from the bounding set (``PR_CAPBSET_DROP``) and clear the sets (``capset``),
+    or map and switch to a non-zero uid.
+    """
+    done = _rootless(f"python3 -c '{CAPABILITIES}'")
+    assert "CapEff" in done.stdout, done.stdout + done.stderr
+    assert "CapEff 0000000000000000" in done.stdout, done.stdout
+    assert "packet refused" in done.stdout, done.stdout
+    assert "raw refused" in done.stdout, done.stdout
