@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.conftest import CliRunner, Writer
 from tests.security.conftest import Run
 
 NOBODY = 65534
@@ -98,3 +99,78 @@ def test_a_rootless_sandbox_has_no_capabilities() -> None:
     assert "CapEff 0000000000000000" in done.stdout, done.stdout
     assert "packet refused" in done.stdout, done.stdout
     assert "raw refused" in done.stdout, done.stdout
+
+
+LOCK_AGENT = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  rules:
+    - {id: srv, match: {server: echo}, risk: green, reason: test server}
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec:
+  policy: p
+  mounts: [{source: %(data)s, target: /data}, {source: %(site)s, target: /opt/site}]
+  mcp_servers:
+    echo:
+      command: /usr/bin/python3
+      args: [/data/server.py]
+      env: {PYTHONPATH: /opt/site, API_TOKEN: {from_env: LG_ATTACK_TOKEN}}
+  limits: {memory_mib: 256, timeout: 60s}
+"""
+
+#: an MCP server whose tool schema carries its token (a default, as careless servers do)
+SCHEMA_SERVER = """
+import os
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("echo")
+TOKEN = os.environ["API_TOKEN"]
+
+
+@server.tool()
+def fetch(url: str, token: str = TOKEN) -> str:
+    \"\"\"Fetch a URL with the account's token.\"\"\"
+    return "ok"
+
+
+server.run()
+"""
+
+LOCK_SECRET = "lock-attack-token-7f3a91c2e5"
+
+
+def test_a_token_in_a_tool_schema_never_reaches_the_lock_file(
+    cli: CliRunner, write: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: an MCP server puts its token in a tool's input schema (a parameter default).
+
+    ``luminaguard lock`` starts the agent's servers with their secrets and writes each
+    tool's input schema in full into ``luminaguard.lock``, a file meant to be committed
+    to git: the token went with it, unredacted (every other path that stores or prints
+    what a server says goes through ``Redactor``). Root cause:
+    ``ui/commands/lock.py::_lock_agent``/``run`` (no ``Redactor`` over the agent's
+    secrets; ``LockedTool.of`` keeps ``input_schema`` as given). Fix: redact the lock's
+    values with the agents' secrets (``run_secrets``) before writing or comparing them,
+    or refuse to write a lock holding a secret.
+    """
+    from tests.integration.conftest import sandbox_problem
+
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+    site = next(p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir())
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "server.py").write_text(SCHEMA_SERVER)
+    monkeypatch.setenv("LG_ATTACK_TOKEN", LOCK_SECRET)
+    path = write("agent.yaml", LOCK_AGENT % {"data": data, "site": site})
+    lock = tmp_path / "luminaguard.lock"
+    result = cli("lock", str(path), "--lock", str(lock))
+    assert result.code == 0, result.out + result.err
+    assert LOCK_SECRET not in lock.read_text()
+    assert LOCK_SECRET not in result.out + result.err
