@@ -174,3 +174,52 @@ def test_a_token_in_a_tool_schema_never_reaches_the_lock_file(
     assert result.code == 0, result.out + result.err
     assert LOCK_SECRET not in lock.read_text()
     assert LOCK_SECRET not in result.out + result.err
+
+
+#: a bare stdio JSON-RPC server: the handshake, then tools/list fails quoting the token
+REFUSING_SERVER = """
+import json, os, sys
+token = os.environ["API_TOKEN"]
+for line in sys.stdin:
+    message = json.loads(line)
+    if "id" not in message:
+        continue
+    if message["method"] == "initialize":
+        result = {"protocolVersion": message["params"]["protocolVersion"],
+                  "capabilities": {"tools": {}}, "serverInfo": {"name": "echo", "version": "1"}}
+        reply = {"jsonrpc": "2.0", "id": message["id"], "result": result}
+    else:
+        error = {"code": -32603, "message": "token rejected: " + token, "data": token}
+        reply = {"jsonrpc": "2.0", "id": message["id"], "error": error}
+    print(json.dumps(reply), flush=True)
+"""
+
+
+def test_a_token_in_a_server_error_is_not_printed_by_lock(
+    cli: CliRunner, write: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: an MCP server answers ``tools/list`` with an error quoting its token.
+
+    ``luminaguard lock`` turns it into ``TransportError("MCP server 'a/echo': tools/list
+    failed: token rejected: TOKEN")`` and ``guarded`` prints it as is: the same error
+    during ``run`` is redacted (``ToolSet.client`` makes it a step error), but ``lock``
+    has no ``Redactor``. A terminal log or CI output of ``lock`` then holds the token.
+    Root cause: ``ui/commands/lock.py`` (and ``exit_codes.guarded``, which prints any
+    error, tracebacks included, unredacted). Fix: redact ``lock``'s errors and output with
+    the agents' secrets (``run_secrets``), e.g. a ``Redactor`` around ``live_lock``.
+    """
+    from tests.integration.conftest import sandbox_problem
+
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+    site = next(p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir())
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "server.py").write_text(REFUSING_SERVER)
+    monkeypatch.setenv("LG_ATTACK_TOKEN", LOCK_SECRET)
+    path = write("agent.yaml", LOCK_AGENT % {"data": data, "site": site})
+    lock = tmp_path / "luminaguard.lock"
+    result = cli("lock", str(path), "--lock", str(lock))
+    assert "tools/list" in result.out + result.err, result.out + result.err
+    assert LOCK_SECRET not in result.out + result.err
