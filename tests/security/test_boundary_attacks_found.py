@@ -25,12 +25,14 @@ NOBODY = 65534
 ROOTLESS_RUN = """
 import asyncio, sys
 from pathlib import Path
-from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.base import Mount, SandboxSpec
 from luminaguard.hypervisor.sandbox import SandboxBackend
 
 async def go():
     backend = SandboxBackend()
-    handle = await backend.create(SandboxSpec(name="t", workdir=Path(sys.argv[1]) / "work"))
+    mounts = tuple(Mount(Path(source), "/data", True) for source in sys.argv[3:])
+    spec = SandboxSpec(name="t", workdir=Path(sys.argv[1]) / "work", mounts=mounts)
+    handle = await backend.create(spec)
     try:
         result = await backend.exec(handle, sys.argv[2], 30)
     finally:
@@ -57,20 +59,24 @@ for name, args in (("packet", (socket.AF_PACKET, socket.SOCK_RAW, 0)),
 """
 
 
-def _rootless(command: str) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` in a namespace sandbox started by an unprivileged runner."""
+def _rootless(command: str, *read_only: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a namespace sandbox started by an unprivileged runner.
+
+    Each of ``read_only`` (a folder the runner owns) is mounted read-only at ``/data``.
+    """
     folder = Path(tempfile.mkdtemp(prefix="lg-rootless-"))
     try:
         prefix: list[str] = []
         if os.getuid() == 0:
             if shutil.which("setpriv") is None:
                 pytest.skip("setpriv is needed to run the runner unprivileged")
-            os.chown(folder, NOBODY, NOBODY)
+            for path in (folder, *read_only):
+                os.chown(path, NOBODY, NOBODY)
             prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
         # the system interpreter: a virtual environment may be out of the user's reach
         python = "/usr/bin/python3" if os.getuid() == 0 else sys.executable
         return subprocess.run(
-            [*prefix, python, "-c", ROOTLESS_RUN, str(folder), command],
+            [*prefix, python, "-c", ROOTLESS_RUN, str(folder), command, *map(str, read_only)],
             capture_output=True, text=True, timeout=120, check=False,
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
@@ -223,3 +229,73 @@ def test_a_token_in_a_server_error_is_not_printed_by_lock(
     result = cli("lock", str(path), "--lock", str(lock))
     assert "tools/list" in result.out + result.err, result.out + result.err
     assert LOCK_SECRET not in result.out + result.err
+
+
+#: inside the sandbox: a writable clone of the read-only mount at /data (open_tree_attr)
+WRITABLE_CLONE = """
+import ctypes, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC, MOUNT_ATTR_RDONLY = 1, 0o2000000, 1
+attr = ctypes.create_string_buffer(struct.pack("=QQQQ", 0, MOUNT_ATTR_RDONLY, 0, 0), 32)
+fd = libc.syscall(NUMBER, -100, b"/data", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC, attr, 32)
+print("open_tree_attr", fd, ctypes.get_errno())
+if fd >= 0:
+    out = os.open("planted.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(out, b"written through a read-only mount")
+    print("wrote")
+"""
+
+#: open_tree_attr(2), Linux 6.15: the same number on every architecture
+OPEN_TREE_ATTR = 467
+
+
+@pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64"), reason="x86_64/aarch64")
+def test_a_read_only_mount_cannot_be_cloned_writable() -> None:
+    """Attack: ``open_tree_attr(OPEN_TREE_CLONE)`` with ``attr_clr = MOUNT_ATTR_RDONLY``.
+
+    The filter denies ``open_tree`` and ``mount_setattr`` but not ``open_tree_attr``
+    (number 467, Linux 6.15), which clones a mount and changes its attributes in one
+    call. In the rootless sandbox (uid 0 with every capability in its user namespace,
+    which owns its mount namespace) it returns a detached, writable copy of the agent's
+    read-only mount: ``openat`` beneath it wrote ``planted.txt`` into the host folder the
+    agent was given read-only. As root the sandbox has no CAP_SYS_ADMIN and gets EPERM.
+    Root cause: ``hypervisor/seccomp.py`` ``DENIED`` (and the per-arch number tables)
+    lack ``open_tree_attr``; the capabilities of the previous test make it usable. Fix:
+    deny ``open_tree_attr`` (and deny by default any system call newer than the filter,
+    i.e. an allow list or a ``nr >= N`` rule, so the next mount API is not missed).
+    """
+    data = Path(tempfile.mkdtemp(prefix="lg-read-only-"))  # reachable by the runner's user
+    try:
+        attack = WRITABLE_CLONE.replace("NUMBER", str(OPEN_TREE_ATTR))
+        done = _rootless(f"python3 -c '{attack}'", data)
+        assert "open_tree_attr" in done.stdout, done.stdout + done.stderr
+        assert not (data / "planted.txt").exists(), done.stdout
+        assert "wrote" not in done.stdout
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+#: inside the sandbox: open_tree and its newer twin, on the same path with the same flags
+TWINS = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+print("open_tree", libc.syscall(428, -100, b"/work", 0), ctypes.get_errno())
+print("open_tree_attr", libc.syscall(467, -100, b"/work", 0, None, 0), ctypes.get_errno())
+"""
+
+
+@pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64"), reason="x86_64/aarch64")
+def test_open_tree_attr_is_denied_like_open_tree(
+    run_in_sandbox: Run, backend_name: str, tmp_path: Path
+) -> None:
+    """Attack: call ``open_tree_attr`` where ``open_tree`` is denied (any sandbox uid).
+
+    The filter returns EPERM for ``open_tree`` but lets its Linux 6.15 twin through: the
+    mount API the filter means to close is open by another number (harmless as root
+    only because that sandbox lacks CAP_SYS_ADMIN; see the rootless test above).
+    Root cause and fix: ``hypervisor/seccomp.py`` ``DENIED`` lacks ``open_tree_attr``.
+    """
+    result = run_in_sandbox(tmp_path, f"python3 -c '{TWINS}'")
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert lines.get("open_tree") == "-1 1", result.stdout + result.stderr
+    assert lines.get("open_tree_attr") in ("-1 1", "-1 38"), result.stdout  # gVisor: ENOSYS
