@@ -1,7 +1,15 @@
 """Round 2 of attack on the sandbox boundary, state and secrets: what got through.
 
 Each test performs one attack found by the review and asserts that it does not succeed;
-they fail until the weakness they name is fixed.
+they fail until the weakness they name is fixed:
+
+1. a rootless sandbox (runner not root) runs as uid 0 with every capability in its user
+   namespace: raw and packet sockets, netlink configuration (``sandbox_init``);
+2. with them, ``open_tree_attr`` (not in the seccomp list) clones a read-only mount
+   writable and writes into the host folder behind it; the same call passes the filter
+   on the root sandbox too (``seccomp.DENIED``);
+3. ``luminaguard lock`` writes a token a server put in a tool's input schema into
+   ``luminaguard.lock``, and prints a server error quoting the token (no ``Redactor``).
 """
 
 from __future__ import annotations
@@ -15,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.conftest import CliRunner, Writer
+from tests.conftest import ROOT, CliRunner, Writer
 from tests.security.conftest import Run
 
 NOBODY = 65534
