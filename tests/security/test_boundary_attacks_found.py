@@ -9,7 +9,9 @@ they fail until the weakness they name is fixed:
    writable and writes into the host folder behind it; the same call passes the filter
    on the root sandbox too (``seccomp.DENIED``);
 3. ``luminaguard lock`` writes a token a server put in a tool's input schema into
-   ``luminaguard.lock``, and prints a server error quoting the token (no ``Redactor``).
+   ``luminaguard.lock``, and prints a server error quoting the token (no ``Redactor``);
+4. a deep folder tree left in ``/work`` crashes every ``resume`` that hands the folder to
+   a new uid (``hand_over``'s recursive ``os.walk``).
 """
 
 from __future__ import annotations
@@ -306,3 +308,66 @@ def test_open_tree_attr_is_denied_like_open_tree(
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
     assert lines.get("open_tree") == "-1 1", result.stdout + result.stderr
     assert lines.get("open_tree_attr") in ("-1 1", "-1 38"), result.stdout  # gVisor: ENOSYS
+
+
+DEEP = "/".join(["d"] * 1100)
+
+DEEP_WORKLOAD = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  approval: {timeout: 1h}
+  rules:
+    - {id: dirs, match: {program: mkdir}, risk: green, reason: test}
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec: {policy: p}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {name: w}
+spec:
+  steps:
+    - {id: deep, agent: a, run: "mkdir -p /work/%s"}
+    - {id: ship, agent: a, run: "echo shipped >> /work/ship.log", needs: [deep]}
+"""
+
+
+def test_a_deep_tree_in_work_does_not_crash_the_runner_on_resume(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Attack: a Green step leaves 1,100 nested folders in /work; the run resumes as
+    another sandbox uid (the old one taken meanwhile by another runner).
+
+    ``sandbox_users.hand_over`` gives the tree to the new uid with ``os.walk``, which is
+    recursive on Python 3.11: ``RecursionError`` escapes ``SandboxBackend.create`` (not a
+    ``BackendError``, so not a step failure) and every ``resume`` ends in "internal error"
+    (exit 4): the approved step can never run, the agent's files decide. Root cause:
+    ``hypervisor/sandbox_users.py::hand_over`` (recursive walk over a tree the sandbox
+    shaped). Fix: an iterative walk with ``os.scandir`` and ``dir_fd``/``O_NOFOLLOW``
+    opens (no path joins, no recursion), or no walk at all (an idmapped mount of the
+    sandbox's own disk); and turn any failure of ``create`` into a ``BackendError``.
+    """
+    from luminaguard.hypervisor import sandbox_users
+    from tests.integration.conftest import sandbox_problem
+
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+    if os.getuid() != 0:
+        pytest.skip("sandbox uids and hand-over need root")
+    state = tmp_path / "state"
+    path = str(write("w.yaml", DEEP_WORKLOAD % DEEP))
+    result = cli("run", path, "--state", str(state), "--run-id", "r")
+    assert result.code == 3, result.out + result.err
+    assert cli("approve", "r", "ship", "--state", str(state)).code == 0
+    held = sandbox_users.allocate()  # another runner takes the uid the run had
+    try:
+        result = cli("resume", "r", "--state", str(state))
+    finally:
+        held.release()
+    assert "internal error" not in result.err, result.err[-600:]
+    assert result.code == 0, result.out + result.err[-600:]
