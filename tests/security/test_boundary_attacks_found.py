@@ -11,7 +11,8 @@ they fail until the weakness they name is fixed:
 3. ``luminaguard lock`` writes a token a server put in a tool's input schema into
    ``luminaguard.lock``, and prints a server error quoting the token (no ``Redactor``);
 4. a deep folder tree left in ``/work`` crashes every ``resume`` that hands the folder to
-   a new uid (``hand_over``'s recursive ``os.walk``).
+   a new uid (``hand_over``'s recursive ``os.walk``);
+5. without a writable cgroup the memory limit bounds each process, not the sandbox.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ NOBODY = 65534
 
 #: run on the host by an unprivileged runner: one sandbox (user namespace), one command
 ROOTLESS_RUN = """
-import asyncio, sys
+import asyncio, os, sys
 from pathlib import Path
 from luminaguard.hypervisor.base import Mount, SandboxSpec
 from luminaguard.hypervisor.sandbox import SandboxBackend
@@ -40,7 +41,9 @@ from luminaguard.hypervisor.sandbox import SandboxBackend
 async def go():
     backend = SandboxBackend()
     mounts = tuple(Mount(Path(source), "/data", True) for source in sys.argv[3:])
-    spec = SandboxSpec(name="t", workdir=Path(sys.argv[1]) / "work", mounts=mounts)
+    memory = int(os.environ.get("LG_MEMORY_MIB", "512"))
+    spec = SandboxSpec(name="t", workdir=Path(sys.argv[1]) / "work", mounts=mounts,
+                       memory_mib=memory)
     handle = await backend.create(spec)
     try:
         result = await backend.exec(handle, sys.argv[2], 30)
@@ -68,7 +71,9 @@ for name, args in (("packet", (socket.AF_PACKET, socket.SOCK_RAW, 0)),
 """
 
 
-def _rootless(command: str, *read_only: Path) -> subprocess.CompletedProcess[str]:
+def _rootless(
+    command: str, *read_only: Path, memory_mib: int = 512
+) -> subprocess.CompletedProcess[str]:
     """Run ``command`` in a namespace sandbox started by an unprivileged runner.
 
     Each of ``read_only`` (a folder the runner owns) is mounted read-only at ``/data``.
@@ -87,7 +92,11 @@ def _rootless(command: str, *read_only: Path) -> subprocess.CompletedProcess[str
         return subprocess.run(
             [*prefix, python, "-c", ROOTLESS_RUN, str(folder), command, *map(str, read_only)],
             capture_output=True, text=True, timeout=120, check=False,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)},
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "PYTHONPATH": str(ROOT),
+                "LG_MEMORY_MIB": str(memory_mib),
+            },
         )  # fmt: skip
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -371,3 +380,38 @@ def test_a_deep_tree_in_work_does_not_crash_the_runner_on_resume(
         held.release()
     assert "internal error" not in result.err, result.err[-600:]
     assert result.code == 0, result.out + result.err[-600:]
+
+
+#: inside the sandbox: four processes each holding 80 MiB at once, then a report
+HOLD_MEMORY = """
+import os, time
+held = 0
+pids = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(80 << 20)
+        block[::4096] = b"x" * len(block[::4096])
+        time.sleep(3)
+        os._exit(0)
+    pids.append(pid)
+time.sleep(2)
+status = [os.waitpid(pid, 0)[1] for pid in pids]
+print("held", sum(1 for s in status if s == 0))
+"""
+
+
+def test_a_rootless_sandbox_cannot_exceed_its_memory_limit_with_processes() -> None:
+    """Attack: where no cgroup is writable (the rootless sandbox), fork and fill memory.
+
+    The memory limit is then ``RLIMIT_AS``, which bounds each process, not the sandbox:
+    with ``memory_mib: 128`` four processes held 80 MiB each (320 MiB) at once, and
+    ``pids`` of them could hold ``pids x memory_mib`` (128 x 512 MiB by default). Root
+    cause: ``sandbox_init.limit`` (a per-process limit standing in for a per-sandbox one).
+    Fix: refuse to run without a memory cgroup (a delegated cgroup v2 subtree via systemd
+    ``Delegate=yes`` works rootless), or set ``RLIMIT_AS`` to ``memory_mib / pids`` and say
+    so in ``availability``.
+    """
+    done = _rootless(f"python3 -c '{HOLD_MEMORY}'", memory_mib=128)
+    assert "held" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.split()[-1] in ("0", "1"), done.stdout
