@@ -12,7 +12,8 @@ they fail until the weakness they name is fixed:
    ``luminaguard.lock``, and prints a server error quoting the token (no ``Redactor``);
 4. a deep folder tree left in ``/work`` crashes every ``resume`` that hands the folder to
    a new uid (``hand_over``'s recursive ``os.walk``);
-5. without a writable cgroup the memory limit bounds each process, not the sandbox.
+5. without a writable cgroup the memory limit bounds each process, not the sandbox;
+6. a token cut in two by the 1 MiB output limit is stored half (cut before redaction).
 """
 
 from __future__ import annotations
@@ -415,3 +416,68 @@ def test_a_rootless_sandbox_cannot_exceed_its_memory_limit_with_processes() -> N
     done = _rootless(f"python3 -c '{HOLD_MEMORY}'", memory_mib=128)
     assert "held" in done.stdout, done.stdout + done.stderr
     assert done.stdout.split()[-1] in ("0", "1"), done.stdout
+
+
+CUT_WORKLOAD = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  rules:
+    - {id: py, match: {kind: run, command: {regex: '^python3 '}}, risk: green, reason: test}
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec:
+  policy: p
+  env: {TOKEN: {from_env: LG_ATTACK_TOKEN}}
+  mounts: [{source: %s, target: /data}]
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {name: w}
+spec:
+  steps:
+    - {id: log, agent: a, run: python3 /data/log.py}
+"""
+
+#: a careless tool: a long log, the token last, placed across the 1 MiB output limit
+LONG_LOG = """
+import os, sys
+sys.stdout.write("x" * ((1 << 20) - 20) + " token=" + os.environ["TOKEN"] + "\\n")
+"""
+
+CUT_SECRET = "cut-attack-token-4b8e2d7a19c6f305e1d2"
+
+
+def test_a_token_cut_by_the_output_limit_never_leaves(
+    cli: CliRunner, write: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: the token straddles the 1 MiB output limit (``completion.OUTPUT_LIMIT``).
+
+    The runner keeps the first MiB of stdout and cuts there, then redacts: the cut token
+    is no longer the secret, and its first part (here 13 of 37 characters; any length up
+    to all but one) was stored in runs.db and the audit log. The split is made by the
+    host, not by the program (the redactor's documented limit is a program that
+    transforms or splits the secret itself). Root cause: ``hypervisor/completion.py``
+    cuts before ``scheduler/redact.py`` sees the text. Fix: redact before cutting (keep
+    ``OUTPUT_LIMIT`` plus the longest secret, redact, then cut), or drop a trailing
+    prefix of any secret from a cut output.
+    """
+    from tests.integration.conftest import sandbox_problem
+
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "log.py").write_text(LONG_LOG)
+    monkeypatch.setenv("LG_ATTACK_TOKEN", CUT_SECRET)
+    state = tmp_path / "state"
+    path = str(write("w.yaml", CUT_WORKLOAD % data))
+    result = cli("run", path, "--state", str(state), "--run-id", "r")
+    assert result.code == 0, result.out + result.err
+    stored = b"".join(p.read_bytes() for p in sorted(state.glob("runs.db*")))
+    assert b"token=cut-" in stored  # the cut output is there
+    assert CUT_SECRET[:10].encode() not in stored
