@@ -46,6 +46,10 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 28, 47, 4
+#: NOROOT, NO_SETUID_FIXUP and KEEP_CAPS, each with its lock: root's powers never return.
+SECURE_NO_ROOT = 0x3F
+_CAPABILITY_VERSION_3 = 0x20080522
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -173,8 +177,26 @@ def drop_privileges(as_root: bool, uid: int) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+    else:  # root of its own user namespace: every capability there, until dropped
+        drop_capabilities()
     check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
+
+
+def drop_capabilities() -> None:
+    """Give up every capability for good: bounding set, ambient, the sets, root's magic.
+
+    Without root on the host the sandbox is uid 0 in a user namespace and would keep raw
+    sockets, network administration and the rest: the kernel paths exploits start from.
+    """
+    check(libc.prctl(PR_SET_SECUREBITS, SECURE_NO_ROOT, 0, 0, 0), "securebits")
+    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient capabilities")
+    for capability in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable: twice, all zero
+    check(libc.capset(header, data), "capabilities")
 
 
 def own_keyring() -> None:

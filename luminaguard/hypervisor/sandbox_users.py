@@ -122,9 +122,21 @@ def hand_over(folder: Path, user: SandboxUser) -> None:
     following symbolic links; the folder itself is changed last, so an interrupted
     hand-over is redone next time.
     """
-    if os.lstat(folder).st_uid != user.uid:
-        for parent, dirs, files in os.walk(folder):
-            for name in dirs + files:
-                os.lchown(os.path.join(parent, name), user.uid, user.gid)
-        os.lchown(folder, user.uid, user.gid)
-    os.chmod(folder, 0o700)
+    try:
+        if os.lstat(folder).st_uid != user.uid:
+            _chown_below(str(folder), user.uid, user.gid)
+            os.lchown(folder, user.uid, user.gid)
+        os.chmod(folder, 0o700)
+    except OSError as exc:  # a tree too deep or too long for its paths, say
+        raise BackendError(f"cannot give {folder} to the sandbox's user: {exc}") from exc
+
+
+def _chown_below(top: str, uid: int, gid: int) -> None:
+    """Every entry below ``top``, links not followed; iterative (a hostile tree is deep)."""
+    folders = [top]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                os.lchown(entry.path, uid, gid)
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)

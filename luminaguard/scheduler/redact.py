@@ -113,10 +113,14 @@ class Redactor:
         self._pattern = re.compile("|".join(parts)) if parts else None
 
     def __call__(self, text: str) -> str:
-        """``text`` with every form of every secret replaced."""
+        """``text`` with every form of every secret replaced, and a secret's cut-off start.
+
+        Outputs are cut at a size limit before they are redacted, so a secret across the
+        cut leaves its first characters at the very end: those go too (4 or more).
+        """
         if self._pattern is None:
             return text
-        return self._pattern.sub(MASK, text)
+        return _cut_secret_removed(self._pattern.sub(MASK, text), self.secrets)
 
     def value(self, value: T) -> T:
         """A copy of ``value`` with every string in it redacted (dict keys too).
@@ -138,6 +142,14 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self._walk(item) for item in value]
         return self(str(value))
+
+
+def _cut_secret_removed(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        for size in range(min(len(secret) - 1, len(text)), 3, -1):
+            if text.endswith(secret[:size]):
+                return text[:-size] + MASK
+    return text
 
 
 class ReportSink(Protocol):

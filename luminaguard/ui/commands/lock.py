@@ -18,11 +18,18 @@ from luminaguard.compiler.lock import (
 )
 from luminaguard.compiler.plan import PlannedAgent
 from luminaguard.config.diagnostics import ConfigError
+from luminaguard.errors import LuminaGuardError, UsageError
 from luminaguard.hostile_text import visible
 from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import SandboxHandle
 from luminaguard.hypervisor.sandbox import SandboxBackend
-from luminaguard.scheduler.runtime import absolute_agent, environment, sandbox_spec
+from luminaguard.scheduler.redact import Redactor
+from luminaguard.scheduler.runtime import (
+    absolute_agent,
+    environment,
+    sandbox_spec,
+    secret_references,
+)
 from luminaguard.scheduler.tools import connect
 from luminaguard.ui.exit_codes import INVALID, OK
 
@@ -55,21 +62,29 @@ async def _lock_agent(name: str, agent: PlannedAgent, work: Path) -> dict[str, L
         return handle
 
     servers: dict[str, LockedServer] = {}
+    redact = Redactor(secret_references(agent, environment()).values())
     try:
         for server_name, server in sorted(agent.spec.mcp_servers.items()):
             client = await connect(f"{name}/{server_name}", server, backend, sandbox, environment())
             try:
                 tools = await client.list_tools()
+            except LuminaGuardError as exc:  # a server's error may quote its token
+                raise UsageError(redact(str(exc))) from None
             finally:
                 await client.aclose()
             servers[f"{name}/{server_name}"] = LockedServer(
-                tools={t.name: LockedTool.of(t) for t in tools}
+                tools={t.name: _redacted(LockedTool.of(t), redact) for t in tools}
             )
     finally:
         if handle is not None:
             await backend.destroy(handle)
             work_disk.detach(work / name / "work")  # its folder is a temporary one
     return servers
+
+
+def _redacted(tool: LockedTool, redact: Redactor) -> LockedTool:
+    """The tool with its schema's secrets masked: the lock file is committed to git."""
+    return tool.model_copy(update={"input_schema": redact.value(tool.input_schema)})
 
 
 async def live_lock(paths: list[str]) -> ToolLock:
