@@ -1,0 +1,87 @@
+"""Attacks on the shell gate found by the fourth security review (round 4).
+
+Each command here is decided GREEN on commit 32eccb4 by the starter policy although
+running it makes git run a program the repository's configuration names, or writes a
+file. Each case was confirmed with git 2.39 and the sandbox's environment
+(``hypervisor/sandbox_env.py``'s ``git_environment()``) in a throwaway repository whose
+``.git/config`` names ``diff.x.textconv`` (a stub logging its argv) and whose
+``.gitattributes`` gives ``*.txt diff=x``. Findings are numbered U1, U2...
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from luminaguard.compiler.compile import load_checked
+from luminaguard.policy.action import Action
+from luminaguard.policy.engine import PolicyEngine
+from tests.conftest import ROOT
+
+
+def _starter() -> PolicyEngine:
+    return load_checked([str(ROOT / "policies")]).engine("starter")
+
+
+def _reporting() -> PolicyEngine:
+    return load_checked([str(ROOT / "examples" / "04-sandbox-report")]).engine("reporting")
+
+
+STARTER = _starter()
+REPORTING = _reporting()
+
+# (command, what git does with it)
+STARTER_FINDINGS = [
+    # U1. T5 closed `git log -p`/`--patch`/`-u`/`-c`/`-m`/`--cc`, but other options make
+    #     git log (and git status) print patches too, and a patch runs the textconv driver
+    #     of .gitattributes (textconv is on by default): `-U<n>`/`--unified=<n>` ("implies
+    #     --patch"; the `-[a-zA-Z0-9]*[pucm]` test is lower-case only), `--binary`,
+    #     `--remerge-diff`, `--diff-merges=<format>` (patches for merge commits), and
+    #     `git status -v` (the staged diff). Confirmed: the textconv stub ran 1-4 times.
+    ("git log -U1", "runs the repository's textconv driver for every changed file"),
+    ("git log -U0", "runs the textconv driver"),
+    ("git log --unified=1", "runs the textconv driver"),
+    ("git log --binary", "runs the textconv driver"),
+    ("git log --remerge-diff", "runs the textconv driver on merges"),
+    ("git log --diff-merges=on", "runs the textconv driver on merges"),
+    ("git log --diff-merges=m", "runs the textconv driver on merges"),
+    ("git log --diff-merges=1", "runs the textconv driver (first-parent diffs)"),
+    ("git log --diff-merges=separate", "runs the textconv driver on merges"),
+    ("git status -v", "runs the textconv driver on the staged changes"),
+    ("git status --verbose", "runs the textconv driver on the staged changes"),
+    # U2. git's parse-options accepts any unambiguous prefix of a long option (builtins
+    #     such as describe, status, ls-files), but the rule's `none` regex is anchored on
+    #     the whole option name: `--dirty` is refused (T6), `--dirt`, `--dir` and `--di`
+    #     are not. Confirmed: `git describe --tags --dirt` replaced .git/index (new inode,
+    #     new mtime) after a tracked file was touched, like `--dirty`.
+    ("git describe --dirt", "refreshes and writes .git/index"),
+    ("git describe --dir", "refreshes and writes .git/index"),
+    ("git describe --tags --di", "refreshes and writes .git/index"),
+    # U3. A redirection of a compound command is handed to the simple commands inside it
+    #     (parse.py::_Walker.redirected); a `case` whose items have no command (or that has
+    #     no item at all) holds none, so its redirection reaches no part and is never
+    #     judged. dash opens (creates or truncates) the target all the same, before it
+    #     matches anything. Confirmed: `dash -c 'case a in b) ;; esac >pwn; ls'` creates pwn.
+    ("case a in esac >pwn; ls", "dash creates or truncates pwn"),
+    ("case a in b) ;; esac >pwn; ls", "dash creates or truncates pwn"),
+    ("ls; case a in (b) esac >pwn", "dash creates or truncates pwn"),
+    ("case a in esac >>pwn && ls", "dash creates pwn"),
+    ("ls; (case a in esac) >/work/pwn", "the same inside a subshell"),
+    ("ls; sh -c 'case a in esac >pwn'", "the same inside sh -c"),
+]
+
+REPORTING_FINDINGS = [
+    ("cat; case a in esac >/work/published/report.md", "truncates the published report"),
+    ("ls; case a in x) esac >/work/published/report.md", "truncates the published report"),
+]
+
+
+@pytest.mark.parametrize(("command", "harm"), STARTER_FINDINGS)
+def test_starter_decides_round4_attacks_red(command: str, harm: str) -> None:
+    decision = STARTER.decide(Action(kind="run", command=command))
+    assert decision.risk == "red", (command, harm, decision.rule)
+
+
+@pytest.mark.parametrize(("command", "harm"), REPORTING_FINDINGS)
+def test_reporting_decides_round4_attacks_red(command: str, harm: str) -> None:
+    decision = REPORTING.decide(Action(kind="run", command=command))
+    assert decision.risk == "red", (command, harm, decision.rule)
