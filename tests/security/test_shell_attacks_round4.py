@@ -10,9 +10,15 @@ file. Each case was confirmed with git 2.39 and the sandbox's environment
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from luminaguard.compiler.compile import load_checked
+from luminaguard.hypervisor.sandbox_env import git_environment
 from luminaguard.policy.action import Action
 from luminaguard.policy.engine import PolicyEngine
 from tests.conftest import ROOT
@@ -85,3 +91,45 @@ def test_starter_decides_round4_attacks_red(command: str, harm: str) -> None:
 def test_reporting_decides_round4_attacks_red(command: str, harm: str) -> None:
     decision = REPORTING.decide(Action(kind="run", command=command))
     assert decision.risk == "red", (command, harm, decision.rule)
+
+
+# --- U4. `git status` runs the repository's clean filter -----------------------------------
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), "GIT_CONFIG_NOSYSTEM": "1"}
+    env["GIT_CONFIG_GLOBAL"] = "/dev/null"
+    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.parametrize("command", ["git status", "git status --short", "git ls-files --modified"])
+def test_git_status_does_not_run_the_repositorys_clean_filter(tmp_path: Path, command: str) -> None:
+    """U4. A `filter.NAME.clean` named in .git/config and given to files by .gitattributes
+    runs whenever git hashes a work-tree file to compare it with the index: `git status`
+    (and `git ls-files --modified`) do so for every tracked file whose stat data no longer
+    matches the index, and with GIT_OPTIONAL_LOCKS=0 the refreshed stat data is never
+    written back, so the filter runs on every `git status`. sandbox_env.py's overrides
+    cannot name every driver, and its docstring's remedy (`--no-textconv`) is no option
+    of status. Confirmed with git 2.39 and git_environment(): the filter ran on each
+    `git status`. Either the starter decides these Red, or the sandbox's git must not run
+    the filter (e.g. attributes read from an empty tree with GIT_ATTR_SOURCE, git >= 2.40)."""
+    if STARTER.decide(Action(kind="run", command=command)).risk == "red":
+        return
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    ran = tmp_path / "ran"
+    filt = tmp_path / "filter"
+    filt.write_text(f"#!/bin/sh\necho ran >> {ran}\ncat\n")
+    filt.chmod(0o755)
+    _git(repo, "init", "-q")
+    _git(repo, "config", "filter.x.clean", str(filt))
+    (repo / ".gitattributes").write_text("*.dat filter=x\n")
+    (repo / "f.dat").write_text("data\n")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "1")
+    os.utime(repo / "f.dat", (1, 1))  # stat data no longer matches the index
+    ran.unlink(missing_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **git_environment()}
+    subprocess.run(command.split(), cwd=repo, env=env, capture_output=True, check=False)
+    assert not ran.exists(), f"{command} ran the repository's clean filter"
