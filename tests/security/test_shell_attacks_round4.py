@@ -73,11 +73,22 @@ STARTER_FINDINGS = [
     ("case a in esac >>pwn && ls", "dash creates pwn"),
     ("ls; (case a in esac) >/work/pwn", "the same inside a subshell"),
     ("ls; sh -c 'case a in esac >pwn'", "the same inside sh -c"),
+    # U5. The same for a shell: unwrap.py::Unwrapper._shell hands the shell's own
+    #     redirections to the commands of its -c script, and an empty script (or one that
+    #     is only a comment or blanks, or a bare `case`) has none, so `>pwn` is dropped.
+    #     dash opens it before it runs sh. Confirmed: `dash -c "sh -c '' >pwn; ls"`
+    #     creates pwn.
+    ("sh -c '' >pwn; ls", "dash creates or truncates pwn"),
+    ("sh -c '#' >pwn; ls", "dash creates or truncates pwn"),
+    ("sh -c ' ' >>pwn && ls", "dash creates pwn"),
+    ("ls; timeout 5 sh -c '' 2>pwn", "dash creates or truncates pwn"),
+    ("ls; sh -c 'case a in esac' >pwn", "dash creates or truncates pwn"),
 ]
 
 REPORTING_FINDINGS = [
     ("cat; case a in esac >/work/published/report.md", "truncates the published report"),
     ("ls; case a in x) esac >/work/published/report.md", "truncates the published report"),
+    ("cat; sh -c '' >/work/published/report.md", "truncates the published report"),
 ]
 
 
