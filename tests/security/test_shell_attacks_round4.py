@@ -72,6 +72,7 @@ STARTER_FINDINGS = [
     ("ls; case a in (b) esac >pwn", "dash creates or truncates pwn"),
     ("case a in esac >>pwn && ls", "dash creates pwn"),
     ("ls; (case a in esac) >/work/pwn", "the same inside a subshell"),
+    ("ls; { case a in esac; } >pwn", "the same inside a brace group"),
     ("ls; sh -c 'case a in esac >pwn'", "the same inside sh -c"),
     # U5. The same for a shell: unwrap.py::Unwrapper._shell hands the shell's own
     #     redirections to the commands of its -c script, and an empty script (or one that
@@ -82,6 +83,8 @@ STARTER_FINDINGS = [
     ("sh -c '#' >pwn; ls", "dash creates or truncates pwn"),
     ("sh -c ' ' >>pwn && ls", "dash creates pwn"),
     ("ls; timeout 5 sh -c '' 2>pwn", "dash creates or truncates pwn"),
+    ("ls; nice sh -c '' >>pwn", "dash creates pwn"),
+    ("ls; sh -c 'sh -c \"\"' >pwn", "dash creates or truncates pwn"),
     ("ls; sh -c 'case a in esac' >pwn", "dash creates or truncates pwn"),
 ]
 
