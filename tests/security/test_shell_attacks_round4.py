@@ -86,6 +86,14 @@ STARTER_FINDINGS = [
     ("ls; nice sh -c '' >>pwn", "dash creates pwn"),
     ("ls; sh -c 'sh -c \"\"' >pwn", "dash creates or truncates pwn"),
     ("ls; sh -c 'case a in esac' >pwn", "dash creates or truncates pwn"),
+    # U6. GNU env stops reading options at its first NAME=VALUE ("+" in its getopt
+    #     string): what follows is the program, even `--` or `-0`. unwrap.py::_env reads
+    #     options after assignments too, so `env LANG=C -- ls` is `ls` to the gate and the
+    #     program `--` (looked up on PATH, with the argument ls) to env. Confirmed with a
+    #     file `--` on PATH: env ran it. Low harm while every PATH folder is the image's,
+    #     but a program no Green rule names.
+    ("env LANG=C -- ls", "env runs the program `--` with the argument ls"),
+    ("env LANG=C -0 ls", "env runs the program `-0` with the argument ls"),
 ]
 
 REPORTING_FINDINGS = [
