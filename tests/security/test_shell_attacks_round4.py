@@ -1,12 +1,13 @@
 """Attacks on the shell gate found by the fourth security review (round 4).
 
-Each command here is decided GREEN on commit 32eccb4 by the starter policy although
-running it makes git run a program the repository's configuration names, or writes a
-file. Each case was confirmed with git 2.39 and the sandbox's environment
-(``hypervisor/sandbox_env.py``'s ``git_environment()``) in a throwaway repository whose
-``.git/config`` names ``diff.x.textconv`` (a stub logging its argv) and whose
-``.gitattributes`` gives ``*.txt diff=x``. Findings are numbered U1, U2...
-"""
+Each command here is decided GREEN on commit 32eccb4 (by the starter policy or by
+example 04's ``reporting`` policy) although running it makes git run a program the
+repository's configuration names or write .git/index (U1, U2, U4: confirmed with git
+2.39 and ``hypervisor/sandbox_env.py``'s ``git_environment()`` in a throwaway repository
+whose ``.git/config`` names a ``diff.x.textconv`` / ``filter.x.clean`` stub and whose
+``.gitattributes`` gives them to files), or makes dash create or truncate a file or run
+a program no Green rule names (U3, U5, U6: confirmed with ``dash -c`` in a throwaway
+folder). Findings are numbered U1..U6."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _reporting() -> PolicyEngine:
 STARTER = _starter()
 REPORTING = _reporting()
 
-# (command, what git does with it)
+# (command, what git or dash does with it)
 STARTER_FINDINGS = [
     # U1. T5 closed `git log -p`/`--patch`/`-u`/`-c`/`-m`/`--cc`, but other options make
     #     git log (and git status) print patches too, and a patch runs the textconv driver
