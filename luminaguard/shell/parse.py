@@ -133,7 +133,10 @@ class _Walker:
             else:
                 later.append(child)
         if body is not None:
+            before = len(self.commands)
             self.redirected_body(body, inherited, (*inherited, *own))
+            if len(self.commands) == before and own:  # `case a in esac >f` opens f too
+                self.commands.append(SimpleCommand("", (), (), (*inherited, *own), text(node)))
         else:  # `>f` alone truncates f: a command with no program
             self.commands.append(SimpleCommand("", (), (), (*inherited, *own), text(node)))
         for child in later:  # what follows a here-document's start: `cat <<E | sh`

@@ -44,12 +44,8 @@ def _env(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
             break
         elif arg.startswith("-"):
             raise CannotDecide("an option of env this policy cannot follow", arg)
-        elif "=" in arg:
-            name, value = arg.split("=", 1)
-            assignments.append((name, value))
-            i += 1
         else:
-            break
+            break  # GNU env reads no option after its first NAME=VALUE
     while i < len(args) and "=" in args[i]:
         name, value = args[i].split("=", 1)
         assignments.append((name, value))
@@ -145,7 +141,11 @@ class Unwrapper:
             return
         if self.depth + 1 > MAX_DEPTH:
             raise CannotDecide(f"shells nested more than {MAX_DEPTH} deep", command.text)
-        for inner in self.parse(script, self.depth + 1):
+        inners = self.parse(script, self.depth + 1)
+        if not inners:  # `sh -c '' >f` still opens f: the shell itself is what runs
+            yield command
+            return
+        for inner in inners:
             yield dataclasses.replace(
                 inner,
                 assignments=(*command.assignments, *inner.assignments),

@@ -7,7 +7,8 @@ repository's configuration names or write .git/index (U1, U2, U4: confirmed with
 whose ``.git/config`` names a ``diff.x.textconv`` / ``filter.x.clean`` stub and whose
 ``.gitattributes`` gives them to files), or makes dash create or truncate a file or run
 a program no Green rule names (U3, U5, U6: confirmed with ``dash -c`` in a throwaway
-folder). Findings are numbered U1..U6."""
+folder). Every test here fails on 32eccb4; the commit "shell gate: the fourth review's 6
+findings closed" makes each Red. Findings are numbered U1..U6."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def test_what_the_starter_policy_still_lets_run() -> None:
     engine = starter()
     for command in (
         "ls -la /work",
-        "git status --short",
+        "git log --oneline -5",
         "grep -rn TODO /work | head -5",
         "find /work -name '*.md' -type f",
         "timeout 5 wc -l /work/a.md 2>/dev/null",
