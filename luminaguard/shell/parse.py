@@ -10,7 +10,6 @@ the whole command undecidable. Unknown syntax is undecidable too: deny by defaul
 
 from __future__ import annotations
 
-import itertools
 import re
 from functools import lru_cache
 
@@ -231,40 +230,44 @@ class _Walker:
         self.commands.append(SimpleCommand(program, tuple(words), (), redirects, text(node)))
 
     @staticmethod
-    def check_blanks(node: Node) -> None:
+    def check_blanks(node: Node, children: list[Node], source: bytes) -> None:
         r"""Every byte of a command is in a word the walker reads, words apart by blanks.
 
         tree-sitter-bash sometimes reads ``a|b\nc`` as ``b`` with the argument ``c``, or
         ``'-'\x`` as two words, or drops a word glued to ``<<``; dash does otherwise.
         Where the two could disagree the command cannot be decided.
         """
-        source = node.text or b""
-        for child in node.children:
+        base = node.start_byte
+        for index, child in enumerate(children):
             if not child.is_named or child.type == "comment":
                 raise CannotDecide(_DISAGREE, text(node))
-        for left, right in itertools.pairwise(node.children):
-            gap = source[left.end_byte - node.start_byte : right.start_byte - node.start_byte]
-            glued = right.type in _REDIRECTS  # `cat<f`; never `>f'x'y`: dash reads on
-            if gap.strip(b" \t") or not (gap or glued):
-                raise CannotDecide(_DISAGREE, text(node))
+            if index:
+                gap = source[children[index - 1].end_byte - base : child.start_byte - base]
+                glued = child.type in _REDIRECTS  # `cat<f`; never `>f'x'y`: dash reads on
+                if gap.strip(b" \t") or not (gap or glued):
+                    raise CannotDecide(_DISAGREE, text(node))
 
     def command(self, node: Node, redirects: tuple[Redirect, ...]) -> None:
-        self.check_blanks(node)
+        children = node.children
+        source = node.text or b""
+        self.check_blanks(node, children, source)
         assignments: list[tuple[str, str]] = []
         own: list[Redirect] = []
         words: list[str] = []
-        for child in node.named_children:
-            if child.type == "variable_assignment":
+        start = None
+        for child in children:
+            kind = child.type
+            if kind == "variable_assignment":
                 assignments.append(self.pair(child))
-            elif child.type in ("file_redirect", "herestring_redirect"):
+            elif kind in ("file_redirect", "herestring_redirect"):
                 own.append(self.redirect(child, []))
-            elif child.type == "command_name":
+            elif kind == "command_name":
+                start = child.start_byte
                 words.append(self.reader.value(child.named_children[0]))
-            elif child.type != "comment":
+            else:
                 words.append(self.reader.value(child))
-        name = node.child_by_field_name("name")
-        start = name.start_byte if name is not None else node.start_byte
-        own_text = (node.text or b"")[start - node.start_byte :].decode("utf-8", "replace")
+        offset = (start if start is not None else node.start_byte) - node.start_byte
+        own_text = source[offset:].decode("utf-8", "replace")
         found = SimpleCommand(
             words[0] if words else "",
             tuple(words[1:]),
