@@ -11,6 +11,7 @@ the whole command undecidable. Unknown syntax is undecidable too: deny by defaul
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import tree_sitter_bash
@@ -48,6 +49,7 @@ _UNDECIDABLE = {
     "process_substitution": "process substitution",
 }
 _CACHE = 8192
+_UNUSUAL_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs"})
 _MAX_LENGTH = 4096
 _DISAGREE = "the parse and the shell could disagree on the words of this command"
 _REDIRECTS = frozenset({"file_redirect", "herestring_redirect", "heredoc_redirect"})
@@ -315,6 +317,24 @@ def _blank_after_opener(node: Node) -> None:
         raise CannotDecide(f"{text(opener)} glued to a word is a word for dash", text(node))
 
 
+def _unusual(source: str) -> re.Match[str] | None:
+    """The first character no command needs and the grammar's scanner mishandles.
+
+    tree-sitter-bash 0.25 crashes the process (a segmentation fault, repeatably after some
+    parses) on some code points past U+FFFF, such as ``a{`` followed by U+E0001: so
+    anything beyond the Basic Multilingual Plane is refused, with C1 controls, format
+    characters (bidi, zero-width), private-use and unassigned code points, before parsing.
+    """
+    if source.isascii():
+        return None
+    for char in source:
+        if ord(char) > 0xFFFF or (
+            not char.isascii() and unicodedata.category(char) in _UNUSUAL_CATEGORIES
+        ):
+            return re.match(re.escape(char), char)
+    return None
+
+
 def _fd(target: str) -> bool:
     return target.isdigit() or target == "-"
 
@@ -372,7 +392,7 @@ def parse_into(source: str, depth: int) -> list[SimpleCommand]:
 @lru_cache(maxsize=_CACHE)
 def parse_command(source: str) -> ParsedCommand:
     """The simple commands of a ``run:`` command, or why it cannot be decided (cached)."""
-    control = _CONTROL.search(source)
+    control = _CONTROL.search(source) or _unusual(source)
     if control is not None:  # the grammar and the shell disagree on these: \r is no blank
         what = f"a control character {control.group()!r} in the command"
         return ParsedCommand(source, (), what, repr(source))

@@ -166,3 +166,15 @@ def test_explain_shows_the_parse(tmp_path: Path) -> None:
     trace = explain(ENGINE, Action(kind="run", command="ls | sh -c 'id; rm -rf /work'"))
     assert [part.part.simple.program for part in trace.parts] == ["ls", "id", "rm"]
     assert trace.decision.risk == "red"
+
+
+@pytest.mark.parametrize("char", ["\U000e0001", "\U000d7fb5", "\U0010fffd", "\x9a", "\ufeff"])
+def test_characters_that_crash_the_grammar_never_reach_it(char: str) -> None:
+    """tree-sitter-bash 0.25 segfaults (after some parses) on ``a{`` and some code points
+    past U+FFFF, found by fuzzing: a hostile command could kill the runner. Such text is
+    refused before the parser sees it (commit "shell parse: characters past U+FFFF ...")."""
+    from luminaguard.shell.parse import parse_command
+
+    parsed = parse_command("a{" + char)
+    assert parsed.commands == () and parsed.undecidable is not None
+    assert ENGINE.decide(Action(kind="run", command="ls a{" + char)).risk == "red"
