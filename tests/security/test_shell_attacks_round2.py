@@ -14,22 +14,11 @@ import time
 
 import pytest
 
-from luminaguard.compiler.compile import load_checked
 from luminaguard.policy.action import Action
-from luminaguard.policy.engine import PolicyEngine
-from tests.conftest import ROOT
+from tests.security.engines import reporting, starter
 
-
-def _starter() -> PolicyEngine:
-    return load_checked([str(ROOT / "policies")]).engine("starter")
-
-
-def _reporting() -> PolicyEngine:
-    return load_checked([str(ROOT / "examples" / "04-sandbox-report")]).engine("reporting")
-
-
-STARTER = _starter()
-REPORTING = _reporting()
+STARTER = starter()
+REPORTING = reporting()
 
 # (command, what dash does with it)
 STARTER_FINDINGS = [

@@ -14,10 +14,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from luminaguard.compiler.compile import load_checked
 from luminaguard.policy.action import Action
-from luminaguard.policy.engine import PolicyEngine
-from tests.conftest import ROOT
+from tests.security.engines import reporting, starter
 
 STARTER_ATTACKS = [
     "echo checking\ntouch /work/pwned",
@@ -70,16 +68,6 @@ STARTER_ATTACKS = [
 ]
 
 
-def starter() -> PolicyEngine:
-    bundle = load_checked([str(ROOT / "policies")])
-    return bundle.engine("starter")
-
-
-def report_policy() -> PolicyEngine:
-    bundle = load_checked([str(ROOT / "examples" / "04-sandbox-report")])
-    return bundle.engine("reporting")
-
-
 @pytest.mark.parametrize("command", STARTER_ATTACKS)
 def test_attacks_on_the_starter_policy_are_red(command: str) -> None:
     decision = starter().decide(Action(kind="run", command=command))
@@ -100,7 +88,7 @@ def test_attacks_on_the_starter_policy_are_red(command: str) -> None:
 )
 def test_example_04s_publish_cannot_be_done_green(command: str) -> None:
     """Example 04's regex let find's actions through, so its Red publish ran Green."""
-    decision = report_policy().decide(Action(kind="run", command=command))
+    decision = reporting().decide(Action(kind="run", command=command))
     assert decision.risk == "red", (command, decision)
 
 
