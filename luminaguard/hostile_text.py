@@ -25,13 +25,20 @@ _CANDIDATES = {
 }
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+#: Default_Ignorable_Code_Point characters outside those categories (combining graphemes,
+#: Mongolian and Khmer fillers, variation selectors, Hangul fillers) and the braille
+#: blank: a terminal draws them as nothing or as a blank.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f"
+    "\uffa0\U000e0100-\U000e01ef]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
     if char in _NAMED:
         return _NAMED[char]
-    if unicodedata.category(char) not in _INVISIBLE:
+    if unicodedata.category(char) not in _INVISIBLE and not _IGNORABLE.match(char):
         return char
     code = ord(char)
     if code < 0x100:

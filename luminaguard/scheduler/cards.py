@@ -13,6 +13,8 @@ from luminaguard.policy.action import Action, Decision
 
 _WRITE_TOOLS = ("write_file", "edit_file", "create_file")
 _DIFF_LIMIT = 200_000
+#: Lines now times lines after beyond which no diff is made (a planted file's lines).
+_DIFF_WORK = 4_000_000
 _NO_NEWLINE = "\n\\ No newline at end of file\n"
 
 
@@ -60,10 +62,12 @@ def file_diff(action: Action, views: dict[str, Path]) -> str | None:
         current = current_content(*found)
     except Unreadable as exc:
         return f"{shown} (now): {exc}\n"
+    before, after = _lines(current), _lines(content[:_DIFF_LIMIT])
+    if len(before) * len(after) > _DIFF_WORK:  # difflib can be quadratic in lines
+        return f"{shown}: too many lines to diff ({len(before)} now, {len(after)} after)\n"
     lines = difflib.unified_diff(
-        _lines(current), _lines(content[:_DIFF_LIMIT]),
-        fromfile=f"{shown} (now)", tofile=f"{shown} (after)",
-    )  # fmt: skip
+        before, after, fromfile=f"{shown} (now)", tofile=f"{shown} (after)"
+    )
     return "".join(line if line.endswith("\n") else line + _NO_NEWLINE for line in lines)
 
 
