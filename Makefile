@@ -37,7 +37,7 @@ demo: $(STAMP) $(NPM_STAMP)
 	$(BIN)/luminaguard plan examples/ policies/ --workload repo-report
 	$(BIN)/luminaguard policy test policies/ --coverage
 	$(BIN)/luminaguard doctor
-	$(BIN)/python -m luminaguard.hypervisor.work_disk $(DEMO_STATE)  # a last demo's /work disks
+	$(BIN)/python -m luminaguard.hypervisor.linux.work_disk $(DEMO_STATE)  # a last demo's /work disks
 	rm -rf $(DEMO_STATE)
 	$(BIN)/luminaguard run examples/04-sandbox-report --state $(DEMO_STATE) --run-id demo; \
 	  code=$$?; test $$code -eq 3 || { echo "expected exit 3 (halted), got $$code"; exit 1; }
@@ -72,5 +72,5 @@ schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas
 
 clean:
-	-$(BIN)/python -m luminaguard.hypervisor.work_disk $(DEMO_STATE) .luminaguard
+	-$(BIN)/python -m luminaguard.hypervisor.linux.work_disk $(DEMO_STATE) .luminaguard
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage $(DEMO_STATE) .luminaguard

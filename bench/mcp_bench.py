@@ -21,7 +21,7 @@ from mcp.client.stdio import stdio_client
 
 from luminaguard.compiler import compile_paths
 from luminaguard.hypervisor.base import Mount, SandboxSpec
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.scheduler.runner import Runner
 from luminaguard.scheduler.store import RunStore
 from luminaguard.transport.mcp_stdio import stdio_client as sandboxed_client

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from luminaguard.compiler import compile_paths
-from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import Backend, ExecResult, SandboxSpec
-from luminaguard.hypervisor.gvisor import GvisorBackend
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.gvisor.backend import GvisorBackend
+from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.scheduler.runner import Runner
 from luminaguard.scheduler.store import RunStore
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard.hypervisor.base import SandboxSpec
-from luminaguard.hypervisor.pool import memory_mib
-from luminaguard.hypervisor.qemu import QemuBackend
+from luminaguard.hypervisor.vm.pool import memory_mib
+from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 
 NOWHERE = Path("/nonexistent")  # VMs share no folder with the host
 backend_status: dict[str, Any] = {}

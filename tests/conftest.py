@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import work_disk
+from luminaguard.hypervisor.linux import work_disk
 from luminaguard.ui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from luminaguard.errors import UsageError
 from luminaguard.hypervisor.base import Availability, Backend
-from luminaguard.hypervisor.firecracker import FirecrackerBackend
-from luminaguard.hypervisor.gvisor import GvisorBackend
-from luminaguard.hypervisor.qemu import QemuBackend
-from luminaguard.hypervisor.registry_kvm import hardware_kvm
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.gvisor.backend import GvisorBackend
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+from luminaguard.hypervisor.vm.firecracker.backend import FirecrackerBackend
+from luminaguard.hypervisor.vm.kvm import hardware_kvm
+from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 
 DEFAULT = "sandbox"
 

@@ -7,8 +7,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from luminaguard.compiler.plan import PlannedStep
+from luminaguard.hostile_files import Missing, Unreadable, read_beneath
 from luminaguard.hostile_text import visible
-from luminaguard.hypervisor.guest_files import Missing, Unreadable, read_beneath
 from luminaguard.policy.action import Action, Decision
 
 _WRITE_TOOLS = ("write_file", "edit_file", "create_file")

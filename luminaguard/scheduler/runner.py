@@ -22,23 +22,15 @@ from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler import audited
 from luminaguard.scheduler.approvers import starter, terms_of
 from luminaguard.scheduler.cards import approval_card
+from luminaguard.scheduler.classify import Classifier
 from luminaguard.scheduler.lease import RunLease
 from luminaguard.scheduler.outcomes import RunResult, run_state
 from luminaguard.scheduler.readiness import Readiness
 from luminaguard.scheduler.redact import RedactingReporter, Redactor, check_secrets
-from luminaguard.scheduler.runtime import (
-    Classifier,
-    StepError,
-    absolute_plan,
-    actual_action,
-    environment,
-    mounts_of,
-    run_secrets,
-    sandbox_spec,
-    should_run,
-    template_context,
-)
+from luminaguard.scheduler.sandboxes import absolute_plan, mounts_of, sandbox_spec
+from luminaguard.scheduler.secrets import environment, run_secrets
 from luminaguard.scheduler.store import RunRecord, RunStore, StepRecord
+from luminaguard.scheduler.templates import StepError, actual_action, should_run, template_context
 from luminaguard.scheduler.tools import ToolBroker
 
 BLOCKING = frozenset({"failed", "denied", "skipped"})

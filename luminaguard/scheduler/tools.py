@@ -10,7 +10,8 @@ from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.config.models import McpServer
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
-from luminaguard.scheduler.runtime import StepError, resolve
+from luminaguard.scheduler.secrets import resolve
+from luminaguard.scheduler.templates import StepError
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
 from luminaguard.transport.mcp_http import http_client
 from luminaguard.transport.mcp_stdio import stdio_client

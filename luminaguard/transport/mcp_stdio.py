@@ -15,7 +15,7 @@ import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.message import SessionMessage
 
-from luminaguard.hypervisor.base import SandboxProcess
+from luminaguard.process import SandboxProcess
 from luminaguard.transport.mcp_session import SessionClient
 
 _LINE_LIMIT = 64 << 20  # one JSON-RPC message per line; tool results can be large

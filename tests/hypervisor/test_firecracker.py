@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from luminaguard.hypervisor.firecracker_api import (
+from luminaguard.hypervisor.registry import hardware_kvm
+from luminaguard.hypervisor.vm.firecracker.api import (
     FirecrackerApi,
     FirecrackerError,
     VmConfig,
     jailer_command,
     unix_http,
 )
-from luminaguard.hypervisor.firecracker_contract import Contract
-from luminaguard.hypervisor.registry import hardware_kvm
 from tests.conftest import ROOT
+from tests.hypervisor.firecracker_contract import Contract
 
 SPEC = ROOT.parent / "shared" / "reference" / "firecracker" / "firecracker-api.yaml"
 pytestmark = pytest.mark.skipif(
@@ -184,7 +184,7 @@ def test_real_firecracker_answers_the_api(tmp_path: Path, contract: Contract) ->
 def test_real_firecracker_runs_the_guest_image(tmp_path: Path) -> None:
     """Where Firecracker can run: a cold boot and a pool clone of the real guest image."""
     from luminaguard.hypervisor.base import SandboxSpec
-    from luminaguard.hypervisor.firecracker import FirecrackerBackend
+    from luminaguard.hypervisor.vm.firecracker.backend import FirecrackerBackend
 
     backend = FirecrackerBackend()
     available = backend.availability()

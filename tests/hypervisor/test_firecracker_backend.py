@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import firecracker
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
-from luminaguard.hypervisor.guest_image import GuestImage
+from luminaguard.hypervisor.vm.firecracker import backend as firecracker
+from luminaguard.hypervisor.vm.image.build import GuestImage
 from tests.conftest import FIXTURES
 from tests.hypervisor.test_firecracker import SPEC
 

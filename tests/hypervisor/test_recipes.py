@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import BackendError
-from luminaguard.hypervisor.guest_image import Recipe, find_recipe
+from luminaguard.hypervisor.vm.image.recipe import Recipe, find_recipe
 
 
 def test_a_recipe_lists_tools_and_always_has_sh(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_an_image_is_the_same_bytes_for_the_same_content(tmp_path: Path) -> None
     import shutil
     import time
 
-    from luminaguard.hypervisor.guest_image import archive, squashfs
+    from luminaguard.hypervisor.vm.image.build import archive, squashfs
 
     first = _tree(tmp_path / "a")
     packed = archive(first)

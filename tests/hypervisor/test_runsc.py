@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import runsc
+from luminaguard.hypervisor.gvisor import runsc
 
 
 @pytest.fixture(autouse=True)

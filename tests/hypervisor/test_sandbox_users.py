@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import sandbox_users
 from luminaguard.hypervisor.base import BackendError
+from luminaguard.hypervisor.linux import users as sandbox_users
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def test_each_holder_gets_its_own_uid_until_it_releases_it() -> None:
 
 def test_another_process_holding_a_uid_keeps_it(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "from luminaguard.hypervisor import sandbox_users as s; "
+        [sys.executable, "-c", "from luminaguard.hypervisor.linux import users as s; "
          "u = s.allocate(); print(u.uid, flush=True); input()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
     )  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import seccomp
+from luminaguard.hypervisor.linux import seccomp
 
 HEADERS = {
     "x86_64": Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h"),

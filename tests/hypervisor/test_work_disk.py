@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import BackendError
+from luminaguard.hypervisor.linux import work_disk
 
 
 def test_missing_tools_are_a_clear_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import SandboxSpec
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 
 
 @functools.cache

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import BackendError, ExecResult, SandboxSpec
-from luminaguard.hypervisor.qemu import QemuBackend
+from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 
 BACKEND = QemuBackend()
 if not BACKEND.availability().usable:

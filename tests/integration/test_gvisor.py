@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import gvisor, runsc
 from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.gvisor import backend as gvisor
+from luminaguard.hypervisor.gvisor import runsc
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner, Writer
 from tests.integration.test_mcp_stdio import AGENT
@@ -91,7 +92,7 @@ def test_no_container_state_is_left_without_cgroups(
     """Where no cgroup is writable, containers are still deleted, even killed ones."""
     import functools
 
-    from luminaguard.hypervisor import cgroups
+    from luminaguard.hypervisor.linux import cgroups
 
     monkeypatch.setattr(gvisor, "STATE", tmp_path / "runsc")
     monkeypatch.setattr(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import BackendError, ExecResult, Mount, SandboxSpec
-from luminaguard.hypervisor.microvm import Vm, connect
-from luminaguard.hypervisor.qemu import QemuBackend
+from luminaguard.hypervisor.vm.machine import Vm, connect
+from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner, Writer
 
@@ -200,7 +200,8 @@ def test_an_image_holds_only_what_its_recipe_lists(tmp_path: Path) -> None:
     import gzip
     import subprocess
 
-    from luminaguard.hypervisor.guest_image import Recipe, build, built_images
+    from luminaguard.hypervisor.vm.image.build import build, built_images
+    from luminaguard.hypervisor.vm.image.recipe import Recipe
 
     (tmp_path / "tiny.yaml").write_text("tools: [cat, echo]\n")
     image = build(Recipe.load(tmp_path / "tiny.yaml"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from luminaguard.compiler import compile_paths
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.scheduler.runner import Runner
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import ROOT, CliRunner, Writer

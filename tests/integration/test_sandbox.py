@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import Backend, ExecResult, Mount, SandboxSpec
-from luminaguard.hypervisor.gvisor import GvisorBackend
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.gvisor.backend import GvisorBackend
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 
 Run = Callable[..., ExecResult]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import SandboxSpec
-from luminaguard.hypervisor.guest_image import GuestImage
-from luminaguard.hypervisor.qemu import QemuBackend
-from luminaguard.hypervisor.snapshot import snapshot_key
+from luminaguard.hypervisor.vm.image.build import GuestImage
+from luminaguard.hypervisor.vm.machine import snapshot_key
+from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 from tests.conftest import ROOT
 
 BACKEND = QemuBackend()
@@ -82,7 +82,7 @@ CHILD = """
 import asyncio, sys
 from pathlib import Path
 from luminaguard.hypervisor.base import SandboxSpec
-from luminaguard.hypervisor.qemu import QemuBackend
+from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 async def main():
     backend = QemuBackend()
     vm = await backend.create(SandboxSpec(name="orphan", workdir=Path("/nonexistent")))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import Backend, ExecResult, SandboxSpec
-from luminaguard.hypervisor.gvisor import GvisorBackend
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.gvisor.backend import GvisorBackend
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from tests.integration.conftest import sandbox_problem
 
 Run = Callable[..., ExecResult]

@@ -38,7 +38,7 @@ ROOTLESS_RUN = """
 import asyncio, os, sys
 from pathlib import Path
 from luminaguard.hypervisor.base import Mount, SandboxSpec
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 
 async def go():
     backend = SandboxBackend()
@@ -362,7 +362,7 @@ def test_a_deep_tree_in_work_does_not_crash_the_runner_on_resume(
     opens (no path joins, no recursion), or no walk at all (an idmapped mount of the
     sandbox's own disk); and turn any failure of ``create`` into a ``BackendError``.
     """
-    from luminaguard.hypervisor import sandbox_users
+    from luminaguard.hypervisor.linux import users as sandbox_users
     from tests.integration.conftest import sandbox_problem
 
     problem = sandbox_problem()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.cgroups import CgroupLimits, cpu_quota
+from luminaguard.hypervisor.linux.cgroups import CgroupLimits, cpu_quota
 from tests.security.conftest import Run
 
 #: inside the sandbox: two busy processes for 3 s of wall time

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import Mount
-from luminaguard.hypervisor.folder_disks import pack
+from luminaguard.hypervisor.vm.folder_disks import pack
 
 MARKER = "host-secret-3d9a0b"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import guest_files
-from luminaguard.hypervisor.guest_files import Missing, TooLarge, Unreadable, read_beneath
+from luminaguard import hostile_files as guest_files
+from luminaguard.hostile_files import Missing, TooLarge, Unreadable, read_beneath
 
 SECRET = "secret-marker-5f1d"
 
@@ -141,7 +141,7 @@ def test_a_dead_vms_console_is_read_by_its_tail(tmp_path: Path) -> None:
 
     Fixed by 36a6fde.
     """
-    from luminaguard.hypervisor.microvm import guest_died
+    from luminaguard.hypervisor.vm.machine import guest_died
 
     with (tmp_path / "console.log").open("wb") as console:
         console.truncate(1 << 30)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.gvisor import GvisorBackend
+from luminaguard.hypervisor.gvisor.backend import GvisorBackend
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner, Writer
 from tests.integration.conftest import NPM_SERVERS, npm_servers, sandbox  # noqa: F401

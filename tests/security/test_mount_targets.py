@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import BackendError, Mount, SandboxSpec
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 
 
 @pytest.mark.usefixtures("sandbox")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.sandbox_env import PATH
-from luminaguard.hypervisor.sandbox_users import allocate, hand_over
-from luminaguard.hypervisor.zygote import HELPER
+from luminaguard.hypervisor.linux.env import PATH
+from luminaguard.hypervisor.linux.users import allocate, hand_over
+from luminaguard.hypervisor.sandbox.zygote import HELPER
 from tests.security.conftest import Run
 
 #: inside the sandbox: a repository whose own config names a program, then ``git status``

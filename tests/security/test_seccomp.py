@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.seccomp import ARCHES
+from luminaguard.hypervisor.linux.seccomp import ARCHES
 from tests.security.conftest import Run
 
 KEYCTL = ARCHES[os.uname().machine].numbers["keyctl"]

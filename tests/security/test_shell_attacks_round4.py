@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.sandbox_env import git_environment
+from luminaguard.hypervisor.linux.env import git_environment
 from luminaguard.policy.action import Action
 from tests.security.engines import reporting, starter
 

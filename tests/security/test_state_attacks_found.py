@@ -208,7 +208,7 @@ def test_a_backend_edited_in_runs_db_does_not_weaken_the_boundary(
     under gVisor then runs on the weaker namespace sandbox.
     """
     from luminaguard.compiler import compile_paths
-    from luminaguard.scheduler.runtime import absolute_plan
+    from luminaguard.scheduler.sandboxes import absolute_plan
     from luminaguard.scheduler.store import RunStore
     from tests.security.halted_run import work
 

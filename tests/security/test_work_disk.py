@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import SandboxSpec
-from luminaguard.hypervisor.zygote import HELPER
+from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.sandbox.zygote import HELPER
 from tests.security.conftest import Run, new_backend
 
 NOBODY = 65534

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from luminaguard.compiler import load_bundle
 from luminaguard.config.diagnostics import ConfigError
-from luminaguard.hypervisor.guest_image import Recipe, build, built_images, find_recipe
+from luminaguard.hypervisor.vm.image.build import build, built_images
+from luminaguard.hypervisor.vm.image.recipe import Recipe, find_recipe
 from luminaguard.ui.exit_codes import INVALID, OK
 
 

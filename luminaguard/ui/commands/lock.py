@@ -20,16 +20,12 @@ from luminaguard.compiler.plan import PlannedAgent
 from luminaguard.config.diagnostics import ConfigError
 from luminaguard.errors import LuminaGuardError, UsageError
 from luminaguard.hostile_text import visible
-from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import SandboxHandle
-from luminaguard.hypervisor.sandbox import SandboxBackend
+from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.scheduler.redact import Redactor
-from luminaguard.scheduler.runtime import (
-    absolute_agent,
-    environment,
-    sandbox_spec,
-    secret_references,
-)
+from luminaguard.scheduler.sandboxes import absolute_agent, sandbox_spec
+from luminaguard.scheduler.secrets import environment, secret_references
 from luminaguard.scheduler.tools import connect
 from luminaguard.ui.exit_codes import INVALID, OK
 

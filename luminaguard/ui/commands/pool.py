@@ -17,7 +17,7 @@ from rich.table import Table
 from luminaguard.compiler import load_bundle
 from luminaguard.config.diagnostics import ConfigError
 from luminaguard.hypervisor.base import SandboxSpec
-from luminaguard.hypervisor.qemu import QemuBackend
+from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 from luminaguard.ui.exit_codes import INVALID, OK
 
 

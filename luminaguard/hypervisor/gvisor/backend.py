@@ -22,7 +22,6 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from luminaguard.hypervisor import gvisor_bundle, work_disk
 from luminaguard.hypervisor.base import (
     SETUP_FAILED,
     Availability,
@@ -31,10 +30,12 @@ from luminaguard.hypervisor.base import (
     SandboxHandle,
     SandboxSpec,
 )
-from luminaguard.hypervisor.cgroups import CgroupLimits
-from luminaguard.hypervisor.completion import complete
-from luminaguard.hypervisor.runsc import Runsc, find_runsc
-from luminaguard.hypervisor.sandbox_users import SandboxUser, allocate, hand_over
+from luminaguard.hypervisor.gvisor import bundle as gvisor_bundle
+from luminaguard.hypervisor.gvisor.runsc import Runsc, find_runsc
+from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.linux.cgroups import CgroupLimits
+from luminaguard.hypervisor.linux.completion import complete
+from luminaguard.hypervisor.linux.users import SandboxUser, allocate, hand_over
 
 #: Host processes and threads of one sandbox (gVisor's kernel is many threads); the
 #: agent's own process limit is enforced inside, by gVisor.

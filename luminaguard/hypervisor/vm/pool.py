@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
-from luminaguard.hypervisor.microvm import Vm
-from luminaguard.hypervisor.snapshot import Snapshot
+from luminaguard.hypervisor.vm.machine import Snapshot, Vm
 
 #: How a pool gets a clone: the Machine's restore.
 Restore = Callable[[Snapshot, SandboxSpec], Awaitable[Vm]]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from luminaguard.hypervisor.base import BackendError, Mount
-from luminaguard.hypervisor.guest_image import squashfs
+from luminaguard.hypervisor.vm.image.build import squashfs
 
 
 @dataclass(frozen=True)

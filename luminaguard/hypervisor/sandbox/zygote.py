@@ -19,7 +19,7 @@ import threading
 import weakref
 from pathlib import Path
 
-HELPER = Path(__file__).with_name("sandbox_init.py")
+HELPER = Path(__file__).with_name("helper.py")
 KILLED = 128 + signal.SIGKILL
 
 
@@ -78,7 +78,7 @@ class SandboxProcess:
 
 
 class Zygote:
-    """One started ``sandbox_init.py --zygote``, serving sandbox helpers on request.
+    """One started ``helper.py --zygote``, serving sandbox helpers on request.
 
     Started on first use with ``subprocess`` (not asyncio), so one zygote serves any
     event loop; it exits when its socket closes, which happens when this object goes.

@@ -1,7 +1,7 @@
 """The default backend: Linux namespaces, no install needed beyond Python and the kernel.
 
 Each command runs in fresh mount, PID, network, IPC and UTS namespaces (and a user
-namespace when not root) built by ``sandbox_init``: no network, host system folders
+namespace when not root) built by ``sandbox.helper``: no network, host system folders
 read-only, the agent's private work folder read-write, memory and process limits
 from cgroups (or rlimits), a CPU quota, CPU-time limit, a seccomp filter, and a
 wall-clock timeout enforced here. As root, each sandbox runs as its own uid
@@ -19,7 +19,6 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from luminaguard.hypervisor import work_disk
 from luminaguard.hypervisor.base import (
     Availability,
     ExecResult,
@@ -27,10 +26,11 @@ from luminaguard.hypervisor.base import (
     SandboxProcess,
     SandboxSpec,
 )
-from luminaguard.hypervisor.cgroups import CgroupLimits, cpu_quota, hierarchy
-from luminaguard.hypervisor.completion import complete
-from luminaguard.hypervisor.sandbox_users import SandboxUser, allocate, hand_over
-from luminaguard.hypervisor.zygote import Zygote
+from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.linux.cgroups import CgroupLimits, cpu_quota, hierarchy
+from luminaguard.hypervisor.linux.completion import complete
+from luminaguard.hypervisor.linux.users import SandboxUser, allocate, hand_over
+from luminaguard.hypervisor.sandbox.zygote import Zygote
 
 
 @dataclass
@@ -48,7 +48,7 @@ def _kill_group(process: SandboxProcess) -> None:
 
 
 class SandboxBackend:
-    """Linux namespaces via the ``sandbox_init`` helper; the default backend."""
+    """Linux namespaces via the ``sandbox.helper`` helper; the default backend."""
 
     name = "sandbox"
     micro_vm = False

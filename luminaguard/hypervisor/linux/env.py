@@ -11,7 +11,7 @@ empty value makes ``git diff`` fail; ``git diff`` honours it, ``git status`` and
 ``git log`` do not) and drivers named through attributes (``diff.NAME.textconv``,
 ``filter.NAME.clean``): the policy must keep ``--no-ext-diff``/``--no-textconv``.
 
-Standard library only: ``sandbox_init`` imports it.
+Standard library only: ``sandbox.helper`` imports it.
 """
 
 from __future__ import annotations

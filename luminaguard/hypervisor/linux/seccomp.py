@@ -1,6 +1,6 @@
 """The sandbox's seccomp filter: a classic BPF program built here, installed by the helper.
 
-Standard library only (``sandbox_init`` imports it before the pivot). The filter
+Standard library only (``sandbox.helper`` imports it before the pivot). The filter
 denies with EPERM what an unprivileged process could use to leave or widen its
 box, or to reach the kernel's less-trodden paths: keyrings, new namespaces
 (``unshare``, ``setns``, ``clone`` with a namespace flag), mounts, ``ptrace`` and

@@ -12,41 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from qemu.qmp import ConnectError, QMPClient
 
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
-from luminaguard.hypervisor.guest_image import CACHE, GuestImage
-from luminaguard.hypervisor.microvm import BOOT_TIMEOUT, Vm, command, connect, launch, wait_for_file
+from luminaguard.hypervisor.vm.image.build import CACHE, GuestImage
+from luminaguard.hypervisor.vm.machine import (
+    BOOT_TIMEOUT,
+    Snapshot,
+    Vm,
+    connect,
+    snapshot_key,
+    wait_for_file,
+)
+from luminaguard.hypervisor.vm.qemu.command import command, launch
 
 IGNORE_SHARED = {"capabilities": [{"capability": "x-ignore-shared", "state": True}]}
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A booted guest's memory (on /dev/shm) and device state, for one image and size."""
-
-    image: GuestImage
-    memory_mib: int
-    vcpus: int
-    ram: Path
-    state: Path
-
-    @property
-    def key(self) -> str:
-        """Changes with the image, the memory size and the vCPUs."""
-        return self.ram.stem
-
-
-def snapshot_key(image: GuestImage, memory_mib: int, vcpus: int) -> str:
-    """The name a snapshot of ``image`` with this memory and vCPUs is stored under."""
-    named = f"{image.key}/{memory_mib}/{vcpus}".encode()
-    return "luminaguard-" + hashlib.sha256(named).hexdigest()[:16]
 
 
 async def _qmp(path: Path, process: object, deadline: float) -> QMPClient:

@@ -3,7 +3,7 @@
 The kernel comes from the system package manager (``apt-get download`` of the cloud
 kernel), unpacked to an uncompressed ``vmlinux`` (it boots faster than the bzImage).
 The initramfs holds the virtio modules, python3 with its standard library, the guest
-agent, its init (``rootfs/agent/init.py``: tmpfs at /work, /tmp and /run, root made
+agent, its init (``guest/agent/init.py``: tmpfs at /work, /tmp and /run, root made
 read-only, then the agent on the virtio-serial port) and the programs the recipe lists,
 with their libraries; no busybox. Builds are cached under a hash of their inputs, so a
 changed agent, init or recipe builds a new image.
@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from luminaguard.hypervisor.base import BackendError
+from luminaguard.hypervisor.vm.image.recipe import DEFAULT_RECIPE, Recipe
 
-AGENT = Path(__file__).resolve().parents[2] / "rootfs" / "agent" / "luminaguard_agent.py"
+AGENT = Path(__file__).resolve().parents[1] / "guest" / "agent" / "luminaguard_agent.py"
 CACHE = Path(os.environ.get("LUMINAGUARD_CACHE", Path.home() / ".cache" / "luminaguard")) / "images"
 MODULES = (
     "drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virtio/virtio_mmio",
@@ -52,47 +51,6 @@ class GuestImage:
     initrd: Path
     key: str
     disk: Path | None = None  # read-only squashfs tools disk, mounted at /opt
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What goes into a guest besides the kernel, python and the agent: the tools it lists.
-
-    Read from ``rootfs/NAME.yaml``: ``tools`` names programs of this machine (found on
-    PATH) copied into the guest with the libraries they need; ``sh`` (dash) always, since
-    the agent runs commands through it. Nothing else is there: no busybox, no coreutils.
-    """
-
-    name: str
-    tools: tuple[str, ...]
-    disk_programs: tuple[str, ...] = ()
-    disk_folders: tuple[tuple[str, Path], ...] = ()
-
-    @classmethod
-    def load(cls, path: Path) -> Recipe:
-        """Read a recipe file; a malformed one is a BackendError naming it.
-
-        ``disk`` (optional) puts ``programs`` (at /opt/bin) and ``folders`` (NAME: host
-        folder, relative to the recipe; at /opt/NAME) on a read-only tools disk.
-        """
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            tools = sorted({"sh", *(str(tool) for tool in data.get("tools", []))})
-            disk = data.get("disk") or {}
-            programs = tuple(sorted(str(p) for p in disk.get("programs", [])))
-            folders = tuple(
-                sorted(
-                    (str(k), (path.parent / str(v)).resolve())
-                    for k, v in disk.get("folders", {}).items()
-                )
-            )
-        except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
-            raise BackendError(f"{path}: not a usable image recipe: {exc}") from exc
-        return cls(path.stem, tuple(tools), programs, folders)
-
-
-DEFAULT_TOOLS = "cat find grep head hostname ls mkdir od rm sh sleep tr uname wc"
-DEFAULT_RECIPE = Recipe("default", tuple(DEFAULT_TOOLS.split()))
 
 
 def _run(*argv: str | Path, cwd: Path | None = None) -> str:
@@ -253,18 +211,6 @@ def build(recipe: Recipe = DEFAULT_RECIPE, cache: Path = CACHE) -> GuestImage:
             }
             image.with_suffix(".json").write_text(json.dumps(manifest, indent=2))
     return GuestImage(vmlinux, image, key, _disk(recipe, cache))
-
-
-def find_recipe(name: str, near: list[Path]) -> Path:
-    """``rootfs/NAME.yaml`` in the current folder, or in a folder above one of ``near``."""
-    candidates = [Path.cwd()] + [folder for start in near for folder in [start, *start.parents]]
-    for folder in candidates:
-        path = folder / "rootfs" / f"{name}.yaml"
-        if path.is_file():
-            return path
-    raise BackendError(
-        f"no image recipe rootfs/{name}.yaml near {', '.join(map(str, near)) or 'here'}"
-    )
 
 
 def built_images(cache: Path = CACHE) -> list[dict[str, Any]]:

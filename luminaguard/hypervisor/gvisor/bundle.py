@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from luminaguard.hypervisor import sandbox_env, seccomp
 from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.linux import env as sandbox_env
+from luminaguard.hypervisor.linux import seccomp
 
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 

@@ -17,9 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
 
-from luminaguard.hypervisor import folder_disks
 from luminaguard.hypervisor.base import (
     BackendError,
     ExecResult,
@@ -27,27 +25,12 @@ from luminaguard.hypervisor.base import (
     SandboxProcess,
     SandboxSpec,
 )
-from luminaguard.hypervisor.guest_image import GuestImage, Recipe, build
-from luminaguard.hypervisor.microvm import Vm
-from luminaguard.hypervisor.pool import VmPool
-from luminaguard.hypervisor.snapshot import Snapshot
-from luminaguard.transport.base import TransportError
-
-
-class Machine(Protocol):
-    """One virtual machine monitor: boots a VM, snapshots one, restores clones."""
-
-    async def boot(self, vm: Vm, image: GuestImage) -> None:
-        """Boot ``vm`` cold from ``image``; connect to its guest agent."""
-        ...
-
-    async def snapshot(self, image: GuestImage, memory_mib: int, vcpus: int) -> Snapshot:
-        """The snapshot of a freshly booted guest of ``image`` (taken once, then reused)."""
-        ...
-
-    async def restore(self, snapshot: Snapshot, spec: SandboxSpec) -> Vm:
-        """A new clone of ``snapshot``, reseeded, its agent connected."""
-        ...
+from luminaguard.hypervisor.vm import folder_disks
+from luminaguard.hypervisor.vm.guest.client import GuestError
+from luminaguard.hypervisor.vm.image.build import GuestImage, build
+from luminaguard.hypervisor.vm.image.recipe import Recipe
+from luminaguard.hypervisor.vm.machine import Machine, Vm
+from luminaguard.hypervisor.vm.pool import VmPool
 
 
 class VmBackend:
@@ -135,7 +118,7 @@ class VmBackend:
         started = time.monotonic()
         try:
             result = await vm.agent.exec(command, timeout, env=vm.spec.env, **_limits(vm))
-        except TransportError as exc:
+        except GuestError as exc:
             vm.kill()
             return ExecResult(-9, "", str(exc), time.monotonic() - started, timed_out=True)
         if result.timed_out:
@@ -146,7 +129,7 @@ class VmBackend:
         """Stop the VM (a pool clone is never reused) and remove its folder."""
         assert isinstance(handle, Vm)
         if handle.agent is not None:
-            with contextlib.suppress(TransportError, OSError):
+            with contextlib.suppress(GuestError, OSError):
                 await asyncio.wait_for(handle.agent.aclose(), 2)
         if handle.pool is not None:
             handle.pool.release(handle)

@@ -127,7 +127,7 @@ def detach_all(root: Path) -> None:
         detach(workdir)
 
 
-if __name__ == "__main__":  # python -m luminaguard.hypervisor.work_disk FOLDER...
+if __name__ == "__main__":  # python -m luminaguard.hypervisor.linux.work_disk FOLDER...
     import sys
 
     for folder in sys.argv[1:]:

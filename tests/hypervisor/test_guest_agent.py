@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.transport.base import TransportError
-from luminaguard.transport.guest_agent import GuestAgent
-from luminaguard.transport.guest_protocol import (
+from luminaguard.hypervisor.vm.guest.client import GuestAgent, GuestError
+from luminaguard.hypervisor.vm.guest.protocol import (
     MAX_FRAME,
     ProtocolError,
     decode,
@@ -21,7 +20,7 @@ from luminaguard.transport.guest_protocol import (
 )
 from tests.conftest import ROOT
 
-AGENT = ROOT / "rootfs" / "agent" / "luminaguard_agent.py"
+AGENT = ROOT / "luminaguard" / "hypervisor" / "vm" / "guest" / "agent" / "luminaguard_agent.py"
 
 
 @asynccontextmanager
@@ -81,12 +80,12 @@ def test_put_and_get(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", ["../escape", "/etc/passwd", "a/../../b"])
 def test_paths_may_not_leave_the_work_folder(tmp_path: Path, path: str) -> None:
-    with pytest.raises(TransportError, match="leaves the work folder"):
+    with pytest.raises(GuestError, match="leaves the work folder"):
         run(tmp_path / "work", lambda a: a.put(path, b"x"))
 
 
 def test_unknown_operation_and_version_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(TransportError, match="unknown operation 'format_disk'"):
+    with pytest.raises(GuestError, match="unknown operation 'format_disk'"):
         run(tmp_path, lambda a: a.request("format_disk"))
 
     async def old_version(a: GuestAgent) -> None:
@@ -132,7 +131,7 @@ def test_a_dead_agent_fails_pending_requests(tmp_path: Path) -> None:
             pending = asyncio.ensure_future(client.exec("sleep 30", 60))
             await asyncio.sleep(0.3)
             process.kill()
-            with pytest.raises(TransportError, match="stream ended"):
+            with pytest.raises(GuestError, match="stream ended"):
                 await pending
 
     asyncio.run(go())

@@ -16,9 +16,8 @@ import signal
 from collections.abc import Awaitable
 from typing import Any
 
-from luminaguard.hypervisor.base import ExecResult
-from luminaguard.transport.base import TransportError
-from luminaguard.transport.guest_protocol import (
+from luminaguard.hypervisor.base import BackendError, ExecResult
+from luminaguard.hypervisor.vm.guest.protocol import (
     VERSION,
     ProtocolError,
     decode,
@@ -27,6 +26,10 @@ from luminaguard.transport.guest_protocol import (
 )
 
 KILLED = 128 + signal.SIGKILL
+
+
+class GuestError(BackendError):
+    """The guest agent could not be reached, went away, or answered with an error."""
 
 
 class _GuestStdin:
@@ -102,7 +105,7 @@ class GuestAgent:
         """Run a request without waiting; a failure there shows as the channel's failure."""
 
         async def quietly() -> None:
-            with contextlib.suppress(TransportError):
+            with contextlib.suppress(GuestError):
                 await work
 
         task = asyncio.get_running_loop().create_task(quietly())
@@ -133,19 +136,17 @@ class GuestAgent:
         finally:
             for waiter in self._waiting.values():
                 if not waiter.done():
-                    waiter.set_exception(
-                        TransportError(self._failure or "the guest agent went away")
-                    )
+                    waiter.set_exception(GuestError(self._failure or "the guest agent went away"))
             for process in self._processes.values():
                 process.event({"event": "exit", "code": KILLED})
 
     async def request(self, op: str, wait: float = 30, **arguments: Any) -> dict[str, Any]:
         """Send one request and wait up to ``wait`` seconds for its result.
 
-        Raises TransportError with the agent's message when it answers with an error.
+        Raises GuestError with the agent's message when it answers with an error.
         """
         if self._failure:
-            raise TransportError(self._failure)
+            raise GuestError(self._failure)
         request_id = next(self._ids)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = waiter
@@ -155,9 +156,9 @@ class GuestAgent:
             answer = await asyncio.wait_for(waiter, wait)
         except TimeoutError as exc:
             self._waiting.pop(request_id, None)
-            raise TransportError(f"guest agent: {op} got no answer within {wait:.0f}s") from exc
+            raise GuestError(f"guest agent: {op} got no answer within {wait:.0f}s") from exc
         if not answer.get("ok"):
-            raise TransportError(f"guest agent: {op}: {answer.get('error')}")
+            raise GuestError(f"guest agent: {op}: {answer.get('error')}")
         return dict(answer.get("result") or {})
 
     async def hello(self) -> dict[str, Any]:
@@ -205,7 +206,7 @@ class GuestAgent:
 
     async def shutdown(self) -> None:
         """Ask the agent to exit, then close the stream."""
-        with contextlib.suppress(TransportError):
+        with contextlib.suppress(GuestError):
             await self.request("shutdown", wait=5)
         await self.aclose()
 

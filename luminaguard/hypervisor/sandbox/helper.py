@@ -1,7 +1,7 @@
 """The sandbox helper: runs as its own process, sets up namespaces, then execs the command.
 
 Standard library only, and only the cheap part of it (start-up time is spawn time);
-started as ``python3 -I -S sandbox_init.py KEY=VALUE... -- ARGV...`` where the keys are
+started as ``python3 -I -S helper.py KEY=VALUE... -- ARGV...`` where the keys are
 workdir, root, parent (the pid that must still be our parent), uid (the sandbox's own user
 when started as root), fsize_mib (when /work has no disk of its own), cpu_seconds, memory_mib,
 pids, network (0/1), cgroup (a cgroup.procs file; repeated), mount (SOURCE:TARGET:ro|rw;
@@ -31,8 +31,10 @@ import select
 import sys
 
 # with -I the script's folder is not on sys.path: add the folder holding the package
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from luminaguard.hypervisor import sandbox_env, seccomp
+# (this file is luminaguard/hypervisor/sandbox/helper.py)
+sys.path.insert(0, os.path.abspath(__file__).rsplit(os.sep, 4)[0])
+from luminaguard.hypervisor.linux import env as sandbox_env
+from luminaguard.hypervisor.linux import seccomp
 
 TYPE_CHECKING = False  # mypy treats this name as true; importing typing costs spawn time
 if TYPE_CHECKING:
@@ -393,7 +395,7 @@ def zygote(channel: int, parent: int) -> int:
 
 
 def main() -> int:
-    """Entry point: ``sandbox_init.py KEY=VALUE... -- ARGV...`` or ``--zygote FD PARENT``."""
+    """Entry point: ``helper.py KEY=VALUE... -- ARGV...`` or ``--zygote FD PARENT``."""
     if sys.argv[1:2] == ["--zygote"]:
         return zygote(int(sys.argv[2]), int(sys.argv[3]))
     return run(sys.argv[1:])

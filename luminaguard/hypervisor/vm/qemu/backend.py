@@ -10,11 +10,12 @@ VMs die with the runner (QEMU gets PDEATHSIG).
 from __future__ import annotations
 
 from luminaguard.hypervisor.base import Availability, SandboxSpec
-from luminaguard.hypervisor.guest_image import GuestImage, missing_tools
-from luminaguard.hypervisor.microvm import Vm, cold_boot
-from luminaguard.hypervisor.registry_kvm import hardware_kvm
-from luminaguard.hypervisor.snapshot import Snapshot, restore, take
-from luminaguard.hypervisor.vm_backend import VmBackend
+from luminaguard.hypervisor.vm.backend import VmBackend
+from luminaguard.hypervisor.vm.image.build import GuestImage, missing_tools
+from luminaguard.hypervisor.vm.kvm import hardware_kvm
+from luminaguard.hypervisor.vm.machine import Snapshot, Vm
+from luminaguard.hypervisor.vm.qemu.boot import cold_boot
+from luminaguard.hypervisor.vm.qemu.snapshot import restore, take
 
 
 class QemuMachine:

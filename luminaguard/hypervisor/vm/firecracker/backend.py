@@ -21,15 +21,19 @@ import time
 from pathlib import Path
 
 from luminaguard.hypervisor.base import Availability, BackendError, SandboxSpec
-from luminaguard.hypervisor.firecracker_api import FirecrackerApi, VmConfig, unix_http
-from luminaguard.hypervisor.guest_image import CACHE, GuestImage
-from luminaguard.hypervisor.microvm import BOOT_TIMEOUT, Vm, die_with_parent, guest_died
-from luminaguard.hypervisor.microvm import wait_for_file as wait_for
-from luminaguard.hypervisor.registry_kvm import hardware_kvm
-from luminaguard.hypervisor.snapshot import Snapshot
-from luminaguard.hypervisor.vm_backend import VmBackend
-from luminaguard.transport.base import TransportError
-from luminaguard.transport.guest_agent import GuestAgent
+from luminaguard.hypervisor.vm.backend import VmBackend
+from luminaguard.hypervisor.vm.firecracker.api import FirecrackerApi, VmConfig, unix_http
+from luminaguard.hypervisor.vm.guest.client import GuestAgent, GuestError
+from luminaguard.hypervisor.vm.image.build import CACHE, GuestImage
+from luminaguard.hypervisor.vm.kvm import hardware_kvm
+from luminaguard.hypervisor.vm.machine import (
+    BOOT_TIMEOUT,
+    Snapshot,
+    Vm,
+    die_with_parent,
+    guest_died,
+)
+from luminaguard.hypervisor.vm.machine import wait_for_file as wait_for
 
 AGENT_PORT = 1024
 BOOT_ARGS = (
@@ -71,7 +75,7 @@ async def _handshake(uds: Path) -> GuestAgent:
     agent = GuestAgent(reader, writer)
     try:
         await agent.request("hello", wait=1)
-    except TransportError:
+    except GuestError:
         await agent.aclose()
         raise
     return agent
@@ -83,7 +87,7 @@ async def vsock_agent(vm: Vm, deadline: float) -> GuestAgent:
     while True:
         try:
             return await _handshake(vm.folder / "vsock.sock")
-        except (OSError, TimeoutError, TransportError):
+        except (OSError, TimeoutError, GuestError):
             if vm.process.poll() is not None:
                 raise guest_died(vm.folder) from None
             if time.monotonic() > deadline:

@@ -1,0 +1,1 @@
+"""The ``gvisor`` backend: runsc, the user-space kernel, with an OCI bundle per agent."""

@@ -1,0 +1,1 @@
+"""Linux facilities the namespace sandbox and gVisor share: cgroups, seccomp, users, disks."""

@@ -1,0 +1,1 @@
+"""The ``sandbox`` backend: Linux namespaces, a pivoted read-only root, seccomp, cgroups."""

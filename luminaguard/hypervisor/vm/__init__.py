@@ -1,0 +1,1 @@
+"""Micro-VMs: what QEMU and Firecracker share (backend, machine, pools, folder disks)."""

@@ -1,0 +1,1 @@
+"""The ``firecracker`` backend: Firecracker driven through its API socket."""

@@ -1,0 +1,1 @@
+"""The ``qemu`` backend: QEMU microvm (KVM where real, TCG otherwise), snapshots, egress."""
