@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -133,6 +134,24 @@ def test_a_dead_agent_fails_pending_requests(tmp_path: Path) -> None:
             process.kill()
             with pytest.raises(GuestError, match="stream ended"):
                 await pending
+
+    asyncio.run(go())
+
+
+def test_a_stream_closed_before_the_request_fails_it_as_a_guest_error() -> None:
+    # QEMU drops a connection made before the guest opens its port: the write may be the
+    # first to see it, before the reader does; connect() retries on GuestError only
+    async def go() -> None:
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        client = GuestAgent(reader, writer)
+        theirs.close()
+        try:
+            with pytest.raises(GuestError, match="stream ended"):
+                await client.request("hello", wait=5)
+            assert not client._waiting  # no orphaned waiter left to fail unheard
+        finally:
+            await client.aclose()
 
     asyncio.run(go())
 

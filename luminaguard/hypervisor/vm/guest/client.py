@@ -131,7 +131,7 @@ class GuestAgent:
             while True:
                 header = await self.reader.readexactly(4)
                 self._dispatch(decode(await self.reader.readexactly(frame_length(header))))
-        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError) as exc:
+        except (asyncio.IncompleteReadError, OSError, ProtocolError) as exc:
             self._failure = f"the guest agent's stream ended: {exc!r}"
         finally:
             for waiter in self._waiting.values():
@@ -143,15 +143,20 @@ class GuestAgent:
     async def request(self, op: str, wait: float = 30, **arguments: Any) -> dict[str, Any]:
         """Send one request and wait up to ``wait`` seconds for its result.
 
-        Raises GuestError with the agent's message when it answers with an error.
+        Raises GuestError with the agent's message when it answers with an error, and
+        when the stream has ended (also when that shows first as a failed write).
         """
         if self._failure:
             raise GuestError(self._failure)
         request_id = next(self._ids)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = waiter
-        self.writer.write(encode({"v": VERSION, "id": request_id, "op": op, **arguments}))
-        await self.writer.drain()
+        try:
+            self.writer.write(encode({"v": VERSION, "id": request_id, "op": op, **arguments}))
+            await self.writer.drain()
+        except OSError as exc:  # closed before the reader saw it (QEMU drops early connections)
+            self._waiting.pop(request_id, None)
+            raise GuestError(f"the guest agent's stream ended: {exc!r}") from exc
         try:
             answer = await asyncio.wait_for(waiter, wait)
         except TimeoutError as exc:
