@@ -33,12 +33,6 @@ class CompiledRule:
     decision: Decision
     string_test: StringTest | None
 
-    def matches(self, action: Subject) -> bool:
-        """Whether every condition of the rule holds for ``action``."""
-        return self.prefilter.admits(action.kind, action.server, action.tool) and all(
-            check(action) for check in self.checks
-        )
-
     def first(self, action: Subject) -> Decision | None:
         """The rule's decision if its conditions beyond kind, server and tool hold."""
         for check in self.checks:

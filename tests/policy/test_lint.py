@@ -13,7 +13,7 @@ from luminaguard.config.models import Match
 from luminaguard.policy.engine import CompiledRule
 from luminaguard.policy.lint import covers
 from tests.conftest import CliRunner, Writer
-from tests.policy.test_properties import actions, build, matches
+from tests.policy.test_properties import actions, build, holds, matches
 
 POLICY = """\
 apiVersion: luminaguard.dev/v1
@@ -98,8 +98,8 @@ def test_covers_is_sound(wide: dict[str, Any], narrow: dict[str, Any], action: A
     engine = build([(wide, "red"), (narrow, "green")])
     first: CompiledRule = engine.rules[0]
     second: CompiledRule = engine.rules[1]
-    if covers(Match.model_validate(wide), Match.model_validate(narrow)) and second.matches(action):
-        assert first.matches(action)
+    if covers(Match.model_validate(wide), Match.model_validate(narrow)) and holds(second, action):
+        assert holds(first, action)
 
 
 def test_covers_finds_the_plain_cases() -> None:
