@@ -89,11 +89,6 @@ def find_lock(explicit: str | None) -> ToolLock | None:
     return load_lock(default) if default.is_file() else None
 
 
-def differences(locked: LockedServer, live: list[ToolInfo]) -> list[str]:
-    """How the live tools differ from the locked ones, one line each."""
-    return server_differences(locked, LockedServer(tools={t.name: LockedTool.of(t) for t in live}))
-
-
 def server_differences(locked: LockedServer, now: LockedServer) -> list[str]:
     """How one locked server differs from another, one line each."""
     found: list[str] = []

@@ -16,8 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from luminaguard.config.models import AgentSpec, ImageSpec, PolicySpec, PoolSpec
 from luminaguard.policy.action import Action, Decision
 
-PLAN_FORMAT = "luminaguard.dev/v1/plan"
-
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -12,7 +12,6 @@ import difflib
 import operator
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, Undefined, nodes
@@ -167,18 +166,6 @@ COMMAND_ENVIRONMENT = _BoundedSandbox(
 
 class TemplateProblem(Exception):
     """A template that cannot be rendered; the message says why."""
-
-
-@dataclass
-class StepRefs:
-    """What ``steps.ID`` references a value contains."""
-
-    step_ids: set[str] = field(default_factory=set)
-
-    @property
-    def runtime(self) -> bool:
-        """Whether the value can only be known at run time."""
-        return bool(self.step_ids)
 
 
 def is_template(text: str) -> bool:

@@ -8,6 +8,9 @@
 | 3    | halted awaiting approval                            |
 | 4    | internal error (a bug in LuminaGuard: please report) |
 | 130  | interrupted (Ctrl-C)                                |
+
+Codes 2 and 3 end ``run`` and ``resume`` only: a run's outcome gives them
+(``luminaguard.scheduler.outcomes.EXIT_CODES``), not an exception.
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ from luminaguard.ui.diagnostics import render_config_error
 
 OK = 0
 INVALID = 1
-STEP_FAILED = 2
-HALTED = 3
 INTERNAL = 4
 INTERRUPTED = 130
 
