@@ -12,7 +12,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from luminaguard.config.models.policy import Match, Patterns, ValueMatch
+from luminaguard.config.models.policy import Match, Patterns, ValueMatch, pattern_list
 from luminaguard.config.models.policy_test import UNDECIDABLE_RULE
 from luminaguard.policy.action import Action, Decision
 from luminaguard.policy.engine import CompiledRule, PolicyEngine
@@ -73,7 +73,7 @@ class Trace:
 
 
 def _listed(patterns: Patterns) -> str:
-    return ", ".join([patterns] if isinstance(patterns, str) else patterns)
+    return ", ".join(pattern_list(patterns))
 
 
 def _shown(value: Any) -> str:

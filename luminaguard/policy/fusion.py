@@ -16,12 +16,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from luminaguard.config.models.policy import Match
+from luminaguard.config.models.policy import Match, pattern_list
 from luminaguard.policy.action import Decision
-from luminaguard.policy.matchers import effective_kind, glob_regex, normal_path, path_regex
+from luminaguard.policy.matchers import (
+    GLOB_WILDCARD,
+    effective_kind,
+    glob_regex,
+    normal_path,
+    path_regex,
+)
 
 _MIN_RUN = 2
-_WILDCARDS = {"path": re.compile(r"[*?]"), "glob": re.compile(r"[*?\[]")}
+_WILDCARDS = {"path": re.compile(r"[*?]"), "glob": GLOB_WILDCARD}
 
 
 @dataclass(frozen=True)
@@ -35,8 +41,8 @@ class StringTest:
     def regex(self) -> Callable[[str], object]:
         """The compiled test's ``match`` (as the engine compiles it); truthy on a match."""
         if self.operator == "path":
-            return path_regex(list(self.patterns)).match
-        return glob_regex(list(self.patterns)).match
+            return path_regex(self.patterns).match
+        return glob_regex(self.patterns).match
 
     def prefixes(self) -> set[str]:
         """The literal text each pattern must start with."""
@@ -54,8 +60,7 @@ def string_test(match: Match) -> StringTest | None:
     if test.operator not in ("path", "glob"):
         return None
     given = test.path if test.operator == "path" else test.glob
-    patterns = (given,) if isinstance(given, str) else tuple(given or ())
-    return StringTest(name, test.operator, patterns)
+    return StringTest(name, test.operator, pattern_list(given))
 
 
 class Deciding(Protocol):

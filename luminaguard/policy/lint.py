@@ -9,14 +9,11 @@ annotation tests). So every finding is real; some shadowing of unusual shapes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from luminaguard.config.models.policy import Match, Patterns, Rule
-from luminaguard.policy.matchers import Prefilter, effective_kind, glob_regex
-
-_GLOB = re.compile(r"[*?\[]")
+from luminaguard.config.models.policy import Match, Patterns, Rule, pattern_list
+from luminaguard.policy.matchers import GLOB_WILDCARD, Prefilter, effective_kind, glob_regex
 
 
 @dataclass(frozen=True)
@@ -28,22 +25,18 @@ class Finding:
     message: str
 
 
-def _listed(patterns: Patterns) -> list[str]:
-    return [patterns] if isinstance(patterns, str) else list(patterns)
-
-
 def _patterns_cover(wide: Patterns | None, narrow: Patterns | None) -> bool:
     """Whether every name ``narrow`` admits is admitted by ``wide`` (None: any name)."""
     if wide is None:
         return True
     if narrow is None:
         return False
-    regex, wide_list = glob_regex(wide), _listed(wide)
+    regex, wide_list = glob_regex(wide), pattern_list(wide)
     return all(
         (regex.match(p) is not None)
-        if not _GLOB.search(p)
+        if not GLOB_WILDCARD.search(p)
         else (p in wide_list or "*" in wide_list)
-        for p in _listed(narrow)
+        for p in pattern_list(narrow)
     )
 
 

@@ -17,11 +17,17 @@ import fnmatch
 import json
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from luminaguard.config.models.policy import AnnotationsMatch, Match, Patterns, ValueMatch
+from luminaguard.config.models.policy import (
+    AnnotationsMatch,
+    Match,
+    Patterns,
+    ValueMatch,
+    pattern_list,
+)
 from luminaguard.policy.action import Action
 from luminaguard.policy.pathglob import PathGlob
 from luminaguard.policy.shell_match import (
@@ -37,18 +43,18 @@ Predicate = Callable[[Any], bool]
 ValueTest = Callable[[Any], bool]
 
 
-def _patterns(value: Patterns) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
+#: A character that makes an fnmatch pattern a glob rather than a literal name.
+GLOB_WILDCARD = re.compile(r"[*?\[]")
 
 
-def glob_regex(patterns: Patterns) -> re.Pattern[str]:
+def glob_regex(patterns: str | Sequence[str]) -> re.Pattern[str]:
     """One compiled regex that fully matches any of the fnmatch ``patterns``."""
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in _patterns(patterns)))
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in pattern_list(patterns)))
 
 
-def path_regex(patterns: Patterns) -> PathGlob:
+def path_regex(patterns: str | Sequence[str]) -> PathGlob:
     """A matcher for path globs: ``*`` within a directory, ``**`` across (linear time)."""
-    return PathGlob(_patterns(patterns))
+    return PathGlob(pattern_list(patterns))
 
 
 def _same(left: Any, right: Any) -> bool:

@@ -9,32 +9,24 @@ decision for a new tool, the rules about that server or tool rather than all 500
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from itertools import product
 
-from luminaguard.config.models.policy import Match, Patterns
-from luminaguard.policy.matchers import effective_kind
+from luminaguard.config.models.policy import Match, Patterns, pattern_list
+from luminaguard.policy.matchers import GLOB_WILDCARD, effective_kind
 
-_GLOB = re.compile(r"[*?\[]")
 Key = tuple[str | None, str | None, str | None]
 
 
-def _listed(patterns: Patterns | None) -> list[str]:
-    if patterns is None:
-        return []
-    return [patterns] if isinstance(patterns, str) else list(patterns)
-
-
 def _globbed(patterns: Patterns | None) -> bool:
-    return any(_GLOB.search(pattern) for pattern in _listed(patterns))
+    return any(GLOB_WILDCARD.search(pattern) for pattern in pattern_list(patterns))
 
 
 def _literals(patterns: Patterns | None) -> list[str | None]:
     """The literal names ``patterns`` require, or ``[None]`` when any name may match."""
     if patterns is None or _globbed(patterns):
         return [None]
-    return list(_listed(patterns))
+    return list(pattern_list(patterns))
 
 
 def keys(match: Match) -> list[Key]:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from luminaguard.config.models import PolicySpec
+from luminaguard.config.models.policy import pattern_list
 from luminaguard.policy import Action, PolicyEngine
 
 
@@ -151,3 +152,12 @@ def test_content_hash_binds_the_exact_action() -> None:
     assert first.content_hash() == call("write_file", content="x", path="/a").content_hash()
     assert first.content_hash() != call("write_file", path="/a", content="y").content_hash()
     assert first.describe() == "fs.write_file" and run("ls").describe() == "$ ls"
+
+
+def test_a_pattern_and_a_list_of_it_mean_the_same() -> None:
+    assert pattern_list("a*") == pattern_list(["a*"]) == ("a*",) and pattern_list(None) == ()
+    one = engine(rule("r", server="fs", tool="read_*", args={"p": {"path": "/work/**"}}))
+    listed = engine(rule("r", server=["fs"], tool=["read_*"], args={"p": {"path": ["/work/**"]}}))
+    for action in (call("read_file", p="/work/a"), call("read_file"), call("x", server="git")):
+        assert one.decide(action) == listed.decide(action)
+    assert listed.decide(call("read_file", p="/work/a")).rule == "r"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -17,6 +18,19 @@ from luminaguard.config.models.common import Duration, Model, Risk
 
 RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 Patterns = str | list[str]
+
+
+def pattern_list(patterns: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A rule's patterns as written, as a tuple: a string is one pattern, None is none.
+
+    The one normalisation of ``Patterns`` (matching, indexing, fusing, lint and explain
+    all read them through it); the model keeps the shape the user wrote, which its
+    dumps and so the plan hash depend on.
+    """
+    if patterns is None:
+        return ()
+    return (patterns,) if isinstance(patterns, str) else tuple(patterns)
+
 
 _MATCHER_KEYS = ("equals", "glob", "path", "regex")
 
