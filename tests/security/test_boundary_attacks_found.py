@@ -28,10 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from luminaguard.hypervisor.linux.system import NOBODY
 from tests.conftest import ROOT, CliRunner, Writer
 from tests.security.conftest import Run
-
-NOBODY = 65534
 
 #: run on the host by an unprivileged runner: one sandbox (user namespace), one command
 ROOTLESS_RUN = """

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.linux.system import NOBODY
 from tests.security.conftest import new_backend
 
-NOBODY = 65534
 SECRET = "agent-token-0b1d5e"
 
 #: run as another user on the host: every process environment it can read

@@ -17,10 +17,9 @@ import pytest
 
 from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.linux.system import NOBODY
 from luminaguard.hypervisor.sandbox.zygote import HELPER
 from tests.security.conftest import Run, new_backend
-
-NOBODY = 65534
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,7 @@ from typing import Any
 from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.linux import env as sandbox_env
 from luminaguard.hypervisor.linux import seccomp
-
-SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+from luminaguard.hypervisor.linux.system import SYSTEM_DIRS
 
 
 def _bind(source: str | Path, target: str, read_only: bool) -> dict[str, Any]:

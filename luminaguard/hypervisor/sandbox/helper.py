@@ -35,6 +35,7 @@ import sys
 sys.path.insert(0, os.path.abspath(__file__).rsplit(os.sep, 4)[0])
 from luminaguard.hypervisor.linux import env as sandbox_env
 from luminaguard.hypervisor.linux import seccomp
+from luminaguard.hypervisor.linux.system import NOBODY, SYSTEM_DIRS
 
 TYPE_CHECKING = False  # mypy treats this name as true; importing typing costs spawn time
 if TYPE_CHECKING:
@@ -53,10 +54,8 @@ PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 2
 SECURE_NO_ROOT = 0x3F
 _CAPABILITY_VERSION_3 = 0x20080522
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
-SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
 SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGXFSZ = 1, 2, 9, 15, 25
-NOBODY = 65534
 SETUP_FAILED = 125
 KEYCTL_JOIN_SESSION_KEYRING = 1
 MACHINE = os.uname().machine
