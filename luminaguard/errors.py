@@ -1,12 +1,107 @@
-"""The errors LuminaGuard reports to its users.
+"""Every exception LuminaGuard defines: the layer raising it, what users see, the exit code.
 
-    LuminaGuardError          root of every error the tool means to report
-     ├── ConfigError          problems in the user's YAML, each a Diagnostic with a
-     │                        location (defined in ``luminaguard.config.diagnostics``)
-     └── UsageError           a command line that cannot be carried out
+Exit codes (``ui.exit_codes``; 2 and 3 are a run's outcome, ``scheduler.outcomes``)::
 
-Anything else that escapes a command is a bug, reported as an internal error by
-``luminaguard.ui.exit_codes``.
+    0 done   1 invalid input   2 a step failed or was denied   3 halted awaiting approval
+    4 internal error (a bug)   130 interrupted (Ctrl-C)
+
+``ui.exit_codes.guarded`` is the one place an exception becomes an exit code: a
+``ConfigError`` is rendered by ``ui.diagnostics.render_config_error`` (FILE:LINE:COL,
+the source line, a caret), any other ``LuminaGuardError`` as ``error: MESSAGE``; both
+exit 1. ``KeyboardInterrupt`` exits 130; anything else is a bug: a traceback, exit 4.
+An error under a step does not end the run: ``scheduler.runner`` records the step
+``failed`` with the message, and the run ends 2 when nothing else can progress.
+
+Reported to users (``Name  module`` under ``luminaguard/``; who raises it; what it
+becomes)::
+
+    LuminaGuardError  errors.py                                               exit 1
+     │   root of every error the tool means to report
+     ├── ConfigError  config/diagnostics.py                                   exit 1
+     │     raised: compiler (compile.py), ui/commands lock, image, pool: problems in
+     │             the user's YAML, each a Diagnostic with a location
+     │     becomes: ui/diagnostics.render_config_error; nothing was compiled
+     ├── UsageError  errors.py                                                exit 1
+     │     raised: ui/commands; compiler (compile.py, lock.py); scheduler (store,
+     │             audited, audit_key, private, redact); hypervisor/registry.py: a
+     │             command that cannot be carried out (an unknown workload, run or
+     │             backend, a bad option, a lock file or audit log that is not valid)
+     │     becomes: error: MESSAGE
+     ├── BackendError  hypervisor/base.py                                     exit 2 or 1
+     │   │ raised: hypervisor (linux/users.py, linux/work_disk.py, the backends): a
+     │   │         backend cannot provide what an agent asks for
+     │   │ becomes: under a step, the step failed (scheduler/runner.py; StepError in
+     │   │         scheduler/tools.py): exit 2; outside a run (lock, pool, image):
+     │   │         error: MESSAGE, exit 1
+     │   └── GuestError  hypervisor/vm/guest/client.py                        exit 2 or 1
+     │         raised: the guest agent's client: the agent unreachable, gone, or
+     │                 answering an error (ProtocolError among the causes)
+     │         becomes: vm/backend.py exec: the VM killed, a failed ExecResult;
+     │                 elsewhere as BackendError
+     ├── FirecrackerError  hypervisor/vm/firecracker/api.py                   exit 1
+     │     raised: the Firecracker API client: a request refused or unanswered
+     │     becomes: error: MESSAGE. Not a BackendError: under a step the runner
+     │             does not catch it, and it ends the whole command
+     ├── TransportError  transport/base.py                                    exit 2 or 1
+     │     raised: transport (mcp_session.py, mcp_http.py): an MCP server that does
+     │             not start, answer or keep its session
+     │     becomes: scheduler/tools.py: the step failed (StepError when connecting),
+     │             exit 2; ui/commands/lock.py: UsageError with secrets redacted
+     ├── StepError  scheduler/templates.py                                    exit 2
+     │     raised: scheduler (templates, secrets, tools, runner): this step cannot
+     │             run (arguments or when: not renderable, a secret unset, no tool)
+     │     becomes: scheduler/runner.py: the step failed with the message
+     ├── LeaseHeld  scheduler/lease.py                                        exit 1
+     │     raised: scheduler/store.py lease: another live process drives the run
+     │     becomes: error: run R is being driven by PID P
+     ├── LeaseLost  scheduler/lease.py                                        exit 1
+     │     raised: scheduler/lease.py check_token: the lease changed hands
+     │     becomes: error: MESSAGE; this process stops driving the run
+     └── (StateError  scheduler: a refused step transition; to be drawn here)
+
+Internal: translated before they reach a user, no exit code of their own::
+
+    Exception
+     ├── TemplateProblem  config/render.py
+     │     raised: config/render.py: a template that cannot be rendered
+     │     becomes: compiler/steps.py: a Diagnostic, so ConfigError (exit 1); at run
+     │             time scheduler/templates.py: StepError (exit 2)
+     ├── CannotDecide  shell/words.py
+     │     raised: shell (words, parse, unwrap): what only the run could tell
+     │     becomes: shell/parse.py parse_command: ParsedCommand.undecidable; the
+     │             command is Red (policy/shell_verdict.py), so it awaits approval (3)
+     ├── Unreadable  hostile_files.py
+     │   │ raised: hostile_files.read_beneath: a guest file the host will not read
+     │   │ becomes: scheduler/cards.py: the approval card says why; vm/machine.py:
+     │   │         the guest's log is left out of the error
+     │   ├── Missing  hostile_files.py     nothing there: the card diffs an empty file
+     │   └── TooLarge  hostile_files.py    over the limit: not read
+     ├── ProtocolError  hypervisor/vm/guest/protocol.py
+     │     raised: the guest protocol: a frame too large, or not a JSON object
+     │     becomes: vm/guest/client.py: GuestError
+     ├── SetupError  hypervisor/sandbox/helper.py
+     │     raised: the sandbox helper, in its own process: the sandbox not set up
+     │     becomes: "luminaguard-sandbox: MESSAGE" on stderr, exit 125
+     │             (process.SETUP_FAILED); ExecResult.failure: the step failed (2)
+     ├── _NotSent  transport/mcp_http.py
+     │     raised: mcp_http.py: an endpoint that cannot be reached, or kept failing
+     │     becomes: the next endpoint; when none is left, TransportError
+     ├── _Retryable  transport/mcp_http.py
+     │     raised: mcp_http.py: a timeout, HTTP 408, 429 or 5xx, a lost session, no answer
+     │     becomes: a retry if the call is idempotent, else TransportError; with the
+     │             retries spent, _NotSent
+     └── ValueError
+          └── PlacementError  shell/template.py
+                raised: shell/template.py: a template value a run: command cannot
+                        take as one word
+                becomes: config/render.py: TemplateProblem
+
+    jinja2.exceptions.SecurityError
+     └── _TooLarge  config/render.py
+           raised: the template sandbox (config/render.py): a value too large to build
+           becomes: config/render.py: TemplateProblem
+
+``tests/test_errors.py`` fails when a class defined under ``luminaguard/`` is missing here.
 """
 
 from __future__ import annotations

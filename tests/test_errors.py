@@ -1,12 +1,16 @@
-"""Every kind of bad input is refused with FILE:LINE:COL, exit 1, and nothing else."""
+"""Bad input is refused with FILE:LINE:COL, exit 1, nothing else; errors.py draws every error."""
 
 from __future__ import annotations
 
+import ast
+import builtins
 import re
+from pathlib import Path
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
+from luminaguard import errors
 from tests.conftest import FIXTURES, CliRunner, Writer
 
 BAD = FIXTURES / "bad"
@@ -83,3 +87,46 @@ def test_errors_of_several_files_are_reported_together(cli: CliRunner, write: Wr
 def test_error_shows_the_source_line_with_a_caret(cli: CliRunner) -> None:
     err = cli("validate", "bad/unknown_field.yaml", cwd=FIXTURES).err
     assert "26 |       nedds: [one]\n   |       ^\n" in err
+
+
+def _exception_classes(package: Path) -> dict[str, str]:
+    """Every exception class defined under ``package``, by name: the file defining it.
+
+    Read from the source (the sandbox helper and the guest agent are not imported on
+    the host): a class is an exception when a base is a built-in exception, one found
+    here, or a third-party name ending in Error or Exception.
+    """
+    classes = [
+        (node.name, [ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases], str(path))
+        for path in sorted(package.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+    ]
+    builtin = {
+        name
+        for name, value in vars(builtins).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    }
+    found: dict[str, str] = {}
+    while True:
+        known = builtin | set(found)
+        new = {
+            name: path
+            for name, bases, path in classes
+            if name not in found
+            and any(base in known or base.endswith(("Error", "Exception")) for base in bases)
+        }
+        if not new:
+            return found
+        found.update(new)
+
+
+def test_the_errors_docstring_names_every_exception_class() -> None:
+    """The drawing in ``luminaguard/errors.py`` cannot go stale: each class is in it."""
+    defined = _exception_classes(Path(errors.__file__).parent)
+    assert {"LuminaGuardError", "GuestError", "SetupError", "Missing", "_TooLarge"} <= set(defined)
+    drawn = errors.__doc__ or ""
+    missing = {
+        name: path for name, path in defined.items() if not re.search(rf"(?<!\w){name}\b", drawn)
+    }
+    assert not missing, f"draw these in luminaguard/errors.py's docstring: {missing}"
