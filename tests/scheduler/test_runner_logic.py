@@ -215,3 +215,12 @@ def test_no_more_steps_run_at_once_than_the_bound(tmp_path: Path) -> None:
     assert result.state == "succeeded"
     assert harness.backend.most_running == 2
     harness.store.close()
+
+
+def test_a_sandbox_that_cannot_be_made_fails_the_step(harness: Harness, tmp_path: Path) -> None:
+    harness.backend.create_error = BackendError("no memory left for a VM")
+    plan = compile_steps(tmp_path, '    - {id: one, agent: a, run: "echo one"}\n')
+    assert harness.start(plan).state == "failed"
+    one = harness.store.steps("r")["one"]
+    assert (one.state, one.error) == ("failed", "no memory left for a VM")
+    assert harness.backend.commands == []
