@@ -15,7 +15,8 @@ from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 
 DEFAULT = "sandbox"
 
-#: Backends this version implements.
+#: Backends this version implements: what ``--backend`` accepts and ``doctor`` reports.
+#: ``hypervisor.fake.FakeBackend`` (runs nothing, for tests) is deliberately not here.
 BACKENDS: dict[str, Callable[[], Backend]] = {
     "sandbox": SandboxBackend,
     "gvisor": GvisorBackend,

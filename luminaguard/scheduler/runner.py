@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -31,7 +31,7 @@ from luminaguard.scheduler.sandboxes import absolute_plan, mounts_of, sandbox_sp
 from luminaguard.scheduler.secrets import environment, run_secrets
 from luminaguard.scheduler.store import RunRecord, RunStore, StepRecord
 from luminaguard.scheduler.templates import StepError, actual_action, should_run, template_context
-from luminaguard.scheduler.tools import ToolBroker
+from luminaguard.scheduler.tools import Connector, ToolBroker, connect
 
 BLOCKING = frozenset({"failed", "denied", "skipped"})
 
@@ -61,6 +61,8 @@ class Runner:
         reporter: Reporter | None = None,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
+        connect: Connector = connect,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -68,6 +70,8 @@ class Runner:
         self.reporter = reporter or _Quiet()
         self.clock = clock
         self.environ = environ if environ is not None else environment()
+        self.connect = connect  # starts MCP clients (tests pass a fake)
+        self.sleep = sleep  # waits between attempts (tests pass one that records)
 
     async def start(
         self, plan: Plan, run_id: str, started_by: dict[str, str] | None = None
@@ -140,7 +144,7 @@ class _Execution:
         self.classifier = Classifier(plan)
         self.sandboxes: dict[str, SandboxHandle] = {}
         self._creating: dict[str, asyncio.Lock] = {}
-        self.tools = ToolBroker(plan, runner.backend, self._sandbox, runner.environ)
+        self.tools = ToolBroker(plan, runner.backend, self._sandbox, runner.environ, runner.connect)
         self.base = self.store.state_dir / "runs" / run_id
         redact = Redactor(run_secrets(plan, runner.environ).values())
         self.store.audit.redact = redact
@@ -313,7 +317,7 @@ class _Execution:
             self.reporter.step(step.id, state, error or "")
             if last:
                 return
-            await asyncio.sleep(
+            await self.runner.sleep(
                 min(30.0, 0.25 * 2 ** (attempt_number - 1)) * (0.5 + random.random() / 2)
             )
 

@@ -19,6 +19,12 @@ from luminaguard.transport.mcp_stdio import stdio_client
 STARTUP_TIMEOUT = 60.0
 DRIFT_RULE = "tool-changed-since-lock"
 
+#: Starts a client for one server: ``connect`` below, or a fake in tests.
+Connector = Callable[
+    [str, McpServer, Backend, Callable[[], Awaitable[SandboxHandle]], Mapping[str, str]],
+    Awaitable[ToolClient],
+]
+
 
 async def connect(
     name: str,
@@ -47,11 +53,13 @@ class ToolBroker:
         backend: Backend,
         sandbox: Callable[[str], Awaitable[SandboxHandle]],
         environ: Mapping[str, str],
+        connect: Connector = connect,
     ) -> None:
         self.plan = plan
         self.backend = backend
         self.sandbox = sandbox
         self.environ = environ
+        self.connect = connect
         self.clients: dict[tuple[str, str], ToolClient] = {}
         self.tools: dict[tuple[str, str], dict[str, ToolInfo]] = {}
         self._starting: dict[tuple[str, str], asyncio.Lock] = {}
@@ -64,7 +72,7 @@ class ToolBroker:
             if key not in self.clients:
                 server = self.plan.agents[agent].spec.mcp_servers[name]
                 try:
-                    client = await connect(
+                    client = await self.connect(
                         f"{agent}/{name}",
                         server,
                         self.backend,
