@@ -57,7 +57,12 @@ becomes)::
      ├── LeaseLost  scheduler/lease.py                                        exit 1
      │     raised: scheduler/lease.py check_token: the lease changed hands
      │     becomes: error: MESSAGE; this process stops driving the run
-     └── (StateError  scheduler: a refused step transition; to be drawn here)
+     └── StateError  scheduler/states.py                                    exit 1
+           raised: scheduler/guards.py, inside the store's write transaction: a move
+                   the state tables do not allow (a step, run or approval request
+                   moved by another process meanwhile), or a stored state that is none
+           becomes: error: MESSAGE naming the run, the step, from and to; nothing
+                   was written. Under a drive it ends the drive; resume goes on
 
 Internal: translated before they reach a user, no exit code of their own::
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from luminaguard.errors import UsageError
 from luminaguard.scheduler.audit import AuditRecord
+from luminaguard.scheduler.states import StepState
 from luminaguard.scheduler.store import RunRecord, RunStore, text_hash
 
 
@@ -62,7 +63,7 @@ def trusted_steps(store: RunStore, run_id: str) -> None:
     check_steps(store, run_id)
 
 
-_IMPLIED = {"step.started": "running", "approval.requested": "awaiting_approval"}
+_IMPLIED = {"step.started": StepState.RUNNING, "approval.requested": StepState.AWAITING_APPROVAL}
 
 
 def _state_of(record: AuditRecord) -> str | None:
@@ -84,7 +85,7 @@ def check_steps(store: RunStore, run_id: str) -> None:
     with store.snapshot():  # approve and deny may write meanwhile: read one state
         steps = store.steps(run_id)
         records = store.audit.records(run_id)
-    audited = dict.fromkeys(steps, "pending")
+    audited: dict[str, str] = dict.fromkeys(steps, StepState.PENDING)
     outputs: dict[str, Any] = {}
     for record in records:
         state = _state_of(record)

@@ -11,6 +11,7 @@ import heapq
 from collections.abc import Iterator, Mapping
 
 from luminaguard.compiler.plan import Plan, PlannedStep
+from luminaguard.scheduler.states import StepState
 from luminaguard.scheduler.store import StepRecord
 
 
@@ -24,7 +25,9 @@ class Readiness:
         for step in plan.steps:
             for need in step.needs:
                 self.dependents.setdefault(need, []).append(step.id)
-        self.pending = {step.id for step in plan.steps if states[step.id].state == "pending"}
+        self.pending = {
+            step.id for step in plan.steps if states[step.id].state == StepState.PENDING
+        }
         self.dirty = set(self.pending)
         self.deferred: set[str] = set()
 

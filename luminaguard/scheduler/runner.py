@@ -29,11 +29,10 @@ from luminaguard.scheduler.readiness import Readiness
 from luminaguard.scheduler.redact import RedactingReporter, Redactor, check_secrets
 from luminaguard.scheduler.sandboxes import absolute_plan, mounts_of, sandbox_spec
 from luminaguard.scheduler.secrets import environment, run_secrets
+from luminaguard.scheduler.states import ApprovalState, RunState, StepState
 from luminaguard.scheduler.store import RunRecord, RunStore, StepRecord
 from luminaguard.scheduler.templates import StepError, actual_action, should_run, template_context
 from luminaguard.scheduler.tools import Connector, ToolBroker, connect
-
-BLOCKING = frozenset({"failed", "denied", "skipped"})
 
 
 class Reporter(Protocol):
@@ -89,10 +88,10 @@ class Runner:
             check_secrets(run_secrets(run.plan, self.environ))
             for step in run.plan.steps:
                 record = self.store.steps(run_id)[step.id]
-                if record.state == "running":
+                if record.state is StepState.RUNNING:
                     self._recover(run_id, step)
-                elif record.state == "awaiting_approval":
-                    self.store.set_step(run_id, step.id, "pending", "step.resumed", {})
+                elif record.state is StepState.AWAITING_APPROVAL:
+                    self.store.set_step(run_id, step.id, StepState.PENDING, "step.resumed", {})
             return await self._drive(run, lease)
 
     def _trusted(self, run_id: str) -> RunRecord:
@@ -105,13 +104,14 @@ class Runner:
     def _recover(self, run_id: str, step: PlannedStep) -> None:
         if step.idempotent:
             data = {"why": "the runner stopped during the step; it is idempotent, so it runs again"}
-            self.store.set_step(run_id, step.id, "pending", "step.recovered", data)
+            self.store.set_step(run_id, step.id, StepState.PENDING, "step.recovered", data)
         else:
             data = {
                 "why": "the runner stopped during the step; it may or may not have taken effect"
             }
-            self.store.set_step(run_id, step.id, "unknown", "step.unknown", data)
-            self.reporter.step(step.id, "unknown", "approve to run it again, or mark it done")
+            self.store.set_step(run_id, step.id, StepState.UNKNOWN, "step.unknown", data)
+            why = "approve to run it again, or mark it done"
+            self.reporter.step(step.id, StepState.UNKNOWN, why)
 
     async def drive(self, run_id: str) -> RunResult:
         """Take the run's lease; run every step that can run now, until nothing progresses."""
@@ -120,7 +120,7 @@ class Runner:
 
     async def _drive(self, run: RunRecord, lease: RunLease) -> RunResult:
         run_id = run.id
-        self.store.set_run_state(run_id, "running")
+        self.store.set_run_state(run_id, RunState.RUNNING)
         execution = _Execution(self, run_id, run.plan, lease.token)
         try:
             await execution.loop()
@@ -169,14 +169,14 @@ class _Execution:
     def _launch_ready(self, running: dict[str, asyncio.Task[None]]) -> None:
         states, readiness = self.states, self.readiness
         for step in readiness.examine():
-            blocked = [n for n in step.needs if states[n].state in BLOCKING]
+            blocked = [n for n in step.needs if states[n].state.blocks_dependents]
             if blocked:
                 because: dict[str, object] = {"because": f"{blocked[0]} did not succeed"}
-                self._set(step.id, "skipped", "step.skipped", because)
+                self._set(step.id, StepState.SKIPPED, "step.skipped", because)
                 states[step.id] = self.store.step(self.run_id, step.id)
                 readiness.settled(step.id)
                 readiness.changed(step.id)
-            elif all(states[n].state == "succeeded" for n in step.needs):
+            elif all(states[n].state is StepState.SUCCEEDED for n in step.needs):
                 if len(running) >= self.runner.concurrency:
                     readiness.defer(step.id)
                     continue
@@ -188,7 +188,7 @@ class _Execution:
     def _set(
         self,
         step_id: str,
-        state: str,
+        state: StepState,
         event: str,
         data: dict[str, object],
         error: str | None = None,
@@ -203,20 +203,19 @@ class _Execution:
         context = template_context(self.plan, states) if needed else {}
         try:
             if not should_run(step, context):
-                self._set(
-                    step.id, "skipped", "step.skipped", {"because": f"when: {step.when} is false"}
-                )
+                because: dict[str, object] = {"because": f"when: {step.when} is false"}
+                self._set(step.id, StepState.SKIPPED, "step.skipped", because)
                 return
             action = actual_action(step, context)
         except StepError as exc:
-            self._set(step.id, "failed", "step.failed", {}, str(exc))
+            self._set(step.id, StepState.FAILED, "step.failed", {}, str(exc))
             return
         decision = self.classifier.decide(step, action)
         if action.kind == "call":
             try:
                 decision = await self.tools.drift(step, action, decision)
             except StepError as exc:
-                self._set(step.id, "failed", "step.failed", {}, str(exc))
+                self._set(step.id, StepState.FAILED, "step.failed", {}, str(exc))
                 return
         record: dict[str, object] | None = _decision_record(action, decision)
         if decision.risk == "red":
@@ -236,23 +235,24 @@ class _Execution:
             card.update(terms_of(self.plan, decision).card())
             expires = self.runner.clock() + self.classifier.approval_timeout(decision)
             self.store.request_approval(self.run_id, step.id, digest, card, expires)
-            self.runner.reporter.step(step.id, "awaiting_approval", decision.reason)
+            self.runner.reporter.step(step.id, StepState.AWAITING_APPROVAL, decision.reason)
             return False
         record = audited.request(self.store, self.run_id, step.id, digest)
         expires = float(record.data.get("expires", 0)) if record else 0.0  # none: expired
-        if request.state == "pending" and self.runner.clock() > expires:
+        if request.state is ApprovalState.PENDING and self.runner.clock() > expires:
             self.store.decide_approval(
-                request, "expired", "luminaguard", "no decision before the timeout"
+                request, ApprovalState.EXPIRED, "luminaguard", "no decision before the timeout"
             )
             request = self.store.approval(self.run_id, step.id, digest) or request
-        if request.state == "approved":
+        if request.state is ApprovalState.APPROVED:
             return self._approval_holds(step, digest, decision)
-        if request.state == "pending":
-            self.store.set_step(self.run_id, step.id, "awaiting_approval", "step.halted", {})
-            self.runner.reporter.step(step.id, "awaiting_approval", decision.reason)
+        if request.state is ApprovalState.PENDING:
+            halted = StepState.AWAITING_APPROVAL
+            self.store.set_step(self.run_id, step.id, halted, "step.halted", {})
+            self.runner.reporter.step(step.id, StepState.AWAITING_APPROVAL, decision.reason)
             return False
         why = f"approval {request.state}" + (f" by {request.approver}" if request.approver else "")
-        self._set(step.id, "denied", "step.denied", {"reason": request.reason}, why)
+        self._set(step.id, StepState.DENIED, "step.denied", {"reason": request.reason}, why)
         return False
 
     def _approval_holds(self, step: PlannedStep, digest: str, decision: Decision) -> bool:
@@ -267,7 +267,8 @@ class _Execution:
             why = terms_of(self.plan, decision).refusal(approver, started, approving=True)
         if why is None:
             return True
-        self._set(step.id, "denied", "step.denied", {"reason": why}, f"approval refused: {why}")
+        refused = f"approval refused: {why}"
+        self._set(step.id, StepState.DENIED, "step.denied", {"reason": why}, refused)
         return False
 
     def _views(self, agent: str) -> dict[str, Path]:
@@ -309,10 +310,14 @@ class _Execution:
                 token=self.token,
             )
             decision = None  # audited with the first attempt
-            self.reporter.step(step.id, "running", action.describe())
+            self.reporter.step(step.id, StepState.RUNNING, action.describe())
             outputs, error = await self._act(step, action, timeout)
             last = error is None or attempt_number == tries
-            state = "succeeded" if error is None else ("failed" if last else "pending")
+            state = (
+                StepState.SUCCEEDED
+                if error is None
+                else (StepState.FAILED if last else StepState.PENDING)
+            )
             self.store.finish_attempt(self.run_id, step.id, attempt, state, outputs, error)
             self.reporter.step(step.id, state, error or "")
             if last:

@@ -20,7 +20,7 @@ from typing import Any
 
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import UsageError
-from luminaguard.scheduler import lease
+from luminaguard.scheduler import guards, lease
 from luminaguard.scheduler.audit import AuditLog, Redactor
 from luminaguard.scheduler.audit_head import HeadFile
 from luminaguard.scheduler.audit_key import state_key
@@ -31,6 +31,7 @@ from luminaguard.scheduler.private import (
     private_file,
     private_folder,
 )
+from luminaguard.scheduler.states import ApprovalState, RunState, StepState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,16 +55,16 @@ CREATE TABLE IF NOT EXISTS approvals (
 """
 
 
-_INSERT_RUN = "INSERT INTO runs VALUES (?, ?, ?, ?, ?, 'running', ?, ?)"
+_INSERT_RUN = "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_STEP = (
-    "INSERT INTO steps (run_id, step_id, position, state, updated) VALUES (?, ?, ?, 'pending', ?)"
+    "INSERT INTO steps (run_id, step_id, position, state, updated) VALUES (?, ?, ?, ?, ?)"
 )
 _SET_STEP = "UPDATE steps SET state = ?, error = ?, updated = ? WHERE run_id = ? AND step_id = ?"
 _START_STEP = (
-    "UPDATE steps SET state = 'running', attempts = ?, action_hash = ?, error = NULL, updated = ?"
+    "UPDATE steps SET state = ?, attempts = ?, action_hash = ?, error = NULL, updated = ?"
     " WHERE run_id = ? AND step_id = ?"
 )
-_INSERT_ATTEMPT = "INSERT INTO attempts VALUES (?, ?, ?, 'running', ?, NULL, NULL)"
+_INSERT_ATTEMPT = "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, NULL, NULL)"
 _FINISH_ATTEMPT = (
     "UPDATE attempts SET state = ?, finished = ?, error = ?"
     " WHERE run_id = ? AND step_id = ? AND attempt = ?"
@@ -78,11 +79,10 @@ _SELECT_APPROVALS = (
 )
 _INSERT_APPROVAL = (
     "INSERT INTO approvals (run_id, step_id, action_hash, state, card, requested, expires)"
-    " VALUES (?, ?, ?, 'pending', ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _HALT_STEP = (
-    "UPDATE steps SET state = 'awaiting_approval', action_hash = ?, updated = ?"
-    " WHERE run_id = ? AND step_id = ?"
+    "UPDATE steps SET state = ?, action_hash = ?, updated = ? WHERE run_id = ? AND step_id = ?"
 )
 _DECIDE_APPROVAL = (
     "UPDATE approvals SET state = ?, decided = ?, approver = ?, reason = ?"
@@ -98,21 +98,17 @@ class RunRecord:
     workload: str
     plan: Plan
     backend: str
-    state: str
+    state: RunState
     created: float
     updated: float
 
 
 @dataclass(frozen=True)
 class StepRecord:
-    """A step's state within a run.
-
-    States: pending, running, succeeded, failed, denied, awaiting_approval, skipped, and
-    unknown (the runner died while the step ran; a person decides what happened).
-    """
+    """A step's state within a run (``StepState``), its attempts and what it produced."""
 
     step_id: str
-    state: str
+    state: StepState
     attempts: int
     action_hash: str | None
     outputs: dict[str, Any]
@@ -126,7 +122,7 @@ class ApprovalRecord:
     run_id: str
     step_id: str
     action_hash: str
-    state: str  # pending | approved | denied | expired
+    state: ApprovalState
     card: dict[str, Any]
     requested: float
     expires: float
@@ -191,18 +187,18 @@ class RunStore:
         statements: list[Statement],
         *audits: AuditEntry,
         fsync: bool = True,
-        guard: Callable[[], None] | None = None,
+        guards: tuple[Callable[[], None], ...] = (),
     ) -> None:
         """Run ``statements`` and append the audit records in one transaction.
 
-        ``guard``, when given, runs first inside the transaction and may refuse the write.
+        ``guards`` run first inside the transaction, in order; each may refuse the write.
         """
         self._durability(fsync)
         if audits:
             self.audit.ready()
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            if guard is not None:
+            for guard in guards:
                 guard()
             for sql, params in statements:
                 self.db.execute(sql, params)
@@ -227,15 +223,16 @@ class RunStore:
         check_run_id(run_id)
         now = time.time()
         text = plan.to_json()
-        row = (run_id, plan.workload, plan.hash, text, backend, now, now)
+        row = (run_id, plan.workload, plan.hash, text, backend, RunState.RUNNING, now, now)
         statements: list[Statement] = [(_INSERT_RUN, row)]
-        statements += [(_INSERT_STEP, (run_id, s.id, s.order, now)) for s in plan.steps]
+        pending = StepState.PENDING
+        statements += [(_INSERT_STEP, (run_id, s.id, s.order, pending, now)) for s in plan.steps]
         data = {
             "workload": plan.workload, "plan_hash": plan.hash, "backend": backend,
             "stored_plan": text_hash(text), "started_by": started_by or {},
         }  # fmt: skip
         audit = (run_id, None, "run.created", data)
-        self._write(statements, audit, guard=lambda: self._new(run_id))
+        self._write(statements, audit, guards=(lambda: self._new(run_id),))
         private_folder(self.state_dir / "runs" / run_id)
 
     def _new(self, run_id: str) -> None:
@@ -264,18 +261,20 @@ class RunStore:
             known = ", ".join(r.id for r in self.runs()[-5:]) or "none"
             raise UsageError(f"no run {run_id!r} (latest: {known})")
         plan = Plan.model_validate_json(row[2])
-        return RunRecord(row[0], row[1], plan, row[3], row[4], row[5], row[6]), str(row[2])
+        state = guards.stored_run(run_id, row[4])
+        return RunRecord(row[0], row[1], plan, row[3], state, row[5], row[6]), str(row[2])
 
     def runs(self) -> list[RunRecord]:
         """Every run, oldest first."""
         ids = [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY created, id").fetchall()]
         return [self.run(run_id) for run_id in ids]
 
-    def set_run_state(self, run_id: str, state: str) -> None:
-        """Record the run's overall state."""
+    def set_run_state(self, run_id: str, state: RunState) -> None:
+        """Record the run's overall state (``StateError`` if the run may not move there)."""
         self._write(
             [("UPDATE runs SET state = ?, updated = ? WHERE id = ?", (state, time.time(), run_id))],
             (run_id, None, f"run.{state}", {}),
+            guards=(lambda: guards.run_move(self.db, run_id, state),),
         )
 
     # --- steps --------------------------------------------------------------------------
@@ -286,25 +285,36 @@ class RunStore:
             " WHERE run_id = ? ORDER BY position",
             (run_id,),
         ).fetchall()
-        return {
-            r[0]: StepRecord(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5]) for r in rows
-        }
+        return {r[0]: _step_record(run_id, r) for r in rows}
 
     def set_step(
         self,
         run_id: str,
         step_id: str,
-        state: str,
+        state: StepState,
         event: str,
         data: dict[str, Any],
         error: str | None = None,
     ) -> None:
-        """Move a step to ``state`` and audit why."""
+        """Move a step to ``state`` and audit why (``StateError`` if it may not move there)."""
+        statement, audit, guard = self._move(run_id, step_id, state, event, data, error)
+        self._write([statement], audit, guards=(guard,))
+
+    def _move(
+        self,
+        run_id: str,
+        step_id: str,
+        state: StepState,
+        event: str,
+        data: dict[str, Any],
+        error: str | None,
+    ) -> tuple[Statement, AuditEntry, Callable[[], None]]:
         error = self.audit.redact.value(error)
         record = {**data, "state": state, **({"error": error} if error else {})}
-        self._write(
-            [(_SET_STEP, (state, error, time.time(), run_id, step_id))],
+        return (
+            (_SET_STEP, (state, error, time.time(), run_id, step_id)),
             (run_id, step_id, event, record),
+            lambda: guards.step_move(self.db, run_id, step_id, state),
         )
 
     def step(self, run_id: str, step_id: str) -> StepRecord:
@@ -314,7 +324,7 @@ class RunStore:
             " WHERE run_id = ? AND step_id = ?",
             (run_id, step_id),
         ).fetchone()
-        return StepRecord(row[0], row[1], row[2], row[3], json.loads(row[4] or "{}"), row[5])
+        return _step_record(run_id, row)
 
     def begin_attempt(
         self,
@@ -330,7 +340,8 @@ class RunStore:
         """Journal that an attempt starts, before it starts; return its number.
 
         Only the holder of the run's lease ``token`` may start a step (``LeaseLost``
-        otherwise); the token is audited with the start. ``decision``, when given, is
+        otherwise), and only a pending one (``StateError``); the token is audited with
+        the start. ``decision``, when given, is
         audited in the same transaction. Unless the step is ``repeatable`` (safe to run
         again), the entry is fsynced before this returns.
         """
@@ -340,15 +351,19 @@ class RunStore:
         attempt = int(attempts) + 1
         now = time.time()
         record = {**data, "attempt": attempt, "action_hash": action_hash, "lease": token}
+        running = StepState.RUNNING
         self._write(
             [
-                (_START_STEP, (attempt, action_hash, now, run_id, step_id)),
-                (_INSERT_ATTEMPT, (run_id, step_id, attempt, now)),
+                (_START_STEP, (running, attempt, action_hash, now, run_id, step_id)),
+                (_INSERT_ATTEMPT, (run_id, step_id, attempt, running, now)),
             ],
             *([(run_id, step_id, "decision", decision)] if decision else []),
             (run_id, step_id, "step.started", record),
             fsync=not repeatable,
-            guard=lambda: lease.check_token(self.db, run_id, token),
+            guards=(
+                lambda: lease.check_token(self.db, run_id, token),
+                lambda: guards.step_move(self.db, run_id, step_id, running),
+            ),
         )
         return attempt
 
@@ -357,11 +372,13 @@ class RunStore:
         run_id: str,
         step_id: str,
         attempt: int,
-        state: str,
+        state: StepState,
         outputs: dict[str, Any],
         error: str | None,
     ) -> None:
         """Journal how an attempt ended and the step's resulting state and outputs.
+
+        ``state`` is where the step moves from running (``StateError`` if it may not).
 
         Not fsynced by itself: if a power loss takes this record, the step shows as
         running, so resume treats it as unknown (or re-runs it when it is repeatable);
@@ -378,6 +395,7 @@ class RunStore:
             ],
             (run_id, step_id, f"step.{state}", record),
             fsync=False,
+            guards=(lambda: guards.step_move(self.db, run_id, step_id, state),),
         )
 
     # --- approvals ------------------------------------------------------------------------
@@ -389,7 +407,7 @@ class RunStore:
         return rows[0] if rows else None
 
     def approvals(
-        self, state: str | None = None, run_id: str | None = None
+        self, state: ApprovalState | None = None, run_id: str | None = None
     ) -> list[ApprovalRecord]:
         """Approval requests, optionally only those in ``state`` or of one run."""
         clauses, params = [], []
@@ -402,28 +420,37 @@ class RunStore:
 
     def _approvals(self, where: str, params: tuple[Any, ...]) -> list[ApprovalRecord]:
         rows = self.db.execute(f"{_SELECT_APPROVALS} {where} ORDER BY requested", params).fetchall()
-        return [ApprovalRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), *r[5:]) for r in rows]
+        return [
+            ApprovalRecord(
+                r[0], r[1], r[2], guards.stored_approval(r[0], r[1], r[3]), json.loads(r[4]), *r[5:]
+            )
+            for r in rows
+        ]
 
     def request_approval(
         self, run_id: str, step_id: str, action_hash: str, card: dict[str, Any], expires: float
     ) -> None:
-        """Record an approval request and halt the step on it."""
+        """Record an approval request and halt the step on it (``StateError`` if it may not)."""
         now = time.time()
         text = json.dumps(self.audit.redact.value(card), sort_keys=True)
         record = {"action_hash": action_hash, "expires": expires, "card": card}
+        pending, halted = ApprovalState.PENDING, StepState.AWAITING_APPROVAL
         self._write(
             [
-                (_INSERT_APPROVAL, (run_id, step_id, action_hash, text, now, expires)),
-                (_HALT_STEP, (action_hash, now, run_id, step_id)),
+                (_INSERT_APPROVAL, (run_id, step_id, action_hash, pending, text, now, expires)),
+                (_HALT_STEP, (halted, action_hash, now, run_id, step_id)),
             ],
             (run_id, step_id, "approval.requested", record),
+            guards=(lambda: guards.step_move(self.db, run_id, step_id, halted),),
         )
 
     def supersede_approvals(self, run_id: str, step_id: str, action_hash: str) -> None:
         """Close this step's pending requests for other actions: their arguments changed."""
-        for request in self.approvals("pending", run_id):
+        for request in self.approvals(ApprovalState.PENDING, run_id):
             if request.step_id == step_id and request.action_hash != action_hash:
-                self.decide_approval(request, "superseded", "luminaguard", "arguments changed")
+                self.decide_approval(
+                    request, ApprovalState.SUPERSEDED, "luminaguard", "arguments changed"
+                )
 
     def audit_event(
         self, run_id: str, step_id: str | None, event: str, data: dict[str, Any]
@@ -432,15 +459,30 @@ class RunStore:
         self._write([], (run_id, step_id, event, data))
 
     def decide_approval(
-        self, request: ApprovalRecord, state: str, approver: str, reason: str | None
+        self, request: ApprovalRecord, state: ApprovalState, approver: str, reason: str | None
     ) -> None:
-        """Approve, deny or expire one request; record who and why."""
+        """Approve, deny, expire or supersede one pending request; record who and why.
+
+        ``StateError`` if the request is decided already (by another process, meanwhile).
+        """
+        statement, audit, guard = self._decision(request, state, approver, reason)
+        self._write([statement], audit, guards=(guard,))
+
+    def _decision(
+        self, request: ApprovalRecord, state: ApprovalState, approver: str, reason: str | None
+    ) -> tuple[Statement, AuditEntry, Callable[[], None]]:
         key = (request.run_id, request.step_id, request.action_hash)
         record = {"action_hash": request.action_hash, "approver": approver, "reason": reason}
-        self._write(
-            [(_DECIDE_APPROVAL, (state, time.time(), approver, reason, *key))],
+        return (
+            (_DECIDE_APPROVAL, (state, time.time(), approver, reason, *key)),
             (request.run_id, request.step_id, f"approval.{state}", record),
+            lambda: guards.approval_move(self.db, *key, state),
         )
+
+
+def _step_record(run_id: str, row: tuple[Any, ...]) -> StepRecord:
+    state = guards.stored_step(run_id, row[0], row[1])
+    return StepRecord(row[0], state, row[2], row[3], json.loads(row[4] or "{}"), row[5])
 
 
 def text_hash(text: str) -> str:

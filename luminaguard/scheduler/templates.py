@@ -16,6 +16,7 @@ from luminaguard.config.render import (
 )
 from luminaguard.errors import LuminaGuardError
 from luminaguard.policy.action import Action
+from luminaguard.scheduler.states import StepState
 from luminaguard.scheduler.store import StepRecord
 
 
@@ -30,7 +31,7 @@ def template_context(plan: Plan, steps: Mapping[str, StepRecord]) -> dict[str, A
             f"steps.{step_id}", {"outputs": Namespace(f"steps.{step_id}.outputs", record.outputs)}
         )
         for step_id, record in steps.items()
-        if record.state == "succeeded"
+        if record.state == StepState.SUCCEEDED
     }
     return {"params": Namespace("params", plan.params), "steps": Namespace("steps", outputs)}
 

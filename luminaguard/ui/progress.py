@@ -13,10 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from luminaguard.hostile_text import visible
+from luminaguard.scheduler.states import StepState
 
-_STYLES = {
-    "succeeded": "green", "failed": "red", "denied": "red", "awaiting_approval": "yellow",
-    "running": "cyan", "skipped": "dim", "unknown": "magenta", "pending": "dim",
+_S = StepState
+_STYLES: dict[str, str] = {
+    _S.SUCCEEDED: "green", _S.FAILED: "red", _S.DENIED: "red", _S.AWAITING_APPROVAL: "yellow",
+    _S.RUNNING: "cyan", _S.SKIPPED: "dim", _S.UNKNOWN: "magenta", _S.PENDING: "dim",
 }  # fmt: skip
 
 
@@ -38,7 +40,9 @@ class LiveReporter:
     """A table of steps redrawn in place while the run goes on."""
 
     def __init__(self, step_ids: list[str], console: Console) -> None:
-        self.states = {step_id: ("pending", "") for step_id in step_ids}
+        self.states: dict[str, tuple[str, str]] = {
+            step_id: (StepState.PENDING, "") for step_id in step_ids
+        }
         self.live = Live(self._table(), console=console, refresh_per_second=8, transient=False)
 
     def _table(self) -> Table:

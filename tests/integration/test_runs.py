@@ -168,8 +168,13 @@ def test_changed_arguments_invalidate_an_approval(write: Writer, tmp_path: Path)
     [request] = store.approvals("pending")
     assert request.card["arguments"] == {"command": "cp /work/x /work/'first'"}
     store.decide_approval(request, "approved", "alice", None)
-    # the upstream output differs now (as after a re-run): the approved action is not this one
-    store.finish_attempt("r", "stamp", 1, "succeeded", {"stdout": "second\n", "exit_code": 0}, None)
+    # the upstream output differs now: the approved action is not this one. No move of
+    # the state table gets here (a succeeded step is final), so write what a second
+    # finish of stamp would have written, in runs.db and (keyed) in the audit log
+    outputs = {"stdout": "second\n", "exit_code": 0}
+    text = json.dumps(outputs, sort_keys=True)
+    store.db.execute("UPDATE steps SET outputs = ? WHERE step_id = 'stamp'", (text,))
+    store.audit_event("r", "stamp", "step.succeeded", {"attempt": 1, "outputs": outputs})
     result = asyncio.run(runner.resume("r"))
     assert result.state == "halted"
     assert store.steps("r")["ship"].attempts == 0  # never executed

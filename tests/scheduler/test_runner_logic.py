@@ -7,6 +7,7 @@ takes milliseconds, because nothing is started.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,9 +115,13 @@ def test_changed_arguments_invalidate_an_approval(harness: Harness, tmp_path: Pa
     [request] = harness.store.approvals("pending")
     assert request.card["arguments"] == {"command": "cp /work/x /work/'first'"}
     harness.decide("ship", "approved")
-    # the upstream output differs now (as after a re-run): the approved action is not this one
+    # the upstream output differs now: the approved action is not this one. No move of
+    # the state table gets here (a succeeded step is final), so write what a second
+    # finish of stamp would have written, in runs.db and (keyed) in the audit log
     changed = {"stdout": "second\n", "exit_code": 0}
-    harness.store.finish_attempt("r", "stamp", 1, "succeeded", changed, None)
+    text = json.dumps(changed, sort_keys=True)
+    harness.store.db.execute("UPDATE steps SET outputs = ? WHERE step_id = 'stamp'", (text,))
+    harness.store.audit_event("r", "stamp", "step.succeeded", {"attempt": 1, "outputs": changed})
     assert harness.resume().state == "halted"
     assert harness.states()["ship"] == ("awaiting_approval", 0)  # never executed
     [new] = harness.store.approvals("pending")

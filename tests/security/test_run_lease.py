@@ -124,6 +124,7 @@ def test_a_stale_fencing_token_cannot_start_a_step(
     on step starts; ..."): the store checks the token inside the write transaction.
     """
     from luminaguard.scheduler.lease import LeaseHeld, LeaseLost
+    from luminaguard.scheduler.states import StepState
 
     state = tmp_path / "state"
     halt(cli, workload(write), state)
@@ -131,6 +132,7 @@ def test_a_stale_fencing_token_cannot_start_a_step(
     old = store.lease("r")
     old.release()
     with store.lease("r") as current:
+        store.set_step("r", "ship", StepState.PENDING, "step.resumed", {})  # as resume does
         with pytest.raises(LeaseLost, match="lease token 2 is stale"):
             store.begin_attempt("r", "ship", "sha256:x", {}, token=old.token)
         assert store.steps("r")["ship"].attempts == 0

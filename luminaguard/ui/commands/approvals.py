@@ -11,6 +11,7 @@ from luminaguard.errors import UsageError
 from luminaguard.hostile_text import visible
 from luminaguard.scheduler import audited
 from luminaguard.scheduler.approvers import ApprovalTerms
+from luminaguard.scheduler.states import ApprovalState, StepState
 from luminaguard.scheduler.store import ApprovalRecord, RunStore
 from luminaguard.ui.exit_codes import INVALID, OK
 from luminaguard.ui.state import add_identity_option, add_state_option, identity, open_store
@@ -75,7 +76,9 @@ def list_requests(args: argparse.Namespace) -> int:
     """Print pending (or all) requests with their cards, as audited."""
     store = open_store(args)
     audited.check_log(store)
-    requests = [_as_audited(store, r) for r in store.approvals(None if args.all else "pending")]
+    requests = [
+        _as_audited(store, r) for r in store.approvals(None if args.all else ApprovalState.PENDING)
+    ]
     if args.json:
         print(json.dumps([request.__dict__ for request in requests], indent=2, sort_keys=True))
         return OK
@@ -92,10 +95,10 @@ def _pending(store: RunStore, run_id: str, step_id: str) -> ApprovalRecord | Non
         raise UsageError(f"run {run_id!r} has no step {step_id!r} (steps: {', '.join(steps)})")
     digest = steps[step_id].action_hash
     request = store.approval(run_id, step_id, digest) if digest else None
-    return request if request and request.state == "pending" else None
+    return request if request and request.state is ApprovalState.PENDING else None
 
 
-def _state(store: RunStore, run_id: str, step_id: str) -> str:
+def _state(store: RunStore, run_id: str, step_id: str) -> StepState:
     return store.steps(run_id)[step_id].state
 
 
@@ -138,11 +141,11 @@ def approve(args: argparse.Namespace) -> int:
     digest = request.action_hash if request else None
     _check_may_decide(store, args.run_id, args.step_id, who, True, digest)
     if request is None:
-        if _state(store, args.run_id, args.step_id) == "unknown":
+        if _state(store, args.run_id, args.step_id) is StepState.UNKNOWN:
             store.set_step(
                 args.run_id,
                 args.step_id,
-                "pending",
+                StepState.PENDING,
                 "operator.rerun",
                 {"by": who, "reason": args.reason},
             )
@@ -150,10 +153,12 @@ def approve(args: argparse.Namespace) -> int:
             return OK
         raise _not_waiting(store, args)
     if time.time() > _as_audited(store, request).expires:
-        store.decide_approval(request, "expired", "luminaguard", "no decision before the timeout")
+        store.decide_approval(
+            request, ApprovalState.EXPIRED, "luminaguard", "no decision before the timeout"
+        )
         print(f"{args.step_id}: the request expired; the step is denied on resume")
         return INVALID
-    store.decide_approval(request, "approved", who, args.reason)
+    store.decide_approval(request, ApprovalState.APPROVED, who, args.reason)
     print(f"{args.step_id}: approved by {who} for action {request.action_hash[:19]}")
     print(f"next: luminaguard resume {args.run_id}")
     return OK
@@ -170,15 +175,14 @@ def deny(args: argparse.Namespace) -> int:
     digest = request.action_hash if request else None
     _check_may_decide(store, args.run_id, args.step_id, who, False, digest)
     if request is not None:
-        store.decide_approval(request, "denied", who, args.reason)
-        store.set_step(
-            args.run_id, args.step_id, "denied", "step.denied", {"by": who}, f"denied by {who}"
-        )
-    elif _state(store, args.run_id, args.step_id) == "unknown":
+        store.decide_approval(request, ApprovalState.DENIED, who, args.reason)
+        denied, error = StepState.DENIED, f"denied by {who}"
+        store.set_step(args.run_id, args.step_id, denied, "step.denied", {"by": who}, error)
+    elif _state(store, args.run_id, args.step_id) is StepState.UNKNOWN:
         store.set_step(
             args.run_id,
             args.step_id,
-            "failed",
+            StepState.FAILED,
             "operator.declined",
             {"by": who},
             f"not re-run ({who})",
@@ -194,14 +198,14 @@ def mark_done(args: argparse.Namespace) -> int:
     store = open_store(args)
     audited.trusted_steps(store, args.run_id)
     who = identity(args)
-    if _state(store, args.run_id, args.step_id) != "unknown":
+    if _state(store, args.run_id, args.step_id) is not StepState.UNKNOWN:
         state = _state(store, args.run_id, args.step_id)
         raise UsageError(f"only an unknown step can be marked done (state: {state})")
     _check_may_decide(store, args.run_id, args.step_id, who, True, None)
     store.set_step(
         args.run_id,
         args.step_id,
-        "succeeded",
+        StepState.SUCCEEDED,
         "operator.marked_done",
         {"by": who, "reason": args.reason},
     )

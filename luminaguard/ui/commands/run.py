@@ -19,6 +19,7 @@ from luminaguard.hypervisor.registry import DEFAULT, backend
 from luminaguard.scheduler.outcomes import RunResult
 from luminaguard.scheduler.private import check_run_id
 from luminaguard.scheduler.runner import Reporter, Runner
+from luminaguard.scheduler.states import ApprovalState, RunState, StepState
 from luminaguard.scheduler.store import RunStore
 from luminaguard.ui.commands.plan import parse_params
 from luminaguard.ui.progress import LiveReporter, PlainReporter
@@ -47,6 +48,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=run)
 
 
+_EXPLAINED = frozenset({StepState.FAILED, StepState.DENIED, StepState.UNKNOWN})
+
+
 def new_run_id(workload: str) -> str:
     """A readable, unique run id: workload, time, random suffix."""
     return f"{workload}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
@@ -56,15 +60,15 @@ def report_result(result: RunResult, store: RunStore) -> int:
     """Say how the run ended and what to do next; return its exit code."""
     print(visible(f"run {result.run_id}: {result.state}"))
     for step_id, record in result.steps.items():
-        if record.state in ("failed", "denied", "unknown") and record.error:
+        if record.state in _EXPLAINED and record.error:
             print(visible(f"  {step_id}: {record.state}: {record.error}"))
-    if result.state == "halted":
-        for request in store.approvals("pending", result.run_id):
+    if result.state is RunState.HALTED:
+        for request in store.approvals(ApprovalState.PENDING, result.run_id):
             card = request.card
             what = f"{card.get('action')} ({card.get('reason')})"
             print(visible(f"  {request.step_id}: awaiting approval: {what}"))
         for step_id, record in result.steps.items():
-            if record.state == "unknown":
+            if record.state is StepState.UNKNOWN:
                 print(f"  {step_id}: unknown: the runner stopped during it")
         print(f"next: luminaguard approvals; luminaguard approve|deny {result.run_id} STEP")
         print(f"      then: luminaguard resume {result.run_id}")
