@@ -13,6 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +25,7 @@ from luminaguard.scheduler.approvers import starter, terms_of
 from luminaguard.scheduler.cards import approval_card
 from luminaguard.scheduler.classify import Classifier
 from luminaguard.scheduler.lease import RunLease
-from luminaguard.scheduler.outcomes import RunResult, run_state
+from luminaguard.scheduler.outcomes import ApprovalRequest, Outcome, RunResult, run_state
 from luminaguard.scheduler.readiness import Readiness
 from luminaguard.scheduler.redact import RedactingReporter, Redactor, check_secrets
 from luminaguard.scheduler.sandboxes import absolute_plan, mounts_of, sandbox_spec
@@ -171,8 +172,7 @@ class _Execution:
         for step in readiness.examine():
             blocked = [n for n in step.needs if states[n].state.blocks_dependents]
             if blocked:
-                because: dict[str, object] = {"because": f"{blocked[0]} did not succeed"}
-                self._set(step.id, StepState.SKIPPED, "step.skipped", because)
+                self._record(step.id, Outcome.skipped(f"{blocked[0]} did not succeed"))
                 states[step.id] = self.store.step(self.run_id, step.id)
                 readiness.settled(step.id)
                 readiness.changed(step.id)
@@ -185,58 +185,63 @@ class _Execution:
                 running[step.id] = asyncio.create_task(self.step(step, seen))
                 readiness.settled(step.id)
 
-    def _set(
-        self,
-        step_id: str,
-        state: StepState,
-        event: str,
-        data: dict[str, object],
-        error: str | None = None,
-    ) -> None:
-        self.store.set_step(self.run_id, step_id, state, event, data, error)
-        self.reporter.step(step_id, state, error or "")
+    def _record(self, step_id: str, outcome: Outcome, attempt: int | None = None) -> None:
+        """The one place a step's outcome (of its ``attempt``, if any) is recorded, then shown."""
+        run_id, state = self.run_id, outcome.state
+        if attempt is not None:
+            outputs = dict(outcome.outputs)
+            self.store.finish_attempt(run_id, step_id, attempt, state, outputs, outcome.error)
+        elif outcome.request is not None:
+            request = outcome.request
+            self.store.supersede_approvals(run_id, step_id, request.action_hash)
+            self.store.request_approval(
+                run_id, step_id, request.action_hash, request.card, request.expires
+            )
+        else:
+            why = dict(outcome.why)
+            self.store.set_step(run_id, step_id, state, outcome.event, why, outcome.error)
+        self.reporter.step(step_id, state, outcome.detail)
 
     async def step(self, step: PlannedStep, states: Mapping[str, StepRecord]) -> None:
-        """Decide whether, and how, one step runs; then run it."""
+        """Decide whether, and how, one step runs; run it; record how it ended."""
         # only steps with a condition or run-time arguments need the outputs of earlier steps
         needed = step.when is not None or step.runtime
         context = template_context(self.plan, states) if needed else {}
         try:
             if not should_run(step, context):
-                because: dict[str, object] = {"because": f"when: {step.when} is false"}
-                self._set(step.id, StepState.SKIPPED, "step.skipped", because)
+                self._record(step.id, Outcome.skipped(f"when: {step.when} is false"))
                 return
             action = actual_action(step, context)
+            decision = await self._classify(step, action)
         except StepError as exc:
-            self._set(step.id, StepState.FAILED, "step.failed", {}, str(exc))
+            self._record(step.id, Outcome.failed(str(exc)))
             return
-        decision = self.classifier.decide(step, action)
-        if action.kind == "call":
-            try:
-                decision = await self.tools.drift(step, action, decision)
-            except StepError as exc:
-                self._set(step.id, StepState.FAILED, "step.failed", {}, str(exc))
-                return
         record: dict[str, object] | None = _decision_record(action, decision)
         if decision.risk == "red":
             self.store.audit_event(self.run_id, step.id, "decision", record or {})
-            if not self._gate(step, action, decision):
+            halted = self._gate(step, action, decision)
+            if halted is not None:
+                self._record(step.id, halted)
                 return
             record = None  # audited already
         await self._execute(step, action, record)
 
-    def _gate(self, step: PlannedStep, action: Action, decision: Decision) -> bool:
-        """Whether an approval for exactly this action lets the step run now."""
+    async def _classify(self, step: PlannedStep, action: Action) -> Decision:
+        """The policy's decision, made Red when a called tool changed since the lock."""
+        decision = self.classifier.decide(step, action)
+        if action.kind == "call":
+            decision = await self.tools.drift(step, action, decision)
+        return decision
+
+    def _gate(self, step: PlannedStep, action: Action, decision: Decision) -> Outcome | None:
+        """None when an approval for exactly this action lets the step run now; else why not."""
         digest = action.content_hash()
         request = self.store.approval(self.run_id, step.id, digest)
         if request is None:
-            self.store.supersede_approvals(self.run_id, step.id, digest)
             card = approval_card(step, action, decision, self._views(step.agent))
             card.update(terms_of(self.plan, decision).card())
             expires = self.runner.clock() + self.classifier.approval_timeout(decision)
-            self.store.request_approval(self.run_id, step.id, digest, card, expires)
-            self.runner.reporter.step(step.id, StepState.AWAITING_APPROVAL, decision.reason)
-            return False
+            return Outcome.awaiting(decision.reason, ApprovalRequest(digest, card, expires))
         record = audited.request(self.store, self.run_id, step.id, digest)
         expires = float(record.data.get("expires", 0)) if record else 0.0  # none: expired
         if request.state is ApprovalState.PENDING and self.runner.clock() > expires:
@@ -247,16 +252,12 @@ class _Execution:
         if request.state is ApprovalState.APPROVED:
             return self._approval_holds(step, digest, decision)
         if request.state is ApprovalState.PENDING:
-            halted = StepState.AWAITING_APPROVAL
-            self.store.set_step(self.run_id, step.id, halted, "step.halted", {})
-            self.runner.reporter.step(step.id, StepState.AWAITING_APPROVAL, decision.reason)
-            return False
+            return Outcome.awaiting(decision.reason)
         why = f"approval {request.state}" + (f" by {request.approver}" if request.approver else "")
-        self._set(step.id, StepState.DENIED, "step.denied", {"reason": request.reason}, why)
-        return False
+        return Outcome.denied(request.reason, why)
 
-    def _approval_holds(self, step: PlannedStep, digest: str, decision: Decision) -> bool:
-        """Whether the stored approval is audited, and by someone allowed to give it."""
+    def _approval_holds(self, step: PlannedStep, digest: str, decision: Decision) -> Outcome | None:
+        """None if the stored approval is audited, and by someone allowed to give it."""
         record = audited.approval(self.store, self.run_id, step.id, digest)
         why: str | None
         if record is None:
@@ -265,11 +266,7 @@ class _Execution:
             started = audited.started_by(self.store, self.run_id)
             approver = str(record.data.get("approver"))
             why = terms_of(self.plan, decision).refusal(approver, started, approving=True)
-        if why is None:
-            return True
-        refused = f"approval refused: {why}"
-        self._set(step.id, StepState.DENIED, "step.denied", {"reason": why}, refused)
-        return False
+        return None if why is None else Outcome.denied(why, f"approval refused: {why}")
 
     def _views(self, agent: str) -> dict[str, Path]:
         mounts = mounts_of(self.plan.agents[agent])
@@ -311,37 +308,31 @@ class _Execution:
             )
             decision = None  # audited with the first attempt
             self.reporter.step(step.id, StepState.RUNNING, action.describe())
-            outputs, error = await self._act(step, action, timeout)
-            last = error is None or attempt_number == tries
-            state = (
-                StepState.SUCCEEDED
-                if error is None
-                else (StepState.FAILED if last else StepState.PENDING)
-            )
-            self.store.finish_attempt(self.run_id, step.id, attempt, state, outputs, error)
-            self.reporter.step(step.id, state, error or "")
+            outcome = await self._act(step, action, timeout)
+            last = outcome.state is StepState.SUCCEEDED or attempt_number == tries
+            again = replace(outcome, state=StepState.PENDING)  # failed: it is tried again
+            self._record(step.id, outcome if last else again, attempt)
             if last:
                 return
             await self.runner.sleep(
                 min(30.0, 0.25 * 2 ** (attempt_number - 1)) * (0.5 + random.random() / 2)
             )
 
-    async def _act(
-        self, step: PlannedStep, action: Action, timeout: float
-    ) -> tuple[dict[str, object], str | None]:
+    async def _act(self, step: PlannedStep, action: Action, timeout: float) -> Outcome:
+        """Carry out the action once; how it ended (never raises for a step that fails)."""
         if action.kind == "call":
             return await self.tools.call(step, action, timeout)
         try:  # a backend failing under the step (a VM dying) fails the step, not the run
             sandbox = await self._sandbox(step.agent)
             result = await self.runner.backend.exec(sandbox, action.command or "", timeout)
         except (StepError, BackendError) as exc:
-            return {}, str(exc)
+            return Outcome.failed(str(exc))
         outputs: dict[str, object] = {
             "stdout": result.stdout,
             "stderr": result.stderr,
             "exit_code": result.exit_code,
         }
-        return outputs, result.failure()
+        return Outcome.ended(outputs, result.failure())
 
     async def close(self) -> None:
         await self.tools.aclose()

@@ -10,6 +10,7 @@ from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.config.models import McpServer
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
+from luminaguard.scheduler.outcomes import Outcome
 from luminaguard.scheduler.secrets import resolve
 from luminaguard.scheduler.templates import StepError
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
@@ -107,10 +108,11 @@ class ToolBroker:
             reason="tool changed since lock: " + "; ".join(changed),
         )
 
-    async def call(
-        self, step: PlannedStep, action: Action, timeout: float
-    ) -> tuple[dict[str, object], str | None]:
-        """Call the tool; outputs, and the server's message when it reports an error."""
+    async def call(self, step: PlannedStep, action: Action, timeout: float) -> Outcome:
+        """Call the tool: its outputs, failed with the server's message if it reports an error.
+
+        A server that cannot be started or reached fails the step; nothing is raised.
+        """
         hints = action.annotations or {}
         idempotent = step.idempotent or hints.get("idempotentHint", False)
         try:
@@ -119,8 +121,10 @@ class ToolBroker:
                 action.tool or "", dict(action.args), timeout, idempotent
             )
         except (StepError, TransportError) as exc:
-            return {}, str(exc)
-        return result.outputs(), (f"tool error: {result.text}" if result.is_error else None)
+            return Outcome.failed(str(exc))
+        return Outcome.ended(
+            result.outputs(), f"tool error: {result.text}" if result.is_error else None
+        )
 
     async def aclose(self) -> None:
         """Disconnect from every server (stdio servers are stopped)."""
