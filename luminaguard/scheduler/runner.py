@@ -20,7 +20,7 @@ from typing import Protocol
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
-from luminaguard.scheduler import audited
+from luminaguard.scheduler import audited, decisions
 from luminaguard.scheduler.approvers import starter, terms_of
 from luminaguard.scheduler.cards import approval_card
 from luminaguard.scheduler.classify import Classifier
@@ -245,10 +245,7 @@ class _Execution:
         record = audited.request(self.store, self.run_id, step.id, digest)
         expires = float(record.data.get("expires", 0)) if record else 0.0  # none: expired
         if request.state is ApprovalState.PENDING and self.runner.clock() > expires:
-            self.store.decide_approval(
-                request, ApprovalState.EXPIRED, "luminaguard", "no decision before the timeout"
-            )
-            request = self.store.approval(self.run_id, step.id, digest) or request
+            request = decisions.expire(self.store, request)
         if request.state is ApprovalState.APPROVED:
             return self._approval_holds(step, digest, decision)
         if request.state is ApprovalState.PENDING:

@@ -468,6 +468,27 @@ class RunStore:
         statement, audit, guard = self._decision(request, state, approver, reason)
         self._write([statement], audit, guards=(guard,))
 
+    def deny_step(
+        self, request: ApprovalRecord, approver: str, reason: str | None, error: str
+    ) -> None:
+        """Deny the pending request and the step it halted, in one transaction.
+
+        Audited as ``approval.denied`` then ``step.denied``; ``StateError`` (nothing
+        written) if either may not move.
+        """
+        decided, decision, may_decide = self._decision(
+            request, ApprovalState.DENIED, approver, reason
+        )
+        moved, move, may_move = self._move(
+            request.run_id,
+            request.step_id,
+            StepState.DENIED,
+            "step.denied",
+            {"by": approver},
+            error,
+        )
+        self._write([decided, moved], decision, move, guards=(may_decide, may_move))
+
     def _decision(
         self, request: ApprovalRecord, state: ApprovalState, approver: str, reason: str | None
     ) -> tuple[Statement, AuditEntry, Callable[[], None]]:

@@ -211,6 +211,26 @@ def test_a_request_is_decided_once(store: RunStore) -> None:
     assert snapshot(store) == was
 
 
+def test_a_denial_moves_the_request_and_the_step_together(store: RunStore) -> None:
+    halted(store)
+    [request] = store.approvals(ApprovalState.PENDING)
+    store.deny_step(request, "bob", "no", "denied by bob")
+    assert store.step("r", "s").state is S.DENIED
+    assert store.approvals()[0].state is ApprovalState.DENIED
+    events = [r.event for r in store.audit.records("r", "s")]
+    assert events[-2:] == ["approval.denied", "step.denied"]
+
+
+def test_a_denial_the_step_cannot_take_records_nothing(store: RunStore) -> None:
+    halted(store)
+    [request] = store.approvals(ApprovalState.PENDING)
+    put(store, S.RUNNING)
+    was = snapshot(store)
+    with pytest.raises(StateError, match="from running to denied"):
+        store.deny_step(request, "bob", "no", "denied by bob")
+    assert snapshot(store) == was  # the request is still pending
+
+
 @pytest.mark.parametrize("before", list(RunState))
 def test_a_run_is_driven_again_from_any_state(store: RunStore, before: RunState) -> None:
     store.db.execute("UPDATE runs SET state = ?", (before,))

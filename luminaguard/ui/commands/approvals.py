@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
-from luminaguard.errors import UsageError
 from luminaguard.hostile_text import visible
-from luminaguard.scheduler import audited
+from luminaguard.scheduler import audited, decisions
 from luminaguard.scheduler.approvers import ApprovalTerms
-from luminaguard.scheduler.states import ApprovalState, StepState
-from luminaguard.scheduler.store import ApprovalRecord, RunStore
+from luminaguard.scheduler.decisions import Verdict
+from luminaguard.scheduler.states import ApprovalState
+from luminaguard.scheduler.store import ApprovalRecord
 from luminaguard.ui.exit_codes import INVALID, OK
 from luminaguard.ui.state import add_identity_option, add_state_option, identity, open_store
 
@@ -60,25 +59,12 @@ def _print_card(request: ApprovalRecord) -> None:
         print("  diff:\n" + "".join(f"    {line}\n" for line in diff.splitlines()))
 
 
-def _as_audited(store: RunStore, request: ApprovalRecord) -> ApprovalRecord:
-    """The request with the card and expiry of its audit record (runs.db may be edited)."""
-    record = audited.request(store, request.run_id, request.step_id, request.action_hash)
-    if record is None:
-        raise UsageError(
-            f"{request.run_id} {request.step_id}: the approval request has no authentic audit"
-            " record (runs.db was edited); nothing shown"
-        )
-    card, expires = record.data.get("card") or {}, float(record.data.get("expires", 0))
-    return dataclasses.replace(request, card=card, expires=expires)
-
-
 def list_requests(args: argparse.Namespace) -> int:
     """Print pending (or all) requests with their cards, as audited."""
     store = open_store(args)
     audited.check_log(store)
-    requests = [
-        _as_audited(store, r) for r in store.approvals(None if args.all else ApprovalState.PENDING)
-    ]
+    wanted = None if args.all else ApprovalState.PENDING
+    requests = [decisions.as_audited(store, r) for r in store.approvals(wanted)]
     if args.json:
         print(json.dumps([request.__dict__ for request in requests], indent=2, sort_keys=True))
         return OK
@@ -89,77 +75,17 @@ def list_requests(args: argparse.Namespace) -> int:
     return OK
 
 
-def _pending(store: RunStore, run_id: str, step_id: str) -> ApprovalRecord | None:
-    steps = store.steps(store.run(run_id).id)
-    if step_id not in steps:
-        raise UsageError(f"run {run_id!r} has no step {step_id!r} (steps: {', '.join(steps)})")
-    digest = steps[step_id].action_hash
-    request = store.approval(run_id, step_id, digest) if digest else None
-    return request if request and request.state is ApprovalState.PENDING else None
-
-
-def _state(store: RunStore, run_id: str, step_id: str) -> StepState:
-    return store.steps(run_id)[step_id].state
-
-
-def _check_may_decide(
-    store: RunStore, run_id: str, step_id: str, who: str, approving: bool, digest: str | None
-) -> None:
-    """Refuse (nothing recorded) unless ``who`` may decide this step.
-
-    The terms come from the audited request (of ``digest``, or the step's latest request
-    when deciding about an unknown step), never from what runs.db says now.
-    """
-    requests = [
-        record
-        for record in store.audit.records(run_id, step_id, "approval.requested")
-        if digest is None or record.data.get("action_hash") == digest
-    ]
-    if not requests:
-        if digest is None:
-            return  # never halted for approval: no terms
-        raise UsageError(f"{step_id}: the approval request has no audit record; nothing recorded")
-    if not store.audit.authentic(requests[-1]):
-        raise UsageError(f"{step_id}: the audited approval request was altered; nothing recorded")
-    terms = ApprovalTerms.from_card(requests[-1].data.get("card") or {})
-    why = terms.refusal(who, audited.started_by(store, run_id), approving)
-    if why is not None:
-        raise UsageError(f"{step_id}: {why}; nothing recorded")
-
-
-def _not_waiting(store: RunStore, args: argparse.Namespace) -> UsageError:
-    state = _state(store, args.run_id, args.step_id)
-    return UsageError(f"step {args.step_id!r} is not waiting for a decision (state: {state})")
-
-
 def approve(args: argparse.Namespace) -> int:
     """Approve the pending request of the step, bound to its action hash."""
     store = open_store(args)
-    audited.trusted_steps(store, args.run_id)
-    who = identity(args)
-    request = _pending(store, args.run_id, args.step_id)
-    digest = request.action_hash if request else None
-    _check_may_decide(store, args.run_id, args.step_id, who, True, digest)
-    if request is None:
-        if _state(store, args.run_id, args.step_id) is StepState.UNKNOWN:
-            store.set_step(
-                args.run_id,
-                args.step_id,
-                StepState.PENDING,
-                "operator.rerun",
-                {"by": who, "reason": args.reason},
-            )
-            print(f"{args.step_id}: will run again on resume (approved by {who})")
-            return OK
-        raise _not_waiting(store, args)
-    if time.time() > _as_audited(store, request).expires:
-        store.decide_approval(
-            request, ApprovalState.EXPIRED, "luminaguard", "no decision before the timeout"
-        )
+    done = decisions.approve(store, args.run_id, args.step_id, identity(args), args.reason)
+    if done.verdict is Verdict.RERUN:
+        print(f"{args.step_id}: will run again on resume (approved by {done.who})")
+        return OK
+    if done.verdict is Verdict.EXPIRED:
         print(f"{args.step_id}: the request expired; the step is denied on resume")
         return INVALID
-    store.decide_approval(request, ApprovalState.APPROVED, who, args.reason)
-    print(f"{args.step_id}: approved by {who} for action {request.action_hash[:19]}")
+    print(f"{args.step_id}: approved by {done.who} for action {done.action_hash[:19]}")
     print(f"next: luminaguard resume {args.run_id}")
     return OK
 
@@ -170,44 +96,14 @@ def deny(args: argparse.Namespace) -> int:
     A denial can only stop things, so it is recorded even when the log does not verify.
     """
     store = open_store(args)
-    who = identity(args)
-    request = _pending(store, args.run_id, args.step_id)
-    digest = request.action_hash if request else None
-    _check_may_decide(store, args.run_id, args.step_id, who, False, digest)
-    if request is not None:
-        store.decide_approval(request, ApprovalState.DENIED, who, args.reason)
-        denied, error = StepState.DENIED, f"denied by {who}"
-        store.set_step(args.run_id, args.step_id, denied, "step.denied", {"by": who}, error)
-    elif _state(store, args.run_id, args.step_id) is StepState.UNKNOWN:
-        store.set_step(
-            args.run_id,
-            args.step_id,
-            StepState.FAILED,
-            "operator.declined",
-            {"by": who},
-            f"not re-run ({who})",
-        )
-    else:
-        raise _not_waiting(store, args)
-    print(f"{args.step_id}: denied by {who}; run: luminaguard resume {args.run_id}")
+    done = decisions.deny(store, args.run_id, args.step_id, identity(args), args.reason)
+    print(f"{args.step_id}: denied by {done.who}; run: luminaguard resume {args.run_id}")
     return OK
 
 
 def mark_done(args: argparse.Namespace) -> int:
     """Record an unknown step as succeeded: a person checked it took effect."""
     store = open_store(args)
-    audited.trusted_steps(store, args.run_id)
-    who = identity(args)
-    if _state(store, args.run_id, args.step_id) is not StepState.UNKNOWN:
-        state = _state(store, args.run_id, args.step_id)
-        raise UsageError(f"only an unknown step can be marked done (state: {state})")
-    _check_may_decide(store, args.run_id, args.step_id, who, True, None)
-    store.set_step(
-        args.run_id,
-        args.step_id,
-        StepState.SUCCEEDED,
-        "operator.marked_done",
-        {"by": who, "reason": args.reason},
-    )
-    print(f"{args.step_id}: marked done by {who}; run: luminaguard resume {args.run_id}")
+    done = decisions.mark_done(store, args.run_id, args.step_id, identity(args), args.reason)
+    print(f"{args.step_id}: marked done by {done.who}; run: luminaguard resume {args.run_id}")
     return OK
