@@ -50,7 +50,7 @@ async def warm(backend: QemuBackend, count: int) -> tuple[list[float], list[tupl
         await backend.destroy(vm)
     global backend_status
     backend_status = pool.status()
-    await backend.close()
+    await backend.aclose()
     return times, memory
 
 

@@ -2,20 +2,24 @@
 
 A backend prepares an isolated place for one agent (``create``), runs processes
 in it (``spawn`` for a long-lived process with pipes, ``exec`` for a command to
-completion), and removes it (``destroy``). The scheduler sees nothing else.
+completion), and removes it (``destroy``). What it holds across sandboxes (warm
+pools, a zygote) it releases in ``aclose``, which ``async with backend:`` calls on
+the way out. The scheduler sees nothing else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from luminaguard.errors import LuminaGuardError
 from luminaguard.process import SETUP_FAILED, ByteWriter, ExecResult, SandboxProcess
 
 __all__ = [
     "SETUP_FAILED",
+    "AsyncClosing",
     "Availability",
     "Backend",
     "BackendError",
@@ -108,3 +112,44 @@ class Backend(Protocol):
     async def destroy(self, handle: SandboxHandle) -> None:
         """Kill what still runs in the sandbox and release its resources."""
         ...
+
+    async def aclose(self) -> None:
+        """Release what the backend holds across sandboxes: its warm pools, its zygote.
+
+        The sandboxes it created are their creator's to destroy first. Closing twice is
+        harmless; a closed backend is not used again.
+        """
+        ...
+
+    async def __aenter__(self) -> Self:
+        """The backend itself; ``aclose`` runs when the ``async with`` block ends."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the backend (``aclose``), however the block ended."""
+        ...
+
+
+class AsyncClosing:
+    """``async with`` for a backend: the block's end calls the backend's ``aclose``."""
+
+    async def aclose(self) -> None:
+        """Release what the backend holds (nothing, unless a backend says otherwise)."""
+
+    async def __aenter__(self) -> Self:
+        """The backend itself."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the backend, however the block ended."""
+        await self.aclose()

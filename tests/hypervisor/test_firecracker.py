@@ -200,6 +200,6 @@ def test_real_firecracker_runs_the_guest_image(tmp_path: Path) -> None:
         finally:
             await backend.destroy(cold)
             await backend.destroy(clone)
-            await backend.close()
+            await backend.aclose()
 
     asyncio.run(go())

@@ -36,7 +36,7 @@ def backend(
     found = firecracker.FirecrackerBackend()
     found._images[None] = GuestImage(tmp_path / "vmlinux", tmp_path / "initrd", "key")
     yield found
-    asyncio.run(found.close())
+    asyncio.run(found.aclose())
 
 
 def requests(vm_folder: Path) -> list[str]:

@@ -47,7 +47,7 @@ def test_acquisitions_come_from_the_warm_pool_and_clones_differ() -> None:
         for vm in (first, second):
             await backend.destroy(vm)
         after = pool.status()
-        await backend.close()
+        await backend.aclose()
         return {
             "acquired": acquired,
             "ids": ids,
@@ -121,7 +121,7 @@ def test_a_timed_out_pool_vm_is_replaced_without_leaking_pool_slots() -> None:
         await backend.destroy(vm)
         pool = backend.pools["replace-pool"]
         status = pool.status()
-        await backend.close()
+        await backend.aclose()
         return late.timed_out, again.stdout, status, first_folder.exists()
 
     timed_out, stdout, status, old_folder_left = asyncio.run(go())

@@ -60,7 +60,7 @@ def test_a_pooled_vm_runs_with_its_agents_env_and_limits() -> None:
             await backend.destroy(vm)
             return ran.stdout, served
         finally:
-            await backend.close()
+            await backend.aclose()
 
     for output in asyncio.run(go()):
         assert output.splitlines()[0] == "from-agent-x", output

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from luminaguard.hypervisor.base import (
+    AsyncClosing,
     BackendError,
     ExecResult,
     SandboxHandle,
@@ -33,7 +34,7 @@ from luminaguard.hypervisor.vm.machine import Machine, Vm
 from luminaguard.hypervisor.vm.pool import VmPool
 
 
-class VmBackend:
+class VmBackend(AsyncClosing):
     """Micro-VMs of one Machine; the guest image is built (and cached) on first use."""
 
     name = "vm"
@@ -136,9 +137,10 @@ class VmBackend:
         handle.kill()
         shutil.rmtree(handle.folder, ignore_errors=True)
 
-    async def close(self) -> None:
-        """Destroy every pool's VMs."""
-        for pool in self.pools.values():
+    async def aclose(self) -> None:
+        """Destroy every pool's VMs, those being restored included."""
+        pools, self.pools = list(self.pools.values()), {}
+        for pool in pools:
             await pool.close()
 
 

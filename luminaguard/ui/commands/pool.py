@@ -54,7 +54,7 @@ async def _fill(pools: dict[str, Any], timeout: float) -> dict[str, dict[str, An
             await asyncio.sleep(0.1)
         return {name: pool.status() for name, pool in started.items()}
     finally:
-        await backend.close()
+        await backend.aclose()
 
 
 def backend_dir() -> Any:
