@@ -22,6 +22,7 @@ EXPECTED = {
         "Plan",
         "PlannedAgent",
         "PlannedPolicy",
+        "PlannedPool",
         "PlannedStep",
         "compile_paths",
         "compile_workload",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from luminaguard.compiler.compile import Bundle, compile_paths, compile_workload, load_bundle
-from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedStep
+from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedPool, PlannedStep
 
 __all__ = [
     "Bundle",
     "Plan",
     "PlannedAgent",
     "PlannedPolicy",
+    "PlannedPool",
     "PlannedStep",
     "compile_paths",
     "compile_workload",

@@ -16,8 +16,9 @@ from rich.table import Table
 
 from luminaguard.compiler import load_bundle
 from luminaguard.config.diagnostics import ConfigError
-from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.base import PoolConfig
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
+from luminaguard.scheduler.sandboxes import absolute_pool, pool_config
 from luminaguard.ui.exit_codes import INVALID, OK
 
 
@@ -35,17 +36,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status.set_defaults(handler=run)
 
 
-async def _fill(pools: dict[str, Any], timeout: float) -> dict[str, dict[str, Any]]:
+async def _fill(configs: list[PoolConfig], timeout: float) -> dict[str, dict[str, Any]]:
     backend = QemuBackend()
     try:
-        started = {
-            name: await backend.pool(
-                SandboxSpec(
-                    name=name, workdir=backend_dir(), pool=name, warm=spec.warm, pool_max=spec.max
-                )
-            )
-            for name, spec in pools.items()
-        }
+        backend.configure_pools(configs)
+        started = {config.name: await backend.pool(config.name) for config in configs}
         deadline = time.monotonic() + timeout
         while (
             any(p.status()["warm"] < p.warm for p in started.values())
@@ -57,36 +52,27 @@ async def _fill(pools: dict[str, Any], timeout: float) -> dict[str, dict[str, An
         await backend.aclose()
 
 
-def backend_dir() -> Any:
-    """VMs share nothing with the host; the work folder is never used by the qemu backend."""
-    from pathlib import Path
-
-    return Path("/nonexistent")
-
-
 def run(args: argparse.Namespace) -> int:
     """Fill every Pool found under the paths and print one row per pool."""
     bundle = load_bundle(args.paths)
     if bundle.problems:
         raise ConfigError(bundle.problems)
-    pools = {name: bundle.catalog.pool(name).spec for name in bundle.catalog.names("Pool")}  # type: ignore[union-attr]
-    if not pools:
+    names = bundle.catalog.names("Pool")
+    if not names:
         print("no Pool documents found")
         return INVALID
     if not QemuBackend().availability().usable:
         print(f"pools need the qemu backend: {QemuBackend().availability().detail}")
         return INVALID
-    statuses = asyncio.run(_fill(pools, args.timeout))
+    configs = [pool_config(name, absolute_pool(bundle.planned_pool(name))) for name in names]
+    statuses = asyncio.run(_fill(configs, args.timeout))
     table = Table("pool", "warm", "busy", "refilling", "restore p50/p99", "memory RSS/PSS",
                   title="pools started by this command")  # fmt: skip
-    for name, status in statuses.items():
+    for config in configs:
+        status = statuses[config.name]
         latency = f"{status['restore_p50_ms']}/{status['restore_p99_ms']} ms"
         memory = f"{status['rss_mib']}/{status['pss_mib']} MiB"
-        row = [
-            f"{status['warm']}/{pools[name].warm}",
-            str(status["busy"]),
-            str(status["refilling"]),
-        ]
-        table.add_row(name, *row, latency, memory)
+        row = [f"{status['warm']}/{config.warm}", str(status["busy"]), str(status["refilling"])]
+        table.add_row(config.name, *row, latency, memory)
     Console().print(table)
     return OK
