@@ -27,6 +27,7 @@ EXPECTED = {
         "compile_paths",
         "compile_workload",
         "load_bundle",
+        "load_checked",
     ],
     "luminaguard.policy": ["ANNOTATION_DEFAULTS", "Action", "Decision", "PolicyEngine"],
     "luminaguard.transport": ["ToolClient", "ToolInfo", "ToolResult", "TransportError"],

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from luminaguard.compiler.compile import Bundle, compile_paths, compile_workload, load_bundle
+from luminaguard.compiler.compile import (
+    Bundle,
+    compile_paths,
+    compile_workload,
+    load_bundle,
+    load_checked,
+)
 from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedPool, PlannedStep
 
 __all__ = [
@@ -15,4 +21,5 @@ __all__ = [
     "compile_paths",
     "compile_workload",
     "load_bundle",
+    "load_checked",
 ]

@@ -7,7 +7,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from luminaguard.compiler import load_bundle
+from luminaguard.compiler import load_checked
 from luminaguard.compiler.lock import (
     LOCK_FILE,
     LockedServer,
@@ -17,7 +17,6 @@ from luminaguard.compiler.lock import (
     server_differences,
 )
 from luminaguard.compiler.plan import PlannedAgent
-from luminaguard.config.diagnostics import ConfigError
 from luminaguard.errors import LuminaGuardError, UsageError
 from luminaguard.hostile_text import visible
 from luminaguard.hypervisor.base import SandboxHandle
@@ -85,9 +84,7 @@ def _redacted(tool: LockedTool, redact: Redactor) -> LockedTool:
 
 async def live_lock(paths: list[str]) -> ToolLock:
     """What every agent's servers offer now."""
-    bundle = load_bundle(paths)
-    if bundle.problems:
-        raise ConfigError(bundle.problems)
+    bundle = load_checked(paths)
     servers: dict[str, LockedServer] = {}
     with tempfile.TemporaryDirectory(prefix="luminaguard-lock-") as tmp:
         for name in bundle.catalog.names("Agent"):

@@ -14,8 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from luminaguard.compiler import load_bundle
-from luminaguard.config.diagnostics import ConfigError
+from luminaguard.compiler import load_checked
 from luminaguard.hypervisor.base import PoolConfig
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 from luminaguard.scheduler.sandboxes import absolute_pool, pool_config
@@ -54,9 +53,7 @@ async def _fill(configs: list[PoolConfig], timeout: float) -> dict[str, dict[str
 
 def run(args: argparse.Namespace) -> int:
     """Fill every Pool found under the paths and print one row per pool."""
-    bundle = load_bundle(args.paths)
-    if bundle.problems:
-        raise ConfigError(bundle.problems)
+    bundle = load_checked(args.paths)
     names = bundle.catalog.names("Pool")
     if not names:
         print("no Pool documents found")
