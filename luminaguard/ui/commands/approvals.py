@@ -13,7 +13,8 @@ from luminaguard.scheduler import audited
 from luminaguard.scheduler.approvers import ApprovalTerms
 from luminaguard.scheduler.store import ApprovalRecord, RunStore
 from luminaguard.ui.exit_codes import INVALID, OK
-from luminaguard.ui.state import add_identity_option, add_state_option, identity, open_store
+from luminaguard.ui.session import Session, in_session
+from luminaguard.ui.state import add_identity_option, add_state_option, identity
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,9 +72,10 @@ def _as_audited(store: RunStore, request: ApprovalRecord) -> ApprovalRecord:
     return dataclasses.replace(request, card=card, expires=expires)
 
 
-def list_requests(args: argparse.Namespace) -> int:
+@in_session
+def list_requests(args: argparse.Namespace, session: Session) -> int:
     """Print pending (or all) requests with their cards, as audited."""
-    store = open_store(args)
+    store = session.store
     audited.check_log(store)
     requests = [_as_audited(store, r) for r in store.approvals(None if args.all else "pending")]
     if args.json:
@@ -129,9 +131,10 @@ def _not_waiting(store: RunStore, args: argparse.Namespace) -> UsageError:
     return UsageError(f"step {args.step_id!r} is not waiting for a decision (state: {state})")
 
 
-def approve(args: argparse.Namespace) -> int:
+@in_session
+def approve(args: argparse.Namespace, session: Session) -> int:
     """Approve the pending request of the step, bound to its action hash."""
-    store = open_store(args)
+    store = session.store
     audited.trusted_steps(store, args.run_id)
     who = identity(args)
     request = _pending(store, args.run_id, args.step_id)
@@ -159,12 +162,13 @@ def approve(args: argparse.Namespace) -> int:
     return OK
 
 
-def deny(args: argparse.Namespace) -> int:
+@in_session
+def deny(args: argparse.Namespace, session: Session) -> int:
     """Deny the pending request (the run fails on resume), or decline an unknown step's re-run.
 
     A denial can only stop things, so it is recorded even when the log does not verify.
     """
-    store = open_store(args)
+    store = session.store
     who = identity(args)
     request = _pending(store, args.run_id, args.step_id)
     digest = request.action_hash if request else None
@@ -189,9 +193,10 @@ def deny(args: argparse.Namespace) -> int:
     return OK
 
 
-def mark_done(args: argparse.Namespace) -> int:
+@in_session
+def mark_done(args: argparse.Namespace, session: Session) -> int:
     """Record an unknown step as succeeded: a person checked it took effect."""
-    store = open_store(args)
+    store = session.store
     audited.trusted_steps(store, args.run_id)
     who = identity(args)
     if _state(store, args.run_id, args.step_id) != "unknown":
