@@ -7,6 +7,7 @@ what shape, and that none outlives the command.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -110,4 +111,48 @@ def test_a_runs_warm_pool_vms_are_gone_when_the_run_ends(
     [backend] = opened
     assert backend.fake.snapshots == [(str(tmp_path / "rootfs" / "tiny.yaml"), 192, 2)]
     assert len(backend.fake.vms) >= 3  # the step's clone and two warm ones at least
+    assert backend.fake.running() == []
+
+
+def test_lock_refuses_a_vm_agent_on_the_namespace_sandbox(
+    cli: CliRunner, documents: Callable[[bool], Path], tmp_path: Path
+) -> None:
+    """Attack (on the boundary): ``lock`` always started an agent's MCP servers in the
+    namespace sandbox, though the agent asks for a micro-VM and ``run`` refuses to run
+    it anywhere weaker. Now ``lock`` takes the backend from the registry, as ``run``
+    does, and refuses the same way."""
+    lock = tmp_path / "luminaguard.lock"
+    result = cli("lock", str(documents(True)), "--lock", str(lock))
+    assert result.code == 1, result.out + result.err
+    assert "agent 'a' asks for a micro-VM (warm)" in result.err
+    assert not lock.exists()
+
+
+def test_lock_starts_a_vm_agents_servers_in_a_vm_of_its_pool(
+    cli: CliRunner, documents: Callable[[bool], Path], tmp_path: Path, opened: list[FakeVmBackend]
+) -> None:
+    lock = tmp_path / "luminaguard.lock"
+    result = cli("lock", str(documents(True)), "--lock", str(lock), "--backend", "fake-vm")
+    assert result.code == 0, result.out + result.err
+    assert list(json.loads(lock.read_text())["servers"]["a/echo"]["tools"]) == ["ping"]
+    [backend] = opened
+    assert backend.fake.snapshots == [(str(tmp_path / "rootfs" / "tiny.yaml"), 192, 2)]
+    bound = [vm.spec for vm in backend.fake.vms if vm.spec.name == "a"]
+    assert [(spec.pool, spec.env) for spec in bound] == [
+        ("warm", {"AGENT_SETTING": "from-agent-a"})
+    ]
+    assert backend.fake.running() == []
+
+
+def test_pool_status_boots_the_pools_image(
+    cli: CliRunner, documents: Callable[[bool], Path], tmp_path: Path, opened: list[FakeVmBackend]
+) -> None:
+    """Bug: ``pool status`` started every pool from the built-in image with 256 MiB and
+    one vCPU, whatever its Image said. Now its snapshot is of the Image's recipe, memory
+    and vCPUs, as in a run."""
+    result = cli("pool", "status", str(documents(False)), "--backend", "fake-vm")
+    assert result.code == 0, result.out + result.err
+    assert "2/2" in result.out  # warm/wanted
+    [backend] = opened
+    assert backend.fake.snapshots == [(str(tmp_path / "rootfs" / "tiny.yaml"), 192, 2)]
     assert backend.fake.running() == []

@@ -16,9 +16,10 @@ from rich.table import Table
 
 from luminaguard.compiler import load_checked
 from luminaguard.hypervisor.base import PoolConfig
-from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
+from luminaguard.hypervisor.vm.backend import VmBackend
 from luminaguard.scheduler.sandboxes import absolute_pool, pool_config
 from luminaguard.ui.exit_codes import INVALID, OK
+from luminaguard.ui.session import Session, in_session
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,37 +33,42 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status.add_argument(
         "--timeout", type=float, default=120, help="seconds to wait for the pools to fill"
     )
+    status.add_argument(
+        "--backend", default="qemu", help="the micro-VM backend to start them on (default: qemu)"
+    )
     status.set_defaults(handler=run)
 
 
-async def _fill(configs: list[PoolConfig], timeout: float) -> dict[str, dict[str, Any]]:
-    backend = QemuBackend()
-    try:
-        backend.configure_pools(configs)
-        started = {config.name: await backend.pool(config.name) for config in configs}
-        deadline = time.monotonic() + timeout
-        while (
-            any(p.status()["warm"] < p.warm for p in started.values())
-            and time.monotonic() < deadline
-        ):
-            await asyncio.sleep(0.1)
-        return {name: pool.status() for name, pool in started.items()}
-    finally:
-        await backend.aclose()
+async def _fill(
+    backend: VmBackend, configs: list[PoolConfig], timeout: float
+) -> dict[str, dict[str, Any]]:
+    backend.configure_pools(configs)
+    started = {config.name: await backend.pool(config.name) for config in configs}
+    deadline = time.monotonic() + timeout
+    while (
+        any(p.status()["warm"] < p.warm for p in started.values()) and time.monotonic() < deadline
+    ):
+        await asyncio.sleep(0.1)
+    return {name: pool.status() for name, pool in started.items()}
 
 
-def run(args: argparse.Namespace) -> int:
+@in_session
+async def run(args: argparse.Namespace, session: Session) -> int:
     """Fill every Pool found under the paths and print one row per pool."""
     bundle = load_checked(args.paths)
     names = bundle.catalog.names("Pool")
     if not names:
         print("no Pool documents found")
         return INVALID
-    if not QemuBackend().availability().usable:
-        print(f"pools need the qemu backend: {QemuBackend().availability().detail}")
+    backend = session.backend(args.backend)
+    if not isinstance(backend, VmBackend):
+        print(f"pools need a micro-VM backend; {backend.name} is not one")
+        return INVALID
+    if not backend.availability().usable:
+        print(f"pools need the {backend.name} backend: {backend.availability().detail}")
         return INVALID
     configs = [pool_config(name, absolute_pool(bundle.planned_pool(name))) for name in names]
-    statuses = asyncio.run(_fill(configs, args.timeout))
+    statuses = await _fill(backend, configs, args.timeout)
     table = Table("pool", "warm", "busy", "refilling", "restore p50/p99", "memory RSS/PSS",
                   title="pools started by this command")  # fmt: skip
     for config in configs:
