@@ -82,7 +82,8 @@ async def through_scheduler(calls: int, root: Path) -> list[float]:
     """Per-step wall time of a chain of Green call steps through the whole runner."""
     path = root / "calls.yaml"
     path.write_text(workload(calls))
-    lock = await live_lock([str(path)])  # as `luminaguard lock` would write it
+    async with SandboxBackend() as locking:
+        lock = await live_lock([str(path)], locking)  # as `luminaguard lock` would write it
     _, plans = compile_paths([str(path)], lock=lock)
     store = RunStore(root / "state")
     work = root / "state" / "runs" / "bench" / "agents" / "a" / "work"
@@ -95,8 +96,8 @@ async def through_scheduler(calls: int, root: Path) -> list[float]:
             if state == "succeeded":
                 marks.append(time.perf_counter())
 
-    runner = Runner(store, SandboxBackend(), reporter=Marks())
-    result = await runner.start(plans[0], "bench")
+    async with SandboxBackend() as backend:
+        result = await Runner(store, backend, reporter=Marks()).start(plans[0], "bench")
     assert result.state == "succeeded", result
     # the first step includes starting the server; step time = gap between completions
     return [b - a for a, b in itertools.pairwise(marks)]

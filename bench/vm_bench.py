@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.base import PoolConfig, SandboxSpec
 from luminaguard.hypervisor.vm.pool import memory_mib
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 
@@ -34,8 +34,9 @@ async def cold(backend: QemuBackend, count: int) -> list[float]:
 
 async def warm(backend: QemuBackend, count: int) -> tuple[list[float], list[tuple[int, int]]]:
     # two warm clones, as a pool keeps them: pages they share count once in PSS and private
-    spec = SandboxSpec(name="warm", workdir=NOWHERE, pool="bench", warm=2, pool_max=4)
-    pool = await backend.pool(spec)
+    backend.configure_pools([PoolConfig("bench", warm=2, maximum=4)])
+    spec = SandboxSpec(name="warm", workdir=NOWHERE, pool="bench")
+    pool = await backend.pool("bench")
     times, memory = [], []
     for _ in range(count):
         while pool.status()["warm"] < 2:  # measure acquisition from a filled pool
@@ -50,7 +51,7 @@ async def warm(backend: QemuBackend, count: int) -> tuple[list[float], list[tupl
         await backend.destroy(vm)
     global backend_status
     backend_status = pool.status()
-    await backend.close()
+    await backend.aclose()
     return times, memory
 
 

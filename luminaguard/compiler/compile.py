@@ -11,7 +11,7 @@ from pydantic import JsonValue
 from luminaguard.compiler.catalog import Catalog
 from luminaguard.compiler.dag import build_graph
 from luminaguard.compiler.lock import LockedTool, ToolLock
-from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedStep
+from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedPool, PlannedStep
 from luminaguard.compiler.references import check_references
 from luminaguard.compiler.steps import RenderedStep, StepRenderer, compile_context
 from luminaguard.compiler.tools import check_call, locked_tool
@@ -62,7 +62,7 @@ class Bundle:
         )
 
     def planned_agent(self, name: str) -> PlannedAgent:
-        """The agent as carried in a plan, with its pool and image resolved."""
+        """The agent as carried in a plan, with the image of its VM resolved."""
         agent = self.catalog.agent(name)
         document = self.catalog.get("Agent", name)
         assert agent is not None and document is not None
@@ -71,11 +71,30 @@ class Bundle:
         image = self.catalog.image(image_name) if image_name else None
         return PlannedAgent(
             spec=agent.spec,
-            pool=pool.spec if pool else None,
             image=image.spec if image else None,
             source=str(document.source.location),
             base_dir=str(Path(document.source.file).parent),
         )
+
+    def planned_pool(self, name: str) -> PlannedPool:
+        """The pool as carried in a plan, with its image resolved."""
+        pool = self.catalog.pool(name)
+        document = self.catalog.get("Pool", name)
+        assert pool is not None and document is not None
+        image = self.catalog.image(pool.spec.image)
+        image_document = self.catalog.get("Image", pool.spec.image)
+        assert image is not None and image_document is not None
+        return PlannedPool(
+            spec=pool.spec,
+            image=image.spec,
+            source=str(document.source.location),
+            base_dir=str(Path(image_document.source.file).parent),
+        )
+
+    def planned_pools(self, agents: Iterable[PlannedAgent]) -> dict[str, PlannedPool]:
+        """The pools these agents take VMs from, by name."""
+        names = sorted({agent.spec.pool for agent in agents if agent.spec.pool})
+        return {name: self.planned_pool(name) for name in names}
 
 
 def load_bundle(paths: Iterable[str], lock: ToolLock | None = None) -> Bundle:
@@ -193,6 +212,7 @@ def compile_workload(
         params=params,
         steps=steps,
         agents=agents,
+        pools=bundle.planned_pools(agents.values()),
         policies=dict(sorted(policies.items())),
     )
     return plan.sealed(), []

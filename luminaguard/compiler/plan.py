@@ -47,13 +47,31 @@ class PlannedStep(_Frozen):
 
 
 class PlannedAgent(_Frozen):
-    """An agent with the image and pool it runs on, resolved."""
+    """An agent with the image its VM runs resolved (its own, or its pool's).
+
+    A pooled agent's pool is in the plan's ``pools``, under ``spec.pool``.
+    """
 
     spec: AgentSpec
-    pool: PoolSpec | None = None
     image: ImageSpec | None = None
     source: str
     base_dir: str = Field(default=".", description="folder that relative mount sources start from")
+
+
+class PlannedPool(_Frozen):
+    """A warm pool the plan's agents take VMs from, with its image resolved.
+
+    A run configures each pool once on its backend, from this alone: nothing of the
+    agents that use it is in here.
+    """
+
+    spec: PoolSpec
+    image: ImageSpec
+    source: str
+    base_dir: str = Field(
+        default=".",
+        description="the Image document's folder, where the search for its recipe starts",
+    )
 
 
 class PlannedPolicy(_Frozen):
@@ -68,6 +86,7 @@ _LOCATIONS: dict[str, Any] = {
     "hash": True,
     "steps": {"__all__": {"source": True, "decision": {"source"}}},
     "agents": {"__all__": {"source", "base_dir"}},
+    "pools": {"__all__": {"source", "base_dir"}},
     "policies": {"__all__": {"source", "rule_sources"}},
 }
 
@@ -80,6 +99,7 @@ class Plan(_Frozen):
     params: dict[str, JsonValue]
     steps: list[PlannedStep]
     agents: dict[str, PlannedAgent]
+    pools: dict[str, PlannedPool] = Field(default_factory=dict)
     policies: dict[str, PlannedPolicy]
     hash: str = ""
 

@@ -28,7 +28,8 @@ from luminaguard.scheduler.lease import RunLease
 from luminaguard.scheduler.outcomes import ApprovalRequest, Outcome, RunResult, run_state
 from luminaguard.scheduler.readiness import Readiness
 from luminaguard.scheduler.redact import RedactingReporter, Redactor, check_secrets
-from luminaguard.scheduler.sandboxes import absolute_plan, mounts_of, sandbox_spec
+from luminaguard.scheduler.sandbox_set import SandboxSet
+from luminaguard.scheduler.sandboxes import absolute_plan, mounts_of
 from luminaguard.scheduler.secrets import environment, run_secrets
 from luminaguard.scheduler.states import ApprovalState, RunState, StepState
 from luminaguard.scheduler.store import RunRecord, RunStore, StepRecord
@@ -50,7 +51,11 @@ class _Quiet:
 
 
 class Runner:
-    """Drives runs of compiled plans on one backend, journalling into one RunStore."""
+    """Drives runs of compiled plans on one backend, journalling into one RunStore.
+
+    Each drive destroys the sandboxes it created when it ends. The backend (and so its
+    warm pools) outlives the drives: whoever opened it closes it (a command's session).
+    """
 
     def __init__(
         self,
@@ -143,8 +148,7 @@ class _Execution:
         self.plan = plan
         self.token = token
         self.classifier = Classifier(plan)
-        self.sandboxes: dict[str, SandboxHandle] = {}
-        self._creating: dict[str, asyncio.Lock] = {}
+        self.sandboxes = SandboxSet(runner.backend, plan.pools, self._workdir, runner.environ)
         self.tools = ToolBroker(plan, runner.backend, self._sandbox, runner.environ, runner.connect)
         self.base = self.store.state_dir / "runs" / run_id
         redact = Redactor(run_secrets(plan, runner.environ).values())
@@ -273,20 +277,7 @@ class _Execution:
         return self.base / "agents" / agent / "work"
 
     async def _sandbox(self, agent: str) -> SandboxHandle:
-        async with self._creating.setdefault(agent, asyncio.Lock()):
-            if agent not in self.sandboxes:
-                planned = self.plan.agents[agent]
-                wanted = planned.spec.pool or planned.spec.image
-                backend = self.runner.backend
-                if wanted and not backend.micro_vm:
-                    raise StepError(
-                        f"agent {agent!r} asks for a micro-VM ({wanted}); the {backend.name} "
-                        "backend is a weaker boundary and does not stand in for one: "
-                        "choose a VM backend"
-                    )
-                spec = sandbox_spec(agent, planned, self._workdir(agent), self.runner.environ)
-                self.sandboxes[agent] = await self.runner.backend.create(spec)
-        return self.sandboxes[agent]
+        return await self.sandboxes.get(agent, self.plan.agents[agent])
 
     async def _execute(
         self, step: PlannedStep, action: Action, decision: dict[str, object] | None
@@ -333,8 +324,7 @@ class _Execution:
 
     async def close(self) -> None:
         await self.tools.aclose()
-        for handle in self.sandboxes.values():
-            await self.runner.backend.destroy(handle)
+        await self.sandboxes.aclose()
 
 
 def repeatable(step: PlannedStep, action: Action) -> bool:

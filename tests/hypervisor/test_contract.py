@@ -156,9 +156,8 @@ async def _life(backend: Backend, tmp_path: Path) -> None:
         await backend.destroy(handle)
     assert await asyncio.wait_for(lingering.wait(), PATIENCE) != 0  # killed, not ended
     assert _host_traces(handle) == []
-    close = getattr(backend, "aclose", None)  # every backend will have it: the Protocol gains it
-    if close is not None:
-        await close()
+    await backend.aclose()
+    await backend.aclose()  # closing twice is harmless
 
 
 def test_a_sandbox_lives_its_whole_life(backend: Backend, tmp_path: Path) -> None:

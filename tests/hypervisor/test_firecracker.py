@@ -183,7 +183,7 @@ def test_real_firecracker_answers_the_api(tmp_path: Path, contract: Contract) ->
 
 def test_real_firecracker_runs_the_guest_image(tmp_path: Path) -> None:
     """Where Firecracker can run: a cold boot and a pool clone of the real guest image."""
-    from luminaguard.hypervisor.base import SandboxSpec
+    from luminaguard.hypervisor.base import PoolConfig, SandboxSpec
     from luminaguard.hypervisor.vm.firecracker.backend import FirecrackerBackend
 
     backend = FirecrackerBackend()
@@ -192,14 +192,15 @@ def test_real_firecracker_runs_the_guest_image(tmp_path: Path) -> None:
         pytest.skip(f"firecracker backend: {available.detail}")
 
     async def go() -> None:
+        backend.configure_pools([PoolConfig("fc", warm=1)])
         cold = await backend.create(SandboxSpec(name="cold", workdir=tmp_path))
-        clone = await backend.create(SandboxSpec(name="w", workdir=tmp_path, pool="fc", warm=1))
+        clone = await backend.create(SandboxSpec(name="w", workdir=tmp_path, pool="fc"))
         try:
             for vm in (cold, clone):
                 assert (await backend.exec(vm, "echo ok", 30)).stdout == "ok\n"
         finally:
             await backend.destroy(cold)
             await backend.destroy(clone)
-            await backend.close()
+            await backend.aclose()
 
     asyncio.run(go())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.base import BackendError, SandboxSpec
+from luminaguard.hypervisor.base import BackendError, PoolConfig, SandboxSpec, VmShape
 from luminaguard.hypervisor.vm.firecracker import backend as firecracker
 from luminaguard.hypervisor.vm.image.build import GuestImage
 from tests.conftest import FIXTURES
@@ -36,7 +36,7 @@ def backend(
     found = firecracker.FirecrackerBackend()
     found._images[None] = GuestImage(tmp_path / "vmlinux", tmp_path / "initrd", "key")
     yield found
-    asyncio.run(found.close())
+    asyncio.run(found.aclose())
 
 
 def requests(vm_folder: Path) -> list[str]:
@@ -47,7 +47,7 @@ def test_a_cold_boot_configures_starts_and_reaches_the_agent_over_vsock(
     backend: firecracker.FirecrackerBackend, tmp_path: Path
 ) -> None:
     async def go() -> None:
-        vm = await backend.create(SandboxSpec(name="a", workdir=tmp_path, vcpus=2))
+        vm = await backend.create(SandboxSpec(name="a", workdir=tmp_path, vm=VmShape(vcpus=2)))
         try:
             result = await backend.exec(vm, "echo hello from the guest agent", 10)
             assert result.ok and result.stdout == "hello from the guest agent\n"
@@ -66,7 +66,8 @@ def test_a_cold_boot_configures_starts_and_reaches_the_agent_over_vsock(
 def test_a_pool_serves_clones_restored_from_one_snapshot(
     backend: firecracker.FirecrackerBackend, tmp_path: Path
 ) -> None:
-    spec = SandboxSpec(name="p", workdir=tmp_path, pool="fc", warm=2, pool_max=4)
+    backend.configure_pools([PoolConfig("fc", warm=2, maximum=4)])
+    spec = SandboxSpec(name="p", workdir=tmp_path, pool="fc")
 
     async def go() -> None:
         first = await backend.create(spec)

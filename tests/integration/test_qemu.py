@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.base import BackendError, ExecResult, Mount, SandboxSpec
+from luminaguard.hypervisor.base import BackendError, ExecResult, Mount, SandboxSpec, VmShape
 from luminaguard.hypervisor.vm.machine import Vm, connect
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 from luminaguard.scheduler.store import RunStore
@@ -104,7 +104,7 @@ def test_a_step_past_its_timeout_kills_only_its_vm() -> None:
 
 
 def test_too_little_memory_for_the_guest_root_is_a_clear_error() -> None:
-    spec = SandboxSpec(name="small", workdir=Path("/nonexistent"), vm_memory_mib=128)
+    spec = SandboxSpec(name="small", workdir=Path("/nonexistent"), vm=VmShape(memory_mib=128))
     with pytest.raises(BackendError, match="before its guest agent answered: Initramfs unpacking"):
         asyncio.run(BACKEND.create(spec))
 

@@ -195,3 +195,17 @@ def test_setup_failure_is_reported(tmp_path: Path, run_in_sandbox: Run) -> None:
     result = run_in_sandbox(tmp_path, "true", mounts=missing)
     assert result.exit_code == 125
     assert "luminaguard-sandbox: mount /" in (result.failure() or "")
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_the_sandbox_backends_zygote_stops_when_the_backend_closes(tmp_path: Path) -> None:
+    async def go() -> int | None:
+        async with SandboxBackend() as backend:
+            handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+            assert (await backend.exec(handle, "true", 20)).ok
+            await backend.destroy(handle)
+            zygote = backend.zygote._process
+            assert zygote is not None and zygote.poll() is None  # serving while open
+        return zygote.poll()
+
+    assert asyncio.run(go()) is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.base import PoolConfig, SandboxSpec
 from luminaguard.hypervisor.vm.image.build import GuestImage
 from luminaguard.hypervisor.vm.machine import snapshot_key
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
@@ -23,13 +23,15 @@ if not BACKEND.availability().usable:
         f"qemu backend unavailable: {BACKEND.availability().detail}", allow_module_level=True
     )
 
-SPEC = SandboxSpec(name="t", workdir=Path("/nonexistent"), pool="test-pool", warm=2, pool_max=4)
+POOL = PoolConfig("test-pool", warm=2, maximum=4)
+SPEC = SandboxSpec(name="t", workdir=Path("/nonexistent"), pool="test-pool")
 
 
 def test_acquisitions_come_from_the_warm_pool_and_clones_differ() -> None:
     async def go() -> dict[str, object]:
         backend = QemuBackend()
-        pool = await backend.pool(SPEC)
+        backend.configure_pools([POOL])
+        pool = await backend.pool(POOL.name)
         deadline = time.monotonic() + 60
         while pool.status()["warm"] < 2:  # the pool fills in the background
             assert time.monotonic() < deadline, pool.status()
@@ -47,7 +49,7 @@ def test_acquisitions_come_from_the_warm_pool_and_clones_differ() -> None:
         for vm in (first, second):
             await backend.destroy(vm)
         after = pool.status()
-        await backend.close()
+        await backend.aclose()
         return {
             "acquired": acquired,
             "ids": ids,
@@ -108,12 +110,11 @@ def test_killing_the_runner_leaves_no_qemu_behind() -> None:
 
 
 def test_a_timed_out_pool_vm_is_replaced_without_leaking_pool_slots() -> None:
-    spec = SandboxSpec(
-        name="t", workdir=Path("/nonexistent"), pool="replace-pool", warm=1, pool_max=2
-    )
+    spec = SandboxSpec(name="t", workdir=Path("/nonexistent"), pool="replace-pool")
 
     async def go() -> tuple[bool, str, dict[str, object], bool]:
         backend = QemuBackend()
+        backend.configure_pools([PoolConfig("replace-pool", warm=1, maximum=2)])
         vm = await backend.create(spec)
         first_folder = vm.folder
         late = await backend.exec(vm, "sleep 30", 1)  # costs the VM
@@ -121,7 +122,7 @@ def test_a_timed_out_pool_vm_is_replaced_without_leaking_pool_slots() -> None:
         await backend.destroy(vm)
         pool = backend.pools["replace-pool"]
         status = pool.status()
-        await backend.close()
+        await backend.aclose()
         return late.timed_out, again.stdout, status, first_folder.exists()
 
     timed_out, stdout, status, old_folder_left = asyncio.run(go())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.base import PoolConfig, SandboxSpec
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 
 BACKEND = QemuBackend()
@@ -40,13 +40,14 @@ def test_a_pooled_vm_runs_with_its_agents_env_and_limits() -> None:
     """
     spec = SandboxSpec(
         name="agent-x", workdir=Path("/nonexistent"), env={"AGENT_SETTING": "from-agent-x"},
-        cpu_seconds=7, pids=33, pool="binding-pool", warm=1, pool_max=2,
+        cpu_seconds=7, pids=33, pool="binding-pool",
     )  # fmt: skip
 
     async def go() -> tuple[str, str]:
         backend = QemuBackend()
         try:
-            pool = await backend.pool(spec)
+            backend.configure_pools([PoolConfig("binding-pool", warm=1, maximum=2)])
+            pool = await backend.pool("binding-pool")
             deadline = time.monotonic() + 120
             while pool.status()["warm"] < 1:  # a clone restored before the agent asked
                 assert time.monotonic() < deadline, pool.status()
@@ -60,7 +61,7 @@ def test_a_pooled_vm_runs_with_its_agents_env_and_limits() -> None:
             await backend.destroy(vm)
             return ran.stdout, served
         finally:
-            await backend.close()
+            await backend.aclose()
 
     for output in asyncio.run(go()):
         assert output.splitlines()[0] == "from-agent-x", output

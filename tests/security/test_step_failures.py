@@ -18,6 +18,7 @@ import pytest
 
 from luminaguard.hypervisor import registry
 from luminaguard.hypervisor.base import (
+    AsyncClosing,
     Availability,
     BackendError,
     ExecResult,
@@ -55,7 +56,7 @@ class _Handle:
     spec: SandboxSpec
 
 
-class DyingBackend:
+class DyingBackend(AsyncClosing):
     """A backend whose VM dies under any command that says ``boom``."""
 
     name = "dying"

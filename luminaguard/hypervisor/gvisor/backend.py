@@ -24,6 +24,7 @@ from pathlib import Path
 
 from luminaguard.hypervisor.base import (
     SETUP_FAILED,
+    AsyncClosing,
     Availability,
     BackendError,
     ExecResult,
@@ -107,7 +108,7 @@ def _missing_mount(spec: SandboxSpec) -> str | None:
     return None
 
 
-class GvisorBackend:
+class GvisorBackend(AsyncClosing):
     """gVisor (``runsc``) per command; needs root and a runsc from 2023 or later."""
 
     name = "gvisor"
@@ -206,3 +207,6 @@ class GvisorBackend:
         handle.processes.clear()
         shutil.rmtree(handle.bundles, ignore_errors=True)
         handle.user.release()
+
+    async def aclose(self) -> None:
+        """Nothing to release: each container goes when it ends, the rest with its sandbox."""

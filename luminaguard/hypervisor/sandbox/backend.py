@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from luminaguard.hypervisor.base import (
+    AsyncClosing,
     Availability,
     ExecResult,
     SandboxHandle,
@@ -47,7 +48,7 @@ def _kill_group(process: SandboxProcess) -> None:
     process.kill()
 
 
-class SandboxBackend:
+class SandboxBackend(AsyncClosing):
     """Linux namespaces via the ``sandbox.helper`` helper; the default backend."""
 
     name = "sandbox"
@@ -171,3 +172,7 @@ class SandboxBackend:
         shutil.rmtree(handle.root, ignore_errors=True)
         if handle.user is not None:
             handle.user.release()
+
+    async def aclose(self) -> None:
+        """Stop the zygote, if one was started (the next sandbox starts another)."""
+        await asyncio.to_thread(self.zygote.close)

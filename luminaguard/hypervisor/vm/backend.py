@@ -4,8 +4,9 @@ A backend is a ``Machine`` (how to boot a VM, snapshot one, restore a clone: QEM
 Firecracker) behind one ``VmBackend``. The guest has no network device, a read-only
 root and tmpfs at /work and /tmp; nothing of the host is shared with it. Commands and
 MCP servers run through the guest agent. An agent with a ``pool`` gets a clone from
-that pool's warm snapshot clones; otherwise its VM boots cold. A command past its
-timeout costs its VM: it is killed and the next command gets a fresh one.
+that pool's warm snapshot clones (pools are configured once, by name, with
+``configure_pools``); otherwise its VM boots cold, in the shape it asks for. A command
+past its timeout costs its VM: it is killed and the next command gets a fresh one.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from luminaguard.hypervisor.base import (
+    AsyncClosing,
     BackendError,
     ExecResult,
+    PoolConfig,
     SandboxHandle,
     SandboxProcess,
     SandboxSpec,
@@ -33,7 +37,7 @@ from luminaguard.hypervisor.vm.machine import Machine, Vm
 from luminaguard.hypervisor.vm.pool import VmPool
 
 
-class VmBackend:
+class VmBackend(AsyncClosing):
     """Micro-VMs of one Machine; the guest image is built (and cached) on first use."""
 
     name = "vm"
@@ -44,6 +48,7 @@ class VmBackend:
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
         self._images: dict[Path | None, GuestImage] = {}
+        self.pool_configs: dict[str, PoolConfig] = {}
         self.pools: dict[str, VmPool] = {}
         self._pool_lock = asyncio.Lock()
         self._building = threading.Lock()
@@ -55,25 +60,39 @@ class VmBackend:
                 self._images[recipe] = build(Recipe.load(recipe)) if recipe else build()
             return self._images[recipe]
 
-    async def pool(self, spec: SandboxSpec) -> VmPool:
-        """The warm pool the spec names, started (snapshot taken) on first use."""
-        name = spec.pool or spec.name
+    def configure_pools(self, pools: Iterable[PoolConfig]) -> None:
+        """Know these pools, each started on first use; a pool is configured once.
+
+        The same configuration again changes nothing; another one for a known name is
+        a BackendError (agents of different runs would get clones of different VMs).
+        """
+        for config in pools:
+            known = self.pool_configs.setdefault(config.name, config)
+            if known != config:
+                raise BackendError(f"pool {config.name!r} is configured already, differently")
+
+    async def pool(self, name: str) -> VmPool:
+        """The warm pool of this name, started (snapshot taken) on first use."""
+        if name not in self.pool_configs:
+            raise BackendError(f"no pool {name!r} is configured on the {self.name} backend")
+        config = self.pool_configs[name]
         async with self._pool_lock:
             if name not in self.pools:
-                image = await asyncio.to_thread(self.image, spec.recipe)
-                snapshot = await self.machine.snapshot(image, spec.vm_memory_mib, spec.vcpus)
+                image = await asyncio.to_thread(self.image, config.shape.recipe)
+                shape = config.shape
+                snapshot = await self.machine.snapshot(image, shape.memory_mib, shape.vcpus)
                 self.pools[name] = VmPool(
-                    name, snapshot, spec.warm, max(spec.pool_max, 1), self.machine.restore
+                    name, snapshot, config.warm, max(config.maximum, 1), self.machine.restore
                 )
                 self.pools[name].refill()
         return self.pools[name]
 
     async def _fresh(self, spec: SandboxSpec) -> Vm:
         if spec.pool:
-            return await (await self.pool(spec)).acquire(spec)
+            return await (await self.pool(spec.pool)).acquire(spec)
         vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
         vm.disks = await asyncio.to_thread(folder_disks.pack, spec.mounts, vm.folder)
-        await self.machine.boot(vm, await asyncio.to_thread(self.image, spec.recipe))
+        await self.machine.boot(vm, await asyncio.to_thread(self.image, spec.shape.recipe))
         return vm
 
     def _refuse(self, what: str, wanted: bool, supported: bool, spec: SandboxSpec) -> None:
@@ -136,9 +155,10 @@ class VmBackend:
         handle.kill()
         shutil.rmtree(handle.folder, ignore_errors=True)
 
-    async def close(self) -> None:
-        """Destroy every pool's VMs."""
-        for pool in self.pools.values():
+    async def aclose(self) -> None:
+        """Destroy every pool's VMs, those being restored included."""
+        pools, self.pools = list(self.pools.values()), {}
+        for pool in pools:
             await pool.close()
 
 

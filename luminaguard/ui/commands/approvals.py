@@ -13,7 +13,8 @@ from luminaguard.scheduler.decisions import Verdict
 from luminaguard.scheduler.states import ApprovalState
 from luminaguard.scheduler.store import ApprovalRecord
 from luminaguard.ui.exit_codes import INVALID, OK
-from luminaguard.ui.state import add_identity_option, add_state_option, identity, open_store
+from luminaguard.ui.session import Session, in_session
+from luminaguard.ui.state import add_identity_option, add_state_option, identity
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,9 +60,10 @@ def _print_card(request: ApprovalRecord) -> None:
         print("  diff:\n" + "".join(f"    {line}\n" for line in diff.splitlines()))
 
 
-def list_requests(args: argparse.Namespace) -> int:
+@in_session
+def list_requests(args: argparse.Namespace, session: Session) -> int:
     """Print pending (or all) requests with their cards, as audited."""
-    store = open_store(args)
+    store = session.store
     audited.check_log(store)
     wanted = None if args.all else ApprovalState.PENDING
     requests = [decisions.as_audited(store, r) for r in store.approvals(wanted)]
@@ -75,9 +77,10 @@ def list_requests(args: argparse.Namespace) -> int:
     return OK
 
 
-def approve(args: argparse.Namespace) -> int:
+@in_session
+def approve(args: argparse.Namespace, session: Session) -> int:
     """Approve the pending request of the step, bound to its action hash."""
-    store = open_store(args)
+    store = session.store
     done = decisions.approve(store, args.run_id, args.step_id, identity(args), args.reason)
     if done.verdict is Verdict.RERUN:
         print(f"{args.step_id}: will run again on resume (approved by {done.who})")
@@ -90,20 +93,22 @@ def approve(args: argparse.Namespace) -> int:
     return OK
 
 
-def deny(args: argparse.Namespace) -> int:
+@in_session
+def deny(args: argparse.Namespace, session: Session) -> int:
     """Deny the pending request (the run fails on resume), or decline an unknown step's re-run.
 
     A denial can only stop things, so it is recorded even when the log does not verify.
     """
-    store = open_store(args)
+    store = session.store
     done = decisions.deny(store, args.run_id, args.step_id, identity(args), args.reason)
     print(f"{args.step_id}: denied by {done.who}; run: luminaguard resume {args.run_id}")
     return OK
 
 
-def mark_done(args: argparse.Namespace) -> int:
+@in_session
+def mark_done(args: argparse.Namespace, session: Session) -> int:
     """Record an unknown step as succeeded: a person checked it took effect."""
-    store = open_store(args)
+    store = session.store
     done = decisions.mark_done(store, args.run_id, args.step_id, identity(args), args.reason)
     print(f"{args.step_id}: marked done by {done.who}; run: luminaguard resume {args.run_id}")
     return OK

@@ -9,7 +9,8 @@ import time
 
 from luminaguard.hostile_text import visible
 from luminaguard.ui.exit_codes import INVALID, OK
-from luminaguard.ui.state import add_state_option, open_store
+from luminaguard.ui.session import Session, in_session
+from luminaguard.ui.state import add_state_option
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,9 +39,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     head.set_defaults(handler=print_head)
 
 
-def show_records(args: argparse.Namespace) -> int:
+@in_session
+def show_records(args: argparse.Namespace, session: Session) -> int:
     """Print records in order."""
-    for record in open_store(args).audit.records(args.run_id):
+    for record in session.store.audit.records(args.run_id):
         if args.json:
             print(json.dumps(record.__dict__, sort_keys=True))
             continue
@@ -51,9 +53,10 @@ def show_records(args: argparse.Namespace) -> int:
     return OK
 
 
-def verify_chain(args: argparse.Namespace) -> int:
+@in_session
+def verify_chain(args: argparse.Namespace, session: Session) -> int:
     """Verify every record's HMAC, its link to the previous one, the head and the anchor."""
-    store = open_store(args)
+    store = session.store
     problems = store.audit.verify(args.anchor)
     for problem in problems:
         print(visible(f"audit: {problem}"))
@@ -65,9 +68,10 @@ def verify_chain(args: argparse.Namespace) -> int:
     return OK
 
 
-def print_head(args: argparse.Namespace) -> int:
+@in_session
+def print_head(args: argparse.Namespace, session: Session) -> int:
     """Print ``COUNT HASH`` of the newest record (exit 1 if the log does not verify)."""
-    store = open_store(args)
+    store = session.store
     problems = store.audit.verify()
     for problem in problems:
         print(f"audit: {problem}", file=sys.stderr)

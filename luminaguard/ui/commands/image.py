@@ -9,8 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from luminaguard.compiler import load_bundle
-from luminaguard.config.diagnostics import ConfigError
+from luminaguard.compiler import load_checked
 from luminaguard.hypervisor.vm.image.build import build, built_images
 from luminaguard.hypervisor.vm.image.recipe import Recipe, find_recipe
 from luminaguard.ui.exit_codes import INVALID, OK
@@ -29,9 +28,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_build(args: argparse.Namespace) -> int:
     """Build (or find in the cache) the image of each Image document."""
-    bundle = load_bundle(args.paths)
-    if bundle.problems:
-        raise ConfigError(bundle.problems)
+    bundle = load_checked(args.paths)
     names = bundle.catalog.names("Image")
     if not names:
         print("no Image documents found")

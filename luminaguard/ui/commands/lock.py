@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 from pathlib import Path
 
-from luminaguard.compiler import load_bundle
+from luminaguard.compiler import load_checked
 from luminaguard.compiler.lock import (
     LOCK_FILE,
     LockedServer,
@@ -17,17 +16,18 @@ from luminaguard.compiler.lock import (
     server_differences,
 )
 from luminaguard.compiler.plan import PlannedAgent
-from luminaguard.config.diagnostics import ConfigError
 from luminaguard.errors import LuminaGuardError, UsageError
 from luminaguard.hostile_text import visible
-from luminaguard.hypervisor.base import SandboxHandle
+from luminaguard.hypervisor.base import Backend
 from luminaguard.hypervisor.linux import work_disk
-from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+from luminaguard.hypervisor.registry import DEFAULT
 from luminaguard.scheduler.redact import Redactor
-from luminaguard.scheduler.sandboxes import absolute_agent, sandbox_spec
+from luminaguard.scheduler.sandbox_set import SandboxSet
+from luminaguard.scheduler.sandboxes import absolute_agent, absolute_pool
 from luminaguard.scheduler.secrets import environment, secret_references
 from luminaguard.scheduler.tools import connect
 from luminaguard.ui.exit_codes import INVALID, OK
+from luminaguard.ui.session import Session, in_session
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,26 +42,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="write nothing; exit 1 if the servers differ from the lock",
     )
+    parser.add_argument(
+        "--backend",
+        default=DEFAULT,
+        help=f"where the servers start, as in run (default: {DEFAULT})",
+    )
     parser.set_defaults(handler=run)
 
 
-async def _lock_agent(name: str, agent: PlannedAgent, work: Path) -> dict[str, LockedServer]:
-    backend = SandboxBackend()
-    handle: SandboxHandle | None = None
-
-    async def sandbox() -> SandboxHandle:
-        nonlocal handle
-        if handle is None:
-            handle = await backend.create(
-                sandbox_spec(name, agent, work / name / "work", environment())
-            )
-        return handle
-
+async def _lock_agent(
+    name: str, agent: PlannedAgent, sandboxes: SandboxSet
+) -> dict[str, LockedServer]:
     servers: dict[str, LockedServer] = {}
     redact = Redactor(secret_references(agent, environment()).values())
     try:
         for server_name, server in sorted(agent.spec.mcp_servers.items()):
-            client = await connect(f"{name}/{server_name}", server, backend, sandbox, environment())
+            client = await connect(
+                f"{name}/{server_name}",
+                server,
+                sandboxes.backend,
+                lambda: sandboxes.get(name, agent),
+                environment(),
+            )
             try:
                 tools = await client.list_tools()
             except LuminaGuardError as exc:  # a server's error may quote its token
@@ -72,9 +74,7 @@ async def _lock_agent(name: str, agent: PlannedAgent, work: Path) -> dict[str, L
                 tools={t.name: _redacted(LockedTool.of(t), redact) for t in tools}
             )
     finally:
-        if handle is not None:
-            await backend.destroy(handle)
-            work_disk.detach(work / name / "work")  # its folder is a temporary one
+        await sandboxes.aclose()
     return servers
 
 
@@ -83,17 +83,25 @@ def _redacted(tool: LockedTool, redact: Redactor) -> LockedTool:
     return tool.model_copy(update={"input_schema": redact.value(tool.input_schema)})
 
 
-async def live_lock(paths: list[str]) -> ToolLock:
-    """What every agent's servers offer now."""
-    bundle = load_bundle(paths)
-    if bundle.problems:
-        raise ConfigError(bundle.problems)
+async def live_lock(paths: list[str], backend: Backend) -> ToolLock:
+    """What every agent's servers offer now, started on ``backend`` as a run starts them.
+
+    An agent that asks for a micro-VM is refused on a backend that is not one, as in a
+    run: its servers never start in a weaker boundary than the one it asked for.
+    """
+    bundle = load_checked(paths)
+    planned = {n: absolute_agent(bundle.planned_agent(n)) for n in bundle.catalog.names("Agent")}
+    agents = {name: agent for name, agent in planned.items() if agent.spec.mcp_servers}
+    pools = {n: absolute_pool(p) for n, p in bundle.planned_pools(agents.values()).items()}
     servers: dict[str, LockedServer] = {}
     with tempfile.TemporaryDirectory(prefix="luminaguard-lock-") as tmp:
-        for name in bundle.catalog.names("Agent"):
-            agent = absolute_agent(bundle.planned_agent(name))
-            if agent.spec.mcp_servers:
-                servers.update(await _lock_agent(name, agent, Path(tmp)))
+        work = Path(tmp)
+        try:
+            for name, agent in agents.items():
+                sandboxes = SandboxSet(backend, pools, lambda n: work / n / "work", environment())
+                servers.update(await _lock_agent(name, agent, sandboxes))
+        finally:
+            work_disk.detach_all(work)  # the work folders are temporary ones
     return ToolLock(servers=servers)
 
 
@@ -110,9 +118,10 @@ def _compare(current: ToolLock, locked: ToolLock) -> list[str]:
     return found
 
 
-def run(args: argparse.Namespace) -> int:
+@in_session
+async def run(args: argparse.Namespace, session: Session) -> int:
     """Write the lock, or check the servers against it."""
-    current = asyncio.run(live_lock(args.paths))
+    current = await live_lock(args.paths, session.backend(args.backend))
     path = Path(args.lock)
     if not args.check:
         path.write_text(current.to_json(), encoding="utf-8")

@@ -14,11 +14,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from luminaguard.compiler import load_bundle
-from luminaguard.config.diagnostics import ConfigError
-from luminaguard.hypervisor.base import SandboxSpec
-from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
+from luminaguard.compiler import load_checked
+from luminaguard.hypervisor.base import PoolConfig
+from luminaguard.hypervisor.vm.backend import VmBackend
+from luminaguard.scheduler.sandboxes import absolute_pool, pool_config
 from luminaguard.ui.exit_codes import INVALID, OK
+from luminaguard.ui.session import Session, in_session
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,61 +33,49 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status.add_argument(
         "--timeout", type=float, default=120, help="seconds to wait for the pools to fill"
     )
+    status.add_argument(
+        "--backend", default="qemu", help="the micro-VM backend to start them on (default: qemu)"
+    )
     status.set_defaults(handler=run)
 
 
-async def _fill(pools: dict[str, Any], timeout: float) -> dict[str, dict[str, Any]]:
-    backend = QemuBackend()
-    try:
-        started = {
-            name: await backend.pool(
-                SandboxSpec(
-                    name=name, workdir=backend_dir(), pool=name, warm=spec.warm, pool_max=spec.max
-                )
-            )
-            for name, spec in pools.items()
-        }
-        deadline = time.monotonic() + timeout
-        while (
-            any(p.status()["warm"] < p.warm for p in started.values())
-            and time.monotonic() < deadline
-        ):
-            await asyncio.sleep(0.1)
-        return {name: pool.status() for name, pool in started.items()}
-    finally:
-        await backend.close()
+async def _fill(
+    backend: VmBackend, configs: list[PoolConfig], timeout: float
+) -> dict[str, dict[str, Any]]:
+    backend.configure_pools(configs)
+    started = {config.name: await backend.pool(config.name) for config in configs}
+    deadline = time.monotonic() + timeout
+    while (
+        any(p.status()["warm"] < p.warm for p in started.values()) and time.monotonic() < deadline
+    ):
+        await asyncio.sleep(0.1)
+    return {name: pool.status() for name, pool in started.items()}
 
 
-def backend_dir() -> Any:
-    """VMs share nothing with the host; the work folder is never used by the qemu backend."""
-    from pathlib import Path
-
-    return Path("/nonexistent")
-
-
-def run(args: argparse.Namespace) -> int:
+@in_session
+async def run(args: argparse.Namespace, session: Session) -> int:
     """Fill every Pool found under the paths and print one row per pool."""
-    bundle = load_bundle(args.paths)
-    if bundle.problems:
-        raise ConfigError(bundle.problems)
-    pools = {name: bundle.catalog.pool(name).spec for name in bundle.catalog.names("Pool")}  # type: ignore[union-attr]
-    if not pools:
+    bundle = load_checked(args.paths)
+    names = bundle.catalog.names("Pool")
+    if not names:
         print("no Pool documents found")
         return INVALID
-    if not QemuBackend().availability().usable:
-        print(f"pools need the qemu backend: {QemuBackend().availability().detail}")
+    backend = session.backend(args.backend)
+    if not isinstance(backend, VmBackend):
+        print(f"pools need a micro-VM backend; {backend.name} is not one")
         return INVALID
-    statuses = asyncio.run(_fill(pools, args.timeout))
+    if not backend.availability().usable:
+        print(f"pools need the {backend.name} backend: {backend.availability().detail}")
+        return INVALID
+    configs = [pool_config(name, absolute_pool(bundle.planned_pool(name))) for name in names]
+    statuses = await _fill(backend, configs, args.timeout)
     table = Table("pool", "warm", "busy", "refilling", "restore p50/p99", "memory RSS/PSS",
                   title="pools started by this command")  # fmt: skip
-    for name, status in statuses.items():
+    for config in configs:
+        status = statuses[config.name]
         latency = f"{status['restore_p50_ms']}/{status['restore_p99_ms']} ms"
         memory = f"{status['rss_mib']}/{status['pss_mib']} MiB"
-        row = [
-            f"{status['warm']}/{pools[name].warm}",
-            str(status["busy"]),
-            str(status["refilling"]),
-        ]
-        table.add_row(name, *row, latency, memory)
+        row = [f"{status['warm']}/{config.warm}", str(status["busy"]), str(status["refilling"])]
+        table.add_row(config.name, *row, latency, memory)
     Console().print(table)
     return OK

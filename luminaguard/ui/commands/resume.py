@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from luminaguard.hypervisor.registry import backend
 from luminaguard.scheduler.runner import Runner
 from luminaguard.ui.commands.run import drive, make_reporter, report_result
-from luminaguard.ui.state import add_state_option, open_store
+from luminaguard.ui.session import Session, in_session
+from luminaguard.ui.state import add_state_option
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,11 +21,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+@in_session
+async def run(args: argparse.Namespace, session: Session) -> int:
     """Recover, then drive the run as far as it goes."""
-    store = open_store(args)
+    store = session.store
     record = store.run(args.run_id)
     reporter = make_reporter([step.id for step in record.plan.steps])
-    runner = Runner(store, backend(record.backend), concurrency=args.concurrency, reporter=reporter)
-    result = drive(runner.resume(args.run_id), store, reporter)
+    backend = session.backend(record.backend)
+    runner = Runner(store, backend, concurrency=args.concurrency, reporter=reporter)
+    result = await drive(runner.resume(args.run_id), reporter)
     return report_result(result, store)

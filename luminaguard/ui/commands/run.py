@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 
 from rich.console import Console
 
@@ -15,7 +15,7 @@ from luminaguard.compiler import compile_paths
 from luminaguard.compiler.lock import add_lock_option, find_lock
 from luminaguard.errors import UsageError
 from luminaguard.hostile_text import visible
-from luminaguard.hypervisor.registry import DEFAULT, backend
+from luminaguard.hypervisor.registry import DEFAULT
 from luminaguard.scheduler.outcomes import RunResult
 from luminaguard.scheduler.private import check_run_id
 from luminaguard.scheduler.runner import Reporter, Runner
@@ -23,7 +23,8 @@ from luminaguard.scheduler.states import ApprovalState, RunState, StepState
 from luminaguard.scheduler.store import RunStore
 from luminaguard.ui.commands.plan import parse_params
 from luminaguard.ui.progress import LiveReporter, PlainReporter
-from luminaguard.ui.state import add_state_option, open_store
+from luminaguard.ui.session import Session, in_session
+from luminaguard.ui.state import add_state_option
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,11 +76,11 @@ def report_result(result: RunResult, store: RunStore) -> int:
     return result.exit_code
 
 
-def drive(runner_call: object, store: RunStore, reporter: Reporter) -> RunResult:
-    """Run the coroutine with the reporter (live when it is a LiveReporter)."""
+async def drive(runner_call: Awaitable[RunResult], reporter: Reporter) -> RunResult:
+    """Await the runner with the reporter (live when it is a LiveReporter)."""
     context = reporter if isinstance(reporter, LiveReporter) else contextlib.nullcontext()
     with context:
-        return asyncio.run(runner_call)  # type: ignore[arg-type]
+        return await runner_call
 
 
 def make_reporter(step_ids: list[str]) -> Reporter:
@@ -89,7 +90,8 @@ def make_reporter(step_ids: list[str]) -> Reporter:
     return PlainReporter()
 
 
-def run(args: argparse.Namespace) -> int:
+@in_session
+async def run(args: argparse.Namespace, session: Session) -> int:
     """Compile the workload, start a run of it, drive it until done or halted."""
     if args.run_id is not None:
         check_run_id(args.run_id)
@@ -99,11 +101,11 @@ def run(args: argparse.Namespace) -> int:
     if len(plans) != 1:
         names = ", ".join(plan.workload for plan in plans) or "none"
         raise UsageError(f"run takes one workload; choose with --workload ({names})")
-    plan = plans[0]
-    store = open_store(args)
+    plan, store = plans[0], session.store
     reporter = make_reporter([step.id for step in plan.steps])
-    runner = Runner(store, backend(args.backend), concurrency=args.concurrency, reporter=reporter)
+    backend = session.backend(args.backend)
+    runner = Runner(store, backend, concurrency=args.concurrency, reporter=reporter)
     run_id = args.run_id or new_run_id(plan.workload)
     print(f"run {run_id}: workload {plan.workload}, plan {plan.hash[:19]}, backend {args.backend}")
-    result = drive(runner.start(plan, run_id), store, reporter)
+    result = await drive(runner.start(plan, run_id), reporter)
     return report_result(result, store)

@@ -11,7 +11,8 @@ from rich.text import Text
 
 from luminaguard.hostile_text import visible
 from luminaguard.ui.exit_codes import OK
-from luminaguard.ui.state import add_state_option, open_store
+from luminaguard.ui.session import Session, in_session
+from luminaguard.ui.state import add_state_option
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,9 +32,10 @@ def _when(stamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
-def run(args: argparse.Namespace) -> int:
+@in_session
+def run(args: argparse.Namespace, session: Session) -> int:
     """Print the table."""
-    store = open_store(args)
+    store = session.store
     console = Console(soft_wrap=False)
     if args.run_id is None:
         table = Table("run", "workload", "state", "updated")

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from luminaguard.hypervisor.base import Availability, BackendError, SandboxSpec
+from luminaguard.hypervisor.base import Availability, BackendError, SandboxSpec, VmShape
 from luminaguard.hypervisor.vm.backend import VmBackend
 from luminaguard.hypervisor.vm.firecracker.api import FirecrackerApi, VmConfig, unix_http
 from luminaguard.hypervisor.vm.guest.client import GuestAgent, GuestError
@@ -116,7 +116,7 @@ class FirecrackerMachine:
         deadline = time.monotonic() + BOOT_TIMEOUT
         try:
             api = await _api(vm, deadline)
-            await api.configure(_config(vm, image, vm.spec.vm_memory_mib, vm.spec.vcpus))
+            await api.configure(_config(vm, image, vm.spec.shape.memory_mib, vm.spec.shape.vcpus))
             await api.start()
             vm.agent = await vsock_agent(vm, deadline)
         except BaseException:
@@ -131,7 +131,7 @@ class FirecrackerMachine:
         )
         if snapshot.ram.exists() and snapshot.state.exists():
             return snapshot
-        spec = SandboxSpec(name="snapshot", workdir=CACHE, vm_memory_mib=memory_mib, vcpus=vcpus)
+        spec = SandboxSpec("snapshot", CACHE, vm=VmShape(memory_mib=memory_mib, vcpus=vcpus))
         vm = Vm(spec, _folder("snapshot"))
         try:
             await self.boot(vm, image)

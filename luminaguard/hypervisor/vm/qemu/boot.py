@@ -12,7 +12,8 @@ from luminaguard.hypervisor.vm.qemu.command import command, launch
 async def cold_boot(vm: Vm, image: GuestImage) -> None:
     """Boot the VM from its kernel and connect to its agent."""
     vm.socket.unlink(missing_ok=True)
-    vm.process = launch(command(vm, image, vm.spec.vm_memory_mib, vm.spec.vcpus), vm.folder)
+    shape = vm.spec.shape
+    vm.process = launch(command(vm, image, shape.memory_mib, shape.vcpus), vm.folder)
     deadline = time.monotonic() + BOOT_TIMEOUT
     await wait_for_file(vm.socket, vm.process, deadline)
     vm.agent = await connect(vm.socket, deadline)
