@@ -7,6 +7,7 @@ nothing: not the row, not an audit record.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from luminaguard.scheduler.states import (
     StepState,
 )
 from luminaguard.scheduler.store import RunStore, StepRecord
+from tests.conftest import ROOT
 
 WORKLOAD = """\
 apiVersion: luminaguard.dev/v1
@@ -244,3 +246,16 @@ def test_a_run_ends_only_from_running(store: RunStore) -> None:
     with pytest.raises(StateError, match="run 'r' cannot move from halted to succeeded"):
         store.set_run_state("r", RunState.SUCCEEDED)
     assert snapshot(store) == was
+
+
+def test_the_documented_lifecycle_is_the_table() -> None:
+    """docs/architecture.md draws exactly the moves ``STEP_MOVES`` allows."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    diagram = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    drawn = {
+        (StepState(a), StepState(b))
+        for a, b in re.findall(r"^\s*(\w+) --> (\w+)", diagram, re.M)
+        if "[*]" not in (a, b)
+    }
+    allowed = {(a, b) for a, moves in STEP_MOVES.items() for b in moves}
+    assert drawn == allowed
