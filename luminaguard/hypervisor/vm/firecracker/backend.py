@@ -19,10 +19,17 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from luminaguard.hypervisor.base import Availability, BackendError, SandboxSpec
 from luminaguard.hypervisor.vm.backend import VmBackend
-from luminaguard.hypervisor.vm.firecracker.api import FirecrackerApi, VmConfig, unix_http
+from luminaguard.hypervisor.vm.firecracker.api import (
+    Body,
+    FirecrackerApi,
+    Unreachable,
+    VmConfig,
+    unix_http,
+)
 from luminaguard.hypervisor.vm.guest.client import GuestAgent, GuestError
 from luminaguard.hypervisor.vm.image.build import CACHE, GuestImage
 from luminaguard.hypervisor.vm.kvm import hardware_kvm
@@ -31,9 +38,8 @@ from luminaguard.hypervisor.vm.machine import (
     Snapshot,
     Vm,
     die_with_parent,
-    guest_died,
 )
-from luminaguard.hypervisor.vm.machine import wait_for_file as wait_for
+from luminaguard.hypervisor.vm.waiting import poll
 
 AGENT_PORT = 1024
 BOOT_ARGS = (
@@ -57,21 +63,39 @@ def _launch(folder: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-async def _api(vm: Vm, deadline: float) -> FirecrackerApi:
-    assert vm.process is not None
-    sock = vm.folder / "api.sock"
-    await wait_for(sock, vm.process, deadline)
-    return FirecrackerApi(lambda method, path, body: unix_http(sock, method, path, body))
+def _api(vm: Vm, deadline: float) -> FirecrackerApi:
+    """The VM's API; a request waits (until ``deadline``) for Firecracker to listen.
+
+    Firecracker creates its socket file a moment before it listens on it: a request
+    refused then was not sent, and is sent again while the process runs.
+    """
+    process, sock = vm.process, vm.folder / "api.sock"
+    assert process is not None
+
+    async def send(method: str, path: str, body: Body) -> tuple[int, Any]:
+        async def attempt() -> tuple[int, Any] | None:
+            try:
+                return await unix_http(sock, method, path, body)
+            except Unreachable:
+                return None
+
+        what = "the Firecracker API did not answer"
+        return await poll(attempt, deadline, what, process, vm.folder)
+
+    return FirecrackerApi(send)
 
 
 async def _handshake(uds: Path) -> GuestAgent:
     reader, writer = await asyncio.open_unix_connection(str(uds))
-    writer.write(f"CONNECT {AGENT_PORT}\n".encode())
-    await writer.drain()
-    answer = await asyncio.wait_for(reader.readline(), 1)
-    if not answer.startswith(b"OK "):
-        writer.close()
-        raise ConnectionError(f"vsock handshake answered {answer!r}")
+    try:
+        writer.write(f"CONNECT {AGENT_PORT}\n".encode())
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readline(), 1)
+        if not answer.startswith(b"OK "):
+            raise ConnectionError(f"vsock handshake answered {answer!r}")
+    except BaseException:
+        writer.close()  # each failed try would otherwise leave its socket open
+        raise
     agent = GuestAgent(reader, writer)
     try:
         await agent.request("hello", wait=1)
@@ -84,15 +108,15 @@ async def _handshake(uds: Path) -> GuestAgent:
 async def vsock_agent(vm: Vm, deadline: float) -> GuestAgent:
     """The guest agent through Firecracker's vsock socket, once the guest listens."""
     assert vm.process is not None
-    while True:
+
+    async def attempt() -> GuestAgent | None:
         try:
             return await _handshake(vm.folder / "vsock.sock")
         except (OSError, TimeoutError, GuestError):
-            if vm.process.poll() is not None:
-                raise guest_died(vm.folder) from None
-            if time.monotonic() > deadline:
-                raise BackendError("the guest agent did not answer on vsock in time") from None
-            await asyncio.sleep(0.02)
+            return None
+
+    what = "the guest agent did not answer on vsock"
+    return await poll(attempt, deadline, what, vm.process, vm.folder, 0.02)
 
 
 def _config(vm: Vm, image: GuestImage, memory_mib: int, vcpus: int) -> VmConfig:
@@ -115,7 +139,7 @@ class FirecrackerMachine:
         vm.process = _launch(vm.folder)
         deadline = time.monotonic() + BOOT_TIMEOUT
         try:
-            api = await _api(vm, deadline)
+            api = _api(vm, deadline)
             await api.configure(_config(vm, image, vm.spec.vm_memory_mib, vm.spec.vcpus))
             await api.start()
             vm.agent = await vsock_agent(vm, deadline)
@@ -137,7 +161,7 @@ class FirecrackerMachine:
             await self.boot(vm, image)
             assert vm.agent is not None
             await vm.agent.aclose()  # the snapshot must not hold a host connection
-            api = await _api(vm, time.monotonic() + BOOT_TIMEOUT)
+            api = _api(vm, time.monotonic() + BOOT_TIMEOUT)
             await api.pause()
             await api.snapshot(snapshot.state, snapshot.ram)
         finally:
@@ -151,7 +175,7 @@ class FirecrackerMachine:
         vm.process = _launch(vm.folder)
         deadline = time.monotonic() + BOOT_TIMEOUT
         try:
-            api = await _api(vm, deadline)
+            api = _api(vm, deadline)
             await api.restore(snapshot.state, snapshot.ram, vm.folder / "vsock.sock")
             vm.agent = await vsock_agent(vm, deadline)
             await vm.agent.reseed()

@@ -131,7 +131,7 @@ class GuestAgent:
             while True:
                 header = await self.reader.readexactly(4)
                 self._dispatch(decode(await self.reader.readexactly(frame_length(header))))
-        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError) as exc:
+        except (asyncio.IncompleteReadError, OSError, ProtocolError) as exc:
             self._failure = f"the guest agent's stream ended: {exc!r}"
         finally:
             for waiter in self._waiting.values():
