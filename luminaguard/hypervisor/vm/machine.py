@@ -73,10 +73,16 @@ class Snapshot:
         return self.ram.stem
 
 
-def snapshot_key(image: GuestImage, memory_mib: int, vcpus: int) -> str:
-    """The name a snapshot of ``image`` with this memory and vCPUs is stored under."""
-    named = f"{image.key}/{memory_mib}/{vcpus}".encode()
-    return "luminaguard-" + hashlib.sha256(named).hexdigest()[:16]
+def snapshot_key(image: GuestImage, memory_mib: int, vcpus: int, vmm: str = "qemu") -> str:
+    """The name a snapshot of ``image`` with this memory and vCPUs is stored under.
+
+    It changes with the VMM too: a QEMU snapshot cannot be loaded by Firecracker. (QEMU's
+    names predate that and are kept, so its snapshots on /dev/shm stay valid.)
+    """
+    named = f"{image.key}/{memory_mib}/{vcpus}"
+    if vmm != "qemu":
+        named = f"{vmm}/{named}"
+    return "luminaguard-" + hashlib.sha256(named.encode()).hexdigest()[:16]
 
 
 class Machine(Protocol):

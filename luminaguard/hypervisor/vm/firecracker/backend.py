@@ -12,7 +12,6 @@ is missing. VMs die with the runner (PDEATHSIG), as under QEMU.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import subprocess
@@ -38,6 +37,7 @@ from luminaguard.hypervisor.vm.machine import (
     Snapshot,
     Vm,
     die_with_parent,
+    snapshot_key,
 )
 from luminaguard.hypervisor.vm.waiting import poll
 
@@ -149,10 +149,8 @@ class FirecrackerMachine:
 
     async def snapshot(self, image: GuestImage, memory_mib: int, vcpus: int) -> Snapshot:
         """Boot once, pause, write a full snapshot to the cache (reused while its files exist)."""
-        key = hashlib.sha256(f"fc/{image.key}/{memory_mib}/{vcpus}".encode()).hexdigest()[:16]
-        snapshot = Snapshot(
-            image, memory_mib, vcpus, CACHE / f"fc-{key}.mem", CACHE / f"fc-{key}.state"
-        )
+        key = snapshot_key(image, memory_mib, vcpus, vmm="fc")
+        snapshot = Snapshot(image, memory_mib, vcpus, CACHE / f"{key}.mem", CACHE / f"{key}.state")
         if snapshot.ram.exists() and snapshot.state.exists():
             return snapshot
         spec = SandboxSpec(name="snapshot", workdir=CACHE, vm_memory_mib=memory_mib, vcpus=vcpus)
