@@ -21,6 +21,7 @@ from luminaguard.hypervisor.vm.guest.client import GuestAgent
 from luminaguard.hypervisor.vm.image.build import GuestImage
 
 BOOT_TIMEOUT = 60.0
+BOOT_ATTEMPTS = 2  # a cold boot that timed out (a loaded machine) is tried once more
 PR_SET_PDEATHSIG = 1
 
 
@@ -89,7 +90,11 @@ class Machine(Protocol):
     """One virtual machine monitor: boots a VM, snapshots one, restores clones."""
 
     async def boot(self, vm: Vm, image: GuestImage) -> None:
-        """Boot ``vm`` cold from ``image``; connect to its guest agent."""
+        """Boot ``vm`` cold from ``image``; connect to its guest agent.
+
+        On failure the VM is killed (its folder may be booted again); a guest that did
+        not answer in time while its VMM ran is a ``BootTimeout``.
+        """
         ...
 
     async def snapshot(self, image: GuestImage, memory_mib: int, vcpus: int) -> Snapshot:
@@ -97,5 +102,5 @@ class Machine(Protocol):
         ...
 
     async def restore(self, snapshot: Snapshot, spec: SandboxSpec) -> Vm:
-        """A new clone of ``snapshot``, reseeded, its agent connected."""
+        """A new clone of ``snapshot``, reseeded, its agent connected; BackendError if not."""
         ...

@@ -56,6 +56,8 @@ def _launch(folder: Path) -> subprocess.Popen[bytes]:
     found = binary()
     if found is None:
         raise BackendError("the firecracker binary is not installed")
+    for stale in ("api.sock", "vsock.sock"):  # a boot tried again reuses the folder
+        (folder / stale).unlink(missing_ok=True)
     with (folder / "firecracker.log").open("ab") as log:
         return subprocess.Popen(
             [found, "--api-sock", str(folder / "api.sock")],
