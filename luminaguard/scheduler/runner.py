@@ -10,12 +10,12 @@ again only if it is idempotent, and is otherwise marked ``unknown`` for a person
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from luminaguard.backoff import backoff
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
@@ -313,9 +313,7 @@ class _Execution:
             self.reporter.step(step.id, state, error or "")
             if last:
                 return
-            await asyncio.sleep(
-                min(30.0, 0.25 * 2 ** (attempt_number - 1)) * (0.5 + random.random() / 2)
-            )
+            await asyncio.sleep(backoff(attempt_number - 1, base=0.25, cap=30.0))
 
     async def _act(
         self, step: PlannedStep, action: Action, timeout: float
