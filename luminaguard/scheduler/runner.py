@@ -10,13 +10,13 @@ again only if it is idempotent, and is otherwise marked ``unknown`` for a person
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from luminaguard.backoff import backoff
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
@@ -302,9 +302,7 @@ class _Execution:
             self._record(step.id, outcome if last else again, attempt)
             if last:
                 return
-            await self.runner.sleep(
-                min(30.0, 0.25 * 2 ** (attempt_number - 1)) * (0.5 + random.random() / 2)
-            )
+            await self.runner.sleep(backoff(attempt_number - 1, base=0.25, cap=30.0))
 
     async def _act(self, step: PlannedStep, action: Action, timeout: float) -> Outcome:
         """Carry out the action once; how it ended (never raises for a step that fails)."""

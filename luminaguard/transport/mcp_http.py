@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,6 +29,7 @@ import pydantic
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from luminaguard import __version__
+from luminaguard.backoff import backoff
 from luminaguard.transport.base import ToolInfo, ToolResult, TransportError
 from luminaguard.transport.mcp_session import all_tools, tool_result
 
@@ -73,9 +73,8 @@ class RetryPolicy:
     timeout: float = 30.0
 
     def delay(self, attempt: int) -> float:
-        """Exponential backoff with full jitter around it."""
-        backoff: float = min(self.max_delay, self.base_delay * 2**attempt)
-        return backoff * random.uniform(0.5, 1.5)
+        """The wait before retry ``attempt``: exponential from ``base_delay``, jittered."""
+        return backoff(attempt, self.base_delay, self.max_delay)
 
 
 @dataclass

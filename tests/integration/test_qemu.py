@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from luminaguard.hypervisor.base import BackendError, ExecResult, Mount, SandboxSpec, VmShape
-from luminaguard.hypervisor.vm.machine import Vm, connect
+from luminaguard.hypervisor.vm.machine import Vm
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
+from luminaguard.hypervisor.vm.waiting import connect
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner, Writer
 
@@ -186,9 +187,9 @@ def test_the_agent_survives_the_host_disconnecting(guest: Guest) -> None:
     import time
 
     async def reconnect() -> dict[str, object]:
-        assert guest.vm.agent is not None
+        assert guest.vm.agent is not None and guest.vm.process is not None
         await guest.vm.agent.aclose()
-        guest.vm.agent = await connect(guest.vm.socket, time.monotonic() + 30)
+        guest.vm.agent = await connect(guest.vm.socket, guest.vm.process, time.monotonic() + 30)
         return await guest.vm.agent.hello()
 
     hello = guest.loop.run_until_complete(reconnect())

@@ -76,6 +76,7 @@ def test_a_changed_image_gets_a_new_snapshot() -> None:
     assert snapshot_key(image, 256, 1) != snapshot_key(changed, 256, 1)
     assert snapshot_key(image, 256, 1) != snapshot_key(image, 512, 1)
     assert snapshot_key(image, 256, 1) != snapshot_key(image, 256, 2)
+    assert snapshot_key(image, 256, 1) != snapshot_key(image, 256, 1, vmm="fc")
     same = GuestImage(Path("x"), Path("y"), "aaaa")
     assert snapshot_key(image, 256, 1) == snapshot_key(same, 256, 1)
 

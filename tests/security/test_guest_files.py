@@ -141,7 +141,7 @@ def test_a_dead_vms_console_is_read_by_its_tail(tmp_path: Path) -> None:
 
     Fixed by 36a6fde.
     """
-    from luminaguard.hypervisor.vm.machine import guest_died
+    from luminaguard.hypervisor.vm.waiting import guest_died
 
     with (tmp_path / "console.log").open("wb") as console:
         console.truncate(1 << 30)

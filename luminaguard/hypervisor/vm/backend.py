@@ -5,14 +5,16 @@ Firecracker) behind one ``VmBackend``. The guest has no network device, a read-o
 root and tmpfs at /work and /tmp; nothing of the host is shared with it. Commands and
 MCP servers run through the guest agent. An agent with a ``pool`` gets a clone from
 that pool's warm snapshot clones (pools are configured once, by name, with
-``configure_pools``); otherwise its VM boots cold, in the shape it asks for. A command
-past its timeout costs its VM: it is killed and the next command gets a fresh one.
+``configure_pools``); otherwise its VM boots cold, in the shape it asks for (a boot that
+times out, as on a loaded machine, is tried again, logged). A command past its timeout
+costs its VM: it is killed and the next command gets a fresh one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import tempfile
 import threading
@@ -33,8 +35,12 @@ from luminaguard.hypervisor.vm import folder_disks
 from luminaguard.hypervisor.vm.guest.client import GuestError
 from luminaguard.hypervisor.vm.image.build import GuestImage, build
 from luminaguard.hypervisor.vm.image.recipe import Recipe
-from luminaguard.hypervisor.vm.machine import Machine, Vm
+from luminaguard.hypervisor.vm.machine import BOOT_ATTEMPTS, Machine, Vm
 from luminaguard.hypervisor.vm.pool import VmPool
+from luminaguard.hypervisor.vm.retry import tried
+from luminaguard.hypervisor.vm.waiting import BootTimeout
+
+log = logging.getLogger(__name__)
 
 
 class VmBackend(AsyncClosing):
@@ -92,7 +98,9 @@ class VmBackend(AsyncClosing):
             return await (await self.pool(spec.pool)).acquire(spec)
         vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
         vm.disks = await asyncio.to_thread(folder_disks.pack, spec.mounts, vm.folder)
-        await self.machine.boot(vm, await asyncio.to_thread(self.image, spec.shape.recipe))
+        image = await asyncio.to_thread(self.image, spec.shape.recipe)
+        what = f"cold boot of a VM for {spec.name!r}"  # a boot that timed out may pass: again
+        await tried(lambda: self.machine.boot(vm, image), BOOT_ATTEMPTS, BootTimeout, what, log)
         return vm
 
     def _refuse(self, what: str, wanted: bool, supported: bool, spec: SandboxSpec) -> None:

@@ -1,30 +1,27 @@
 """One micro-VM and the machine that runs it: what QEMU and Firecracker share.
 
 A ``Machine`` boots a VM, snapshots one and restores clones; a ``Vm`` is one running
-VM with its folder and its guest agent's connection.
+VM with its folder and its guest agent's connection. Waiting for a VM to come up is
+in ``waiting``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import hashlib
-import re
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from luminaguard.hostile_files import Unreadable, read_beneath
-from luminaguard.hypervisor.base import BackendError, SandboxSpec
+from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.vm.folder_disks import FolderDisk
-from luminaguard.hypervisor.vm.guest.client import GuestAgent, GuestError
+from luminaguard.hypervisor.vm.guest.client import GuestAgent
 from luminaguard.hypervisor.vm.image.build import GuestImage
 
 BOOT_TIMEOUT = 60.0
-LOG_TAIL = 64 << 10
+BOOT_ATTEMPTS = 2  # a cold boot that timed out (a loaded machine) is tried once more
 PR_SET_PDEATHSIG = 1
 
 
@@ -61,68 +58,6 @@ class Vm:
             self.process.wait()
 
 
-def _lines(path: Path) -> list[str]:
-    """The last lines of a log the guest writes (its console): at most 64 KiB of them."""
-    try:
-        return (
-            read_beneath(path.parent, path.name, LOG_TAIL, tail=True)
-            .decode(errors="replace")
-            .splitlines()
-        )
-    except Unreadable:
-        return []
-
-
-def guest_died(folder: Path) -> BackendError:
-    """The error for a VM that stopped before its agent answered, quoting the VMM and guest.
-
-    The VMM's own messages are in ``qemu.log`` or ``firecracker.log``; the guest's in
-    ``console.log``.
-    """
-    console = _lines(folder / "console.log")
-    telling = [line for line in console if re.search(r"panic|failed|error", line, re.I)]
-    vmm = [line for name in ("qemu.log", "firecracker.log") for line in _lines(folder / name)]
-    said = vmm + [line.split("] ", 1)[-1] for line in telling]
-    why = "; ".join(said[:3]) or (
-        "no message from the VMM or the guest (a reset this early usually means too little "
-        "memory for the kernel and its root)"
-    )
-    return BackendError(
-        f"the VM stopped before its guest agent answered: {why} (see {folder}/console.log)"
-    )
-
-
-async def wait_for_file(path: Path, process: subprocess.Popen[bytes], deadline: float) -> None:
-    """Until QEMU has created ``path``; BackendError if it died or took too long."""
-    while not path.exists():
-        if process.poll() is not None:
-            raise guest_died(path.parent)
-        if time.monotonic() > deadline:
-            raise BackendError(f"QEMU did not start (see {path.parent / 'console.log'})")
-        await asyncio.sleep(0.002)
-
-
-async def connect(sock: Path, deadline: float) -> GuestAgent:
-    """The guest agent's connection, once it answers hello.
-
-    QEMU drops a connection made before the guest opens its port, so this retries;
-    once QEMU has exited (its socket gone), the console says why.
-    """
-    while True:
-        try:
-            reader, writer = await asyncio.open_unix_connection(str(sock))
-        except OSError:
-            raise guest_died(sock.parent) from None
-        agent = GuestAgent(reader, writer)
-        try:
-            await agent.request("hello", wait=0.5)
-            return agent
-        except GuestError:
-            await agent.aclose()
-            if time.monotonic() > deadline:
-                raise BackendError("the guest agent did not answer in time") from None
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """A booted guest's memory (on /dev/shm) and device state, for one image and size."""
@@ -139,17 +74,27 @@ class Snapshot:
         return self.ram.stem
 
 
-def snapshot_key(image: GuestImage, memory_mib: int, vcpus: int) -> str:
-    """The name a snapshot of ``image`` with this memory and vCPUs is stored under."""
-    named = f"{image.key}/{memory_mib}/{vcpus}".encode()
-    return "luminaguard-" + hashlib.sha256(named).hexdigest()[:16]
+def snapshot_key(image: GuestImage, memory_mib: int, vcpus: int, vmm: str = "qemu") -> str:
+    """The name a snapshot of ``image`` with this memory and vCPUs is stored under.
+
+    It changes with the VMM too: a QEMU snapshot cannot be loaded by Firecracker. (QEMU's
+    names predate that and are kept, so its snapshots on /dev/shm stay valid.)
+    """
+    named = f"{image.key}/{memory_mib}/{vcpus}"
+    if vmm != "qemu":
+        named = f"{vmm}/{named}"
+    return "luminaguard-" + hashlib.sha256(named.encode()).hexdigest()[:16]
 
 
 class Machine(Protocol):
     """One virtual machine monitor: boots a VM, snapshots one, restores clones."""
 
     async def boot(self, vm: Vm, image: GuestImage) -> None:
-        """Boot ``vm`` cold from ``image``; connect to its guest agent."""
+        """Boot ``vm`` cold from ``image``; connect to its guest agent.
+
+        On failure the VM is killed (its folder may be booted again); a guest that did
+        not answer in time while its VMM ran is a ``BootTimeout``.
+        """
         ...
 
     async def snapshot(self, image: GuestImage, memory_mib: int, vcpus: int) -> Snapshot:
@@ -157,5 +102,5 @@ class Machine(Protocol):
         ...
 
     async def restore(self, snapshot: Snapshot, spec: SandboxSpec) -> Vm:
-        """A new clone of ``snapshot``, reseeded, its agent connected."""
+        """A new clone of ``snapshot``, reseeded, its agent connected; BackendError if not."""
         ...

@@ -3,13 +3,15 @@
 ``acquire`` hands out a ready clone (or restores one on the spot when none is ready),
 bound to the agent that asked for it (its environment and limits);
 the pool then refills in the background up to ``warm`` without passing ``max`` VMs in
-all. A VM is destroyed after its task: clones are never reused.
+all. A clone that fails to restore is replaced by another, up to ``RESTORE_ATTEMPTS``
+tries, each failure logged. A VM is destroyed after its task: clones are never reused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -18,9 +20,12 @@ from typing import Any
 
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.vm.machine import Snapshot, Vm
+from luminaguard.hypervisor.vm.retry import tried
 
 #: How a pool gets a clone: the Machine's restore.
 Restore = Callable[[Snapshot, SandboxSpec], Awaitable[Vm]]
+RESTORE_ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
 def memory_mib(vm: Vm, field: str = "Rss") -> int:
@@ -66,7 +71,7 @@ class VmPool:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _restore(self) -> Vm:
+    async def _restore_once(self) -> Vm:
         started = time.perf_counter()
         spec = SandboxSpec(name=self.name, workdir=self.snapshot.state)
         vm = await self.restore(self.snapshot, spec)
@@ -74,11 +79,16 @@ class VmPool:
         self.latencies.append(time.perf_counter() - started)
         return vm
 
+    async def _restore(self) -> Vm:
+        """A new clone; one that fails to restore is replaced (``RESTORE_ATTEMPTS`` in all)."""
+        what = f"restoring a clone for pool {self.name!r}"
+        return await tried(self._restore_once, RESTORE_ATTEMPTS, BackendError, what, log)
+
     async def _add(self) -> None:
         try:
             self.ready.append(await self._restore())
-        except BackendError:
-            pass  # counted as missing; the next acquire restores on the spot
+        except BackendError as exc:  # counted as missing; the next acquire restores on the spot
+            log.warning("pool %r could not refill: %s", self.name, exc)
         finally:
             self.refilling -= 1
 

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from luminaguard.errors import LuminaGuardError
+from luminaguard.hypervisor.base import BackendError
 
 Body = dict[str, Any] | None
 Sender = Callable[[str, str, Body], Awaitable[tuple[int, Any]]]
 
 
-class FirecrackerError(LuminaGuardError):
+class FirecrackerError(BackendError):
     """Firecracker refused a request or could not be reached."""
+
+
+class Unreachable(FirecrackerError):
+    """Nothing listens on the API socket (yet): the request was not sent."""
 
 
 async def unix_http(socket_path: Path, method: str, path: str, body: Body) -> tuple[int, Any]:
@@ -30,7 +34,7 @@ async def unix_http(socket_path: Path, method: str, path: str, body: Body) -> tu
     try:
         reader, writer = await asyncio.open_unix_connection(str(socket_path))
     except OSError as exc:
-        raise FirecrackerError(f"cannot reach the Firecracker API at {socket_path}: {exc}") from exc
+        raise Unreachable(f"cannot reach the Firecracker API at {socket_path}: {exc}") from exc
     payload = json.dumps(body).encode() if body is not None else b""
     head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
     if body is not None:

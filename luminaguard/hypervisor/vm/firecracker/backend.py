@@ -12,17 +12,23 @@ is missing. VMs die with the runner (PDEATHSIG), as under QEMU.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from luminaguard.hypervisor.base import Availability, BackendError, SandboxSpec, VmShape
 from luminaguard.hypervisor.vm.backend import VmBackend
-from luminaguard.hypervisor.vm.firecracker.api import FirecrackerApi, VmConfig, unix_http
+from luminaguard.hypervisor.vm.firecracker.api import (
+    Body,
+    FirecrackerApi,
+    Unreachable,
+    VmConfig,
+    unix_http,
+)
 from luminaguard.hypervisor.vm.guest.client import GuestAgent, GuestError
 from luminaguard.hypervisor.vm.image.build import CACHE, GuestImage
 from luminaguard.hypervisor.vm.kvm import hardware_kvm
@@ -31,9 +37,9 @@ from luminaguard.hypervisor.vm.machine import (
     Snapshot,
     Vm,
     die_with_parent,
-    guest_died,
+    snapshot_key,
 )
-from luminaguard.hypervisor.vm.machine import wait_for_file as wait_for
+from luminaguard.hypervisor.vm.waiting import poll
 
 AGENT_PORT = 1024
 BOOT_ARGS = (
@@ -50,6 +56,8 @@ def _launch(folder: Path) -> subprocess.Popen[bytes]:
     found = binary()
     if found is None:
         raise BackendError("the firecracker binary is not installed")
+    for stale in ("api.sock", "vsock.sock"):  # a boot tried again reuses the folder
+        (folder / stale).unlink(missing_ok=True)
     with (folder / "firecracker.log").open("ab") as log:
         return subprocess.Popen(
             [found, "--api-sock", str(folder / "api.sock")],
@@ -57,21 +65,39 @@ def _launch(folder: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-async def _api(vm: Vm, deadline: float) -> FirecrackerApi:
-    assert vm.process is not None
-    sock = vm.folder / "api.sock"
-    await wait_for(sock, vm.process, deadline)
-    return FirecrackerApi(lambda method, path, body: unix_http(sock, method, path, body))
+def _api(vm: Vm, deadline: float) -> FirecrackerApi:
+    """The VM's API; a request waits (until ``deadline``) for Firecracker to listen.
+
+    Firecracker creates its socket file a moment before it listens on it: a request
+    refused then was not sent, and is sent again while the process runs.
+    """
+    process, sock = vm.process, vm.folder / "api.sock"
+    assert process is not None
+
+    async def send(method: str, path: str, body: Body) -> tuple[int, Any]:
+        async def attempt() -> tuple[int, Any] | None:
+            try:
+                return await unix_http(sock, method, path, body)
+            except Unreachable:
+                return None
+
+        what = "the Firecracker API did not answer"
+        return await poll(attempt, deadline, what, process, vm.folder)
+
+    return FirecrackerApi(send)
 
 
 async def _handshake(uds: Path) -> GuestAgent:
     reader, writer = await asyncio.open_unix_connection(str(uds))
-    writer.write(f"CONNECT {AGENT_PORT}\n".encode())
-    await writer.drain()
-    answer = await asyncio.wait_for(reader.readline(), 1)
-    if not answer.startswith(b"OK "):
-        writer.close()
-        raise ConnectionError(f"vsock handshake answered {answer!r}")
+    try:
+        writer.write(f"CONNECT {AGENT_PORT}\n".encode())
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readline(), 1)
+        if not answer.startswith(b"OK "):
+            raise ConnectionError(f"vsock handshake answered {answer!r}")
+    except BaseException:
+        writer.close()  # each failed try would otherwise leave its socket open
+        raise
     agent = GuestAgent(reader, writer)
     try:
         await agent.request("hello", wait=1)
@@ -84,15 +110,15 @@ async def _handshake(uds: Path) -> GuestAgent:
 async def vsock_agent(vm: Vm, deadline: float) -> GuestAgent:
     """The guest agent through Firecracker's vsock socket, once the guest listens."""
     assert vm.process is not None
-    while True:
+
+    async def attempt() -> GuestAgent | None:
         try:
             return await _handshake(vm.folder / "vsock.sock")
         except (OSError, TimeoutError, GuestError):
-            if vm.process.poll() is not None:
-                raise guest_died(vm.folder) from None
-            if time.monotonic() > deadline:
-                raise BackendError("the guest agent did not answer on vsock in time") from None
-            await asyncio.sleep(0.02)
+            return None
+
+    what = "the guest agent did not answer on vsock"
+    return await poll(attempt, deadline, what, vm.process, vm.folder, 0.02)
 
 
 def _config(vm: Vm, image: GuestImage, memory_mib: int, vcpus: int) -> VmConfig:
@@ -115,7 +141,7 @@ class FirecrackerMachine:
         vm.process = _launch(vm.folder)
         deadline = time.monotonic() + BOOT_TIMEOUT
         try:
-            api = await _api(vm, deadline)
+            api = _api(vm, deadline)
             await api.configure(_config(vm, image, vm.spec.shape.memory_mib, vm.spec.shape.vcpus))
             await api.start()
             vm.agent = await vsock_agent(vm, deadline)
@@ -125,10 +151,8 @@ class FirecrackerMachine:
 
     async def snapshot(self, image: GuestImage, memory_mib: int, vcpus: int) -> Snapshot:
         """Boot once, pause, write a full snapshot to the cache (reused while its files exist)."""
-        key = hashlib.sha256(f"fc/{image.key}/{memory_mib}/{vcpus}".encode()).hexdigest()[:16]
-        snapshot = Snapshot(
-            image, memory_mib, vcpus, CACHE / f"fc-{key}.mem", CACHE / f"fc-{key}.state"
-        )
+        key = snapshot_key(image, memory_mib, vcpus, vmm="fc")
+        snapshot = Snapshot(image, memory_mib, vcpus, CACHE / f"{key}.mem", CACHE / f"{key}.state")
         if snapshot.ram.exists() and snapshot.state.exists():
             return snapshot
         spec = SandboxSpec("snapshot", CACHE, vm=VmShape(memory_mib=memory_mib, vcpus=vcpus))
@@ -137,7 +161,7 @@ class FirecrackerMachine:
             await self.boot(vm, image)
             assert vm.agent is not None
             await vm.agent.aclose()  # the snapshot must not hold a host connection
-            api = await _api(vm, time.monotonic() + BOOT_TIMEOUT)
+            api = _api(vm, time.monotonic() + BOOT_TIMEOUT)
             await api.pause()
             await api.snapshot(snapshot.state, snapshot.ram)
         finally:
@@ -151,7 +175,7 @@ class FirecrackerMachine:
         vm.process = _launch(vm.folder)
         deadline = time.monotonic() + BOOT_TIMEOUT
         try:
-            api = await _api(vm, deadline)
+            api = _api(vm, deadline)
             await api.restore(snapshot.state, snapshot.ram, vm.folder / "vsock.sock")
             vm.agent = await vsock_agent(vm, deadline)
             await vm.agent.reseed()

@@ -10,49 +10,57 @@ of the image and the memory size, so a changed image gets a new snapshot.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import tempfile
 import time
 from pathlib import Path
 
-from qemu.qmp import ConnectError, QMPClient
+from qemu.qmp import ConnectError, QMPClient, QMPError
 
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.vm.image.build import CACHE, GuestImage
-from luminaguard.hypervisor.vm.machine import (
-    BOOT_TIMEOUT,
-    Snapshot,
-    Vm,
-    connect,
-    snapshot_key,
-    wait_for_file,
-)
+from luminaguard.hypervisor.vm.machine import BOOT_TIMEOUT, Snapshot, Vm, snapshot_key
 from luminaguard.hypervisor.vm.qemu.command import command, launch
+from luminaguard.hypervisor.vm.waiting import connect, guest_died, poll
 
 IGNORE_SHARED = {"capabilities": [{"capability": "x-ignore-shared", "state": True}]}
 
 
-async def _qmp(path: Path, process: object, deadline: float) -> QMPClient:
-    await wait_for_file(path, process, deadline)  # type: ignore[arg-type]
-    while True:  # the socket file appears a moment before QEMU listens on it
+async def _qmp(vm: Vm, deadline: float) -> QMPClient:
+    """QEMU's QMP connection, once QEMU listens (its socket file appears a moment before)."""
+    assert vm.process is not None
+
+    async def attempt() -> QMPClient | None:
         client = QMPClient("luminaguard")
         try:
-            await client.connect(str(path))
-            return client
+            await client.connect(str(vm.qmp))
         except ConnectError:
-            if time.monotonic() > deadline:
-                raise BackendError(f"QEMU's QMP socket {path} refuses connections") from None
-            await asyncio.sleep(0.01)
+            return None
+        return client
+
+    return await poll(attempt, deadline, "QEMU's QMP socket did not answer", vm.process, vm.folder)
 
 
-async def _until(client: QMPClient, query: str, field: str, wanted: set[str]) -> str:
-    while True:
+async def _until(
+    client: QMPClient, vm: Vm, deadline: float, query: str, field: str, wanted: set[str]
+) -> str:
+    """Ask ``query`` until its ``field`` is one of ``wanted``; that value."""
+    assert vm.process is not None
+
+    async def attempt() -> str | None:
         answer = await client.execute(query)
         status = str(answer.get(field)) if isinstance(answer, dict) else ""
-        if status in wanted:
-            return status
-        await asyncio.sleep(0.002)
+        return status if status in wanted else None
+
+    what = f"QEMU's {query} did not say {' or '.join(sorted(wanted))}"
+    return await poll(attempt, deadline, what, vm.process, vm.folder, 0.002)
+
+
+def _qmp_failed(vm: Vm, exc: QMPError) -> BackendError:
+    """A QMP exchange failed: QEMU died (its logs say why) or refused the command."""
+    if vm.process is not None and vm.process.poll() is not None:
+        return guest_died(vm.folder)
+    return BackendError(f"QEMU's QMP failed: {type(exc).__name__}: {exc}")
 
 
 async def take(image: GuestImage, memory_mib: int, vcpus: int, cache: Path = CACHE) -> Snapshot:
@@ -69,28 +77,28 @@ async def take(image: GuestImage, memory_mib: int, vcpus: int, cache: Path = CAC
             command(vm, image, memory_mib, vcpus, snapshot.ram, share=True), vm.folder
         )
         try:
-            deadline = time.monotonic() + BOOT_TIMEOUT
-            await wait_for_file(vm.socket, vm.process, deadline)
-            await (
-                await connect(vm.socket, deadline)
-            ).aclose()  # booted; the agent waits for a host
-            client = await _qmp(vm.qmp, vm.process, deadline)
-            await client.execute("migrate-set-capabilities", IGNORE_SHARED)
-            await client.execute("stop")
-            partial = snapshot.state.with_suffix(".partial")
-            await client.execute("migrate", {"uri": f"exec:cat > {partial}"})
-            if (
-                await _until(
-                    client, "query-migrate", "status", {"completed", "failed", "cancelled"}
-                )
-                != "completed"
-            ):
-                raise BackendError("QEMU could not write the snapshot")
-            partial.rename(snapshot.state)
-            await client.disconnect()
+            await _save(vm, snapshot, time.monotonic() + BOOT_TIMEOUT)
+        except QMPError as exc:
+            raise _qmp_failed(vm, exc) from exc
         finally:
             vm.kill()
     return snapshot
+
+
+async def _save(vm: Vm, snapshot: Snapshot, deadline: float) -> None:
+    """Once ``vm`` has booted, stop it and migrate its device state to the snapshot's file."""
+    assert vm.process is not None
+    await (await connect(vm.socket, vm.process, deadline)).aclose()  # the agent waits for a host
+    client = await _qmp(vm, deadline)
+    await client.execute("migrate-set-capabilities", IGNORE_SHARED)
+    await client.execute("stop")
+    partial = snapshot.state.with_suffix(".partial")
+    await client.execute("migrate", {"uri": f"exec:cat > {partial}"})
+    ended = {"completed", "failed", "cancelled"}
+    if await _until(client, vm, deadline, "query-migrate", "status", ended) != "completed":
+        raise BackendError("QEMU could not write the snapshot")
+    partial.rename(snapshot.state)
+    await client.disconnect()
 
 
 async def restore(snapshot: Snapshot, spec: SandboxSpec) -> Vm:
@@ -104,16 +112,25 @@ async def restore(snapshot: Snapshot, spec: SandboxSpec) -> Vm:
     )
     deadline = time.monotonic() + BOOT_TIMEOUT
     try:
-        client = await _qmp(vm.qmp, vm.process, deadline)
-        await client.execute("migrate-set-capabilities", IGNORE_SHARED)
-        await client.execute("migrate-incoming", {"uri": f"exec:cat {snapshot.state}"})
-        await _until(client, "query-status", "status", {"paused"})
-        await client.execute("cont")
-        with contextlib.suppress(Exception):
-            await client.disconnect()
-        vm.agent = await connect(vm.socket, deadline)
+        await _resume(vm, snapshot, deadline)
+        vm.agent = await connect(vm.socket, vm.process, deadline)
         await vm.agent.reseed()
+    except QMPError as exc:
+        failure = _qmp_failed(vm, exc)
+        vm.kill()
+        raise failure from exc
     except BaseException:
         vm.kill()
         raise
     return vm
+
+
+async def _resume(vm: Vm, snapshot: Snapshot, deadline: float) -> None:
+    """Load the snapshot's device state into ``vm`` (started with ``-incoming``), resume it."""
+    client = await _qmp(vm, deadline)
+    await client.execute("migrate-set-capabilities", IGNORE_SHARED)
+    await client.execute("migrate-incoming", {"uri": f"exec:cat {snapshot.state}"})
+    await _until(client, vm, deadline, "query-status", "status", {"paused"})
+    await client.execute("cont")
+    with contextlib.suppress(Exception):
+        await client.disconnect()
