@@ -127,6 +127,7 @@ def wait_for_log(state: Path, name: str, limit: float = 30) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kill_when", "effect_seen", "unknown"),
     [
@@ -172,6 +173,7 @@ def test_sigkill_then_resume(
     assert cli("audit", "verify", "--state", str(state)).code == 0
 
 
+@pytest.mark.slow
 def test_unknown_step_can_be_marked_done(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
     state = tmp_path / "state"
     runner = start(str(write("w.yaml", WORKLOAD)), state, "run", "--run-id", "r")

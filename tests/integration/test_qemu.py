@@ -15,6 +15,8 @@ from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner, Writer
 
+pytestmark = pytest.mark.vm
+
 BACKEND = QemuBackend()
 if not BACKEND.availability().usable:
     pytest.skip(

@@ -31,6 +31,8 @@ import pytest
 from tests.conftest import ROOT, CliRunner, Writer
 from tests.security.conftest import Run
 
+pytestmark = pytest.mark.integration  # every attack runs in a real sandbox
+
 NOBODY = 65534
 
 #: run on the host by an unprivileged runner: one sandbox (user namespace), one command
@@ -403,6 +405,7 @@ print("held", sum(1 for s in status if s == 0))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="open: without a writable cgroup the memory limit is RLIMIT_AS per process "
