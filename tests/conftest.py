@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from luminaguard.hypervisor.gvisor.backend import GvisorBackend
 from luminaguard.hypervisor.linux import work_disk
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+from luminaguard.hypervisor.vm.image import build
 from luminaguard.hypervisor.vm.qemu.backend import QemuMachine
 from luminaguard.ui.cli import main
 
@@ -75,6 +77,22 @@ def boundaries_need_their_marker(
         pytest.fail(
             ", ".join(f"{what} in a test not marked {why}" for what, why in started.items())
         )
+
+
+@pytest.fixture(scope="session")
+def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An empty guest image cache: the tests of the image build build it all, every run.
+
+    Only the kernel package is taken from the warm cache when it is there (apt then
+    finds it downloaded); unpacking it, the initramfs and the tools disk are done here.
+    VM tests that only need an image keep the warm cache.
+    """
+    cache = tmp_path_factory.mktemp("image-cache")
+    for package in (build.CACHE / "kernel").glob("*.deb"):
+        (cache / "kernel").mkdir(exist_ok=True)
+        shutil.copy(package, cache / "kernel")
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
