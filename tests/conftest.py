@@ -14,6 +14,7 @@ from luminaguard.hypervisor.linux import work_disk
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.hypervisor.vm.image import build
 from luminaguard.hypervisor.vm.qemu.backend import QemuMachine
+from luminaguard.scheduler.store import RunStore
 from luminaguard.ui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,22 @@ def boundaries_need_their_marker(
         pytest.fail(
             ", ".join(f"{what} in a test not marked {why}" for what, why in started.items())
         )
+
+
+@pytest.fixture(autouse=True)
+def stores_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close, after each test, the run stores it opened, itself or through the CLI in-process."""
+    opened: list[RunStore] = []
+    init = RunStore.__init__
+
+    def tracked(self: RunStore, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(RunStore, "__init__", tracked)
+    yield
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture(scope="session")

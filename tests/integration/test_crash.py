@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -60,11 +61,10 @@ def wait_for(state: Path, wanted: dict[str, str], limit: float = 30) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
-            db = sqlite3.connect(state / "runs.db")
-            rows = dict(
-                db.execute("SELECT step_id, state FROM steps WHERE run_id = 'r'").fetchall()
-            )
-            db.close()
+            with contextlib.closing(sqlite3.connect(state / "runs.db")) as db:
+                rows = dict(
+                    db.execute("SELECT step_id, state FROM steps WHERE run_id = 'r'").fetchall()
+                )
             if all(rows.get(step) == value for step, value in wanted.items()):
                 return
         except sqlite3.Error:
