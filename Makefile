@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench schemas clean mcp-servers vm-deps
+.PHONY: demo test test-soak lint typecheck unit bench schemas clean mcp-servers vm-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,10 +56,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+PYTEST := $(BIN)/pytest --cov --cov-report=term --cov-fail-under=85 --durations=15
+
 unit: $(STAMP) $(NPM_STAMP) vm-deps
-	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=85
+	$(PYTEST)
 
 test: lint typecheck unit
+
+# The same tests SOAK times in a row while stress-ng keeps every core busy (a Python busy
+# loop per core where it cannot be installed); stops at the first failing pass.
+SOAK ?= 5
+test-soak: $(STAMP) $(NPM_STAMP) vm-deps
+	scripts/soak.sh $(SOAK) $(PYTEST)
 
 bench: $(STAMP) $(NPM_STAMP) vm-deps
 	$(BIN)/python bench/compile_bench.py

@@ -22,6 +22,8 @@ def plan_hash(path: Path | str) -> str:
     return plans[0].hash
 
 
+@pytest.mark.slow
+@pytest.mark.integration  # two CLI processes
 def test_plan_json_is_byte_identical_across_processes() -> None:
     command = [sys.executable, "-m", "luminaguard", "plan", "--json", "--workload", "repo-report"]
     command += ["examples/", "policies/"]

@@ -181,6 +181,7 @@ def test_real_firecracker_answers_the_api(tmp_path: Path, contract: Contract) ->
         process.wait()
 
 
+@pytest.mark.vm
 def test_real_firecracker_runs_the_guest_image(tmp_path: Path) -> None:
     """Where Firecracker can run: a cold boot and a pool clone of the real guest image."""
     from luminaguard.hypervisor.base import PoolConfig, SandboxSpec

@@ -40,6 +40,7 @@ def test_another_process_holding_a_uid_keeps_it(tmp_path: Path) -> None:
     finally:
         holder.stdin.close()
         holder.wait()
+        holder.stdout.close()
     assert sandbox_users.allocate().uid == 300000  # its end released it
 
 

@@ -49,11 +49,18 @@ def sandbox() -> None:
 NPM_SERVERS = Path(__file__).resolve().parents[2] / "mcp-servers" / "node_modules" / ".bin"
 
 
-@pytest.fixture
-def npm_servers(sandbox: None) -> Path:
-    """The pinned npm MCP servers (installed by `make mcp-servers`); skip with the reason."""
+@pytest.fixture(scope="session")
+def npm_servers() -> Path:
+    """The pinned npm MCP servers (installed by `make mcp-servers`); skip with the reason.
+
+    Session-scoped (it skips, or not, for the whole session), so that module fixtures
+    that run the servers can ask for it and skip before they start anything.
+    """
     import shutil
 
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
     if shutil.which("node") is None:
         pytest.skip("node is not installed: the npm MCP server tests need it")
     if not (NPM_SERVERS / "mcp-server-filesystem").exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -60,11 +61,10 @@ def wait_for(state: Path, wanted: dict[str, str], limit: float = 30) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
-            db = sqlite3.connect(state / "runs.db")
-            rows = dict(
-                db.execute("SELECT step_id, state FROM steps WHERE run_id = 'r'").fetchall()
-            )
-            db.close()
+            with contextlib.closing(sqlite3.connect(state / "runs.db")) as db:
+                rows = dict(
+                    db.execute("SELECT step_id, state FROM steps WHERE run_id = 'r'").fetchall()
+                )
             if all(rows.get(step) == value for step, value in wanted.items()):
                 return
         except sqlite3.Error:
@@ -127,6 +127,7 @@ def wait_for_log(state: Path, name: str, limit: float = 30) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kill_when", "effect_seen", "unknown"),
     [
@@ -172,6 +173,7 @@ def test_sigkill_then_resume(
     assert cli("audit", "verify", "--state", str(state)).code == 0
 
 
+@pytest.mark.slow
 def test_unknown_step_can_be_marked_done(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
     state = tmp_path / "state"
     runner = start(str(write("w.yaml", WORKLOAD)), state, "run", "--run-id", "r")

@@ -13,6 +13,8 @@ import pytest
 from luminaguard.hypervisor.base import BackendError, ExecResult, SandboxSpec
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 
+pytestmark = pytest.mark.vm
+
 BACKEND = QemuBackend()
 if not BACKEND.availability().usable:
     pytest.skip(

@@ -38,6 +38,7 @@ def test_a_workload_runs_under_gvisor(cli: CliRunner, tmp_path: Path) -> None:
     assert greet.state == "succeeded" and greet.outputs["stdout"] == "hello, world\n"
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("npm_servers")
 def test_an_mcp_server_runs_under_gvisor(cli: CliRunner, write: Writer, tmp_path: Path) -> None:
     steps = """\
@@ -62,6 +63,7 @@ def _dead_pid() -> int:
     return process.pid
 
 
+@pytest.mark.slow
 def test_containers_of_a_dead_runner_are_deleted_by_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,6 +88,7 @@ def test_containers_of_a_dead_runner_are_deleted_by_the_next(
     assert left == "", left
 
 
+@pytest.mark.slow
 def test_no_container_state_is_left_without_cgroups(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

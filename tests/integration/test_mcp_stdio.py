@@ -58,7 +58,7 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def locked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def locked(tmp_path_factory: pytest.TempPathFactory, npm_servers: Path) -> tuple[Path, Path]:
     """The agent's folder and a lock written by `luminaguard lock` against the real servers."""
     from luminaguard.ui.cli import main
 

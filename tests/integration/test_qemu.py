@@ -16,6 +16,8 @@ from luminaguard.hypervisor.vm.waiting import connect
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner, Writer
 
+pytestmark = pytest.mark.vm
+
 BACKEND = QemuBackend()
 if not BACKEND.availability().usable:
     pytest.skip(
@@ -197,15 +199,15 @@ def test_the_agent_survives_the_host_disconnecting(guest: Guest) -> None:
     assert guest.run("echo again").stdout == "again\n"
 
 
-def test_an_image_holds_only_what_its_recipe_lists(tmp_path: Path) -> None:
+def test_an_image_holds_only_what_its_recipe_lists(tmp_path: Path, image_cache: Path) -> None:
     import gzip
     import subprocess
 
     from luminaguard.hypervisor.vm.image.build import build, built_images
     from luminaguard.hypervisor.vm.image.recipe import Recipe
 
-    (tmp_path / "tiny.yaml").write_text("tools: [cat, echo]\n")
-    image = build(Recipe.load(tmp_path / "tiny.yaml"))
+    (tmp_path / "tiny.yaml").write_text("tools: [cat, echo]\ndisk: {programs: [wc]}\n")
+    image = build(Recipe.load(tmp_path / "tiny.yaml"), cache=image_cache)  # built, not found
     listing = subprocess.run(["cpio", "-t"], input=gzip.decompress(image.initrd.read_bytes()),
                              capture_output=True, check=True).stdout.decode().split()  # fmt: skip
     programs = {
@@ -213,7 +215,13 @@ def test_an_image_holds_only_what_its_recipe_lists(tmp_path: Path) -> None:
     }
     assert programs - {"bin", "python3", "luminaguard_agent.py"} == {"cat", "echo", "sh"}
     assert not any("busybox" in name for name in listing)
-    assert any(entry["key"] == image.key and entry["recipe"] == "tiny" for entry in built_images())
+    assert any(
+        entry["key"] == image.key and entry["recipe"] == "tiny"
+        for entry in built_images(image_cache)
+    )
+    assert image.disk is not None
+    disk = subprocess.run(["unsquashfs", "-l", image.disk], capture_output=True, check=True)
+    assert "squashfs-root/bin/wc" in disk.stdout.decode().split()  # on the tools disk only
 
 
 def test_an_image_recipe_shapes_the_vm(cli: CliRunner, write: Writer, tmp_path: Path) -> None:

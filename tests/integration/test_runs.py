@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -237,9 +238,8 @@ def test_secrets_never_reach_the_audit_log(cli: CliRunner, write: Writer, tmp_pa
     store = RunStore(state)
     assert store.steps("r")["leak"].outputs["stdout"] == "token=***\n"
     dump = "\n".join(json.dumps(r.data) for r in store.audit.records())
-    raw = "\n".join(
-        str(row) for row in sqlite3.connect(state / "runs.db").execute("SELECT * FROM audit")
-    )
+    with contextlib.closing(sqlite3.connect(state / "runs.db")) as db:
+        raw = "\n".join(str(row) for row in db.execute("SELECT * FROM audit"))
     assert "tok-9f8e7d6c5b4a" not in dump and "tok-9f8e7d6c5b4a" not in raw
     assert "token=***" in dump
 

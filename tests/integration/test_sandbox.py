@@ -165,6 +165,7 @@ def test_process_limit(tmp_path: Path, run_in_sandbox: Run) -> None:
     assert "fork" in result.stderr.lower() or "resource" in result.stderr.lower()
 
 
+@pytest.mark.slow
 def test_cpu_time_limit(tmp_path: Path, run_in_sandbox: Run, backend_name: str) -> None:
     result = run_in_sandbox(tmp_path, "while :; do :; done", cpu_seconds=1, timeout=20)
     assert not result.ok and not result.timed_out and result.duration < 10

@@ -17,6 +17,8 @@ from luminaguard.hypervisor.vm.machine import snapshot_key
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.vm
+
 BACKEND = QemuBackend()
 if not BACKEND.availability().usable:
     pytest.skip(

@@ -43,6 +43,7 @@ def test_an_unknown_policy_is_named(cli: CliRunner) -> None:
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(rules, actions)
 def test_the_trace_agrees_with_the_engine(spec_rules: list, action: object) -> None:  # type: ignore[type-arg]

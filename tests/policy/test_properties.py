@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -97,6 +98,7 @@ def test_decision_is_deterministic(
     assert first.decide(action) == first.decide(action) == second.decide(action)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     rules, st.dictionaries(st.text(max_size=10), json_values, max_size=6), st.text(max_size=2000)

@@ -32,6 +32,8 @@ from luminaguard.hypervisor.linux.system import NOBODY
 from tests.conftest import ROOT, CliRunner, Writer
 from tests.security.conftest import Run
 
+pytestmark = pytest.mark.integration  # every attack runs in a real sandbox
+
 #: run on the host by an unprivileged runner: one sandbox (user namespace), one command
 ROOTLESS_RUN = """
 import asyncio, os, sys
@@ -402,6 +404,7 @@ print("held", sum(1 for s in status if s == 0))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="open: without a writable cgroup the memory limit is RLIMIT_AS per process "

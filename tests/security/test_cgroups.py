@@ -28,6 +28,7 @@ os.wait()
 """
 
 
+@pytest.mark.slow
 def test_a_busy_sandbox_gets_no_more_than_its_cpus(
     tmp_path: Path, run_in_sandbox: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

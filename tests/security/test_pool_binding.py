@@ -16,6 +16,8 @@ import pytest
 from luminaguard.hypervisor.base import PoolConfig, SandboxSpec
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 
+pytestmark = pytest.mark.vm
+
 BACKEND = QemuBackend()
 if not BACKEND.availability().usable:
     pytest.skip(

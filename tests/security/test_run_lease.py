@@ -45,6 +45,7 @@ def _stop(*processes: subprocess.Popen[str]) -> None:
             process.wait()
 
 
+@pytest.mark.slow
 def test_two_concurrent_resumes_run_the_approved_step_once(
     cli: CliRunner, write: Writer, tmp_path: Path
 ) -> None:

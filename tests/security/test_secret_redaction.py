@@ -172,7 +172,7 @@ def test_a_secret_printed_escaped_never_leaves(
     assert leaks(secret, database_bytes(state), *printed) == []
 
 
-@pytest.mark.parametrize("backend", ["gvisor", "qemu"])
+@pytest.mark.parametrize("backend", ["gvisor", pytest.param("qemu", marks=pytest.mark.vm)])
 def test_a_secret_printed_escaped_never_leaves_other_backends(
     backend: str, cli: CliRunner, write: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

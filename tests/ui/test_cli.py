@@ -115,6 +115,7 @@ def test_interrupt_exits_130(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_codes.guarded(interrupted) == 130
 
 
+@pytest.mark.integration  # the CLI as a child process
 def test_python_dash_m(cli: CliRunner) -> None:
     import subprocess
     import sys
