@@ -33,15 +33,23 @@ becomes)::
      │   │ becomes: under a step, the step failed (scheduler/runner.py; StepError in
      │   │         scheduler/tools.py): exit 2; outside a run (lock, pool, image):
      │   │         error: MESSAGE, exit 1
-     │   └── GuestError  hypervisor/vm/guest/client.py                        exit 2 or 1
-     │         raised: the guest agent's client: the agent unreachable, gone, or
-     │                 answering an error (ProtocolError among the causes)
-     │         becomes: vm/backend.py exec: the VM killed, a failed ExecResult;
-     │                 elsewhere as BackendError
-     ├── FirecrackerError  hypervisor/vm/firecracker/api.py                   exit 1
-     │     raised: the Firecracker API client: a request refused or unanswered
-     │     becomes: error: MESSAGE. Not a BackendError: under a step the runner
-     │             does not catch it, and it ends the whole command
+     │   ├── GuestError  hypervisor/vm/guest/client.py                        exit 2 or 1
+     │   │     raised: the guest agent's client: the agent unreachable, gone, or
+     │   │             answering an error (ProtocolError among the causes)
+     │   │     becomes: vm/backend.py exec: the VM killed, a failed ExecResult;
+     │   │             elsewhere as BackendError
+     │   ├── BootTimeout  hypervisor/vm/waiting.py                            exit 2 or 1
+     │   │     raised: vm/waiting.py: the VMM still runs but its socket or agent did
+     │   │             not answer by the deadline (a loaded machine)
+     │   │     becomes: vm/backend.py and vm/pool.py: the boot or restore is tried
+     │   │             again (logged); after the last attempt, as BackendError
+     │   └── FirecrackerError  hypervisor/vm/firecracker/api.py               exit 2 or 1
+     │       │ raised: the Firecracker API client: a request refused or unanswered
+     │       │ becomes: as BackendError: under a step, the step failed
+     │       └── Unreachable  hypervisor/vm/firecracker/api.py
+     │             raised: nothing listens on the API socket yet (the request was not
+     │                     sent)
+     │             becomes: vm/waiting.py: polled again until the deadline
      ├── TransportError  transport/base.py                                    exit 2 or 1
      │     raised: transport (mcp_session.py, mcp_http.py): an MCP server that does
      │             not start, answer or keep its session
