@@ -49,7 +49,7 @@ becomes)::
      │       └── Unreachable  hypervisor/vm/firecracker/api.py
      │             raised: nothing listens on the API socket yet (the request was not
      │                     sent)
-     │             becomes: vm/waiting.py: polled again until the deadline
+     │             becomes: vm/firecracker/backend.py: tried again until the deadline
      ├── TransportError  transport/base.py                                    exit 2 or 1
      │     raised: transport (mcp_session.py, mcp_http.py): an MCP server that does
      │             not start, answer or keep its session
