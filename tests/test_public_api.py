@@ -31,6 +31,31 @@ EXPECTED = {
     ],
     "luminaguard.policy": ["ANNOTATION_DEFAULTS", "Action", "Decision", "PolicyEngine"],
     "luminaguard.transport": ["ToolClient", "ToolInfo", "ToolResult", "TransportError"],
+    "luminaguard.hypervisor": [
+        "Availability",
+        "Backend",
+        "BackendError",
+        "ExecResult",
+        "Mount",
+        "PoolConfig",
+        "SandboxHandle",
+        "SandboxProcess",
+        "SandboxSpec",
+        "VmShape",
+        "backend",
+        "report",
+    ],
+    "luminaguard.scheduler": [
+        "ApprovalState",
+        "Outcome",
+        "RunResult",
+        "RunState",
+        "RunStore",
+        "Runner",
+        "StateError",
+        "StepError",
+        "StepState",
+    ],
 }
 
 
@@ -40,3 +65,9 @@ def test_public_api(module: str) -> None:
     assert sorted(imported.__all__) == sorted(EXPECTED[module])
     for name in imported.__all__:
         assert getattr(imported, name).__doc__ or name == "__version__"
+
+
+@pytest.mark.parametrize("module", ["luminaguard.hypervisor", "luminaguard.scheduler"])
+def test_a_lazy_package_refuses_names_it_does_not_export(module: str) -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        assert importlib.import_module(module).Nothing is None
