@@ -19,10 +19,10 @@ import shlex
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Generic, TypeVar
 
 from luminaguard.hypervisor.base import (
+    AsyncClosing,
     Availability,
     BackendError,
     ExecResult,
@@ -176,7 +176,7 @@ class FakeSandbox:
     destroyed: bool = False
 
 
-class FakeBackend:
+class FakeBackend(AsyncClosing):
     """A ``Backend`` for tests; runs nothing. See the module's docstring."""
 
     name = "fake"
@@ -281,17 +281,6 @@ class FakeBackend:
         self.closed = True
         for sandbox in self.sandboxes:
             await _stop(sandbox.processes)
-
-    async def __aenter__(self) -> FakeBackend:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 async def _stop(processes: list[FakeProcess]) -> None:
