@@ -58,9 +58,14 @@ def run(args: argparse.Namespace) -> int:
     if not (state / "runs.db").is_file():
         raise UsageError(f"no audit log in {state} (expected {state / 'runs.db'})")
     store = RunStore(state)
-    records = [
-        Audited(r.run_id, r.step_id, r.data) for r in store.audit.records() if r.event == "decision"
-    ]
+    try:
+        records = [
+            Audited(r.run_id, r.step_id, r.data)
+            for r in store.audit.records()
+            if r.event == "decision"
+        ]
+    finally:
+        store.close()
     report = replay(records, engines.get, args.policy)
     print(
         f"replayed {report.actions} distinct actions ({len(records)} audited decisions)"
