@@ -5,14 +5,18 @@ taken); the device state is migrated to a file with ``x-ignore-shared`` so the m
 is not copied. Each clone maps the same memory file privately (``share=off``): pages
 are shared until the clone writes them. A clone gets fresh entropy and a new machine
 id from the agent's ``reseed`` before it is handed out. The snapshot's key is a hash
-of the image and the memory size, so a changed image gets a new snapshot.
+of the image and the memory size, so a changed image gets a new snapshot; processes
+taking the same one take turns (a lock file next to its state).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from qemu.qmp import ConnectError, QMPClient, QMPError
@@ -56,6 +60,21 @@ async def _until(
     return await poll(attempt, deadline, what, vm.process, vm.folder, 0.002)
 
 
+@contextlib.asynccontextmanager
+async def exclusive(path: Path) -> AsyncIterator[None]:
+    """Hold an exclusive lock on ``path`` against other processes (waiting for it).
+
+    Two processes taking one snapshot at once would boot two guests in one shared
+    memory file and write one state file together.
+    """
+    with path.open("a") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _qmp_failed(vm: Vm, exc: QMPError) -> BackendError:
     """A QMP exchange failed: QEMU died (its logs say why) or refused the command."""
     if vm.process is not None and vm.process.poll() is not None:
@@ -71,6 +90,20 @@ async def take(image: GuestImage, memory_mib: int, vcpus: int, cache: Path = CAC
     if snapshot.ram.exists() and snapshot.state.exists():
         return snapshot
     snapshot.state.parent.mkdir(parents=True, exist_ok=True)
+    async with exclusive(snapshot.state.with_suffix(".lock")):
+        if snapshot.ram.exists() and snapshot.state.exists():  # another process took it
+            return snapshot
+        await _boot_and_save(snapshot)
+    return snapshot
+
+
+async def _boot_and_save(snapshot: Snapshot) -> None:
+    """Boot a guest whose memory is the snapshot's file, then save its device state."""
+    # no state until the new one is complete, so nobody restores half a snapshot; a new
+    # memory file, so clones of an older snapshot under this name keep the pages they map
+    snapshot.state.unlink(missing_ok=True)
+    snapshot.ram.unlink(missing_ok=True)
+    image, memory_mib, vcpus = snapshot.image, snapshot.memory_mib, snapshot.vcpus
     with tempfile.TemporaryDirectory(prefix="luminaguard-snapshot-") as tmp:
         vm = Vm(SandboxSpec(name="snapshot", workdir=Path(tmp)), Path(tmp))
         vm.process = launch(
@@ -82,7 +115,6 @@ async def take(image: GuestImage, memory_mib: int, vcpus: int, cache: Path = CAC
             raise _qmp_failed(vm, exc) from exc
         finally:
             vm.kill()
-    return snapshot
 
 
 async def _save(vm: Vm, snapshot: Snapshot, deadline: float) -> None:
