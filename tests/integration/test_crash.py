@@ -98,7 +98,22 @@ def kill_runner(process: subprocess.Popen[bytes], state: Path) -> None:
     deadline = time.monotonic() + 5
     while sandboxes_of(process.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sandboxes_of(process.pid) == [], "sandbox processes outlived the runner"
+    survivors = {pid: _described(pid) for pid in sandboxes_of(process.pid)}
+    assert not survivors, f"sandbox processes outlived the runner: {survivors}"
+
+
+def _described(pid: int) -> str:
+    """A survivor's command line, parent and pid namespace, to tell why it lived on."""
+    proc = Path("/proc", str(pid))
+    try:
+        argv = proc.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        status = dict(
+            line.split(":\t", 1) for line in proc.joinpath("status").read_text().splitlines()
+        )
+        namespace = os.readlink(proc / "ns" / "pid")
+    except OSError as exc:
+        return f"gone while described ({exc.strerror})"
+    return f"{argv.strip()!r} ppid={status.get('PPid')} state={status.get('State')} {namespace}"
 
 
 def log_lines(state: Path) -> dict[str, int]:
