@@ -230,3 +230,22 @@ def test_killing_a_spawned_process(tmp_path: Path) -> None:
         return await asyncio.wait_for(process.wait(), 5)
 
     assert run(tmp_path, scenario) == -9
+
+
+@pytest.mark.parametrize(
+    "frame", [{"event": "exit", "stream": "x"}, {"id": [1], "ok": True}], ids=["stream", "id"]
+)
+def test_a_frame_of_the_wrong_shape_ends_the_stream_at_once(frame: dict[str, object]) -> None:
+    async def go() -> None:
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        client = GuestAgent(reader, writer)
+        theirs.sendall(encode(frame))
+        try:
+            with pytest.raises(GuestError, match="stream ended"):
+                await client.request("hello", wait=30)
+        finally:
+            theirs.close()
+            await client.aclose()
+
+    asyncio.run(asyncio.wait_for(go(), 10))

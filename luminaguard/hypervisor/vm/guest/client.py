@@ -131,7 +131,9 @@ class GuestAgent:
             while True:
                 header = await self.reader.readexactly(4)
                 self._dispatch(decode(await self.reader.readexactly(frame_length(header))))
-        except (asyncio.IncompleteReadError, OSError, ProtocolError) as exc:
+        # a frame of the wrong shape ({"stream": "x"}, an unhashable id) ends the stream too:
+        # else the reader dies alone and every later request waits out its timeout
+        except (asyncio.IncompleteReadError, OSError, ProtocolError, TypeError, ValueError) as exc:
             self._failure = f"the guest agent's stream ended: {exc!r}"
         finally:
             for waiter in self._waiting.values():
