@@ -249,3 +249,19 @@ def test_a_frame_of_the_wrong_shape_ends_the_stream_at_once(frame: dict[str, obj
             await client.aclose()
 
     asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def test_a_result_that_is_not_an_object_is_a_guest_error() -> None:
+    async def go() -> None:
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        client = GuestAgent(reader, writer)
+        theirs.sendall(encode({"id": 1, "ok": True, "result": [1, 2]}))
+        try:
+            with pytest.raises(GuestError, match="not an object"):
+                await client.request("hello", wait=30)
+        finally:
+            theirs.close()
+            await client.aclose()
+
+    asyncio.run(asyncio.wait_for(go(), 10))

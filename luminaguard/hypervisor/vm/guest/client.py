@@ -166,7 +166,10 @@ class GuestAgent:
             raise GuestError(f"guest agent: {op} got no answer within {wait:.0f}s") from exc
         if not answer.get("ok"):
             raise GuestError(f"guest agent: {op}: {answer.get('error')}")
-        return dict(answer.get("result") or {})
+        result = answer.get("result") or {}
+        if not isinstance(result, dict):
+            raise GuestError(f"guest agent: {op}: a result that is not an object")
+        return result
 
     async def hello(self) -> dict[str, Any]:
         """Health: the agent's version, pid and work folder."""
