@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from luminaguard.compiler.lock import LockedTool, changes
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.config.models import McpServer
-from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
+from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle, SandboxProcess
 from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler.outcomes import Outcome
 from luminaguard.scheduler.secrets import resolve
@@ -17,6 +17,9 @@ from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
 from luminaguard.transport.mcp_http import http_client
 from luminaguard.transport.mcp_stdio import stdio_client
 
+#: How long a started stdio MCP server has to answer the MCP handshake, seconds. The
+#: sandbox's own start-up is not in it (each backend bounds its own: a gVisor start,
+#: a VM's boot).
 STARTUP_TIMEOUT = 60.0
 DRIFT_RULE = "tool-changed-since-lock"
 
@@ -40,8 +43,13 @@ async def connect(
         return await http_client(name, server.endpoints, headers)
     env = resolve(server.env, environ, "server env")
     handle, argv = await sandbox(), [server.command, *server.args]
-    client = stdio_client(name, lambda: backend.spawn(handle, argv, env))
-    await client.start(STARTUP_TIMEOUT)
+    process = await backend.spawn(handle, argv, env)
+
+    async def started() -> SandboxProcess:
+        return process
+
+    client = stdio_client(name, started)
+    await client.start(STARTUP_TIMEOUT)  # from the server's start; the client kills it on failure
     return client
 
 

@@ -113,3 +113,74 @@ def test_no_container_state_is_left_without_cgroups(
 
     asyncio.run(go())
     assert backend.runsc.containers() == []
+
+
+def _slow_to_start(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """``runsc run`` starts ``seconds`` late, as on a loaded machine."""
+    run_argv = runsc.Runsc.run_argv
+
+    def late(
+        self: runsc.Runsc, container: str, bundle: Path, created: Path | None = None
+    ) -> list[str]:
+        command = run_argv(self, container, bundle, created)
+        return ["/bin/sh", "-c", f'sleep {seconds}; exec "$@"', "sh", *command]
+
+    monkeypatch.setattr(runsc.Runsc, "run_argv", late)
+
+
+def test_the_timeout_counts_from_the_start_of_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gVisor's start-up is not the command's: a slow start leaves it its whole timeout.
+
+    Under load runsc took longer than the steps' timeouts to start; the commands never
+    ran and the steps failed as timed out, with empty output.
+    """
+    _slow_to_start(monkeypatch, 3)
+
+    async def go() -> tuple[bool, str, float]:
+        backend = gvisor.GvisorBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        try:
+            result = await backend.exec(handle, "echo ran", 2)
+        finally:
+            await backend.destroy(handle)
+        return result.ok, result.stdout, result.duration
+
+    ok, stdout, duration = asyncio.run(go())
+    assert (ok, stdout) == (True, "ran\n")
+    assert duration < 3  # the three seconds before runsc ran are not the command's
+
+
+def test_a_sandbox_that_does_not_start_in_time_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past START_TIMEOUT the start-up is killed (nothing of it left) and the error says so."""
+    from luminaguard.hypervisor.base import BackendError
+    from luminaguard.hypervisor.linux.cgroups import CgroupLimits
+
+    _slow_to_start(monkeypatch, 600)
+    monkeypatch.setattr(gvisor, "START_TIMEOUT", 1.0)
+    groups: list[Path] = []
+    create = CgroupLimits.create
+
+    def recorded(self: CgroupLimits) -> list[str]:
+        procs = create(self)
+        groups.extend(self.dirs)
+        return procs
+
+    monkeypatch.setattr(CgroupLimits, "create", recorded)
+
+    async def go() -> str:
+        backend = gvisor.GvisorBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        try:
+            with pytest.raises(BackendError) as raised:
+                await backend.exec(handle, "echo ran", 30)
+            assert handle.processes == set()  # type: ignore[attr-defined]
+        finally:
+            await backend.destroy(handle)
+        return str(raised.value)
+
+    assert asyncio.run(go()) == "gVisor did not start the sandbox within 1s; it was killed"
+    assert groups and not any(group.exists() for group in groups)  # emptied, then removed

@@ -9,6 +9,14 @@ sandbox (gVisor's own kernel included); the process limit is an rlimit that gVis
 enforces; the CPU-time limit is an rlimit on the sandbox's host processes. Like the
 namespace sandbox: its own uid, ``/work`` a disk of ``disk_mib``, the same seccomp
 filter (enforced by gVisor) and the same environment.
+
+gVisor's start-up (runsc boots a kernel per container) takes a fraction of a second
+on an idle machine and tens of seconds on a loaded one. It is not the command's: a
+process is handed out once runsc has created its container (runsc writes the
+sandbox's pid into a FIFO then), so a step's timeout counts the command alone; the
+start-up has its own bound, START_TIMEOUT, past which the sandbox is killed and the
+step fails saying so. A timed-out or abandoned container is killed through its
+cgroups, every host process at once, whatever runsc is doing.
 """
 
 from __future__ import annotations
@@ -42,6 +50,8 @@ from luminaguard.hypervisor.linux.users import SandboxUser, allocate, hand_over
 #: agent's own process limit is enforced inside, by gVisor.
 HOST_PIDS = 4096
 STATE = Path(os.environ.get("LUMINAGUARD_RUNSC_STATE", "/run/luminaguard/runsc"))
+#: How long runsc may take to start a sandbox (seconds) before it is killed.
+START_TIMEOUT = 120.0
 
 
 @dataclass
@@ -69,7 +79,7 @@ class GvisorProcess:
         self.process = process
         self.limits = limits
         self.out_of_memory = False
-        self.deleted = False
+        self.released = False
         self.stdin = process.stdin
         self.stdout = process.stdout
         self.stderr = process.stderr
@@ -85,20 +95,78 @@ class GvisorProcess:
         return self.process.returncode
 
     async def wait(self) -> int:
-        """Wait for the container to end, then delete its state."""
-        code = await self.process.wait()
-        if not self.deleted:  # wait may be called again: the container is deleted once
-            self.deleted = True
-            await asyncio.to_thread(self.runsc.delete, self.container)
-            self.out_of_memory = self.limits.out_of_memory() and code != 0
-            self.limits.remove()
-        return code
+        """Wait for the container to end (its state stays until ``release``)."""
+        return await self.process.wait()
 
     def kill(self) -> None:
-        """Kill every process of the container, then ``runsc run`` itself."""
-        self.runsc.kill(self.container)
+        """Kill every host process of the container: ``runsc run``, its gofer, gVisor's kernel.
+
+        Through the cgroups that ``runsc run`` joined before it started anything, so
+        nothing escapes whether runsc is still starting the sandbox or running the
+        command; where there are none, ``runsc kill``, then ``runsc run`` itself.
+        """
+        if self.limits.dirs:
+            self.limits.kill()
+        else:
+            self.runsc.kill(self.container)
         with suppress(ProcessLookupError):
             self.process.kill()
+
+    async def release(self) -> None:
+        """Once the container ended: delete its state, note an OOM kill, remove its cgroups."""
+        if self.released:
+            return
+        self.released = True
+        await asyncio.to_thread(self.runsc.delete, self.container)
+        self.out_of_memory = self.limits.out_of_memory() and self.process.returncode != 0
+        await asyncio.to_thread(self.limits.remove)
+
+
+async def _readable(fd: int) -> None:
+    """Return once ``fd`` has something to read."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+async def _abandon(handle: GvisorSandbox, process: GvisorProcess) -> None:
+    """Kill a container that is not handed out, and clean up after it."""
+    process.kill()
+    await process.wait()
+    await process.release()
+    handle.processes.discard(process)
+
+
+async def _until_created(handle: GvisorSandbox, process: GvisorProcess, created: int) -> None:
+    """Wait until runsc has created the container (``created`` is readable) or has ended.
+
+    Past START_TIMEOUT, or when cancelled, the container is killed.
+    """
+    waits = [asyncio.ensure_future(_readable(created)), asyncio.ensure_future(process.wait())]
+    try:
+        done, _ = await asyncio.wait(
+            waits, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+    except BaseException:
+        await _abandon(handle, process)
+        raise
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    if not done:
+        await _abandon(handle, process)
+        raise BackendError(
+            f"gVisor did not start the sandbox within {START_TIMEOUT:.0f}s; it was killed"
+        )
 
 
 def _missing_mount(spec: SandboxSpec) -> str | None:
@@ -155,11 +223,31 @@ class GvisorBackend(AsyncClosing):
     async def spawn(
         self, handle: SandboxHandle, argv: list[str], env: dict[str, str] | None = None
     ) -> GvisorProcess:
-        """Start ``argv`` in a new container of the sandbox, with pipes."""
+        """Start ``argv`` in a new container of the sandbox, with pipes.
+
+        Returns once the container is created: what follows is the command's time.
+        """
         assert isinstance(handle, GvisorSandbox)
         container = self.runsc.container_id()
         bundle = handle.bundles / container
         gvisor_bundle.write(bundle, handle.spec, argv, env or {}, handle.user.uid)
+        created = bundle / "created"
+        os.mkfifo(created, 0o600)
+        # its read end, and a write end of ours: no end-of-file before runsc writes
+        ends = [os.open(created, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)]
+        ends.append(os.open(created, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        try:
+            process = await self._run(handle, container, bundle, created)
+            await _until_created(handle, process, ends[0])
+        finally:
+            for end in ends:
+                os.close(end)
+        return process
+
+    async def _run(
+        self, handle: GvisorSandbox, container: str, bundle: Path, created: Path
+    ) -> GvisorProcess:
+        """Start ``runsc run`` for ``bundle`` in the container's own cgroups."""
         cpu = handle.spec.cpu_seconds
         limits = CgroupLimits(container, handle.spec.memory_mib << 20, HOST_PIDS, handle.spec.cpus)
         groups = limits.create()
@@ -171,7 +259,7 @@ class GvisorBackend(AsyncClosing):
 
         try:
             process = await asyncio.create_subprocess_exec(
-                *self.runsc.run_argv(container, bundle),
+                *self.runsc.run_argv(container, bundle, created),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -185,7 +273,10 @@ class GvisorBackend(AsyncClosing):
         return started
 
     async def exec(self, handle: SandboxHandle, command: str, timeout: float) -> ExecResult:
-        """Run ``sh -c command`` in a new container; kill the container on timeout."""
+        """Run ``sh -c command`` in a new container; kill the container on timeout.
+
+        ``timeout`` counts from the container's creation (see ``spawn``).
+        """
         assert isinstance(handle, GvisorSandbox)
         problem = _missing_mount(handle.spec)
         if problem:
@@ -194,6 +285,10 @@ class GvisorBackend(AsyncClosing):
         try:
             done = await complete(process, timeout, process.kill)
         finally:
+            if process.returncode is None:  # cancelled: the container goes too
+                process.kill()
+                await process.wait()
+            await process.release()
             handle.processes.discard(process)
             shutil.rmtree(handle.bundles / process.container, ignore_errors=True)
         return done.result(process.out_of_memory)
@@ -202,8 +297,10 @@ class GvisorBackend(AsyncClosing):
         """Kill every container still running in the sandbox; remove its bundles."""
         assert isinstance(handle, GvisorSandbox)
         for process in list(handle.processes):
-            process.kill()
-            await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await process.release()
         handle.processes.clear()
         shutil.rmtree(handle.bundles, ignore_errors=True)
         handle.user.release()

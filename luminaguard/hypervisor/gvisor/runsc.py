@@ -57,14 +57,17 @@ class Runsc:
         """A new container id naming this runner's pid (see ``reap_orphans``)."""
         return f"lg-{os.getpid()}-{uuid.uuid4().hex[:10]}"
 
-    def run_argv(self, container: str, bundle: Path) -> list[str]:
+    def run_argv(self, container: str, bundle: Path, created: Path | None = None) -> list[str]:
         """The command that creates, starts and waits for ``container`` from ``bundle``.
 
-        The state folder is root's alone: a container's state holds its environment.
+        ``created``: where runsc writes the sandbox's pid once the sandbox has started
+        and the container is created, before its command starts (``--pid-file``). The
+        state folder is root's alone: a container's state holds its environment.
         """
         self.state.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.state.chmod(0o700)
-        return self._argv("run", f"--bundle={bundle}", container)
+        pid_file = [f"--pid-file={created}"] if created is not None else []
+        return self._argv("run", f"--bundle={bundle}", *pid_file, container)
 
     def kill(self, container: str) -> None:
         """SIGKILL every process of ``container`` (a container already gone is fine)."""

@@ -4,18 +4,28 @@ When no writable cgroup hierarchy exists the sandbox falls back to rlimits
 (address space and process count), which ``luminaguard doctor`` reports. The CPU
 quota (``cpu.max`` on v2, ``cpu.cfs_quota_us`` on v1) needs the cpu controller;
 where it is missing, ``cpu_quota()`` says so and no quota applies.
+
+A sandbox's processes are killed through its cgroups (``kill``): ``cgroup.kill`` on v2,
+each member on v1. ``remove`` waits for the members to be gone before removing the
+cgroups: a process has closed its pipes (and its waiter has seen it end) a moment
+before the kernel takes it out of its cgroups, and a cgroup still holding a process
+cannot be removed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CGROUP_ROOT = Path(os.environ.get("LUMINAGUARD_CGROUP_ROOT", "/sys/fs/cgroup"))
 PARENT = "luminaguard"
 PERIOD_US = 100_000
+#: how long ``remove`` waits for the cgroups' last processes to finish exiting, seconds
+EXIT_WAIT = 10.0
 
 
 def _writable(path: Path) -> bool:
@@ -44,6 +54,27 @@ def cpu_quota() -> bool:
     if kind == "v2":
         return "cpu" in _v2_controllers()
     return kind == "v1" and _writable(CGROUP_ROOT / "cpu")
+
+
+def _members(directory: Path) -> set[int]:
+    with contextlib.suppress(OSError, ValueError):
+        return {int(pid) for pid in (directory / "cgroup.procs").read_text().split()}
+    return set()
+
+
+def _kill_member(directory: Path, pid: int) -> None:
+    """SIGKILL ``pid`` if it is (still) in ``directory``: a pidfd, so a reused pid is safe."""
+    try:
+        handle = os.pidfd_open(pid)
+    except OSError:  # gone already
+        return
+    try:
+        if pid in _members(directory):  # the pidfd names the process that is a member
+            signal.pidfd_send_signal(handle, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def _quota(cpus: float) -> int:
@@ -136,13 +167,37 @@ class CgroupLimits:
                         return True
         return False
 
-    def remove(self) -> None:
-        """Kill what is left in the cgroups and remove them."""
+    def members(self) -> set[int]:
+        """The pids of the processes in the cgroups."""
+        found: set[int] = set()
+        for directory in self.dirs:
+            found |= _members(directory)
+        return found
+
+    def kill(self) -> None:
+        """SIGKILL every process in the cgroups (``cgroup.kill`` where the kernel has it)."""
         for directory in self.dirs:
             with contextlib.suppress(OSError):
-                kill = directory / "cgroup.kill"
-                if kill.exists():
-                    kill.write_text("1")
+                (directory / "cgroup.kill").write_text("1")
+                return  # v2: the kernel kills every member, and those being forked
+        signalled: set[int] = set()
+        for directory in self.dirs:  # v1: one by one, until a look finds no new member
+            while fresh := _members(directory) - signalled:
+                for pid in fresh:
+                    _kill_member(directory, pid)
+                signalled |= fresh
+
+    def remove(self) -> None:
+        """Kill what is left in the cgroups, wait (EXIT_WAIT at most) until empty, remove them.
+
+        Blocks: call it from a thread in async code.
+        """
+        deadline = time.monotonic() + EXIT_WAIT
+        self.kill()
+        while self.members() and time.monotonic() < deadline:
+            time.sleep(0.01)
+            self.kill()  # a child forked while the last look was taken
+        for directory in self.dirs:
             with contextlib.suppress(OSError):
                 directory.rmdir()
         self.dirs = []

@@ -144,7 +144,7 @@ class SandboxBackend(AsyncClosing):
         async def cleanup() -> None:
             await process.wait()
             handle.processes.discard(process)
-            limits.remove()
+            await asyncio.to_thread(limits.remove)
 
         asyncio.get_running_loop().create_task(cleanup())
         return process
@@ -158,7 +158,7 @@ class SandboxBackend(AsyncClosing):
         finally:
             handle.processes.discard(process)
         oom = limits.out_of_memory() and done.exit_code != 0
-        limits.remove()
+        await asyncio.to_thread(limits.remove)  # waits for the helper's last moments
         return done.result(oom)
 
     async def destroy(self, handle: SandboxHandle) -> None:
