@@ -111,9 +111,12 @@ def _described(pid: int) -> str:
             line.split(":\t", 1) for line in proc.joinpath("status").read_text().splitlines()
         )
         namespace = os.readlink(proc / "ns" / "pid")
+        wchan = proc.joinpath("wchan").read_text()
     except OSError as exc:
         return f"gone while described ({exc.strerror})"
-    return f"{argv.strip()!r} ppid={status.get('PPid')} state={status.get('State')} {namespace}"
+    signals = f"pending={status.get('SigPnd')}/{status.get('ShdPnd')}"
+    where = f"state={status.get('State')} wchan={wchan} {signals}"
+    return f"{argv.strip()!r} ppid={status.get('PPid')} {where} {namespace}"
 
 
 def log_lines(state: Path) -> dict[str, int]:
