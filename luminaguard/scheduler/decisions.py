@@ -24,6 +24,10 @@ from luminaguard.scheduler.store import ApprovalRecord, RunStore
 EXPIRED_REASON = "no decision before the timeout"
 
 
+class NotAllowed(UsageError):
+    """The person may not make this decision (not an approver, or the run's starter)."""
+
+
 class Verdict(enum.Enum):
     """What a decision recorded."""
 
@@ -160,4 +164,4 @@ def _check_may_decide(
     terms = ApprovalTerms.from_card(requests[-1].data.get("card") or {})
     why = terms.refusal(who, audited.started_by(store, run_id), approving)
     if why is not None:
-        raise UsageError(f"{step_id}: {why}; nothing recorded")
+        raise NotAllowed(f"{step_id}: {why}; nothing recorded")

@@ -112,6 +112,11 @@ class Redactor:
         parts = [_spaced(f) if f in wrapped and f not in forms else re.escape(f) for f in ordered]
         self._pattern = re.compile("|".join(parts)) if parts else None
 
+    def including(self, secrets: Iterable[str]) -> Redactor:
+        """A redactor for these secrets too (itself when it knows them all)."""
+        more = set(secrets) - set(self.secrets)
+        return Redactor([*self.secrets, *more]) if more else self
+
     def __call__(self, text: str) -> str:
         """``text`` with every form of every secret replaced, and a secret's cut-off start.
 

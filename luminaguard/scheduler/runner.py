@@ -10,6 +10,7 @@ again only if it is idempotent, and is otherwise marked ``unknown`` for a person
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -68,6 +69,7 @@ class Runner:
         environ: Mapping[str, str] | None = None,
         connect: Connector = connect,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -77,6 +79,15 @@ class Runner:
         self.environ = environ if environ is not None else environment()
         self.connect = connect  # starts MCP clients (tests pass a fake)
         self.sleep = sleep  # waits between attempts (tests pass one that records)
+        self.slots = slots  # shared by the runners of a server: steps running at once, overall
+        self.draining = False
+
+    def drain(self) -> None:
+        """Start no more steps: drives end once their running steps have (a server stopping).
+
+        A drained run stays ``running``, to be resumed by the next start.
+        """
+        self.draining = True
 
     async def start(
         self, plan: Plan, run_id: str, started_by: dict[str, str] | None = None
@@ -133,7 +144,8 @@ class Runner:
         finally:
             await execution.close()
         steps = self.store.steps(run_id)
-        state = run_state(steps)
+        unfinished = any(step.state is StepState.PENDING for step in steps.values())
+        state = RunState.RUNNING if self.draining and unfinished else run_state(steps)
         self.store.set_run_state(run_id, state)
         return RunResult(run_id, state, steps)
 
@@ -152,7 +164,8 @@ class _Execution:
         self.tools = ToolBroker(plan, runner.backend, self._sandbox, runner.environ, runner.connect)
         self.base = self.store.state_dir / "runs" / run_id
         redact = Redactor(run_secrets(plan, runner.environ).values())
-        self.store.audit.redact = redact
+        # runs driven at once share the store's audit log: it redacts every run's secrets
+        self.store.audit.redact = self.store.audit.redact.including(redact.secrets)
         self.reporter = RedactingReporter(runner.reporter, redact)
 
     async def loop(self) -> None:
@@ -161,15 +174,22 @@ class _Execution:
         self.states = self.store.steps(self.run_id)
         self.readiness = Readiness(self.plan, self.states)
         running: dict[str, asyncio.Task[None]] = {}
-        while True:
-            self._launch_ready(running)
-            if not running:
-                return
-            done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
-            for step_id in [s for s, task in running.items() if task in done]:
-                running.pop(step_id).result()
-                self.states[step_id] = self.store.step(self.run_id, step_id)
-                self.readiness.changed(step_id)
+        try:
+            while True:
+                if not self.runner.draining:
+                    self._launch_ready(running)
+                if not running:
+                    return
+                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                for step_id in [s for s, task in running.items() if task in done]:
+                    running.pop(step_id).result()
+                    self.states[step_id] = self.store.step(self.run_id, step_id)
+                    self.readiness.changed(step_id)
+        except BaseException:  # cancelled (a server stopping): so are the steps, as a crash
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+            raise
 
     def _launch_ready(self, running: dict[str, asyncio.Task[None]]) -> None:
         states, readiness = self.states, self.readiness
@@ -285,24 +305,36 @@ class _Execution:
         timeout = step.timeout or self.plan.agents[step.agent].spec.limits.timeout
         tries = 1 + (step.retries if step.idempotent else 0)
         for attempt_number in range(1, tries + 1):
-            attempt = self.store.begin_attempt(
-                self.run_id,
-                step.id,
-                action.content_hash(),
-                {"action": action.describe()},
-                decision,
-                repeatable=repeatable(step, action),
-                token=self.token,
-            )
+            # a step waiting for a slot shared by a server's runs is not running yet
+            async with self.runner.slots or contextlib.nullcontext():
+                attempt, outcome = await self._attempt(step, action, timeout, decision)
             decision = None  # audited with the first attempt
-            self.reporter.step(step.id, StepState.RUNNING, action.describe())
-            outcome = await self._act(step, action, timeout)
             last = outcome.state is StepState.SUCCEEDED or attempt_number == tries
             again = replace(outcome, state=StepState.PENDING)  # failed: it is tried again
             self._record(step.id, outcome if last else again, attempt)
             if last:
                 return
             await self.runner.sleep(backoff(attempt_number - 1, base=0.25, cap=30.0))
+
+    async def _attempt(
+        self,
+        step: PlannedStep,
+        action: Action,
+        timeout: float,
+        decision: dict[str, object] | None,
+    ) -> tuple[int, Outcome]:
+        """Journal one attempt's start, carry it out; the attempt's number and outcome."""
+        attempt = self.store.begin_attempt(
+            self.run_id,
+            step.id,
+            action.content_hash(),
+            {"action": action.describe()},
+            decision,
+            repeatable=repeatable(step, action),
+            token=self.token,
+        )
+        self.reporter.step(step.id, StepState.RUNNING, action.describe())
+        return attempt, await self._act(step, action, timeout)
 
     async def _act(self, step: PlannedStep, action: Action, timeout: float) -> Outcome:
         """Carry out the action once; how it ended (never raises for a step that fails)."""

@@ -149,6 +149,9 @@ class RunStore:
         self.db.execute("PRAGMA synchronous=FULL")
         make_private(*(path.with_name(f"runs.db{suffix}") for suffix in ("-wal", "-shm")))
         self._fsync = True
+        self._data_version = -1
+        #: called after every commit of this process (a server publishes events from them)
+        self.on_commit: list[Callable[[], None]] = []
         self.db.executescript(SCHEMA + lease.SCHEMA)
         self.audit = AuditLog(
             self.db,
@@ -210,6 +213,8 @@ class RunStore:
             raise
         if audits and fsync:
             self.audit.seal()  # the head follows every durable write
+        for listener in self.on_commit:
+            listener()
 
     # --- runs -------------------------------------------------------------------------
     def create_run(
@@ -268,6 +273,17 @@ class RunStore:
         """Every run, oldest first."""
         ids = [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY created, id").fetchall()]
         return [self.run(run_id) for run_id in ids]
+
+    def run_states(self) -> dict[str, RunState]:
+        """Every run's state, without reading its plan (oldest first)."""
+        rows = self.db.execute("SELECT id, state FROM runs ORDER BY created, id").fetchall()
+        return {row[0]: guards.stored_run(row[0], row[1]) for row in rows}
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another connection committed since this was last asked (``data_version``)."""
+        version = int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        changed, self._data_version = version != self._data_version, version
+        return changed
 
     def set_run_state(self, run_id: str, state: RunState) -> None:
         """Record the run's overall state (``StateError`` if the run may not move there)."""
