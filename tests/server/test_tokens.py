@@ -20,6 +20,7 @@ from luminaguard.server.tokens import (
     TokenFileError,
     allows,
 )
+from tests.conftest import CliRunner
 
 # Written out here, not taken from the module: the table the module must implement.
 ALLOWED = {
@@ -316,3 +317,68 @@ def test_concurrent_creations_all_take_effect(state: Path) -> None:
     file = TokenFile(state)
     assert len(file.list()) == 20
     assert all(file.authenticate(token) for token in made)
+
+
+# The command line
+
+
+def test_cli_create_prints_the_token_once_and_it_works(cli: CliRunner, state: Path) -> None:
+    result = cli("token", "create", "alice", "--role", "approver", "--state", str(state))
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert len(lines) == 1
+    token = lines[0]
+    assert TokenFile(state).authenticate(token) == Identity("alice", Role.APPROVER)
+    assert token not in result.err and "shown once" in result.err
+    listed = cli("token", "list", "--state", str(state))
+    assert listed.code == 0
+    assert listed.out.split()[:2] == ["alice", "approver"]
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    assert token not in listed.out + listed.err and digest not in listed.out + listed.err
+
+
+def test_cli_refuses_a_taken_name_and_replaces_on_request(cli: CliRunner, state: Path) -> None:
+    first = cli("token", "create", "alice", "--role", "viewer", "--state", str(state))
+    again = cli("token", "create", "alice", "--role", "admin", "--state", str(state))
+    assert again.code == 1 and again.out == ""
+    assert "'alice' exists already" in again.err
+    replaced = cli(
+        "token", "create", "alice", "--role", "admin", "--replace", "--state", str(state)
+    )
+    assert replaced.code == 0
+    file = TokenFile(state)
+    assert file.authenticate(first.out.strip()) is None
+    assert file.authenticate(replaced.out.strip()) == Identity("alice", Role.ADMIN)
+
+
+def test_cli_revoke(cli: CliRunner, state: Path) -> None:
+    token = cli("token", "create", "alice", "--role", "viewer", "--state", str(state)).out.strip()
+    result = cli("token", "revoke", "alice", "--state", str(state))
+    assert result.code == 0 and "revoked alice" in result.out
+    assert TokenFile(state).authenticate(token) is None
+    assert cli("token", "list", "--state", str(state)).out == "no tokens\n"
+    missing = cli("token", "revoke", "alice", "--state", str(state))
+    assert missing.code == 1 and "no token named 'alice'" in missing.err
+
+
+def test_cli_refuses_bad_input_before_creating_anything(cli: CliRunner, state: Path) -> None:
+    assert cli("token", "create", "a/b", "--role", "viewer", "--state", str(state)).code == 1
+    assert cli("token", "create", "alice", "--role", "root", "--state", str(state)).code == 1
+    assert cli("token", "create", "alice", "--state", str(state)).code == 1  # --role required
+    assert not state.exists()
+
+
+def test_cli_reports_a_file_that_is_not_private(cli: CliRunner, state: Path) -> None:
+    TokenFile(state)
+    (state / "tokens.json").chmod(0o640)
+    result = cli("token", "list", "--state", str(state))
+    assert result.code == 1
+    assert f"{state / 'tokens.json'} has mode 0640" in result.err
+
+
+def test_cli_state_defaults_to_the_environment(
+    cli: CliRunner, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LUMINAGUARD_STATE", str(state))
+    token = cli("token", "create", "alice", "--role", "viewer").out.strip()
+    assert TokenFile(state).authenticate(token) == Identity("alice", Role.VIEWER)
