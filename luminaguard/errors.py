@@ -23,9 +23,10 @@ becomes)::
      │     becomes: ui/diagnostics.render_config_error; nothing was compiled
      ├── UsageError  errors.py                                                exit 1
      │     raised: ui/commands; compiler (compile.py, lock.py); scheduler (store,
-     │             audited, audit_key, private, redact); hypervisor/registry.py: a
-     │             command that cannot be carried out (an unknown workload, run or
-     │             backend, a bad option, a lock file or audit log that is not valid)
+     │             audited, audit_key, private, redact); hypervisor/registry.py;
+     │             server/tokens.py: a command that cannot be carried out (an unknown
+     │             workload, run or backend, a bad option, a lock file or audit log
+     │             that is not valid, a token name taken)
      │     becomes: error: MESSAGE
      ├── BackendError  hypervisor/base.py                                     exit 2 or 1
      │   │ raised: hypervisor (linux/users.py, linux/work_disk.py, the backends): a
@@ -65,6 +66,10 @@ becomes)::
      ├── LeaseLost  scheduler/lease.py                                        exit 1
      │     raised: scheduler/lease.py check_token: the lease changed hands
      │     becomes: error: MESSAGE; this process stops driving the run
+     ├── TokenFileError  server/tokens.py                                     exit 1
+     │     raised: server/tokens.py: tokens.json is not private (its mode not 0600,
+     │             another owner, a symlink) or not a list of tokens
+     │     becomes: error: MESSAGE naming the file; no token is accepted from it
      └── StateError  scheduler/states.py                                    exit 1
            raised: scheduler/guards.py, inside the store's write transaction: a move
                    the state tables do not allow (a step, run or approval request

@@ -20,6 +20,7 @@ from luminaguard.ui.commands import (
     run,
     schema,
     status,
+    token,
     validate,
 )
 from luminaguard.ui.exit_codes import INVALID, guarded
@@ -36,6 +37,7 @@ _SUBCOMMANDS = (
     lock,
     image,
     pool,
+    token,
     doctor,
     schema,
 )
