@@ -22,12 +22,16 @@ becomes)::
      │             the user's YAML, each a Diagnostic with a location
      │     becomes: ui/diagnostics.render_config_error; nothing was compiled
      ├── UsageError  errors.py                                                exit 1
-     │     raised: ui/commands; compiler (compile.py, lock.py); scheduler (store,
-     │             audited, audit_key, private, redact); hypervisor/registry.py;
-     │             server/tokens.py: a command that cannot be carried out (an unknown
-     │             workload, run or backend, a bad option, a lock file or audit log
-     │             that is not valid, a token name taken)
-     │     becomes: error: MESSAGE
+     │   │ raised: ui/commands; compiler (compile.py, lock.py); scheduler (store,
+     │   │         audited, audit_key, private, redact); hypervisor/registry.py;
+     │   │         server/tokens.py: a command that cannot be carried out (an unknown
+     │   │         workload, run or backend, a bad option, a lock file or audit log
+     │   │         that is not valid, a token name taken)
+     │   │ becomes: error: MESSAGE; through the API a 409 (or 422)
+     │   └── NotAllowed  scheduler/decisions.py                                 exit 1
+     │         raised: decisions: the person is not among the request's approvers,
+     │                 or started the run and may not approve it
+     │         becomes: error: MESSAGE, nothing recorded; through the API a 403
      ├── BackendError  hypervisor/base.py                                     exit 2 or 1
      │   │ raised: hypervisor (linux/users.py, linux/work_disk.py, the backends): a
      │   │         backend cannot provide what an agent asks for
@@ -70,6 +74,10 @@ becomes)::
      │     raised: server/tokens.py: tokens.json is not private (its mode not 0600,
      │             another owner, a symlink) or not a list of tokens
      │     becomes: error: MESSAGE naming the file; no token is accepted from it
+     ├── ApiError  server/http.py                                         HTTP 4xx
+     │     raised: server (http, api_runs, api_approvals): a request the API refuses
+     │             (a field not valid, no such run, decided already, body too large)
+     │     becomes: server/http.py route: a JSON error body with its status code
      └── StateError  scheduler/states.py                                    exit 1
            raised: scheduler/guards.py, inside the store's write transaction: a move
                    the state tables do not allow (a step, run or approval request

@@ -1,0 +1,120 @@
+"""``Server``: one state folder served: its store, engine, events, tokens and backends.
+
+``start`` opens what the API needs and resumes the runs left running; ``stop`` drains
+the engine (a grace period for running steps), ends the event streams, closes the
+backends and the store. Between the two, commits of this process feed the event hub at
+once, and commits of other processes (CLI commands on the same folder) reach the hub
+and the engine through ``watch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from luminaguard.hypervisor.base import Backend
+from luminaguard.hypervisor.registry import backend as registered
+from luminaguard.scheduler.store import RunStore
+from luminaguard.scheduler.tools import Connector, connect
+from luminaguard.server.engine import Engine
+from luminaguard.server.events import EventHub
+from luminaguard.server.metrics import Metrics
+from luminaguard.server.tokens import TokenFile
+from luminaguard.server.watch import watch
+
+log = logging.getLogger("luminaguard.server")
+
+
+class Server:
+    """Everything one ``luminaguard serve`` process holds."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        backend: str = "sandbox",
+        concurrency: int = 16,
+        per_run: int = 4,
+        workspace: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        backends: dict[str, Backend] | None = None,
+        connector: Connector = connect,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.workspace = workspace.resolve() if workspace else None
+        self._backends: dict[str, Backend] = dict(backends or {})
+        self.tokens = TokenFile(store.state_dir)
+        self.engine = Engine(
+            store,
+            self.open_backend,
+            slots=concurrency,
+            per_run=per_run,
+            environ=environ,
+            connector=connector,
+        )
+        self.hub = EventHub(store)
+        self.metrics = Metrics(store, self.pools)
+        self.hub.listeners.append(self.metrics.saw)
+        self.ready = False
+        self._stop_watch = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+
+    def open_backend(self, name: str) -> Backend:
+        """The backend of this name, opened once and kept (its warm pools stay warm)."""
+        if name not in self._backends:
+            self._backends[name] = registered(name)
+        return self._backends[name]
+
+    def pools(self) -> dict[str, Any]:
+        """The warm pools of every open backend, by name."""
+        found: dict[str, Any] = {}
+        for backend in self._backends.values():
+            found.update(getattr(backend, "pools", {}))
+        return found
+
+    @staticmethod
+    def new_run_id(workload: str) -> str:
+        """A readable, unique run id: workload, time, random suffix."""
+        return f"{workload}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+    async def start(self) -> None:
+        """Open the backend and the event feed; resume the runs left running."""
+        self.open_backend(self.backend)
+        self.store.on_commit.append(self.hub.poll)
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        await self.engine.start()
+        self.ready = True
+
+    async def _watch(self) -> None:
+        try:
+            await watch(self.store, self._changed_elsewhere, self._stop_watch)
+        except Exception:  # the server keeps serving; CLI decisions wait for a restart
+            log.exception("watching the state folder failed")
+            self.ready = False
+
+    def _changed_elsewhere(self) -> None:
+        self.hub.poll()
+        self.engine.poke()
+
+    async def stop(self, grace: float) -> None:
+        """Drain (``grace`` seconds for running steps), then close everything."""
+        self.ready = False
+        await self.engine.stop(grace)
+        self._stop_watch.set()
+        if self._watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._watcher, 5)
+        self.hub.close()
+        for backend in self._backends.values():
+            with contextlib.suppress(Exception):
+                await backend.aclose()
+        self._backends.clear()
+        with contextlib.suppress(ValueError):
+            self.store.on_commit.remove(self.hub.poll)
