@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,8 @@ from luminaguard.scheduler.private import (
     private_folder,
 )
 from luminaguard.scheduler.states import ApprovalState, RunState, StepState
+
+log = logging.getLogger("luminaguard.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -214,7 +217,10 @@ class RunStore:
         if audits and fsync:
             self.audit.seal()  # the head follows every durable write
         for listener in self.on_commit:
-            listener()
+            try:
+                listener()
+            except Exception:  # committed: a listener's failure is not the write's
+                log.exception("a commit listener failed")
 
     # --- runs -------------------------------------------------------------------------
     def create_run(
