@@ -2,11 +2,14 @@
 
 The server's heart. A run is driven by ``Runner.resume`` (so a run left running by a
 crash is recovered exactly as the ``resume`` command would) while its lease is held.
-When a drive ends with the run halted, the engine remembers the run's *decision
-fingerprint* (its steps' and approval requests' states); a run whose fingerprint
-changed since (an approval through the API, or ``luminaguard approve`` against the same
-folder, seen through ``poke``) is driven again at once. A pending request is looked at
-again when it expires, so an expiry denies on time with nobody watching.
+A halted run is driven again as soon as a drive could move it (``movable``): a step
+waits on a request that is decided now, or a pending step's needs have all ended (a
+person re-ran, declined or marked done an unknown step). That is read from the store,
+never remembered, so a decision made at any moment (through the API, or by
+``luminaguard approve`` on the same folder, seen through ``poke``; before a restart,
+seen by ``start``) is acted on. A pending request is looked at again when it expires,
+so an expiry denies on time with nobody watching. A run left running by a process
+that died is adopted; one a live command drives is left to it.
 
 Steps of all runs share ``slots`` (the server's ``--concurrency``); each run has its
 own limit too. ``stop`` drains: no step starts, running steps get a grace period, then
@@ -18,15 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import LuminaGuardError
 from luminaguard.hypervisor.base import Backend
 from luminaguard.scheduler import decisions
-from luminaguard.scheduler.lease import LeaseHeld
+from luminaguard.scheduler.lease import LeaseHeld, current_holder
 from luminaguard.scheduler.redact import check_secrets
 from luminaguard.scheduler.runner import Runner
 from luminaguard.scheduler.sandboxes import absolute_plan
@@ -37,9 +40,10 @@ from luminaguard.scheduler.tools import Connector, connect
 
 log = logging.getLogger("luminaguard.server")
 
-Fingerprint = tuple[tuple[Any, ...], ...]
 #: How many runs are driven at once at most (each holds a lease and a database cursor).
 MAX_DRIVES = 256
+#: How often in a row a run that is still movable after a drive is driven again.
+REDRIVES = 3
 
 
 class Engine:
@@ -66,7 +70,7 @@ class Engine:
         self.drives: dict[str, asyncio.Task[None]] = {}
         self.runners: dict[str, Runner] = {}
         self.again: set[str] = set()
-        self.seen: dict[str, Fingerprint] = {}
+        self.needs: dict[str, dict[str, list[str]]] = {}
         self.stopping = False
         self._expiry: asyncio.TimerHandle | None = None
         self._drives_idle = asyncio.Event()
@@ -74,12 +78,10 @@ class Engine:
 
     # --- life ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Resume every run left running; remember the halted ones; arm the expiry timer."""
+        """Resume every run left running, and the halted ones a decision moved meanwhile."""
         for run_id, state in self.store.run_states().items():
-            if state is RunState.RUNNING:
+            if state is RunState.RUNNING or (state is RunState.HALTED and self.movable(run_id)):
                 self.schedule(run_id)
-            elif state is RunState.HALTED:
-                self.seen[run_id] = self.fingerprint(run_id)
         self.arm_expiry()
 
     async def stop(self, grace: float) -> None:
@@ -123,10 +125,14 @@ class Engine:
 
     async def _drive(self, run_id: str) -> None:
         try:
-            while not self.stopping:
+            for _ in range(REDRIVES):
                 self.again.discard(run_id)
-                if not await self._drive_once(run_id) or run_id not in self.again:
+                if self.stopping or not await self._drive_once(run_id):
                     break
+                if run_id not in self.again and not self._halted_movable(run_id):
+                    break
+            else:
+                log.warning("run %s: still movable after %d drives in a row", run_id, REDRIVES)
         finally:
             self.drives.pop(run_id, None)
             self.runners.pop(run_id, None)
@@ -155,11 +161,16 @@ class Engine:
         log.info("run %s: %s", run_id, result.state)
         return True
 
+    def _halted_movable(self, run_id: str) -> bool:
+        """A decision arrived while the drive ended (race-free: read now, from the store)."""
+        try:
+            halted = self.store.run_states().get(run_id) is RunState.HALTED
+            return halted and self.movable(run_id)
+        except LuminaGuardError:
+            return False
+
     def _after_drive(self, run_id: str) -> None:
         if not self.stopping:
-            with contextlib.suppress(LuminaGuardError):
-                if self.store.run_states().get(run_id) is RunState.HALTED:
-                    self.seen[run_id] = self.fingerprint(run_id)
             waiting = [r for r in self.again if r not in self.drives]
             for other in waiting[: MAX_DRIVES - len(self.drives)]:
                 self.again.discard(other)
@@ -178,16 +189,31 @@ class Engine:
             await asyncio.gather(task, return_exceptions=True)
         with self.store.lease(run_id):
             cancel_steps(self.store, run_id, who)
-        self.seen.pop(run_id, None)
 
     # --- changes made elsewhere -----------------------------------------------------------
-    def fingerprint(self, run_id: str) -> Fingerprint:
-        """The states of the run's steps and approval requests: what a decision changes."""
-        steps = tuple(sorted((k, v.state) for k, v in self.store.steps(run_id).items()))
-        requests = tuple(
-            sorted((r.step_id, r.action_hash, r.state) for r in self.store.approvals(None, run_id))
-        )
-        return (steps, requests)
+    def movable(self, run_id: str) -> bool:
+        """Whether a drive would move the halted run now (a decision was made about it)."""
+        steps = self.store.steps(run_id)
+        decided = {
+            r.step_id
+            for r in self.store.approvals(None, run_id)
+            if r.state is not ApprovalState.PENDING
+            and r.action_hash == steps[r.step_id].action_hash
+        }
+        needs = self._needs(run_id)
+        for step_id, record in steps.items():
+            if record.state is StepState.AWAITING_APPROVAL and step_id in decided:
+                return True
+            ended = all(steps[need].state.is_final for need in needs.get(step_id, ()))
+            if record.state is StepState.PENDING and ended:
+                return True
+        return all(record.state.is_final for record in steps.values())
+
+    def _needs(self, run_id: str) -> dict[str, list[str]]:
+        if run_id not in self.needs:
+            plan = self.store.run(run_id).plan
+            self.needs[run_id] = {step.id: list(step.needs) for step in plan.steps}
+        return self.needs[run_id]
 
     def poke(self) -> None:
         """Something may have changed the runs (a decision here or elsewhere): look."""
@@ -196,11 +222,19 @@ class Engine:
         for run_id, state in self.store.run_states().items():
             if run_id in self.drives:
                 self.again.add(run_id)
-            elif state is RunState.RUNNING:
-                self.schedule(run_id)  # a command's run whose process died, or a new one
-            elif state is RunState.HALTED and self.seen.get(run_id) != self.fingerprint(run_id):
+            elif self._should_drive(run_id, state):
                 self.schedule(run_id)
         self.arm_expiry()
+
+    def _should_drive(self, run_id: str, state: RunState) -> bool:
+        if state is RunState.RUNNING:
+            return self._abandoned(run_id)
+        return state is RunState.HALTED and self.movable(run_id)
+
+    def _abandoned(self, run_id: str) -> bool:
+        """A run left running by a process that died (not one a live command drives)."""
+        holder = current_holder(self.store.db, run_id)
+        return holder is not None and not _alive(holder.pid)
 
     def arm_expiry(self) -> None:
         """Wake up when the next pending request expires, to deny it on time."""
@@ -221,6 +255,16 @@ class Engine:
             if now > expiry_of(self.store, request):
                 self.schedule(request.run_id)  # the runner expires it and denies the step
         self.arm_expiry()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()  # our own lease from before is not held any more
 
 
 def expiry_of(store: RunStore, request: ApprovalRecord) -> float:
