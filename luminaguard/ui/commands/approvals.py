@@ -12,6 +12,7 @@ from luminaguard.scheduler.approvers import ApprovalTerms
 from luminaguard.scheduler.decisions import Verdict
 from luminaguard.scheduler.states import ApprovalState
 from luminaguard.scheduler.store import ApprovalRecord
+from luminaguard.server.claim import serving
 from luminaguard.ui.exit_codes import INVALID, OK
 from luminaguard.ui.session import Session, in_session
 from luminaguard.ui.state import add_identity_option, add_state_option, identity
@@ -89,8 +90,17 @@ def approve(args: argparse.Namespace, session: Session) -> int:
         print(f"{args.step_id}: the request expired; the step is denied on resume")
         return INVALID
     print(f"{args.step_id}: approved by {done.who} for action {done.action_hash[:19]}")
-    print(f"next: luminaguard resume {args.run_id}")
+    _next(session, args.run_id)
     return OK
+
+
+def _next(session: Session, run_id: str) -> None:
+    """Say who continues the run: the server serving the folder, or the person."""
+    server = serving(session.store.state_dir)
+    if server is not None:
+        print(f"the server (PID {server['pid']}, {visible(server['url'])}) continues the run")
+    else:
+        print(f"next: luminaguard resume {run_id}")
 
 
 @in_session

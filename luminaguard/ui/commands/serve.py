@@ -95,9 +95,15 @@ async def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from luminaguard.server.app import build_app
+    from luminaguard.server.claim import ServerClaim
     from luminaguard.server.service import Server
 
     store = open_store(args)
+    try:
+        claim = ServerClaim(store.state_dir, _url(args))
+    except BaseException:
+        store.close()
+        raise
     server = Server(
         store,
         backend=args.backend,
@@ -131,6 +137,7 @@ async def _serve(args: argparse.Namespace) -> None:
         web.should_exit = True
         await serving
     finally:
+        claim.release()
         store.close()
 
 
