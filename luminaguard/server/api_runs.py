@@ -23,7 +23,7 @@ from luminaguard.server.models import (
     StepView,
     SubmitRun,
 )
-from luminaguard.server.tokens import Permission
+from luminaguard.server.tokens import Permission, allows
 
 
 def summary(run: RunRecord) -> RunSummary:
@@ -89,6 +89,14 @@ def _plan(call: Call, body: SubmitRun) -> Plan:
         problem = FieldProblem(field="plan", message="give either plan or paths")
         raise ApiError(422, "give either a compiled plan or paths", [problem])
     if body.plan is not None:
+        if call.who is None or not allows(call.who.role, Permission.ADMIN):
+            # a compiled plan carries the policies that classify its steps and the host
+            # folders its agents mount: submitting one is writing policy
+            raise ApiError(
+                403,
+                "only an admin token may submit a compiled plan (it carries its own"
+                " policies); submit paths in the server's workspace instead",
+            )
         try:
             plan = Plan.model_validate(body.plan)
         except ValidationError as exc:
