@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -63,8 +63,22 @@ Handler = Callable[[Call], Awaitable[BaseModel | Response]]
 
 
 @dataclass(frozen=True)
+class Param:
+    """A query or header parameter an endpoint reads (its handler parses it)."""
+
+    name: str
+    location: Literal["query", "header"]
+    description: str
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
 class Endpoint:
-    """One operation of the API."""
+    """One operation of the API.
+
+    ``errors`` are the other status codes it answers with an ``ErrorBody``; ``replies``
+    those it answers with another model (readiness: 503 with a ``Health``).
+    """
 
     method: str
     path: str
@@ -76,6 +90,8 @@ class Endpoint:
     status: int = 200
     errors: tuple[int, ...] = ()
     media: str = "application/json"
+    params: tuple[Param, ...] = ()
+    replies: tuple[tuple[int, type[BaseModel]], ...] = ()
 
 
 def error(status: int, message: str, fields: list[FieldProblem] | None = None) -> JSONResponse:
