@@ -44,7 +44,7 @@ def _after(request: Request) -> int | None:
     text = request.headers.get("last-event-id") or request.query_params.get("after")
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ApiError(422, "Last-Event-ID (or after) must be an event id")
     return int(text)
 
