@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from luminaguard.server import api_approvals, api_runs
-from luminaguard.server.http import ApiError, Call, Endpoint, Param, error, json_text, route
+from luminaguard.server.http import ApiError, Call, Endpoint, Param, error, json_text, routes
 from luminaguard.server.metrics import CONTENT_TYPE
 from luminaguard.server.models import Health
 from luminaguard.server.service import Server
@@ -95,9 +95,9 @@ def build_app(server: Server) -> Starlette:
         return error(404, "no such endpoint")
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return error(405, "method not allowed")
+        return error(405, "method not allowed", headers=getattr(exc, "headers", None))
 
     return Starlette(
-        routes=[route(endpoint, server) for endpoint in ENDPOINTS],
+        routes=routes(ENDPOINTS, server),
         exception_handlers={404: not_found, 405: not_allowed},
     )
