@@ -20,7 +20,7 @@ Reason = Field(default=None, max_length=2000)
 Hash = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9:]+$")
 #: What ``check_run_id`` accepts (besides refusing ``..``): a run id names a folder.
 RUN_ID = r"^[A-Za-z0-9._-]{1,128}$"
-PathText = Annotated[str, Field(min_length=1, max_length=4096)]
+PathText = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[^\x00]+$")]
 Seconds = Field(description="seconds since the epoch")
 
 
