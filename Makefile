@@ -78,6 +78,7 @@ bench: $(STAMP) $(NPM_STAMP) vm-deps
 
 schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas
+	$(BIN)/luminaguard serve --openapi > schemas/openapi.json
 
 clean:
 	-$(BIN)/python -m luminaguard.hypervisor.linux.work_disk $(DEMO_STATE) .luminaguard

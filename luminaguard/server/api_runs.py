@@ -8,7 +8,6 @@ from pydantic import BaseModel, ValidationError
 
 from luminaguard.compiler import compile_paths
 from luminaguard.compiler.plan import Plan
-from luminaguard.config.diagnostics import ConfigError
 from luminaguard.errors import LuminaGuardError
 from luminaguard.scheduler.private import check_run_id
 from luminaguard.scheduler.store import RunRecord
@@ -107,8 +106,10 @@ def _plan(call: Call, body: SubmitRun) -> Plan:
     paths = _workspace_paths(call, body.paths or [])
     try:
         _, plans = compile_paths(paths, body.workload, dict(body.params))
-    except ConfigError as exc:
+    except LuminaGuardError as exc:  # not valid; or no such path, no such workload
         raise ApiError(422, str(exc).replace(str(call.server.workspace) + "/", "")) from None
+    except OSError as exc:  # a path the file system refuses (a name too long)
+        raise ApiError(422, f"a path cannot be read: {exc.strerror}") from None
     if len(plans) != 1:
         names = ", ".join(plan.workload for plan in plans) or "none"
         raise ApiError(422, f"a run takes one workload; choose with workload ({names})")

@@ -10,12 +10,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from luminaguard.server import api_approvals, api_runs
-from luminaguard.server.http import ApiError, Call, Endpoint, error, json_text, route
+from luminaguard.server.http import ApiError, Call, Endpoint, Param, error, json_text, routes
 from luminaguard.server.metrics import CONTENT_TYPE
 from luminaguard.server.models import Health
 from luminaguard.server.service import Server
 from luminaguard.server.tokens import Permission
 
+#: An event id, as ``Last-Event-ID`` (or ``after``) gives it.
+EVENT_ID = r"^[0-9]{1,18}$"
 #: Seconds between keep-alive comments on an idle event stream.
 KEEPALIVE = 15.0
 
@@ -42,7 +44,7 @@ def _after(request: Request) -> int | None:
     text = request.headers.get("last-event-id") or request.query_params.get("after")
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ApiError(422, "Last-Event-ID (or after) must be an event id")
     return int(text)
 
@@ -64,7 +66,9 @@ async def events(call: Call) -> Response:
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/healthz", healthz, None, "liveness", response=Health),
-    Endpoint("GET", "/readyz", readyz, None, "readiness", response=Health, errors=(503,)),
+    Endpoint(
+        "GET", "/readyz", readyz, None, "readiness", response=Health, replies=((503, Health),)
+    ),
     Endpoint("GET", "/metrics", metrics, Permission.READ, "Prometheus metrics", media="text/plain"),
     Endpoint(
         "GET",
@@ -74,6 +78,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "stream of changes (Server-Sent Events)",
         errors=(422,),
         media="text/event-stream",
+        params=(
+            Param("Last-Event-ID", "header", "resume after this event id", EVENT_ID),
+            Param("after", "query", "resume after this event id (without the header)", EVENT_ID),
+        ),
     ),
     *api_runs.ENDPOINTS,
     *api_approvals.ENDPOINTS,
@@ -87,9 +95,9 @@ def build_app(server: Server) -> Starlette:
         return error(404, "no such endpoint")
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return error(405, "method not allowed")
+        return error(405, "method not allowed", headers=getattr(exc, "headers", None))
 
     return Starlette(
-        routes=[route(endpoint, server) for endpoint in ENDPOINTS],
+        routes=routes(ENDPOINTS, server),
         exception_handlers={404: not_found, 405: not_allowed},
     )

@@ -11,9 +11,9 @@ from the same endpoints (``openapi``).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -63,8 +63,22 @@ Handler = Callable[[Call], Awaitable[BaseModel | Response]]
 
 
 @dataclass(frozen=True)
+class Param:
+    """A query or header parameter an endpoint reads (its handler parses it)."""
+
+    name: str
+    location: Literal["query", "header"]
+    description: str
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
 class Endpoint:
-    """One operation of the API."""
+    """One operation of the API.
+
+    ``errors`` are the other status codes it answers with an ``ErrorBody``; ``replies``
+    those it answers with another model (readiness: 503 with a ``Health``).
+    """
 
     method: str
     path: str
@@ -76,13 +90,22 @@ class Endpoint:
     status: int = 200
     errors: tuple[int, ...] = ()
     media: str = "application/json"
+    params: tuple[Param, ...] = ()
+    replies: tuple[tuple[int, type[BaseModel]], ...] = ()
 
 
-def error(status: int, message: str, fields: list[FieldProblem] | None = None) -> JSONResponse:
-    """A JSON error response."""
+def error(
+    status: int,
+    message: str,
+    fields: list[FieldProblem] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A JSON error response (with ``headers``, and a challenge for a 401)."""
     body = ErrorBody(error=message, fields=fields or [])
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+    sent = dict(headers or {})
+    if status == 401:
+        sent["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=sent)
 
 
 def _identity(server: Server, request: Request) -> Identity | None:
@@ -125,8 +148,8 @@ async def parse(model: type[BaseModel], request: Request) -> BaseModel:
         raise ApiError(422, "the request body is not valid", _problems(exc)) from None
 
 
-def route(endpoint: Endpoint, server: Server) -> Route:
-    """The starlette route serving ``endpoint``."""
+def _serving(endpoint: Endpoint, server: Server) -> Callable[[Request], Awaitable[Response]]:
+    """The request handler of ``endpoint``: authenticate, parse, call, serialise."""
 
     async def serve(request: Request) -> Response:
         who = None
@@ -145,7 +168,35 @@ def route(endpoint: Endpoint, server: Server) -> Route:
             return result
         return JSONResponse(result.model_dump(mode="json"), status_code=endpoint.status)
 
+    return serve
+
+
+def route(endpoint: Endpoint, server: Server) -> Route:
+    """The starlette route serving ``endpoint`` alone."""
+    serve = _serving(endpoint, server)
     return Route(endpoint.path, serve, methods=[endpoint.method], name=endpoint.summary)
+
+
+def routes(endpoints: tuple[Endpoint, ...], server: Server) -> list[Route]:
+    """One route per path, serving each method of it.
+
+    So that another method gets 405 with an ``Allow`` header naming every method of the
+    path (a route per endpoint would name only the first route's).
+    """
+    paths: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    for endpoint in endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.method] = _serving(endpoint, server)
+    found = []
+    for path, methods in paths.items():
+
+        async def dispatch(
+            request: Request, methods: dict[str, Callable[[Request], Awaitable[Response]]] = methods
+        ) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await methods[method](request)
+
+        found.append(Route(path, dispatch, methods=list(methods), name=path))
+    return found
 
 
 def json_text(value: Any) -> str:

@@ -2,18 +2,26 @@
 
 Pydantic models, so that a request is parsed (never pattern-matched) and the OpenAPI
 document is generated from the same classes the handlers use. Request models forbid
-unknown fields and bound every string and list.
+unknown fields and bound every string and list. Response models are documented as they
+are serialised: every field is always present (``null`` where it has no value), so the
+document marks each one required.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from luminaguard.scheduler.states import ApprovalState, RunState, StepState
 
 Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 Reason = Field(default=None, max_length=2000)
 Hash = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9:]+$")
+#: What ``check_run_id`` accepts (besides refusing ``..``): a run id names a folder.
+RUN_ID = r"^[A-Za-z0-9._-]{1,128}$"
+PathText = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[^\x00]+$")]
+Seconds = Field(description="seconds since the epoch")
 
 
 class Request(BaseModel):
@@ -22,19 +30,29 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Reply(BaseModel):
+    """A response body: documented as serialised (fields with a default are required)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
 class SubmitRun(Request):
     """A run to start: a compiled plan, or paths in the server's workspace to compile."""
 
     plan: dict[str, Any] | None = Field(default=None, description="a compiled plan (JSON)")
-    paths: list[str] | None = Field(
+    paths: list[PathText] | None = Field(
         default=None,
         max_length=256,
         description="YAML files or folders, relative to the server's workspace",
     )
     workload: str | None = Field(default=None, max_length=128)
     params: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=256)
-    run_id: str | None = Field(default=None, min_length=1, max_length=128)
-    backend: str | None = Field(default=None, max_length=64)
+    run_id: str | None = Field(
+        default=None, pattern=RUN_ID, description="the new run's id (default: generated)"
+    )
+    backend: str | None = Field(
+        default=None, max_length=64, description="the backend (default: the server's)"
+    )
 
 
 class Decide(Request):
@@ -60,27 +78,27 @@ class DecideMany(Request):
     decisions: list[BatchItem] = Field(min_length=1, max_length=100)
 
 
-class StepView(BaseModel):
+class StepView(Reply):
     """A step of a run as it stands."""
 
     step_id: str
-    state: str
+    state: StepState
     attempts: int
     action_hash: str | None
     outputs: dict[str, Any]
     error: str | None
 
 
-class RunSummary(BaseModel):
+class RunSummary(Reply):
     """A run, without its steps."""
 
     id: str
     workload: str
-    state: str
+    state: RunState
     backend: str
     plan_hash: str
-    created: float
-    updated: float
+    created: float = Seconds
+    updated: float = Seconds
 
 
 class RunView(RunSummary):
@@ -89,44 +107,44 @@ class RunView(RunSummary):
     steps: list[StepView]
 
 
-class RunList(BaseModel):
+class RunList(Reply):
     """Runs, oldest first."""
 
     runs: list[RunSummary]
 
 
-class ApprovalView(BaseModel):
+class ApprovalView(Reply):
     """An approval request with its card (as audited)."""
 
     run_id: str
     step_id: str
     action_hash: str
-    state: str
+    state: ApprovalState
     card: dict[str, Any]
-    requested: float
-    expires: float
-    decided: float | None
+    requested: float = Seconds
+    expires: float = Seconds
+    decided: float | None = Seconds
     approver: str | None
     reason: str | None
 
 
-class ApprovalList(BaseModel):
+class ApprovalList(Reply):
     """Pending approval requests, oldest first."""
 
     approvals: list[ApprovalView]
 
 
-class Decided(BaseModel):
+class Decided(Reply):
     """What a decision recorded."""
 
     run_id: str
     step_id: str
     action_hash: str
-    verdict: str
+    verdict: str = Field(description="approved or denied")
     by: str
 
 
-class BatchResult(BaseModel):
+class BatchResult(Reply):
     """One decision of a batch: its status code and what was recorded, or why not."""
 
     status: int
@@ -134,43 +152,43 @@ class BatchResult(BaseModel):
     error: str | None = None
 
 
-class BatchResults(BaseModel):
+class BatchResults(Reply):
     """The outcome of each decision of a batch, in order."""
 
     results: list[BatchResult]
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(Reply):
     """One audit record."""
 
     seq: int
-    time: float
+    time: float = Seconds
     step_id: str | None
     event: str
     data: dict[str, Any]
 
 
-class AuditList(BaseModel):
+class AuditList(Reply):
     """A run's audit records, in order."""
 
     records: list[AuditEntry]
 
 
-class Health(BaseModel):
+class Health(Reply):
     """Liveness or readiness."""
 
-    status: str
+    status: Literal["ok", "ready", "not ready"]
     detail: str = ""
 
 
-class FieldProblem(BaseModel):
+class FieldProblem(Reply):
     """One problem with one field of a request."""
 
     field: str
     message: str
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Reply):
     """Every error response."""
 
     error: str

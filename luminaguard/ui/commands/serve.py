@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import signal
 import sys
@@ -78,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; then drain and exit 0."""
     if args.openapi:
         from luminaguard.server.app import ENDPOINTS
-        from luminaguard.server.openapi import document
+        from luminaguard.server.openapi import render
 
-        print(json.dumps(document(ENDPOINTS), indent=2, sort_keys=True))
+        sys.stdout.write(render(ENDPOINTS))
         return OK
     check_bind(args)
     if args.concurrency < 1 or args.per_run < 1:
