@@ -71,6 +71,8 @@ class Engine:
         self.runners: dict[str, Runner] = {}
         self.again: set[str] = set()
         self.needs: dict[str, dict[str, list[str]]] = {}
+        #: runs a drive refused (why): not driven again by a timer, only by a change
+        self.stuck: dict[str, str] = {}
         self.stopping = False
         self._expiry: asyncio.TimerHandle | None = None
         self._drives_idle = asyncio.Event()
@@ -156,8 +158,11 @@ class Engine:
         except LeaseHeld:
             return False  # a command drives it; its writes will poke us when it stops
         except LuminaGuardError as exc:
-            log.error("run %s cannot be driven: %s", run_id, exc)
+            if self.stuck.get(run_id) != str(exc):
+                log.error("run %s cannot be driven: %s", run_id, exc)
+            self.stuck[run_id] = str(exc)
             return False
+        self.stuck.pop(run_id, None)
         log.info("run %s: %s", run_id, result.state)
         return True
 
@@ -241,7 +246,9 @@ class Engine:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        pending = self.store.approvals(ApprovalState.PENDING)
+        pending = [
+            r for r in self.store.approvals(ApprovalState.PENDING) if r.run_id not in self.stuck
+        ]
         expiries = [expiry_of(self.store, request) for request in pending]
         if not expiries or self.stopping:
             return
@@ -252,7 +259,7 @@ class Engine:
         self._expiry = None
         now = self.clock()
         for request in self.store.approvals(ApprovalState.PENDING):
-            if now > expiry_of(self.store, request):
+            if request.run_id not in self.stuck and now > expiry_of(self.store, request):
                 self.schedule(request.run_id)  # the runner expires it and denies the step
         self.arm_expiry()
 

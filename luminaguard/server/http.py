@@ -11,6 +11,7 @@ from the same endpoints (``openapi``).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,10 +23,12 @@ from starlette.routing import Route
 
 from luminaguard.errors import LuminaGuardError
 from luminaguard.server.models import ErrorBody, FieldProblem
-from luminaguard.server.tokens import Identity, Permission, allows
+from luminaguard.server.tokens import Identity, Permission, TokenFileError, allows
 
 if TYPE_CHECKING:
     from luminaguard.server.service import Server
+
+log = logging.getLogger("luminaguard.server")
 
 #: The largest request body accepted, in bytes (a compiled plan of a few thousand steps).
 MAX_BODY = 4 << 20
@@ -154,7 +157,11 @@ def _serving(endpoint: Endpoint, server: Server) -> Callable[[Request], Awaitabl
     async def serve(request: Request) -> Response:
         who = None
         if endpoint.permission is not None:
-            who = _identity(server, request)
+            try:
+                who = _identity(server, request)
+            except TokenFileError as exc:  # refused: no token is accepted from it
+                log.error("%s", exc)
+                return error(503, "the server's tokens file is not usable; see its log")
             if who is None:
                 return error(401, "a valid bearer token is needed")
             if not allows(who.role, endpoint.permission):

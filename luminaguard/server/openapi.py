@@ -33,7 +33,7 @@ _REASONS = {
     413: "request body too large",
     415: "request body is not JSON",
     422: "a field is not valid (named in the body)",
-    503: "not ready",
+    503: "not ready, or the server's tokens file is not usable",
 }
 _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "run_id": {"description": "a run's id", "schema": {"type": "string", "pattern": RUN_ID}},
@@ -74,7 +74,7 @@ def _responses(endpoint: Endpoint, refs: Refs) -> dict[str, Any]:
     else:
         content = {endpoint.media: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(endpoint.status): {"description": "OK", "content": content}}
-    codes = set(endpoint.errors) | ({401, 403} if endpoint.permission else set())
+    codes = set(endpoint.errors) | ({401, 403, 503} if endpoint.permission else set())
     codes |= {413, 415, 422} if endpoint.body else set()
     for code in sorted(codes):
         responses[str(code)] = {"description": _REASONS[code], "content": _json(refs, ErrorBody)}

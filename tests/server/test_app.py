@@ -128,7 +128,8 @@ def api(tmp_path: Path) -> Iterator[Api]:
         harness, server = client.portal.call(_served, tmp_path / "state", workspace)  # type: ignore[union-attr]
         late.app = build_app(server)
         tokens = {
-            role: server.tokens.create(role, role) for role in ("admin", "viewer", "approver")
+            role: server.tokens.create(role, role)
+            for role in ("admin", "viewer", "approver", "submitter")
         }
         yield Api(harness, server, client, workspace, tokens)
         client.portal.call(server.stop, 1.0)  # type: ignore[union-attr]
@@ -417,3 +418,21 @@ def test_a_decision_made_by_a_command_reaches_a_running_server(tmp_path: Path) -
     finally:
         harness.store.close()
     assert harness.backend.commands.count(SHIP) == 1
+
+
+def test_a_tokens_file_made_public_refuses_every_request_with_503(api: Api) -> None:
+    api.server.tokens.path.chmod(0o644)  # someone loosened it: no token is trusted from it
+    answer = api.get("/v1/runs")
+    assert answer.status_code == 503
+    assert "tokens file is not usable" in answer.json()["error"]
+    assert api.client.get("/healthz").status_code == 200  # the process still answers
+
+
+def test_only_an_admin_submits_a_compiled_plan(api: Api) -> None:
+    api.start()
+    body = {"plan": plan_of(api, TWO).model_dump(mode="json"), "run_id": "r"}
+    refused = api.post("/v1/runs", body, role="submitter")
+    assert refused.status_code == 403
+    assert "only an admin token may submit a compiled plan" in problem(refused).error
+    assert api.get("/v1/runs").json()["runs"] == []  # nothing recorded
+    assert api.post("/v1/runs", body, role="admin").status_code == 201

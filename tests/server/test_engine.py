@@ -185,7 +185,7 @@ def test_a_red_step_halts_and_an_approval_then_a_poke_resumes_it(
     verified(harness)
 
 
-def test_a_decision_through_another_connection_is_seen_by_its_fingerprint(
+def test_a_decision_through_another_connection_makes_the_run_movable(
     harness: Harness, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
@@ -193,13 +193,13 @@ def test_a_decision_through_another_connection_is_seen_by_its_fingerprint(
         await engine.start()
         engine.submit(compile_steps(tmp_path, RED), "r", "fake", STARTER)
         await settled(engine)
-        before = engine.fingerprint("r")
+        assert not engine.movable("r")  # halted, nothing decided
         other = RunStore(harness.state)  # as `luminaguard deny` in another process
         try:
             decisions.deny(other, "r", "ship", "bob", "not today")
         finally:
             other.close()
-        assert engine.fingerprint("r") != before
+        assert engine.movable("r")
         engine.poke()
         await settled(engine)
         await engine.stop(grace=1)
@@ -495,10 +495,6 @@ def test_schedule_while_driving_drives_once_more(harness: Harness, tmp_path: Pat
     assert harness.backend.commands == ["echo one", "echo two"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.py: the expiry timer re-drives a run that cannot be driven every 10 ms",
-)
 def test_an_expired_request_of_a_run_that_cannot_be_driven_is_not_retried_in_a_loop(
     harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
