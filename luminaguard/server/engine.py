@@ -5,8 +5,11 @@ crash is recovered exactly as the ``resume`` command would) while its lease is h
 When a drive ends with the run halted, the engine remembers the run's *decision
 fingerprint* (its steps' and approval requests' states); a run whose fingerprint
 changed since (an approval through the API, or ``luminaguard approve`` against the same
-folder, seen through ``poke``) is driven again at once. A pending request is looked at
-again when it expires, so an expiry denies on time with nobody watching.
+folder, seen through ``poke``) is driven again at once. A halted run in which a
+decision waits to be acted on (``can_progress``) is driven at start, and again at once
+when the decision came during its drive (a later notice of it would find the
+fingerprint unchanged). A pending request is looked at again when it expires, so an
+expiry denies on time with nobody watching.
 
 Steps of all runs share ``slots`` (the server's ``--concurrency``); each run has its
 own limit too. ``stop`` drains: no step starts, running steps get a grace period, then
@@ -67,6 +70,7 @@ class Engine:
         self.runners: dict[str, Runner] = {}
         self.again: set[str] = set()
         self.seen: dict[str, Fingerprint] = {}
+        self._plan_needs: dict[str, dict[str, tuple[str, ...]]] = {}
         self.stopping = False
         self._expiry: asyncio.TimerHandle | None = None
         self._drives_idle = asyncio.Event()
@@ -74,12 +78,20 @@ class Engine:
 
     # --- life ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Resume every run left running; remember the halted ones; arm the expiry timer."""
+        """Resume every run left running, and the halted ones a decision lets go on.
+
+        A halted run may have been decided about while no server ran (or just before
+        this one was killed): it is driven now; the others are remembered as they are.
+        Then the expiry timer is armed.
+        """
         for run_id, state in self.store.run_states().items():
             if state is RunState.RUNNING:
                 self.schedule(run_id)
             elif state is RunState.HALTED:
-                self.seen[run_id] = self.fingerprint(run_id)
+                try:
+                    self._halted(run_id)
+                except LuminaGuardError as exc:  # runs.db edited: the others are served
+                    log.error("run %s cannot be looked at: %s", run_id, exc)
         self.arm_expiry()
 
     async def stop(self, grace: float) -> None:
@@ -159,7 +171,7 @@ class Engine:
         if not self.stopping:
             with contextlib.suppress(LuminaGuardError):
                 if self.store.run_states().get(run_id) is RunState.HALTED:
-                    self.seen[run_id] = self.fingerprint(run_id)
+                    self._halted(run_id)
             waiting = [r for r in self.again if r not in self.drives]
             for other in waiting[: MAX_DRIVES - len(self.drives)]:
                 self.again.discard(other)
@@ -179,6 +191,58 @@ class Engine:
         with self.store.lease(run_id):
             cancel_steps(self.store, run_id, who)
         self.seen.pop(run_id, None)
+
+    def _halted(self, run_id: str) -> None:
+        """Remember a halted run's fingerprint; drive it again if a decision waits in it.
+
+        A decision recorded by another process while the run was being driven (after its
+        step halted, before the drive ended) is in the fingerprint taken now, so a
+        later notice of that write would find nothing changed: the run is driven again
+        at once instead. Only while each such drive changes the fingerprint: a drive
+        that moved nothing is not repeated.
+        """
+        now = self.fingerprint(run_id)
+        if self.seen.get(run_id) != now and self.can_progress(run_id):
+            self.seen[run_id] = now
+            self.schedule(run_id)
+        else:
+            self.seen[run_id] = now
+
+    def can_progress(self, run_id: str) -> bool:
+        """Whether driving the halted run would move it: something was decided meanwhile.
+
+        True when a step awaiting approval has its request decided (or gone), when a
+        pending step could start or be skipped (an unknown step approved to run again),
+        or when no step waits for a person any more (one marked done, or declined).
+        """
+        steps = self.store.steps(run_id)
+        if not any(record.state.needs_person for record in steps.values()):
+            return True
+        for step_id, record in steps.items():
+            if record.state is StepState.AWAITING_APPROVAL:
+                digest = record.action_hash
+                request = self.store.approval(run_id, step_id, digest) if digest else None
+                if request is None or request.state is not ApprovalState.PENDING:
+                    return True
+        needs = self._needs(run_id)
+        for step_id, record in steps.items():
+            if record.state is StepState.PENDING:
+                before = [steps[need].state for need in needs.get(step_id, ())]
+                if any(s.blocks_dependents for s in before) or all(
+                    s is StepState.SUCCEEDED for s in before
+                ):
+                    return True
+        return False
+
+    def _needs(self, run_id: str) -> dict[str, tuple[str, ...]]:
+        """Each step's needs (plans do not change: read once per run)."""
+        if run_id not in self._plan_needs:
+            try:
+                plan = self.store.run(run_id).plan
+            except (LuminaGuardError, ValueError):  # unreadable: a drive will say why
+                return {}
+            self._plan_needs[run_id] = {step.id: tuple(step.needs) for step in plan.steps}
+        return self._plan_needs[run_id]
 
     # --- changes made elsewhere -----------------------------------------------------------
     def fingerprint(self, run_id: str) -> Fingerprint:
