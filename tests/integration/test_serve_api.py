@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,8 +18,8 @@ from typing import Any
 import pytest
 
 from luminaguard.compiler import compile_paths
-from tests.conftest import CliRunner
-from tests.server.live import PATIENCE, LiveServer, Reply, cli_quietly
+from tests.conftest import ROOT, CliRunner
+from tests.server.live import PATIENCE, LiveServer, Reply, child_environment, cli_quietly
 
 HEAD = """\
 apiVersion: luminaguard.dev/v1
@@ -195,6 +198,42 @@ def test_approval_with_the_cli_continues_the_run(server: LiveServer, cli: CliRun
     assert done["state"] == "succeeded", done
     assert server.lines("by-cli", *LOGS) == dict.fromkeys(LOGS, 1)
     assert server.request_of("by-cli", "red")["approver"] == "alice"
+
+
+# Makes every fsync and fdatasync of a process take a quarter of a second: a busy disk.
+SLOW_SYNC = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <time.h>
+static void wait_(void) { struct timespec t = {0, 250000000}; nanosleep(&t, 0); }
+int fsync(int fd) { wait_(); return ((int (*)(int))dlsym(RTLD_NEXT, "fsync"))(fd); }
+int fdatasync(int fd) { wait_(); return ((int (*)(int))dlsym(RTLD_NEXT, "fdatasync"))(fd); }
+"""
+
+
+def test_approval_with_the_cli_on_a_slow_disk_continues_the_run(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """The CLI's log write wakes the server before its commit is visible: not missed.
+
+    SQLite writes the transaction to the log (a file event), syncs it, and only then
+    publishes the commit (no file event): with a slow sync, a server that looked at
+    once saw nothing new and was never woken again, the run halted for good.
+    """
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler to build the slow-sync library")
+    source, library = tmp_path / "slow_sync.c", tmp_path / "slow_sync.so"
+    source.write_text(SLOW_SYNC)
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", library, source, "-ldl"], check=True)
+    halted(server, "slow-disk")
+    argv = [sys.executable, "-m", "luminaguard", "approve", "slow-disk", "red"]
+    argv += ["--state", str(server.state), "--as", "alice"]
+    env = {**child_environment(), "LD_PRELOAD": str(library)}
+    approved = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    done = server.wait_run("slow-disk", "succeeded", "failed", limit=30)
+    assert done["state"] == "succeeded", done
 
 
 def test_409_for_a_second_decision(server: LiveServer) -> None:
