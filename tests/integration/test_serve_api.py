@@ -6,12 +6,15 @@ into the server's workspace and uses its own run ids. Steps run in real sandboxe
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,14 @@ import pytest
 
 from luminaguard.compiler import compile_paths
 from tests.conftest import ROOT, CliRunner
-from tests.server.live import PATIENCE, LiveServer, Reply, child_environment, cli_quietly
+from tests.server.live import (
+    PATIENCE,
+    LiveServer,
+    Reply,
+    child_environment,
+    cli_quietly,
+    wait_until,
+)
 
 HEAD = """\
 apiVersion: luminaguard.dev/v1
@@ -29,7 +39,7 @@ spec:
   approval: {approvers: [alice], timeout: %(timeout)s}
   rules:
     - id: logs
-      match: {program: [sleep, echo], redirects: {path: /work/*.log}}
+      match: {program: [sleep, echo, '['], redirects: {path: /work/*.log}}
       risk: green
       reason: logs only
 ---
@@ -408,6 +418,38 @@ def test_cancel_a_halted_run(server: LiveServer) -> None:
     assert late.status == 409
     assert server.run("cancelled")["state"] == "failed"
     assert server.lines("cancelled", *LOGS) == {"first": 1, "red": 0, "last": 0}
+
+
+def test_cancel_a_running_run(server: LiveServer) -> None:
+    """Its running step is killed, nothing after it runs, the run ends failed."""
+    mark = uuid.uuid4().hex[:12]
+    waits = (
+        f'    - {{id: waits, agent: a, run: "while [ ! -e /work/{mark} ]; do sleep 0.05; done;'
+        ' echo x >> /work/waits.log", needs: [first]}\n'
+        '    - {id: after, agent: a, run: "echo x >> /work/after.log", needs: [waits]}\n'
+    )
+    server.submit(workload(server, "running.yaml", waits), "running")
+    server.wait_steps("running", {"waits": "running"})
+
+    def commands() -> list[int]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError):
+                if mark.encode() in Path("/proc", pid, "cmdline").read_bytes():
+                    found.append(int(pid))
+        return found
+
+    wait_until("the step's command to run", commands)
+    reply = server.post("/v1/runs/running/cancel", who="submitter")
+    assert reply.status == 200, reply
+    assert reply.json()["state"] == "failed"
+    assert server.steps("running") == {"first": "succeeded", "waits": "failed", "after": "skipped"}
+    wait_until("the step's command to be killed", lambda: not commands(), limit=10)
+    (server.work("running") / mark).touch()  # had it lived on, it would write now
+    events = events_of(server, "running")
+    assert events.count("step.cancelled") == 2 and events[-1] == "run.failed"
+    assert server.run("running")["state"] == "failed"
+    assert server.lines("running", "waits", "after") == {"waits": 0, "after": 0}
 
 
 def test_409_for_cancelling_a_finished_run(server: LiveServer) -> None:
