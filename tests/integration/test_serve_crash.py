@@ -12,15 +12,18 @@ to the test, so that only this test's sandboxes are looked for among the process
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import uuid
 from pathlib import Path
 
 import pytest
 
+from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner
 from tests.integration.test_crash import _described
-from tests.server.live import LiveServer, wait_until
+from tests.server.live import PATIENCE, LiveServer, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -219,3 +222,37 @@ def test_killed_after_an_approval_while_its_step_runs(crashing: Crashing, cli: C
     crashing.finished(cli)  # the approval of its exact action still holds: no new request
     assert crashing.attempts() == {**dict.fromkeys(LOGS, 1), "red": 2}
     assert [r["event"] for r in server.audit("r")].count("approval.requested") == 1
+
+
+def test_sigterm_lets_running_steps_finish_and_the_next_start_goes_on(
+    crashing: Crashing, cli: CliRunner
+) -> None:
+    """Not a crash: a stopping server starts no step, waits for the running ones, exits 0."""
+    server = crashing.server
+    crashing.submit()
+    server.wait_steps("r", {"slow": "running", "again": "running"})
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    # draining: not ready any more, but the API still answers
+    wait_until("the server to drain", lambda: server.get("/readyz", who=None).status == 503)
+    crashing.release("go")  # the running steps may end now, within the grace period
+    crashing.release("red")
+    assert server.process.wait(timeout=PATIENCE) == 0, server.output()
+    assert not crashing.sandboxes(server.pid)
+    # the run was left running, its next step not started: nothing is unknown
+    with contextlib.closing(RunStore(server.state)) as store:
+        assert store.run_states()["r"] == "running"
+        steps = {k: v.state for k, v in store.steps("r").items()}
+    assert steps == {
+        "first": "succeeded",
+        "slow": "succeeded",
+        "again": "succeeded",
+        "red": "pending",
+        "last": "pending",
+    }
+
+    server.start()  # goes on by itself, to the Red step
+    server.wait_steps("r", {"red": "awaiting_approval"})
+    assert server.decide("r", "red").status == 200
+    crashing.finished(cli)
+    assert crashing.attempts() == dict.fromkeys(LOGS, 1)
