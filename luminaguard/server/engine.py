@@ -69,6 +69,7 @@ class Engine:
         self.drives: dict[str, asyncio.Task[None]] = {}
         self.runners: dict[str, Runner] = {}
         self.again: set[str] = set()
+        self.cancelling: set[str] = set()
         self.seen: dict[str, Fingerprint] = {}
         self._plan_needs: dict[str, dict[str, tuple[str, ...]]] = {}
         self.stopping = False
@@ -122,7 +123,7 @@ class Engine:
 
     def schedule(self, run_id: str) -> None:
         """Drive the run now, or once more when its current drive ends."""
-        if self.stopping:
+        if self.stopping or run_id in self.cancelling:
             return
         if run_id in self.drives:
             self.again.add(run_id)
@@ -131,18 +132,22 @@ class Engine:
             self.again.add(run_id)  # picked up when a drive ends
             return
         self._drives_idle.clear()
-        self.drives[run_id] = asyncio.get_running_loop().create_task(self._drive(run_id))
+        task = asyncio.get_running_loop().create_task(self._drive(run_id))
+        self.drives[run_id] = task
+        # a callback, not a finally: a task cancelled before it started runs no code
+        task.add_done_callback(lambda done: self._ended(run_id, done))
 
     async def _drive(self, run_id: str) -> None:
-        try:
-            while not self.stopping:
-                self.again.discard(run_id)
-                if not await self._drive_once(run_id) or run_id not in self.again:
-                    break
-        finally:
-            self.drives.pop(run_id, None)
+        while not self.stopping:
+            self.again.discard(run_id)
+            if not await self._drive_once(run_id) or run_id not in self.again:
+                break
+
+    def _ended(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self.drives.get(run_id) is task:
+            del self.drives[run_id]
             self.runners.pop(run_id, None)
-            self._after_drive(run_id)
+        self._after_drive(run_id)
 
     async def _drive_once(self, run_id: str) -> bool:
         """One ``resume`` of the run; False when it cannot be driven here now."""
@@ -181,15 +186,25 @@ class Engine:
             self._drives_idle.set()
 
     async def cancel(self, run_id: str, who: str) -> None:
-        """Stop the run: its running steps are killed, and nothing of it runs again."""
+        """Stop the run: its running steps are killed, and nothing of it runs again.
+
+        While its drive ends, whatever asks for the run (an approval, an expiry, a
+        write elsewhere) is ignored: driven again meanwhile, it would hold the lease
+        the cancel needs, and go on.
+        """
         self.store.run(run_id)  # refuses an unknown run
-        self.again.discard(run_id)
-        task = self.drives.get(run_id)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        with self.store.lease(run_id):
-            cancel_steps(self.store, run_id, who)
+        self.cancelling.add(run_id)
+        try:
+            self.again.discard(run_id)
+            task = self.drives.get(run_id)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            with self.store.lease(run_id):
+                cancel_steps(self.store, run_id, who)
+        finally:
+            self.cancelling.discard(run_id)
+            self.again.discard(run_id)
         self.seen.pop(run_id, None)
 
     def _halted(self, run_id: str) -> None:

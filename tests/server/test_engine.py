@@ -133,3 +133,49 @@ def test_a_halted_run_nobody_decided_about_is_not_driven_at_start(tmp_path: Path
 
     assert asyncio.run(serve_twice()) == 0
     assert harness.store.run_states()["r"] is RunState.HALTED
+
+
+def test_a_run_asked_for_while_it_is_cancelled_stays_cancelled(tmp_path: Path) -> None:
+    """An approval, an expiry or a write elsewhere asks for the run during its cancel."""
+    harness = Harness(tmp_path / "state")
+    plan = compile_steps(tmp_path, STEPS)
+
+    async def scenario() -> None:
+        harness.backend.on("echo slow >> /work/slow.log", Outcome(until=asyncio.Event().wait))
+        engine = engine_of(harness)
+        await engine.start()
+        engine.submit(plan, "r", "fake", {"name": "someone"})
+        await until("slow to run", lambda: harness.states()["slow"][0] == "running")
+        cancelling = asyncio.ensure_future(engine.cancel("r", "bob"))
+        await asyncio.sleep(0)  # the cancel waits for the drive to end...
+        engine.schedule("r")  # ...when something asks for the run
+        await cancelling  # no LeaseHeld: the cancel took the run's lease
+        await until("no drive", lambda: not engine.drives)
+        await engine.stop(1)
+
+    asyncio.run(scenario())
+    assert harness.store.run_states()["r"] is RunState.FAILED
+    assert harness.states() == {
+        "slow": ("failed", 1),
+        "red": ("denied", 0),
+        "last": ("skipped", 0),
+    }
+
+
+def test_a_drive_cancelled_before_it_started_leaves_no_trace(tmp_path: Path) -> None:
+    harness = Harness(tmp_path / "state")
+    plan = compile_steps(tmp_path, STEPS)
+
+    async def scenario() -> None:
+        engine = engine_of(harness)
+        await engine.start()
+        engine.submit(plan, "r", "fake", {"name": "someone"})
+        await until("the run to halt", lambda: not engine.drives)
+        engine.schedule("r")  # an approval asks for a drive...
+        await engine.cancel("r", "bob")  # ...cancelled before the loop started it
+        assert not engine.drives
+        stopping = asyncio.ensure_future(engine.stop(30))
+        await asyncio.wait_for(stopping, 5)  # not the whole grace period: nothing runs
+
+    asyncio.run(scenario())
+    assert harness.store.run_states()["r"] is RunState.FAILED
