@@ -75,10 +75,20 @@ def _workspace_paths(call: Call, paths: list[str]) -> list[str]:
         raise ApiError(422, "this server has no workspace: submit a compiled plan")
     resolved = []
     for index, text in enumerate(paths):
-        path = (workspace / text).resolve()
+        field = f"paths.{index}"
+        try:  # a NUL byte, a name too long, a loop of links: the caller's problem
+            path = (workspace / text).resolve()
+            found = path.exists()
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problem = FieldProblem(field=field, message=why)
+            raise ApiError(422, f"a path cannot be read: {why}", [problem]) from None
         if Path(text).is_absolute() or not path.is_relative_to(workspace):
-            problem = FieldProblem(field=f"paths.{index}", message="not inside the workspace")
+            problem = FieldProblem(field=field, message="not inside the workspace")
             raise ApiError(422, "a path is outside the server's workspace", [problem])
+        if not found:
+            problem = FieldProblem(field=field, message="no such file or folder")
+            raise ApiError(422, "no such file or folder in the workspace", [problem])
         resolved.append(str(path))
     return resolved
 
@@ -104,12 +114,14 @@ def _plan(call: Call, body: SubmitRun) -> Plan:
             raise ApiError(422, "the plan's hash does not match its content")
         return plan
     paths = _workspace_paths(call, body.paths or [])
+    hidden = str(call.server.workspace) + "/"  # the server's folders are not shown
     try:
         _, plans = compile_paths(paths, body.workload, dict(body.params))
-    except LuminaGuardError as exc:  # not valid; or no such path, no such workload
-        raise ApiError(422, str(exc).replace(str(call.server.workspace) + "/", "")) from None
-    except OSError as exc:  # a path the file system refuses (a name too long)
-        raise ApiError(422, f"a path cannot be read: {exc.strerror}") from None
+    except LuminaGuardError as exc:  # the YAML's problems; no such workload or param
+        raise ApiError(422, str(exc).replace(hidden, "")) from None
+    except (OSError, UnicodeError) as exc:  # a file that cannot be read, or not as text
+        why = str(exc).replace(hidden, "")
+        raise ApiError(422, f"a workload file cannot be read: {why}") from None
     if len(plans) != 1:
         names = ", ".join(plan.workload for plan in plans) or "none"
         raise ApiError(422, f"a run takes one workload; choose with workload ({names})")

@@ -70,6 +70,7 @@ class Engine:
         self.drives: dict[str, asyncio.Task[None]] = {}
         self.runners: dict[str, Runner] = {}
         self.again: set[str] = set()
+        self.cancelling: set[str] = set()
         self.needs: dict[str, dict[str, list[str]]] = {}
         #: runs a drive refused (why): not driven again by a timer, only by a change
         self.stuck: dict[str, str] = {}
@@ -82,8 +83,11 @@ class Engine:
     async def start(self) -> None:
         """Resume every run left running, and the halted ones a decision moved meanwhile."""
         for run_id, state in self.store.run_states().items():
-            if state is RunState.RUNNING or (state is RunState.HALTED and self.movable(run_id)):
-                self.schedule(run_id)
+            try:
+                if state is RunState.RUNNING or (state is RunState.HALTED and self.movable(run_id)):
+                    self.schedule(run_id)
+            except LuminaGuardError as exc:  # runs.db edited: the others are served
+                log.error("run %s cannot be looked at: %s", run_id, exc)
         self.arm_expiry()
 
     async def stop(self, grace: float) -> None:
@@ -114,7 +118,7 @@ class Engine:
 
     def schedule(self, run_id: str) -> None:
         """Drive the run now, or once more when its current drive ends."""
-        if self.stopping:
+        if self.stopping or run_id in self.cancelling:
             return
         if run_id in self.drives:
             self.again.add(run_id)
@@ -123,22 +127,25 @@ class Engine:
             self.again.add(run_id)  # picked up when a drive ends
             return
         self._drives_idle.clear()
-        self.drives[run_id] = asyncio.get_running_loop().create_task(self._drive(run_id))
+        task = asyncio.get_running_loop().create_task(self._drive(run_id))
+        self.drives[run_id] = task
+        # a callback, not a finally: a task cancelled before it started runs no code
+        task.add_done_callback(lambda done: self._ended(run_id, done))
 
     async def _drive(self, run_id: str) -> None:
-        try:
-            for _ in range(REDRIVES):
-                self.again.discard(run_id)
-                if self.stopping or not await self._drive_once(run_id):
-                    break
-                if run_id not in self.again and not self._halted_movable(run_id):
-                    break
-            else:
-                log.warning("run %s: still movable after %d drives in a row", run_id, REDRIVES)
-        finally:
-            self.drives.pop(run_id, None)
+        for _ in range(REDRIVES):
+            self.again.discard(run_id)
+            if self.stopping or not await self._drive_once(run_id):
+                return
+            if run_id not in self.again and not self._halted_movable(run_id):
+                return
+        log.warning("run %s: still movable after %d drives in a row", run_id, REDRIVES)
+
+    def _ended(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self.drives.get(run_id) is task:
+            del self.drives[run_id]
             self.runners.pop(run_id, None)
-            self._after_drive(run_id)
+        self._after_drive(run_id)
 
     async def _drive_once(self, run_id: str) -> bool:
         """One ``resume`` of the run; False when it cannot be driven here now."""
@@ -185,15 +192,25 @@ class Engine:
             self._drives_idle.set()
 
     async def cancel(self, run_id: str, who: str) -> None:
-        """Stop the run: its running steps are killed, and nothing of it runs again."""
+        """Stop the run: its running steps are killed, and nothing of it runs again.
+
+        While its drive ends, whatever asks for the run (an approval, an expiry, a
+        write elsewhere) is ignored: driven again meanwhile, it would hold the lease
+        the cancel needs, and go on.
+        """
         self.store.run(run_id)  # refuses an unknown run
-        self.again.discard(run_id)
-        task = self.drives.get(run_id)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        with self.store.lease(run_id):
-            cancel_steps(self.store, run_id, who)
+        self.cancelling.add(run_id)
+        try:
+            self.again.discard(run_id)
+            task = self.drives.get(run_id)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            with self.store.lease(run_id):
+                cancel_steps(self.store, run_id, who)
+        finally:
+            self.cancelling.discard(run_id)
+            self.again.discard(run_id)
 
     # --- changes made elsewhere -----------------------------------------------------------
     def movable(self, run_id: str) -> bool:

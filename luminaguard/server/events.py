@@ -24,7 +24,7 @@ from luminaguard.scheduler.store import RunStore
 KINDS = ("run.", "step.", "approval.")
 #: Events a slow subscriber may have waiting before it is dropped (it reconnects).
 BACKLOG = 1000
-#: How many past events a reconnecting subscriber is sent at most.
+#: How many past events are read from the log at once (for a reconnecting subscriber).
 REPLAY = 1000
 
 
@@ -70,9 +70,9 @@ class EventHub:
         self.listeners: list[Callable[[Event], None]] = []
         self.sent = 0
 
-    def read(self, after: int, limit: int = REPLAY) -> list[Event]:
-        """The events recorded after sequence number ``after`` (at most ``limit``)."""
-        rows = self.store.db.execute(_QUERY, (after, limit)).fetchall()
+    def read(self, after: int, limit: int | None = None) -> list[Event]:
+        """The events recorded after sequence number ``after`` (at most ``limit``, or REPLAY)."""
+        rows = self.store.db.execute(_QUERY, (after, limit or REPLAY)).fetchall()
         return [
             Event(int(r[0]), float(r[1]), str(r[4]), str(r[2]), r[3], _state(r[4], r[5]))
             for r in rows
@@ -93,24 +93,25 @@ class EventHub:
         for listener in self.listeners:
             listener(event)
         for queue in list(self.subscribers):
-            try:
+            if queue.qsize() < BACKLOG:
                 queue.put_nowait(event)
-            except asyncio.QueueFull:  # too slow: dropped; it reconnects with Last-Event-ID
+            else:  # too slow: dropped; it reconnects with Last-Event-ID
+                # it ends after the events it has waiting, so the id it reconnects with
+                # is that of the event just before this one: it misses none
                 self.subscribers.discard(queue)
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.get_nowait()
-                    queue.put_nowait(None)
+                queue.put_nowait(None)  # the slot kept for the end
 
     async def subscribe(self, after: int | None = None) -> AsyncIterator[Event]:
         """Every event from now on (and first those after ``after``, when given)."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(BACKLOG)
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(BACKLOG + 1)  # and the end
         self.subscribers.add(queue)
         try:
             last = self.last
-            if after is not None:
-                for event in self.read(after):
-                    if event.id <= last:
-                        yield event
+            while after is not None and after < last:  # the past, a page at a time
+                page = [event for event in self.read(after) if event.id <= last]
+                for event in page:
+                    yield event
+                after = page[-1].id if page else None
             while (sent := await queue.get()) is not None:
                 if sent.id > last:  # not replayed already
                     yield sent

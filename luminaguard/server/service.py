@@ -85,10 +85,16 @@ class Server:
         return f"{workload}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
     async def start(self) -> None:
-        """Open the backend and the event feed; resume the runs left running."""
+        """Open the backend and the event feed; resume the runs left running.
+
+        The folder is watched before the engine looks at the runs: a decision another
+        process records is then either among what the engine reads, or a change the
+        watcher reports (recorded in between, it was neither, and waited for the next).
+        """
         self.open_backend(self.backend)
         self.store.on_commit.append(self.hub.poll)
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        await asyncio.sleep(0)  # the watcher's first step: it reads the version, then watches
         await self.engine.start()
         self.ready = True
 

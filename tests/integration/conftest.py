@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.linux import work_disk
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+from tests.server.live import LiveServer, serving
 
 
 @functools.cache
@@ -66,3 +68,28 @@ def npm_servers() -> Path:
     if not (NPM_SERVERS / "mcp-server-filesystem").exists():
         pytest.skip("npm MCP servers not installed: run `make mcp-servers`")
     return NPM_SERVERS
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A real ``luminaguard serve`` on a free loopback port, its own state and workspace.
+
+    Tokens for every name of ``tests.server.live.TOKENS`` are made with the CLI; on
+    teardown the server gets SIGTERM and must exit 0. A test may kill and start it again.
+    """
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+    with serving(tmp_path / "state", tmp_path / "workspace") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """``live_server`` shared by the tests of a module (each uses its own run ids)."""
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+    base = tmp_path_factory.mktemp("serve")
+    with serving(base / "state", base / "workspace") as server:
+        yield server

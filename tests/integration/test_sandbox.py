@@ -255,3 +255,53 @@ def test_the_sandbox_backends_zygote_stops_when_the_backend_closes(tmp_path: Pat
         return zygote.poll()
 
     assert asyncio.run(go()) is not None
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_a_cancelled_command_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelling an exec (a run cancelled, a server stopping) ends its command with it.
+
+    The command was left running, out of every list, so that destroying the sandbox
+    did not kill it either: a cancelled run's step went on writing to /work.
+    """
+    groups: list[Path] = []
+    create = CgroupLimits.create
+
+    def recorded(self: CgroupLimits) -> list[str]:
+        procs = create(self)
+        groups.extend(self.dirs)
+        return procs
+
+    monkeypatch.setattr(CgroupLimits, "create", recorded)
+    mark = f"cancelled-{os.getpid()}-{time.monotonic_ns()}"
+
+    def commands() -> list[str]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if mark.encode() in Path("/proc", pid, "cmdline").read_bytes():
+                    found.append(pid)
+            except OSError:
+                continue
+        return found
+
+    async def go() -> list[str]:
+        async with SandboxBackend() as backend:
+            handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+            try:
+                command = f"sleep 30; echo {mark} > /work/late"
+                running = asyncio.ensure_future(backend.exec(handle, command, 60))
+                deadline = time.monotonic() + 30
+                while not commands():
+                    assert time.monotonic() < deadline, "the command never started"
+                    await asyncio.sleep(0.02)
+                running.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await running
+                return commands()  # once the cancelled exec has returned
+            finally:
+                await backend.destroy(handle)
+
+    assert asyncio.run(go()) == []
+    assert not (tmp_path / "work" / "late").exists()
+    assert [group for group in groups if group.exists()] == []

@@ -216,7 +216,7 @@ def test_paths_are_compiled_in_the_workspace(api: Api) -> None:
     [
         (["../w.yaml"], 422, "a path is outside the server's workspace"),
         (["/etc/passwd"], 422, "a path is outside the server's workspace"),
-        (["nope.yaml"], 422, "no such file or directory: nope.yaml"),
+        (["nope.yaml"], 422, "no such file or folder in the workspace"),
         (["n" * 300], 422, "a path cannot be read: File name too long"),
         (["."], 422, "a run takes one workload; choose with workload (none)"),
     ],

@@ -155,6 +155,12 @@ class SandboxBackend(AsyncClosing):
         process, limits = await self._start(handle, ["/bin/sh", "-c", command])
         try:
             done = await complete(process, timeout, lambda: _kill_group(process))
+        except BaseException:  # cancelled (a run cancelled, a server stopping): so is it
+            _kill_group(process)
+            with suppress(ProcessLookupError):
+                await process.wait()
+            await asyncio.to_thread(limits.remove)
+            raise
         finally:
             handle.processes.discard(process)
         oom = limits.out_of_memory() and done.exit_code != 0
