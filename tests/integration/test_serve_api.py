@@ -466,13 +466,16 @@ def test_submit_a_compiled_plan(server: LiveServer) -> None:
     source = Path(server.workspace / workload(server, "plan.yaml", GREEN))
     _, [plan] = compile_paths([str(source)])
     body = {"plan": json.loads(plan.to_json()), "run_id": "by-plan"}
-    reply = server.post("/v1/runs", body, who="submitter")
+    refused = server.post("/v1/runs", body, who="submitter")  # a plan carries its policies
+    assert refused.status == 403, refused
+    assert "only an admin token may submit a compiled plan" in refused.json()["error"]
+    reply = server.post("/v1/runs", body, who="admin")
     assert reply.status == 201, reply
     assert reply.json()["plan_hash"] == plan.hash
     assert server.wait_run("by-plan", "succeeded")["state"] == "succeeded"
     tampered = json.loads(plan.to_json())
     tampered["steps"][0]["run"] = "echo y >> /work/first.log"
-    reply = server.post("/v1/runs", {"plan": tampered, "run_id": "tampered"}, who="submitter")
+    reply = server.post("/v1/runs", {"plan": tampered, "run_id": "tampered"}, who="admin")
     assert reply.status == 422, reply
 
 
@@ -542,7 +545,7 @@ def test_422_for_a_workload_that_does_not_compile(server: LiveServer) -> None:
     [
         ({"paths": ["missing.yaml"]}, "paths.0", "no such file"),
         ({"paths": ["green.yaml", "n" * 300]}, "paths.1", "cannot be read"),
-        ({"paths": ["nul\u0000.yaml"]}, "paths.0", "cannot be read"),
+        ({"paths": ["nul\u0000.yaml"]}, "paths.0", "not valid"),  # refused as parsed
         ({"paths": ["latin1.yaml"]}, None, "cannot be read"),
         ({"paths": ["green.yaml"], "workload": "nope"}, None, "no workload 'nope'"),
         ({"paths": ["green.yaml"], "params": {"colour": "red"}}, None, "no param 'colour'"),
