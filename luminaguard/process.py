@@ -7,6 +7,7 @@ the transport layer (which speaks MCP over their pipes), so neither imports the 
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -98,3 +99,14 @@ class SandboxProcess(Protocol):
     def kill(self) -> None:
         """Kill the process (and what it started in the sandbox)."""
         ...
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

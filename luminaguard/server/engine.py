@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import LuminaGuardError
 from luminaguard.hypervisor.base import Backend
+from luminaguard.process import alive
 from luminaguard.scheduler import decisions
 from luminaguard.scheduler.lease import LeaseHeld, current_holder
 from luminaguard.scheduler.redact import check_secrets
@@ -256,7 +257,8 @@ class Engine:
     def _abandoned(self, run_id: str) -> bool:
         """A run left running by a process that died (not one a live command drives)."""
         holder = current_holder(self.store.db, run_id)
-        return holder is not None and not _alive(holder.pid)
+        # our own lease from before this start is not held any more
+        return holder is not None and (holder.pid == os.getpid() or not alive(holder.pid))
 
     def arm_expiry(self) -> None:
         """Wake up when the next pending request expires, to deny it on time."""
@@ -279,16 +281,6 @@ class Engine:
             if request.run_id not in self.stuck and now > expiry_of(self.store, request):
                 self.schedule(request.run_id)  # the runner expires it and denies the step
         self.arm_expiry()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid != os.getpid()  # our own lease from before is not held any more
 
 
 def expiry_of(store: RunStore, request: ApprovalRecord) -> float:

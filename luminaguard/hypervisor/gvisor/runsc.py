@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from luminaguard.process import alive
+
 OLDEST = 20230101
 CANDIDATES = ("/opt/luminaguard/bin/runsc", "runsc")
 FLAGS = ("--network=none", "--ignore-cgroups", "--oci-seccomp")
@@ -88,20 +90,10 @@ class Runsc:
         reaped = []
         for container in self.containers():
             owner = re.fullmatch(r"lg-(\d+)-\w+", container)
-            if owner and not _alive(int(owner.group(1))):
+            if owner and not alive(int(owner.group(1))):
                 self.delete(container)
                 reaped.append(container)
         return reaped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @functools.cache
