@@ -43,13 +43,14 @@ class RemoteError(LuminaGuardError):
 
 @dataclass(frozen=True)
 class ServerEvent:
-    """One event of the stream: what changed (``kind``), in which run and step."""
+    """One event of the stream: what changed (``kind``), in which run and step, when."""
 
     id: int
     kind: str
     run_id: str
     step_id: str | None
     state: str | None
+    time: float | None = None
 
 
 def _text(value: Any) -> str | None:
@@ -67,8 +68,14 @@ def parse_event(last_id: str, data: str) -> ServerEvent | None:
     kind, run_id = _text(body.get("event")), _text(body.get("run_id"))
     if kind is None or run_id is None:
         return None
+    when = body.get("time")
     return ServerEvent(
-        int(last_id), kind, run_id, _text(body.get("step_id")), _text(body.get("state"))
+        int(last_id),
+        kind,
+        run_id,
+        _text(body.get("step_id")),
+        _text(body.get("state")),
+        float(when) if isinstance(when, int | float) and not isinstance(when, bool) else None,
     )
 
 
