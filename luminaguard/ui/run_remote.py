@@ -74,19 +74,20 @@ def _text(value: Any) -> str:
 def follow(remote: Remote, run_id: str, stream: EventStream, reporter: Reporter) -> dict[str, Any]:
     """Show the run's step changes until it ends or halts; return the run as read last.
 
-    The run is read with a stream open (at first, and after each reconnection), so an
-    end that came while no stream was open is seen too.
+    ``stream`` was opened before the run was submitted: every event of the run comes on
+    it. The run is read at each event that ends it, and after each reconnection (so an
+    end that came while no stream was open is seen too).
     """
     last: int | None = None
     try:
         while True:
+            last, run_ended = relay(stream, run_id, reporter, last)
+            if not run_ended:  # the stream ran out: open it again, then read the run
+                stream.close()
+                stream = reconnect(remote, last)
             view = remote.call("GET", f"/v1/runs/{quoted(run_id)}")
             if view.get("state") in ENDED:
                 return view
-            last, run_ended = relay(stream, run_id, reporter, last)
-            if not run_ended:  # the stream ran out: open it again, then read the run again
-                stream.close()
-                stream = reconnect(remote, last)
     finally:
         stream.close()
 

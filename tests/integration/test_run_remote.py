@@ -168,6 +168,9 @@ def test_red_step_halts_the_run_on_the_server(
     assert result.code == 3, result.err
     assert "run red: halted" in result.out
     assert "ship: awaiting approval: $ cp /work/data.txt /work/shipped.txt" in result.out
+    assert any(
+        line.split()[1:] == ["ship", "awaiting_approval"] for line in result.out.splitlines()
+    )
     assert server.get("/v1/runs/red")["state"] == "halted"
     pending = server.get("/v1/approvals")["approvals"]
     assert [(a["run_id"], a["step_id"]) for a in pending] == [("red", "ship")]
@@ -178,6 +181,7 @@ def test_failed_step_exits_2(server: Served, cli: CliRunner, write: Writer) -> N
     result = cli("run", path, "--server", server.url, "--token", server.token, "--run-id", "fails")
     assert result.code == 2, result.err
     assert "missing: failed: exited with code 1" in result.out
+    assert any(line.split()[1:] == ["missing", "failed"] for line in result.out.splitlines())
     assert server.get("/v1/runs/fails")["state"] == "failed"
 
 

@@ -110,7 +110,7 @@ class FakeRemote:
 
 def test_follow_reconnects_after_the_last_event_seen() -> None:
     remote = FakeRemote(
-        ["running", "running", "halted"],
+        ["running", "halted"],
         [event_text(8, "step.started", "r", "b") + event_text(9, "run.halted", "r")],
     )
     out = io.StringIO()
@@ -122,10 +122,21 @@ def test_follow_reconnects_after_the_last_event_seen() -> None:
     assert shown == [["a", "running"], ["b", "running"]]
 
 
-def test_a_run_ended_before_the_stream_is_seen_at_once() -> None:
-    remote = FakeRemote(["succeeded"], [])
+def test_a_run_that_ended_while_no_stream_was_open_is_seen() -> None:
+    remote = FakeRemote(["succeeded"], [""])
     view = run_remote.follow(remote, "r", stream(""), PlainReporter(io.StringIO()))  # type: ignore[arg-type]
     assert view["state"] == "succeeded"
+    assert remote.afters == [None]
+
+
+def test_a_run_driven_again_after_its_end_event_is_followed_on() -> None:
+    remote = FakeRemote(["running", "succeeded"], [])
+    events = event_text(3, "run.halted", "r") + event_text(4, "step.started", "r", "b")
+    events += event_text(5, "run.succeeded", "r")
+    out = io.StringIO()
+    view = run_remote.follow(remote, "r", stream(events), PlainReporter(out))  # type: ignore[arg-type]
+    assert view["state"] == "succeeded" and remote.afters == []
+    assert out.getvalue().split()[1:] == ["b", "running"]
 
 
 def test_reconnect_gives_up_on_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
