@@ -189,6 +189,7 @@ def submit_all(remote: Remote, plan: dict[str, object], ids: list[str]) -> None:
 class Latencies:
     command: list[float]
     recorded: list[float]
+    answered: list[float]
 
 
 def approval_latency(root: Path, count: int, concurrency: int) -> Latencies:
@@ -204,12 +205,13 @@ def approval_latency(root: Path, count: int, concurrency: int) -> Latencies:
         pending = {
             a["run_id"]: a["action_hash"] for a in remote.call("GET", "/v1/approvals")["approvals"]
         }
-        latencies = Latencies([], [])
+        latencies = Latencies([], [], [])
         for run_id in ids:
             sent = time.time()
             remote.call(
                 "POST", f"/v1/approvals/{run_id}/stamp/approve", {"action_hash": pending[run_id]}
             )
+            latencies.answered.append(time.time() - sent)
             started = None
             for event in stream:
                 if event.run_id != run_id:
@@ -358,6 +360,10 @@ def main() -> None:
         f" {statistics.median(recorded) * ms:.1f} ms, p99 {percentile(recorded, 0.99) * ms:.1f} ms"
         if recorded
         else "    (no step.started times read)",
+        f"    the approve request's own round trip: median"
+        f" {statistics.median(latency.answered) * ms:.1f} ms; command start, median of the"
+        f" first 10 approvals {statistics.median(command[:10]) * ms:.1f} ms, of the last 10"
+        f" {statistics.median(command[-10:]) * ms:.1f} ms",
         f"(b) {args.runs} runs x {args.steps} Green steps (a chain each) submitted at once,"
         f" server --concurrency {args.concurrency}: all succeeded in {server.wall:.2f} s,"
         f" {server.per_second:.1f} steps/s; server peak RSS (VmHWM) {server.peak_rss_mib:.0f} MiB",
