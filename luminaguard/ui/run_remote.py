@@ -124,7 +124,7 @@ def reconnect(remote: Remote, last: int | None) -> EventStream:
             return remote.events(after=last)
         except RemoteError as exc:
             if exc.status or attempt == RECONNECTS - 1:
-                why = f"{exc} (the run's events are lost here; it goes on on the server)"
+                why = f"{exc} (stopped following the run; the run itself is not affected)"
                 raise RemoteError(why, exc.status) from None
             time.sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")

@@ -148,7 +148,7 @@ def test_reconnect_gives_up_on_a_refusal(monkeypatch: pytest.MonkeyPatch) -> Non
             raise RemoteError("the server refused (HTTP 401): revoked", 401)
 
     refusing = Refusing()
-    with pytest.raises(RemoteError, match=r"HTTP 401.*goes on on the server"):
+    with pytest.raises(RemoteError, match=r"HTTP 401.*stopped following the run"):
         run_remote.reconnect(refusing, 3)  # type: ignore[arg-type]
     assert refusing.calls == 1
 
