@@ -47,7 +47,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--run-id", metavar="ID", help="name the run (default: generated)")
     parser.add_argument(
-        "--concurrency", type=int, default=4, metavar="N", help="steps running at once"
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="steps running at once (a server uses its own --per-run)",
     )
     parser.add_argument(
         "--server",
