@@ -75,6 +75,7 @@ bench: $(STAMP) $(NPM_STAMP) vm-deps
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/mcp_bench.py
 	$(BIN)/python bench/vm_bench.py
+	$(BIN)/python bench/serve_bench.py
 
 schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas

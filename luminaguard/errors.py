@@ -78,6 +78,11 @@ becomes)::
      │     raised: server (http, api_runs, api_approvals): a request the API refuses
      │             (a field not valid, no such run, decided already, body too large)
      │     becomes: server/http.py route: a JSON error body with its status code
+     ├── RemoteError  ui/remote.py                                            exit 1
+     │     raised: ui/remote.py, the client of `run --server`: the server refused a
+     │             call (its status and message) or could not be reached (status 0)
+     │     becomes: error: the server refused (HTTP 401): MESSAGE; the run, if
+     │             submitted, goes on on the server
      └── StateError  scheduler/states.py                                    exit 1
            raised: scheduler/guards.py, inside the store's write transaction: a move
                    the state tables do not allow (a step, run or approval request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from types import TracebackType
@@ -13,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from luminaguard.hostile_text import visible
+from luminaguard.scheduler.runner import Reporter
 from luminaguard.scheduler.states import StepState
 
 _S = StepState
@@ -73,3 +75,15 @@ class LiveReporter:
         tb: TracebackType | None,
     ) -> None:
         self.live.__exit__(kind, value, tb)
+
+
+def make_reporter(step_ids: list[str]) -> Reporter:
+    """A live view on a terminal, plain lines otherwise."""
+    if sys.stdout.isatty():
+        return LiveReporter(step_ids, Console())
+    return PlainReporter()
+
+
+def showing(reporter: Reporter) -> contextlib.AbstractContextManager[object]:
+    """The context to report in: the live view drawn while it lasts, or nothing."""
+    return reporter if isinstance(reporter, LiveReporter) else contextlib.nullcontext()

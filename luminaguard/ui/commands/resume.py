@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from luminaguard.scheduler.runner import Runner
-from luminaguard.ui.commands.run import drive, make_reporter, report_result
+from luminaguard.ui.commands.run import drive, report_result
+from luminaguard.ui.progress import make_reporter
 from luminaguard.ui.session import Session, in_session
 from luminaguard.ui.state import add_state_option
 

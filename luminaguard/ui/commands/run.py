@@ -1,17 +1,18 @@
-"""``luminaguard run PATH... [--workload NAME] [--backend NAME] [--state DIR] [--run-id ID]``."""
+"""``luminaguard run PATH... [--workload NAME] [--backend NAME] [--state DIR] [--run-id ID]``.
+
+With ``--server URL`` the plan is compiled here and run by that server (``run_remote``).
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
+import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable
 
-from rich.console import Console
-
-from luminaguard.compiler import compile_paths
+from luminaguard.compiler import Plan, compile_paths
 from luminaguard.compiler.lock import add_lock_option, find_lock
 from luminaguard.errors import UsageError
 from luminaguard.hostile_text import visible
@@ -22,8 +23,9 @@ from luminaguard.scheduler.runner import Reporter, Runner
 from luminaguard.scheduler.states import ApprovalState, RunState, StepState
 from luminaguard.scheduler.store import RunStore
 from luminaguard.ui.commands.plan import parse_params
-from luminaguard.ui.progress import LiveReporter, PlainReporter
-from luminaguard.ui.session import Session, in_session
+from luminaguard.ui.progress import make_reporter, showing
+from luminaguard.ui.run_remote import run_remote
+from luminaguard.ui.session import session
 from luminaguard.ui.state import add_state_option
 
 
@@ -39,10 +41,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a param"
     )
-    parser.add_argument("--backend", default=DEFAULT, help=f"where steps run (default: {DEFAULT})")
+    parser.add_argument(
+        "--backend",
+        help=f"where steps run (default: {DEFAULT}; with --server, the server's default)",
+    )
     parser.add_argument("--run-id", metavar="ID", help="name the run (default: generated)")
     parser.add_argument(
-        "--concurrency", type=int, default=4, metavar="N", help="steps running at once"
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="steps running at once (a server uses its own --per-run)",
+    )
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="submit the compiled plan to this `luminaguard serve` and follow the run there",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("LUMINAGUARD_TOKEN"),
+        help="bearer token for --server (default: $LUMINAGUARD_TOKEN)",
     )
     add_state_option(parser)
     add_lock_option(parser)
@@ -78,21 +97,12 @@ def report_result(result: RunResult, store: RunStore) -> int:
 
 async def drive(runner_call: Awaitable[RunResult], reporter: Reporter) -> RunResult:
     """Await the runner with the reporter (live when it is a LiveReporter)."""
-    context = reporter if isinstance(reporter, LiveReporter) else contextlib.nullcontext()
-    with context:
+    with showing(reporter):
         return await runner_call
 
 
-def make_reporter(step_ids: list[str]) -> Reporter:
-    """A live view on a terminal, plain lines otherwise."""
-    if sys.stdout.isatty():
-        return LiveReporter(step_ids, Console())
-    return PlainReporter()
-
-
-@in_session
-async def run(args: argparse.Namespace, session: Session) -> int:
-    """Compile the workload, start a run of it, drive it until done or halted."""
+def compile_one(args: argparse.Namespace) -> Plan:
+    """The plan of the one workload the arguments name (ConfigError, UsageError if not)."""
     if args.run_id is not None:
         check_run_id(args.run_id)
     _, plans = compile_paths(
@@ -101,11 +111,26 @@ async def run(args: argparse.Namespace, session: Session) -> int:
     if len(plans) != 1:
         names = ", ".join(plan.workload for plan in plans) or "none"
         raise UsageError(f"run takes one workload; choose with --workload ({names})")
-    plan, store = plans[0], session.store
-    reporter = make_reporter([step.id for step in plan.steps])
-    backend = session.backend(args.backend)
-    runner = Runner(store, backend, concurrency=args.concurrency, reporter=reporter)
-    run_id = args.run_id or new_run_id(plan.workload)
-    print(f"run {run_id}: workload {plan.workload}, plan {plan.hash[:19]}, backend {args.backend}")
-    result = await drive(runner.start(plan, run_id), reporter)
-    return report_result(result, store)
+    return plans[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compile the workload here; run it here, or on the server of ``--server``."""
+    plan = compile_one(args)
+    if args.server is not None:
+        return run_remote(args, plan)
+    return asyncio.run(run_here(args, plan))
+
+
+async def run_here(args: argparse.Namespace, plan: Plan) -> int:
+    """Start a run of ``plan`` in this process, drive it until done or halted."""
+    async with session(args) as opened:
+        store, name = opened.store, args.backend or DEFAULT
+        reporter = make_reporter([step.id for step in plan.steps])
+        runner = Runner(
+            store, opened.backend(name), concurrency=args.concurrency, reporter=reporter
+        )
+        run_id = args.run_id or new_run_id(plan.workload)
+        print(f"run {run_id}: workload {plan.workload}, plan {plan.hash[:19]}, backend {name}")
+        result = await drive(runner.start(plan, run_id), reporter)
+        return report_result(result, store)
