@@ -85,6 +85,7 @@ class Served:
     url: str
     token: str
     state: Path
+    submitter: str
 
     def get(self, path: str) -> Any:
         request = urllib.request.Request(
@@ -111,14 +112,18 @@ def wait_ready(url: str, process: subprocess.Popen[str], within: float = 60.0) -
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """A ``luminaguard serve`` child process on a free port, and a submitter's token."""
+    """A ``luminaguard serve`` child process on a free port, an admin's and a submitter's token.
+
+    ``run --server`` submits a compiled plan, which carries its own policies: an admin's.
+    """
     from tests.integration.conftest import sandbox_problem
 
     if problem := sandbox_problem():
         pytest.skip(problem)
     root = tmp_path_factory.mktemp("served")
     state = root / "state"
-    token = luminaguard("token", "create", "tester", "--role", "submitter", "--state", str(state))
+    token = luminaguard("token", "create", "tester", "--role", "admin", "--state", str(state))
+    submitter = luminaguard("token", "create", "ci", "--role", "submitter", "--state", str(state))
     port = free_port()
     command = [sys.executable, "-m", "luminaguard", "serve", "--state", str(state)]
     command += ["--workspace", str(root), "--port", str(port), "--grace", "2"]
@@ -127,7 +132,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
-        yield Served(url, token.stdout.strip(), state)
+        yield Served(url, token.stdout.strip(), state, submitter.stdout.strip())
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -197,6 +202,15 @@ def test_bad_token_exits_1_with_the_servers_message(
     assert without.code == 1 and "HTTP 401" in without.err
     runs = server.get("/v1/runs")["runs"]
     assert "x" not in [run["id"] for run in runs]
+
+
+def test_a_submitters_plan_is_refused_with_the_servers_reason(
+    server: Served, cli: CliRunner, write: Writer
+) -> None:
+    path = workload(write, GREEN)
+    result = cli("run", path, "--server", server.url, "--token", server.submitter)
+    assert result.code == 1
+    assert "HTTP 403" in result.err and "only an admin token" in result.err
 
 
 def test_run_id_in_use_exits_1(server: Served, cli: CliRunner, write: Writer) -> None:
