@@ -72,6 +72,10 @@ class AuditLog:
         self._key_source = key
         self._key: AuditKey | None = None
         self.head_file = head
+        #: verify from the last record this process verified, not from the first (a
+        #: server: its approval latency would grow with the log); see ``verify``
+        self.incremental = False
+        self._verified: tuple[int, str] | None = None
         db.executescript(SCHEMA)
 
     @property
@@ -150,8 +154,13 @@ class AuditLog:
         if key_problem:
             return [key_problem]
         prev, expected_seq = GENESIS, 1
+        if anchor is None and self.incremental:
+            prev, expected_seq = self._resume_point()
         hashes: set[str] = {GENESIS}
-        for row in self.db.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq").fetchall():
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq", (expected_seq,)
+        ).fetchall()
+        for row in rows:
             seq, stored_prev, stored_hash = row[0], row[6], row[7]
             if seq != expected_seq:
                 problems.append(
@@ -166,11 +175,32 @@ class AuditLog:
             prev, expected_seq = stored_hash, seq + 1
             hashes.add(stored_hash)
         problems += self.head_file.problems(self.db, self.key)
+        if not problems:
+            self._verified = (expected_seq - 1, prev)
         if anchor is not None and anchor not in hashes:
             problems.append(
                 f"anchor {anchor} is not in the log: records removed or rewritten since it was kept"
             )
         return problems
+
+    def _resume_point(self) -> tuple[str, int]:
+        """Where an incremental check starts: after the last record verified, if it stands.
+
+        It stands when that record still has the hash it had and no record before it is
+        missing (as many records as its number); else the whole log is verified again.
+        An edit inside the verified part is found by ``audit verify`` and at the next
+        start; the records a decision relies on are each checked (``authentic``) anyway.
+        """
+        if self._verified is None:
+            return GENESIS, 1
+        seq, digest = self._verified
+        row = self.db.execute(
+            "SELECT hash, (SELECT COUNT(*) FROM audit WHERE seq <= ?) FROM audit WHERE seq = ?",
+            (seq, seq),
+        ).fetchone()
+        if row is None or row[0] != digest or row[1] != seq:
+            return GENESIS, 1
+        return digest, seq + 1
 
 
 def _record(row: Row) -> AuditRecord:

@@ -53,10 +53,15 @@ async def events(call: Call) -> Response:
     """Server-Sent Events: each step, approval and run change, as it is recorded."""
     after = _after(call.request)
     hub = call.server.hub
+    if hub.closed:
+        raise ApiError(503, "the server is stopping")
 
     async def stream() -> AsyncIterator[str]:
         yield ": luminaguard events\n\n"
-        async for event in hub.subscribe(after):
+        async for event in hub.subscribe(after, idle=KEEPALIVE):
+            if event is None:  # a comment, so that proxies keep an idle stream open
+                yield ": keep-alive\n\n"
+                continue
             body = json_text(event.as_json())
             yield f"id: {event.id}\nevent: {event.kind}\ndata: {body}\n\n"
 

@@ -66,6 +66,7 @@ class EventHub:
         row = store.db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit").fetchone()
         self.last = int(row[0])
         self.subscribers: set[asyncio.Queue[Event | None]] = set()
+        self.closed = False
         #: called with each event as it is sent (metrics)
         self.listeners: list[Callable[[Event], None]] = []
         self.sent = 0
@@ -101,8 +102,16 @@ class EventHub:
                 self.subscribers.discard(queue)
                 queue.put_nowait(None)  # the slot kept for the end
 
-    async def subscribe(self, after: int | None = None) -> AsyncIterator[Event]:
-        """Every event from now on (and first those after ``after``, when given)."""
+    async def subscribe(
+        self, after: int | None = None, idle: float | None = None
+    ) -> AsyncIterator[Event | None]:
+        """Every event from now on (and first those after ``after``, when given).
+
+        With ``idle``, None each time that many seconds pass without an event (for a
+        keep-alive). Ends at once when the hub is closed.
+        """
+        if self.closed:
+            return
         queue: asyncio.Queue[Event | None] = asyncio.Queue(BACKLOG + 1)  # and the end
         self.subscribers.add(queue)
         try:
@@ -112,14 +121,22 @@ class EventHub:
                 for event in page:
                     yield event
                 after = page[-1].id if page else None
-            while (sent := await queue.get()) is not None:
+            while True:
+                try:
+                    sent = await asyncio.wait_for(queue.get(), idle)
+                except TimeoutError:
+                    yield None
+                    continue
+                if sent is None:
+                    return
                 if sent.id > last:  # not replayed already
                     yield sent
         finally:
             self.subscribers.discard(queue)
 
     def close(self) -> None:
-        """End every subscription."""
+        """End every subscription; later ones end at once."""
+        self.closed = True
         for queue in list(self.subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)

@@ -60,6 +60,7 @@ class Server:
             connector=connector,
         )
         self.hub = EventHub(store)
+        store.audit.incremental = True  # checked whole at start, then from where it was
         self.metrics = Metrics(store, self.pools)
         self.hub.listeners.append(self.metrics.saw)
         self.ready = False

@@ -88,3 +88,45 @@ def test_cli_verify_names_the_record(cli: CliRunner, log: tuple[AuditLog, Path])
     result = cli("audit", "verify", "--state", state)
     assert result.code == 1
     assert result.out == "audit: record 4: content does not match its hash (edited)\n"
+
+
+def _append(audit: AuditLog, *numbers: int) -> None:
+    for i in numbers:
+        audit.append("r", f"s{i}", "step.succeeded", {"n": i})
+        audit.seal()
+
+
+def test_incremental_checks_only_the_new_records_and_still_finds_their_edits(
+    log: tuple[AuditLog, Path],
+) -> None:
+    audit, _ = log
+    audit.incremental = True
+    assert audit.verify() == []  # the first check is whole: 1..5 verified
+    audit.db.execute("""UPDATE audit SET data = '{"n": 30}' WHERE seq = 3""")
+    _append(audit, 6, 7)
+    audit.db.execute("""UPDATE audit SET data = '{"n": 70}' WHERE seq = 7""")
+    # record 3 is behind the verified point: not read again; record 7 is new: checked
+    assert audit.verify() == ["record 7: content does not match its hash (edited)"]
+    audit.incremental = False  # `audit verify`, or a new process: the whole log
+    assert audit.verify() == [
+        "record 3: content does not match its hash (edited)",
+        "record 7: content does not match its hash (edited)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "DELETE FROM audit WHERE seq = 2",  # a record missing before the verified point
+        "UPDATE audit SET hash = 'x' WHERE seq = 5",  # the verified point itself changed
+    ],
+)
+def test_incremental_starts_over_when_the_verified_part_changed_shape(
+    log: tuple[AuditLog, Path], tamper: str
+) -> None:
+    audit, _ = log
+    audit.incremental = True
+    assert audit.verify() == []
+    audit.db.execute(tamper)
+    _append(audit, 6)
+    assert audit.verify() != []  # verified from the first record again: found

@@ -35,11 +35,14 @@ def every_id(store: RunStore) -> list[int]:
     return [event.id for event in EventHub(store).read(0, 1_000_000)]
 
 
-async def collect(subscription: AsyncIterator[Event], count: int, got: list[int]) -> list[int]:
+async def collect(
+    subscription: AsyncIterator[Event | None], count: int, got: list[int]
+) -> list[int]:
     """Append the ids the subscription yields to ``got`` until it holds ``count`` (or 10 s)."""
 
     async def read() -> None:
         async for event in subscription:
+            assert event is not None  # no keep-alive asked for
             got.append(event.id)
             if len(got) >= count:
                 return
@@ -84,3 +87,34 @@ def test_a_reconnecting_subscriber_gets_every_event_after_its_last(store: RunSto
         return await task
 
     assert asyncio.run(scenario()) == every_id(store)[1:]
+
+
+def test_an_idle_subscription_yields_keep_alives_then_events(store: RunStore) -> None:
+    async def scenario() -> list[Event | None]:
+        hub = EventHub(store)
+        seen: list[Event | None] = []
+        subscription = hub.subscribe(idle=0.05)
+        seen.append(await anext(subscription))  # nothing happened: a keep-alive
+        record(store, hub, 1)
+        seen.append(await anext(subscription))
+        await subscription.aclose()
+        return seen
+
+    idle, event = asyncio.run(scenario())
+    assert idle is None
+    assert event is not None and event.kind == "run.noted"
+
+
+def test_a_closed_hub_ends_every_subscription_and_refuses_new_ones(store: RunStore) -> None:
+    async def scenario() -> tuple[list[Event | None], list[Event | None]]:
+        hub = EventHub(store)
+        before = hub.subscribe()
+        waiting = asyncio.ensure_future(anext(before, "ended"))
+        await asyncio.sleep(0)  # it waits for an event
+        hub.close()
+        after = [event async for event in hub.subscribe(after=0)]
+        return [await waiting], after
+
+    ended, after = asyncio.run(scenario())
+    assert ended == ["ended"]  # the waiting subscription ended
+    assert after == []  # a new one ends at once, replaying nothing
