@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from luminaguard.errors import UsageError
 from luminaguard.scheduler import audited
 from luminaguard.scheduler.approvers import ApprovalTerms
-from luminaguard.scheduler.states import ApprovalState, StepState
+from luminaguard.scheduler.states import ApprovalState, StateError, StepState
 from luminaguard.scheduler.store import ApprovalRecord, RunStore
 
 EXPIRED_REASON = "no decision before the timeout"
@@ -74,10 +74,14 @@ def approve(
     who: str,
     reason: str | None,
     clock: Callable[[], float] = time.time,
+    action_hash: str | None = None,
 ) -> Recorded:
-    """Approve the step's pending request (bound to its action hash), or an unknown's re-run."""
+    """Approve the step's pending request (bound to its action hash), or an unknown's re-run.
+
+    ``action_hash``: the action the person saw; refused unless it is the pending one's.
+    """
     audited.trusted_steps(store, run_id)
-    request = _pending(store, run_id, step_id)
+    request = _pending(store, run_id, step_id, action_hash)
     digest = request.action_hash if request else None
     _check_may_decide(store, run_id, step_id, who, True, digest)
     if request is None:
@@ -92,12 +96,20 @@ def approve(
     return Recorded(Verdict.APPROVED, who, request.action_hash)
 
 
-def deny(store: RunStore, run_id: str, step_id: str, who: str, reason: str | None) -> Recorded:
+def deny(
+    store: RunStore,
+    run_id: str,
+    step_id: str,
+    who: str,
+    reason: str | None,
+    action_hash: str | None = None,
+) -> Recorded:
     """Deny the pending request and its step, or decline an unknown step's re-run.
 
     A denial can only stop things, so it is recorded even when the log does not verify.
+    ``action_hash``: the action the person saw; refused unless it is the pending one's.
     """
-    request = _pending(store, run_id, step_id)
+    request = _pending(store, run_id, step_id, action_hash)
     digest = request.action_hash if request else None
     _check_may_decide(store, run_id, step_id, who, False, digest)
     if request is not None:
@@ -122,13 +134,23 @@ def mark_done(store: RunStore, run_id: str, step_id: str, who: str, reason: str 
     return Recorded(Verdict.MARKED_DONE, who)
 
 
-def _pending(store: RunStore, run_id: str, step_id: str) -> ApprovalRecord | None:
+def _pending(
+    store: RunStore, run_id: str, step_id: str, expected: str | None = None
+) -> ApprovalRecord | None:
+    """The step's pending request; with ``expected``, only if it is for that action.
+
+    The decision is then written keyed by that hash: a request replaced meanwhile (by
+    another process) is not the one decided (the store refuses the move).
+    """
     steps = store.steps(store.run(run_id).id)
     if step_id not in steps:
         raise UsageError(f"run {run_id!r} has no step {step_id!r} (steps: {', '.join(steps)})")
     digest = steps[step_id].action_hash
     request = store.approval(run_id, step_id, digest) if digest else None
-    return request if request and request.state == ApprovalState.PENDING else None
+    pending = request if request and request.state == ApprovalState.PENDING else None
+    if expected is not None and (pending is None or pending.action_hash != expected):
+        raise StateError(f"{step_id}: no pending request for action {expected[:19]}")
+    return pending
 
 
 def _state(store: RunStore, run_id: str, step_id: str) -> StepState:

@@ -82,9 +82,9 @@ def decide(call: Call, run_id: str, step_id: str, digest: str, approving: bool) 
     store, who, reason = call.server.store, call.name, _reason(call)
     try:
         if approving:
-            done = decisions.approve(store, run_id, step_id, who, reason)
+            done = decisions.approve(store, run_id, step_id, who, reason, action_hash=digest)
         else:
-            done = decisions.deny(store, run_id, step_id, who, reason)
+            done = decisions.deny(store, run_id, step_id, who, reason, action_hash=digest)
     except NotAllowed as exc:
         raise ApiError(403, str(exc)) from None
     except (StateError, LuminaGuardError) as exc:

@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from luminaguard.hypervisor.fake import Outcome
 from luminaguard.scheduler import decisions
-from luminaguard.scheduler.states import RunState
+from luminaguard.scheduler.states import RunState, StateError
 from luminaguard.scheduler.store import RunStore
 from luminaguard.server.engine import Engine
 from tests.scheduler.harness import Harness, compile_steps, connector
@@ -179,3 +181,17 @@ def test_a_drive_cancelled_before_it_started_leaves_no_trace(tmp_path: Path) -> 
 
     asyncio.run(scenario())
     assert harness.store.run_states()["r"] is RunState.FAILED
+
+
+def test_a_decision_names_the_action_it_decides(tmp_path: Path) -> None:
+    harness = Harness(tmp_path / "state")
+    assert harness.start(compile_steps(tmp_path, STEPS), "r").state == "halted"
+    [request] = harness.store.approvals("pending", "r")
+    for decide in (decisions.approve, decisions.deny):
+        with pytest.raises(StateError, match="no pending request for action sha256:other"):
+            decide(harness.store, "r", "red", "alice", None, action_hash="sha256:other")
+    assert [r.state for r in harness.store.approvals(None, "r")] == ["pending"]  # untouched
+    done = decisions.approve(
+        harness.store, "r", "red", "alice", None, action_hash=request.action_hash
+    )
+    assert done.action_hash == request.action_hash
