@@ -131,6 +131,8 @@ def _plan(call: Call, body: SubmitRun) -> Plan:
 async def submit(call: Call) -> BaseModel:
     """Compile (or take) the plan, record the run, start driving it."""
     assert isinstance(call.body, SubmitRun)
+    if call.server.engine.stopping:
+        raise ApiError(503, "the server is stopping: no new runs")
     plan = _plan(call, call.body)
     run_id = call.body.run_id or call.server.new_run_id(plan.workload)
     try:
@@ -144,6 +146,8 @@ async def submit(call: Call) -> BaseModel:
     try:
         call.server.engine.submit(plan, run_id, backend, started_by)
     except LuminaGuardError as exc:
+        if run_id in call.server.store.run_states():  # created meanwhile by another process
+            raise ApiError(409, f"run {run_id!r} exists already") from None
         raise ApiError(422, str(exc)) from None
     return summary(call.server.store.run(run_id))
 
