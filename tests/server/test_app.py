@@ -373,7 +373,7 @@ def test_a_stopped_server_is_not_ready_and_takes_no_runs(api: Api) -> None:
     assert api.client.get("/readyz").status_code == 503
     response = api.submit(plan_of(api, TWO))
     assert (response.status_code, problem(response).error) == (
-        422,
+        503,
         "the server is stopping: no new runs",
     )
 
