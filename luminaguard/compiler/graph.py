@@ -38,9 +38,9 @@ class Node:
     def lines(self) -> list[str]:
         """The label's lines, unescaped: id, agent, what it does, risk (and state)."""
         action = f"call {self.target}" if self.target else self.kind
-        lines = [self.id, f"agent: {self.agent}", action, RISK_TEXT.get(self.risk, self.risk)]
+        lines = [self.id, f"agent {self.agent}", action, RISK_TEXT.get(self.risk, self.risk)]
         if self.state is not None:
-            lines.append(f"state: {self.state}")
+            lines.append(f"state {self.state}")
         return [visible(line) for line in lines]
 
 
@@ -84,8 +84,9 @@ def plan_graph(plan: Plan, states: Mapping[str, str] | None = None) -> Graph:
     return Graph(plan.workload, nodes, edges)
 
 
-# Mermaid: a quoted label ends at '"'; '#...;' is its entity syntax; the label is HTML.
-_MERMAID_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:/()=+@-]")
+# Mermaid: a quoted label ends at '"'; '#...;' is its entity syntax; the label is HTML;
+# a line with 'style' or 'classDef', a ':' and then '#' loses a ';' to its style parsing.
+_MERMAID_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,/()=+@-]")
 _MERMAID_STYLE = {
     "green": "fill:#dcfce7,stroke:#15803d,color:#14532d",
     "red": "fill:#fee2e2,stroke:#b91c1c,stroke-width:3px,color:#7f1d1d",
@@ -133,6 +134,13 @@ def dot_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def dot_label(lines: list[str]) -> str:
+    r"""Label lines as a DOT string: ``&`` as ``&amp;`` (dot reads entities), ``\n`` between."""
+    text = "\n".join(line.replace("&", "&amp;") for line in lines)
+    # a newline is now only a line break of ours: the text's backslashes are '\\' by then
+    return dot_string(text).replace("\n", "\\n")
+
+
 def to_dot(graph: Graph) -> str:
     """A Graphviz digraph: one node per step, styled by risk, one edge per need."""
     out = [
@@ -141,8 +149,7 @@ def to_dot(graph: Graph) -> str:
         '    node [shape=box, fontname="Helvetica"];',
     ]
     for node in graph.nodes:
-        # inside a label '\n' is a line break; a backslash of the text is '\\' by then
-        label = dot_string("\n".join(node.lines())).replace("\n", "\\n")
+        label = dot_label(node.lines())
         style = _DOT_STYLE.get(node.risk, "")
         out.append(f"    {node.key} [label={label}{', ' + style if style else ''}];")
     out.extend(f"    {edge.source} -> {edge.target};" for edge in graph.edges)
