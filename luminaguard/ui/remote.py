@@ -59,11 +59,8 @@ def _text(value: Any) -> str | None:
 
 def parse_event(last_id: str, data: str) -> ServerEvent | None:
     """The event of one ``data:`` payload (None for one that is not a server event)."""
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or not last_id.isdigit() or len(last_id) > 18:
+    body = _json(data)
+    if not isinstance(body, dict) or not _event_id(last_id):
         return None
     kind, run_id = _text(body.get("event")), _text(body.get("run_id"))
     if kind is None or run_id is None:
@@ -75,16 +72,34 @@ def parse_event(last_id: str, data: str) -> ServerEvent | None:
         run_id,
         _text(body.get("step_id")),
         _text(body.get("state")),
-        float(when) if isinstance(when, int | float) and not isinstance(when, bool) else None,
+        _seconds(when),
     )
+
+
+def _json(data: str | bytes) -> Any:
+    """``data`` parsed, or None: a server's text that is not JSON (or nests too deep)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _event_id(text: str) -> bool:
+    # ASCII digits only: '\u00b2'.isdigit() is true, and int() refuses it
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1 << 53:
+        return float(value)
+    return None
 
 
 def refusal(status: int, raw: bytes) -> RemoteError:
     """The error for a refused call: the server's message and the fields it names."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
+    body = _json(raw)
     if not isinstance(body, dict) or not isinstance(body.get("error"), str):
         return RemoteError(f"the server answered HTTP {status}", status)
     message = body["error"][:MAX_MESSAGE]
@@ -187,10 +202,7 @@ class Remote:
             connection.close()
         if response.status >= 400:
             raise refusal(response.status, raw)
-        try:
-            answer = json.loads(raw) if len(raw) <= MAX_ANSWER else None
-        except ValueError:
-            answer = None
+        answer = _json(raw) if len(raw) <= MAX_ANSWER else None
         if not isinstance(answer, dict):
             raise RemoteError(f"the server's answer to {method} {path} is not a JSON object")
         return answer

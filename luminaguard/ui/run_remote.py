@@ -86,7 +86,7 @@ def follow(remote: Remote, run_id: str, stream: EventStream, reporter: Reporter)
                 stream.close()
                 stream = reconnect(remote, last)
             view = remote.call("GET", f"/v1/runs/{quoted(run_id)}")
-            if view.get("state") in ENDED:
+            if _run_state(view) in ENDED:
                 return view
     finally:
         stream.close()
@@ -130,13 +130,27 @@ def reconnect(remote: Remote, last: int | None) -> EventStream:
     raise AssertionError("unreachable")
 
 
+def _run_state(view: dict[str, Any]) -> RunState:
+    """The run's state as the server says it (RemoteError when it is not a run state)."""
+    state = _state(view)
+    if state not in set(RunState):
+        raise RemoteError("the server's answer lacks a field it should have")
+    return RunState(state)
+
+
+def _state(value: Any) -> str | None:
+    """An object's ``state`` when it is text (a list or an object cannot be looked up)."""
+    state = value.get("state") if isinstance(value, dict) else None
+    return state if isinstance(state, str) else None
+
+
 def report(remote: Remote, view: dict[str, Any]) -> int:
     """Say how the run ended and what to do next; return its exit code."""
     run_id, state = _text(view.get("id")), _text(view.get("state"))
     print(visible(f"run {run_id}: {state}"))
     steps = view.get("steps")
     for step in steps if isinstance(steps, list) else []:
-        if isinstance(step, dict) and step.get("state") in _EXPLAINED and step.get("error"):
+        if _state(step) in _EXPLAINED and step.get("error"):
             print(visible(f"  {step.get('step_id')}: {step.get('state')}: {step.get('error')}"))
     if state == RunState.HALTED:
         show_pending(remote, run_id)
