@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -73,6 +74,11 @@ def _workspace_paths(call: Call, paths: list[str]) -> list[str]:
     workspace = call.server.workspace
     if workspace is None:
         raise ApiError(422, "this server has no workspace: submit a compiled plan")
+    if len(paths) != 1:
+        # a workload's policies and agents come from one place: listed files from several
+        # folders let a submitter pair a workload with another team's policy of one name
+        problem = FieldProblem(field="paths", message="give one folder or file")
+        raise ApiError(422, "submit one folder or file of the workspace", [problem])
     resolved = []
     for index, text in enumerate(paths):
         field = f"paths.{index}"
@@ -89,8 +95,22 @@ def _workspace_paths(call: Call, paths: list[str]) -> list[str]:
         if not found:
             problem = FieldProblem(field=field, message="no such file or folder")
             raise ApiError(422, "no such file or folder in the workspace", [problem])
+        _links_stay_inside(path, workspace, field)
         resolved.append(str(path))
     return resolved
+
+
+def _links_stay_inside(folder: Path, workspace: Path, field: str) -> None:
+    """Refuse a folder holding a link to anything outside the workspace (it would be read)."""
+    if not folder.is_dir():
+        return
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            entry = Path(parent, name)
+            if entry.is_symlink() and not entry.resolve().is_relative_to(workspace):
+                shown = entry.relative_to(workspace)
+                problem = FieldProblem(field=field, message=f"{shown} links outside")
+                raise ApiError(422, "a link in the folder leads outside the workspace", [problem])
 
 
 def _plan(call: Call, body: SubmitRun) -> Plan:

@@ -544,7 +544,8 @@ def test_422_for_a_workload_that_does_not_compile(server: LiveServer) -> None:
     ("body", "field", "says"),
     [
         ({"paths": ["missing.yaml"]}, "paths.0", "no such file"),
-        ({"paths": ["green.yaml", "n" * 300]}, "paths.1", "cannot be read"),
+        ({"paths": ["n" * 300]}, "paths.0", "cannot be read"),
+        ({"paths": ["green.yaml", "green.yaml"]}, "paths", "submit one folder or file"),
         ({"paths": ["nul\u0000.yaml"]}, "paths.0", "not valid"),  # refused as parsed
         ({"paths": ["latin1.yaml"]}, None, "cannot be read"),
         ({"paths": ["green.yaml"], "workload": "nope"}, None, "no workload 'nope'"),

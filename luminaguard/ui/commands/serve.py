@@ -95,6 +95,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
     from luminaguard.server.app import build_app
     from luminaguard.server.claim import ServerClaim
+    from luminaguard.server.protocol import HeadDeadline
     from luminaguard.server.service import Server
 
     store = open_store(args)
@@ -119,6 +120,7 @@ async def _serve(args: argparse.Namespace) -> None:
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
         timeout_graceful_shutdown=5,
+        http=HeadDeadline,
     )
     web = _Uvicorn(config)
     try:
