@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-soak lint typecheck unit bench schemas clean mcp-servers vm-deps
+.PHONY: demo test test-soak lint typecheck unit bench schemas clean mcp-servers vm-deps browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ mcp-servers: $(NPM_STAMP)
 vm-deps:
 	scripts/install-vm-deps.sh
 	scripts/install-runsc.sh
+
+# Debian's chromium for the web page's tests, driven by Playwright (a dev dependency);
+# skipped with the reason where it cannot be installed.
+browser-deps:
+	scripts/install-browser.sh
 
 DEMO_STATE := .luminaguard-demo
 
@@ -58,7 +63,7 @@ typecheck: $(STAMP)
 
 PYTEST := $(BIN)/pytest --cov --cov-report=term --cov-fail-under=85 --durations=15
 
-unit: $(STAMP) $(NPM_STAMP) vm-deps
+unit: $(STAMP) $(NPM_STAMP) vm-deps browser-deps
 	$(PYTEST)
 
 test: lint typecheck unit
@@ -66,7 +71,7 @@ test: lint typecheck unit
 # The same tests SOAK times in a row while stress-ng keeps every core busy (a Python busy
 # loop per core where it cannot be installed); stops at the first failing pass.
 SOAK ?= 5
-test-soak: $(STAMP) $(NPM_STAMP) vm-deps
+test-soak: $(STAMP) $(NPM_STAMP) vm-deps browser-deps
 	scripts/soak.sh $(SOAK) $(PYTEST)
 
 bench: $(STAMP) $(NPM_STAMP) vm-deps
