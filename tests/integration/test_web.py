@@ -219,3 +219,62 @@ def test_the_page_needs_a_valid_token(page: Any, module_server: LiveServer) -> N
     page.wait_for_selector("#login-error:text('that token is not valid here')")
     assert page.is_hidden("#app")
     assert page.evaluate("sessionStorage.getItem('luminaguard.token')") is None
+
+
+WRITE = {
+    "run_id": "shown-run",
+    "step_id": "write",
+    "action_hash": "sha256:" + "ab" * 32,
+    "state": "pending",
+    "card": {
+        "step": "write",
+        "agent": "a",
+        "action": "fs.write_file(path='/work/<b>notes</b>.md', content=...)",
+        "kind": "call",
+        "arguments": {"path": "/work/<b>notes</b>.md", "content": "new\n<script>x</script>\n"},
+        "policy": "p",
+        "rule": "writes",
+        "rule_source": "policy.yaml:9:7",
+        "reason": "writes <i>a file</i>",
+        "action_hash": "sha256:" + "ab" * 32,
+        "approvers": [],
+        "diff": "--- /work/<b>notes</b>.md (now)\n+++ /work/<b>notes</b>.md (after)\n"
+        "@@ -1 +1,2 @@\n-old\n+new\n+<script>window.pwned=4</script>\n",
+    },
+    "requested": 0.0,
+    "expires": 4102444800.0,  # 2100
+    "decided": None,
+    "approver": None,
+    "reason": None,
+}
+
+
+def test_a_file_write_card_shows_its_arguments_and_diff_as_text(
+    page: Any, module_server: LiveServer
+) -> None:
+    """A tool call's card, as the API would send it (an MCP write needs no server here)."""
+    sign_in(page, module_server)
+    pending = {"approvals": [WRITE]}
+    page.route(
+        lambda url: url.endswith("/v1/approvals"),
+        lambda route: route.fulfill(json=pending),
+    )
+    page.route(
+        lambda url: url.endswith("/v1/approvals/shown-run/write"),
+        lambda route: route.fulfill(json=WRITE),
+    )
+    page.reload()  # signed in still; the queue now comes from the routes
+    page.locator("#queue button[data-run='shown-run'][data-step='write']").click()
+    page.wait_for_selector("#card-diff-box", state="visible")
+    assert page.text_content("#card-diff") == WRITE["card"]["diff"]
+    assert page.locator("#card-diff span.add").count() == 2  # +++ is a header, not an addition
+    assert page.locator("#card-diff span.del").count() == 1
+    assert page.is_hidden("#card-command-box")  # a call has no command
+    shown = page.text_content("#card-arguments")
+    assert '"path": "/work/<b>notes</b>.md"' in shown
+    assert page.text_content("#card-reason") == "writes <i>a file</i>"
+    assert page.text_content("#card-approvers") == "anyone with an approver's token"
+    assert page.text_content("#card-time").endswith("h left")  # days and hours
+    assert page.locator("#card b, #card i, #card script").count() == 0
+    assert page.evaluate("window.pwned") is None
+    page.locator("#card").screenshot(path=str(ARTIFACTS / "web-card-diff.png"))

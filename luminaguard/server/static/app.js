@@ -197,7 +197,9 @@
   function left(expires) {
     const seconds = Math.floor(expires - Date.now() / 1000);
     if (seconds <= 0) return "expired";
-    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600);
+    if (d) return d + "d " + h + "h left";
+    const m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
     return (h ? h + "h " : "") + (h || m ? m + "m " : "") + s + "s left";
   }
 
@@ -257,7 +259,9 @@
     clear(box);
     $("card-diff-box").hidden = typeof diff !== "string";
     if (typeof diff !== "string") return;
-    for (const line of diff.split("\n")) {
+    const lines = diff.split("\n");
+    if (lines[lines.length - 1] === "") lines.pop(); // the newline ending the last line
+    for (const line of lines) {
       let kind = "";
       if (line.startsWith("+") && !line.startsWith("+++")) kind = "add";
       else if (line.startsWith("-") && !line.startsWith("---")) kind = "del";
