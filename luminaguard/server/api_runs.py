@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
 from luminaguard.compiler import compile_paths
-from luminaguard.compiler.plan import Plan
+from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.errors import LuminaGuardError
 from luminaguard.scheduler.private import check_run_id
 from luminaguard.scheduler.store import RunRecord
@@ -52,13 +53,23 @@ async def list_runs(call: Call) -> BaseModel:
     return RunList(runs=[summary(run) for run in call.server.store.runs()])
 
 
+def _risk(step: PlannedStep | None) -> Literal["green", "red", "runtime"]:
+    """The step's risk as classified in the plan (runtime: decided before it runs)."""
+    if step is None or step.decision is None:
+        return "runtime"
+    return step.decision.risk
+
+
 async def get_run(call: Call) -> BaseModel:
     """One run with its steps and their outputs."""
     run = known_run(call)
+    planned = {step.id: step for step in run.plan.steps}
     steps = [
         StepView(
             step_id=s.step_id,
             state=s.state,
+            needs=list(planned[s.step_id].needs) if s.step_id in planned else [],
+            risk=_risk(planned.get(s.step_id)),
             attempts=s.attempts,
             action_hash=s.action_hash,
             outputs=s.outputs,

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from luminaguard.server import api_approvals, api_runs
+from luminaguard.server import api_approvals, api_runs, page
 from luminaguard.server.http import ApiError, Call, Endpoint, Param, error, json_text, routes
 from luminaguard.server.metrics import CONTENT_TYPE
 from luminaguard.server.models import Health
@@ -94,7 +94,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 
 
 def build_app(server: Server) -> Starlette:
-    """The application serving ``server``'s state folder."""
+    """The application serving ``server``'s state folder (and the approval page)."""
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, "no such endpoint")
@@ -103,6 +103,6 @@ def build_app(server: Server) -> Starlette:
         return error(405, "method not allowed", headers=getattr(exc, "headers", None))
 
     return Starlette(
-        routes=routes(ENDPOINTS, server),
+        routes=[*page.ROUTES, *routes(ENDPOINTS, server)],
         exception_handlers={404: not_found, 405: not_allowed},
     )

@@ -83,6 +83,10 @@ class StepView(Reply):
 
     step_id: str
     state: StepState
+    needs: list[str] = Field(description="the steps this one waits for (the plan's DAG)")
+    risk: Literal["green", "red", "runtime"] = Field(
+        description="as classified in the plan: runtime when decided before it runs"
+    )
     attempts: int
     action_hash: str | None
     outputs: dict[str, Any]

@@ -34,6 +34,10 @@ PROGRAMS = {
     "luminaguard/hypervisor/vm/guest/agent/init.py",
     "luminaguard/hypervisor/sandbox/helper.py",
     "luminaguard/hypervisor/vm/qemu/egress_relay.py",
+    # the approval page `luminaguard serve` serves (package data)
+    "luminaguard/server/static/index.html",
+    "luminaguard/server/static/app.js",
+    "luminaguard/server/static/app.css",
 }
 
 #: run by the fresh venv's python: boot, one command, destroy; where the package was found

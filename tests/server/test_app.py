@@ -8,6 +8,7 @@ tested in tests/integration.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,10 @@ def test_a_submitted_plan_runs_and_is_readable(api: Api) -> None:
     assert [(s.step_id, s.state, s.outputs["stdout"]) for s in run.steps] == [
         ("one", "succeeded", "one\n"),
         ("two", "succeeded", "two\n"),
+    ]
+    assert [(s.step_id, s.needs, s.risk) for s in run.steps] == [
+        ("one", [], "green"),
+        ("two", ["one"], "green"),
     ]
     listed = RunList.model_validate(api.get("/v1/runs").json())
     assert [r.id for r in listed.runs] == ["r"]
@@ -436,3 +441,28 @@ def test_only_an_admin_submits_a_compiled_plan(api: Api) -> None:
     assert "only an admin token may submit a compiled plan" in problem(refused).error
     assert api.get("/v1/runs").json()["runs"] == []  # nothing recorded
     assert api.post("/v1/runs", body, role="admin").status_code == 201
+
+
+# --- the approval page ---------------------------------------------------------------------
+def test_the_page_is_served_without_a_token_under_a_strict_policy(api: Api) -> None:
+    page = api.client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "connect-src 'self';" in policy
+    assert "unsafe" not in policy  # no inline script, no eval
+    assert "frame-ancestors 'none'" in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    # the page holds no data and runs no inline script: one script, from a file
+    assert re.findall(r"<script[^>]*>", page.text) == ['<script src="/static/app.js" defer>']
+    script = api.client.get("/static/app.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["content-security-policy"] == policy
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script.text, sink
+    assert "sessionStorage" in script.text and "Authorization" in script.text
+    assert api.client.get("/static/app.css").headers["content-type"].startswith("text/css")
+    for missing in ("/static/nope.js", "/static/page.py", "/static/..%2fpage.py"):
+        assert api.client.get(missing).status_code == 404, missing
+    assert api.client.post("/").status_code == 405

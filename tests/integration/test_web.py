@@ -1,0 +1,280 @@
+"""The approval page of a real ``luminaguard serve``, in a real headless browser.
+
+Debian's chromium (``make browser-deps``) driven by Playwright (a dev dependency): no
+browser is downloaded. Where neither can be had, the tests skip with the reason. One
+server (module-scoped) serves every test; each uses its own run ids. Steps run in real
+sandboxes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.server.live import LiveServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: Where the card's screenshot is saved (a test artifact; LUMINAGUARD_ARTIFACTS moves it).
+ARTIFACTS = Path(os.environ.get("LUMINAGUARD_ARTIFACTS", ROOT / "test-artifacts"))
+#: How long the page may take to show what the server did (ms).
+WAIT = 30_000
+
+HEAD = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  approval: {approvers: [alice], timeout: 1h}
+  rules:
+    - id: logs
+      match: {program: [echo], redirects: {path: /work/*.log}}
+      risk: green
+      reason: logs only
+    - id: say
+      match: {program: [printf]}
+      risk: green
+      reason: prints only
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec: {policy: p}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {name: w}
+spec:
+  steps:
+    - {id: first, agent: a, run: "echo x >> /work/first.log"}
+"""
+# touch matches no rule: the step is Red, halts for alice's approval
+HALTS = """\
+    - {id: red, agent: a, run: "touch /work/red.flag; echo x >> /work/red.log", needs: [first]}
+    - {id: last, agent: a, run: "echo x >> /work/last.log", needs: [red]}
+"""
+#: A step whose output, and a Red step whose command, hold markup that must stay text.
+HOSTILE = """\
+    - id: say
+      agent: a
+      needs: [first]
+      run: printf '%s' '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+    - id: red
+      agent: a
+      needs: [say]
+      run: touch '/work/<script>window.pwned=3</script>'
+"""
+MARKUP = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+
+
+def browser_problem() -> str | None:
+    """Why no browser can be driven here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed: pip install -e '.[dev]'"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: run `make browser-deps` (needs root and apt)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(module_server: LiveServer) -> Iterator[Any]:
+    problem = browser_problem()
+    if problem:
+        pytest.skip(problem)
+    from playwright.sync_api import Error, sync_playwright
+
+    with sync_playwright() as driver:
+        try:
+            launched = driver.chromium.launch(executable_path=str(CHROMIUM))
+        except Error as exc:
+            pytest.skip(f"chromium does not start here: {exc}")
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, module_server: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(WAIT)
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    opened.goto(f"http://127.0.0.1:{module_server.port}/")
+    yield opened
+    context.close()
+    assert errors == [], errors  # no script error on the page (CSP refusals included)
+
+
+def sign_in(page: Any, server: LiveServer, who: str = "alice") -> None:
+    page.fill("#token", server.tokens[who])
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#app", state="visible")
+    page.wait_for_selector("#connection:text('live')")
+
+
+def submit(server: LiveServer, run_id: str, steps: str = HALTS) -> None:
+    (server.workspace / f"{run_id}.yaml").write_text(HEAD + steps)
+    server.submit(f"{run_id}.yaml", run_id)
+
+
+def node(run_id: str, step: str, state: str) -> str:
+    """The selector of a step's box in the drawn DAG, in ``state``."""
+    return f"#dag g[data-step='{step}'][data-state='{state}']"
+
+
+def test_sign_in_see_a_request_arrive_approve_and_the_run_goes_on(
+    page: Any, module_server: LiveServer
+) -> None:
+    server = module_server
+    sign_in(page, server)
+    # the token is kept in this tab's session, never in a cookie
+    assert page.evaluate("sessionStorage.getItem('luminaguard.token')") == server.tokens["alice"]
+    assert page.context.cookies() == []
+    page.reload()  # signed in still, without typing the token again
+    page.wait_for_selector("#connection:text('live')")
+    page.evaluate("window.stayed = true")  # gone if the page reloaded
+
+    submit(server, "web-approve")
+    page.locator("#queue button[data-run='web-approve'][data-step='red']").click()
+    page.wait_for_selector("#card-run:text('web-approve')")
+    assert page.text_content("#card-command") == "touch /work/red.flag; echo x >> /work/red.log"
+    assert page.text_content("#card-rule").startswith("p / (default)")
+    assert page.text_content("#card-approvers") == "alice"
+    assert page.text_content("#card-time").endswith("s left")
+    digest = server.request_of("web-approve", "red")["action_hash"]
+    assert page.text_content("#card-hash") == digest
+    page.wait_for_selector(node("web-approve", "red", "awaiting_approval"))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#card").screenshot(path=str(ARTIFACTS / "web-card.png"))
+    page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+
+    page.fill("#decision-reason", "looked at it")
+    page.click("#approve")
+    page.wait_for_selector("#decision-message:text('red approved by alice')")
+    # the run goes on, and the page follows it through the event stream
+    page.wait_for_selector(node("web-approve", "last", "succeeded"))
+    page.wait_for_selector("#run-state:text('succeeded')")
+    assert page.locator("#queue button[data-run='web-approve']").count() == 0
+    assert page.evaluate("window.stayed") is True
+    assert server.run("web-approve")["state"] == "succeeded"
+    decided = server.request_of("web-approve", "red")
+    assert (decided["state"], decided["approver"], decided["reason"]) == (
+        "approved",
+        "alice",
+        "looked at it",
+    )
+
+
+def test_a_deny_needs_a_reason(page: Any, module_server: LiveServer) -> None:
+    server = module_server
+    sign_in(page, server)
+    submit(server, "web-deny")
+    page.click("#runs button[data-run='web-deny']")
+    red = page.locator(node("web-deny", "red", "awaiting_approval"))
+    assert red.get_attribute("data-risk") == "red"
+    red.click()  # a Red step of the DAG opens its card
+    page.wait_for_selector("#card-step:text('red')")
+    page.click("#deny")
+    page.wait_for_selector("#decision-message:text('A deny needs a reason.')")
+    assert server.request_of("web-deny", "red")["state"] == "pending"
+    page.fill("#decision-reason", "not today")
+    page.click("#deny")
+    page.wait_for_selector("#decision-message:text('red denied by alice')")
+    page.wait_for_selector(node("web-deny", "red", "denied"))
+    page.wait_for_selector("#run-state:text('failed')")
+    decided = server.request_of("web-deny", "red")
+    assert (decided["state"], decided["reason"]) == ("denied", "not today")
+    assert server.steps("web-deny")["last"] != "succeeded"
+
+
+def test_markup_from_a_run_is_shown_as_text_and_runs_nothing(
+    page: Any, module_server: LiveServer
+) -> None:
+    server = module_server
+    sign_in(page, server, "viewer")
+    submit(server, "web-markup", HOSTILE)
+    page.click("#runs button[data-run='web-markup']")
+    page.wait_for_selector(node("web-markup", "say", "succeeded"))
+    assert page.locator("#steps tr[data-step='say'] pre.output").text_content() == MARKUP
+    page.locator("#queue button[data-run='web-markup'][data-step='red']").click()
+    page.wait_for_selector("#card-step:text('red')")
+    assert page.text_content("#card-command") == "touch '/work/<script>window.pwned=3</script>'"
+    assert "<script>window.pwned=3</script>" in page.text_content("#card-action")
+    # nothing ran: no global set, no element made of the markup, one script on the page
+    assert page.evaluate("window.pwned") is None
+    assert page.evaluate("document.scripts.length") == 1
+    assert page.locator("main img").count() == 0
+    assert page.locator("#steps script, #card script").count() == 0
+
+
+def test_the_page_needs_a_valid_token(page: Any, module_server: LiveServer) -> None:
+    page.fill("#token", "lg_" + "x" * 43)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#login-error:text('that token is not valid here')")
+    assert page.is_hidden("#app")
+    assert page.evaluate("sessionStorage.getItem('luminaguard.token')") is None
+
+
+WRITE = {
+    "run_id": "shown-run",
+    "step_id": "write",
+    "action_hash": "sha256:" + "ab" * 32,
+    "state": "pending",
+    "card": {
+        "step": "write",
+        "agent": "a",
+        "action": "fs.write_file(path='/work/<b>notes</b>.md', content=...)",
+        "kind": "call",
+        "arguments": {"path": "/work/<b>notes</b>.md", "content": "new\n<script>x</script>\n"},
+        "policy": "p",
+        "rule": "writes",
+        "rule_source": "policy.yaml:9:7",
+        "reason": "writes <i>a file</i>",
+        "action_hash": "sha256:" + "ab" * 32,
+        "approvers": [],
+        "diff": "--- /work/<b>notes</b>.md (now)\n+++ /work/<b>notes</b>.md (after)\n"
+        "@@ -1 +1,2 @@\n-old\n+new\n+<script>window.pwned=4</script>\n",
+    },
+    "requested": 0.0,
+    "expires": 4102444800.0,  # 2100
+    "decided": None,
+    "approver": None,
+    "reason": None,
+}
+
+
+def test_a_file_write_card_shows_its_arguments_and_diff_as_text(
+    page: Any, module_server: LiveServer
+) -> None:
+    """A tool call's card, as the API would send it (an MCP write needs no server here)."""
+    sign_in(page, module_server)
+    pending = {"approvals": [WRITE]}
+    page.route(
+        lambda url: url.endswith("/v1/approvals"),
+        lambda route: route.fulfill(json=pending),
+    )
+    page.route(
+        lambda url: url.endswith("/v1/approvals/shown-run/write"),
+        lambda route: route.fulfill(json=WRITE),
+    )
+    page.reload()  # signed in still; the queue now comes from the routes
+    page.locator("#queue button[data-run='shown-run'][data-step='write']").click()
+    page.wait_for_selector("#card-diff-box", state="visible")
+    assert page.text_content("#card-diff") == WRITE["card"]["diff"]
+    assert page.locator("#card-diff span.add").count() == 2  # +++ is a header, not an addition
+    assert page.locator("#card-diff span.del").count() == 1
+    assert page.is_hidden("#card-command-box")  # a call has no command
+    shown = page.text_content("#card-arguments")
+    assert '"path": "/work/<b>notes</b>.md"' in shown
+    assert page.text_content("#card-reason") == "writes <i>a file</i>"
+    assert page.text_content("#card-approvers") == "anyone with an approver's token"
+    assert page.text_content("#card-time").endswith("h left")  # days and hours
+    assert page.locator("#card b, #card i, #card script").count() == 0
+    assert page.evaluate("window.pwned") is None
+    page.locator("#card").screenshot(path=str(ARTIFACTS / "web-card-diff.png"))
