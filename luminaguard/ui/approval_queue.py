@@ -32,10 +32,11 @@ COLUMNS = ("age", "run", "step", "agent", "rule", "time left")
 
 @dataclass(frozen=True)
 class Queue:
-    """The pending requests (as audited), and those found expired (now recorded so)."""
+    """The pending requests (as audited), those found expired (now recorded so), and unaudited."""
 
     pending: list[ApprovalRecord]
     expired: list[ApprovalRecord]
+    unaudited: int = 0  # pending in runs.db without an authentic audit record: not shown
 
 
 def span(seconds: float) -> str:
@@ -55,11 +56,12 @@ def load(store: RunStore, now: float) -> Queue:
     the step is then denied when its run resumes. A request without an authentic audit
     record is not shown (nothing about it can be trusted).
     """
-    pending, expired = [], []
+    pending, expired, unaudited = [], [], 0
     for request in store.approvals(ApprovalState.PENDING):
         try:
             shown = decisions.as_audited(store, request)
         except LuminaGuardError:
+            unaudited += 1
             continue
         if now <= shown.expires:
             pending.append(shown)
@@ -67,7 +69,7 @@ def load(store: RunStore, now: float) -> Queue:
         with contextlib.suppress(LuminaGuardError):  # decided elsewhere: gone either way
             decisions.expire(store, request)
         expired.append(shown)
-    return Queue(pending, expired)
+    return Queue(pending, expired, unaudited)
 
 
 def row(request: ApprovalRecord, now: float) -> tuple[Text, ...]:

@@ -186,6 +186,10 @@ class ApprovalApp(App[None]):
         if found.expired:
             names = ", ".join(f"{r.run_id} {r.step_id}" for r in found.expired)
             self.say(f"expired (denied on resume): {names}")
+        if found.unaudited:
+            self.say(
+                f"{found.unaudited} requests not shown: no authentic audit record (runs.db edited?)"
+            )
         selected = self.selected()
         self.pending = found.pending
         self.requests = [r for r in found.pending if queue.matches(r, self.filter_text)]

@@ -374,3 +374,17 @@ def test_other_commands_do_not_import_textual() -> None:
     code = "import sys, luminaguard.ui.cli; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_request_without_an_audit_record_is_not_shown(harness: Harness, tmp_path: Path) -> None:
+    halted(harness, tmp_path)
+    harness.store.db.execute(
+        "INSERT INTO approvals (run_id, step_id, action_hash, state, card, requested, expires)"
+        " VALUES ('r2', 'rm', 'sha256:forged', 'pending', '{\"action\": \"forged\"}', 0, 9e9)"
+    )
+
+    async def test(app: App, pilot: Pilot[None]) -> None:
+        assert listed(app) == [("r1", "w"), ("r1", "rm"), ("r2", "rm")]
+        assert "1 requests not shown: no authentic audit record" in text_of(app.status)
+
+    drive(harness, test)
