@@ -1,11 +1,13 @@
-"""``approvals``, ``approve RUN STEP``, ``deny RUN STEP``, ``mark-done RUN STEP``."""
+"""``approvals``, ``approve [RUN STEP]``, ``deny RUN STEP``, ``mark-done RUN STEP``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
+from luminaguard.errors import UsageError
 from luminaguard.hostile_text import visible
 from luminaguard.scheduler import audited, decisions
 from luminaguard.scheduler.approvers import ApprovalTerms
@@ -15,7 +17,7 @@ from luminaguard.scheduler.store import ApprovalRecord
 from luminaguard.server.claim import serving
 from luminaguard.ui.exit_codes import INVALID, OK
 from luminaguard.ui.session import Session, in_session
-from luminaguard.ui.state import add_identity_option, add_state_option, identity
+from luminaguard.ui.state import add_identity_option, add_state_option, identity, open_store
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,11 +35,31 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         ("mark-done", mark_done, "declare an unknown step done without running it again"),
     ):
         parser = commands.add_parser(name, help=text)
-        parser.add_argument("run_id", metavar="RUN")
-        parser.add_argument("step_id", metavar="STEP")
+        optional = "?" if name == "approve" else None  # none: the queue, on a terminal
+        parser.add_argument("run_id", metavar="RUN", nargs=optional)
+        parser.add_argument("step_id", metavar="STEP", nargs=optional)
         add_identity_option(parser)
         add_state_option(parser)
-        parser.set_defaults(handler=handler)
+        parser.set_defaults(handler=approve_or_queue if name == "approve" else handler)
+
+
+def approve_or_queue(args: argparse.Namespace) -> int:
+    """``approve RUN STEP`` decides one step; ``approve`` alone opens the queue (a terminal)."""
+    if args.run_id is not None and args.step_id is not None:
+        return approve(args)
+    if args.run_id is not None:
+        raise UsageError("approve: give RUN and STEP, or neither to open the queue")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("approve: give RUN and STEP (the queue needs a terminal)")
+    store = open_store(args)
+    try:
+        audited.check_log(store)
+        from luminaguard.ui import tui  # Textual: loaded only for the queue
+
+        tui.run(store, identity(args))
+    finally:
+        store.close()
+    return OK
 
 
 def _print_card(request: ApprovalRecord) -> None:
