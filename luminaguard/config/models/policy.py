@@ -169,16 +169,16 @@ def webhook_url(url: str) -> str:
     whitespace or control characters; a host is required.
     """
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise ValueError("a webhook URL holds no whitespace or control characters")
+        raise ValueError("the URL holds no whitespace or control characters")
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - refuses a port that is not a number
     except ValueError as exc:
         raise ValueError(f"not a URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("a webhook URL is http:// or https:// with a host")
+        raise ValueError("the URL is not http:// or https:// with a host")
     if parts.username is not None or parts.password is not None:
-        raise ValueError("a webhook URL holds no user name or password")
+        raise ValueError("the URL holds no user name or password")
     return url
 
 
