@@ -1,8 +1,9 @@
 """Webhook notifications: each new approval request is posted to its policy's webhooks.
 
 On every ``approval.requested`` event the request is read back from the audit log (its
-authentic record: the card as recorded, redacted already) and the run's plan gives the
-policy's ``approval.notify``. Each webhook is posted to from its own task, through the
+authentic record: the card as recorded, redacted already) and the run's plan (only as
+audited at its start: runs.db alone cannot add a webhook) gives the policy's
+``approval.notify``. Each webhook is posted to from its own task, through the
 standard library in a worker thread (the event loop never waits on a network), with
 ``ATTEMPTS`` tries of ``TIMEOUT`` seconds each and the project's backoff between them;
 then ``notify.delivered`` or ``notify.failed`` is audited.
@@ -33,6 +34,7 @@ from luminaguard.backoff import backoff
 from luminaguard.compiler.plan import Plan
 from luminaguard.config.models.policy import Webhook
 from luminaguard.errors import LuminaGuardError
+from luminaguard.scheduler.audited import trusted_run
 from luminaguard.scheduler.redact import Redactor
 from luminaguard.scheduler.secrets import run_secrets
 from luminaguard.scheduler.store import RunStore
@@ -50,6 +52,8 @@ CAP = 30.0
 PARALLEL = 8
 #: Longest text of one field in a message.
 FIELD_LIMIT = 500
+#: Runs whose webhooks are kept at once (a run's plan never changes).
+RUNS_KEPT = 256
 #: HTTP statuses worth another try (besides 5xx and network errors).
 _TRANSIENT = (408, 425, 429)
 
@@ -227,49 +231,64 @@ class Notifier:
         self.public_url = public_url
         self.sender = sender or Sender()
         self.tasks: set[asyncio.Task[None]] = set()
+        self._runs: dict[str, tuple[dict[str, list[Webhook]], Redactor]] = {}
 
     def saw(self, event: Event) -> None:
-        """Start the deliveries of a new request (called for every event: quick)."""
+        """Start the deliveries of a new request (called for every event: quick, never raises)."""
         if event.kind != "approval.requested" or event.step_id is None:
             return
         try:
-            found = self._request(event)
-        except (LuminaGuardError, KeyError, TypeError, ValueError) as exc:
+            found = self._request(event, event.step_id)
+            if found is None:
+                return
+            request, hooks, redact = found
+            loop = asyncio.get_running_loop()
+            for hook in hooks:
+                task = loop.create_task(self._deliver(hook, request, redact))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        except Exception as exc:  # the other listeners and subscribers get the event still
             log.warning("run %s: request %d not notified: %s", event.run_id, event.id, exc)
-            return
-        if found is None:
-            return
-        request, hooks, redact = found
-        loop = asyncio.get_running_loop()
-        for hook in hooks:
-            task = loop.create_task(self._deliver(hook, request, redact))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
 
-    def _request(self, event: Event) -> tuple[Request, list[Webhook], Redactor] | None:
+    def _request(
+        self, event: Event, step_id: str
+    ) -> tuple[Request, list[Webhook], Redactor] | None:
         """The request of the event, its webhooks and the run's redactor (None: no webhooks)."""
-        assert event.step_id is not None
-        records = self.store.audit.records(event.run_id, event.step_id, "approval.requested")
+        records = self.store.audit.records(event.run_id, step_id, "approval.requested")
         [record] = [r for r in records if r.seq == event.id]
         if not self.store.audit.authentic(record):
             raise LuminaGuardError("its audit record is not authentic")
-        plan = self.store.run(event.run_id).plan
         card = record.data["card"]
-        policy = plan.policies.get(str(card["policy"]))
-        if policy is None or not policy.spec.approval.notify:
+        webhooks, redact = self._run(event.run_id)
+        hooks = webhooks.get(str(card["policy"]), [])
+        if not hooks:
             return None
         request = Request(
             run_id=event.run_id,
-            step_id=event.step_id,
+            step_id=step_id,
             action_hash=str(record.data["action_hash"]),
             agent=str(card.get("agent", "")),
             policy=str(card["policy"]),
             rule=str(card.get("rule", "")),
             reason=str(card.get("reason", "")),
             expires=float(record.data["expires"]),
-            link=card_link(self.public_url, event.run_id, event.step_id),
+            link=card_link(self.public_url, event.run_id, step_id),
         )
-        return request, list(policy.spec.approval.notify), _redactor(plan, self.environ)
+        return request, hooks, redact
+
+    def _run(self, run_id: str) -> tuple[dict[str, list[Webhook]], Redactor]:
+        """The run's webhooks by policy, from its plan as audited, and its redactor (kept)."""
+        if run_id not in self._runs:
+            if len(self._runs) >= RUNS_KEPT:
+                self._runs.pop(next(iter(self._runs)))
+            plan = trusted_run(self.store, run_id).plan
+            webhooks = {
+                name: list(policy.spec.approval.notify)
+                for name, policy in plan.policies.items()
+                if policy.spec.approval.notify
+            }
+            self._runs[run_id] = webhooks, _redactor(plan, self.environ)
+        return self._runs[run_id]
 
     async def _deliver(self, hook: Webhook, request: Request, redact: Redactor) -> None:
         delivery = await self.sender.deliver(hook.url, body(hook, request, redact))
