@@ -83,7 +83,8 @@ def post(url: str, body: bytes, timeout: float) -> int:
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return int(response.status)
-    except urllib.error.HTTPError as exc:
+    except urllib.error.HTTPError as exc:  # an answer all the same
+        exc.close()
         return int(exc.code)
 
 

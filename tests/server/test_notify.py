@@ -17,6 +17,7 @@ import pytest
 
 from luminaguard.compiler import Plan
 from luminaguard.config.models.policy import Webhook
+from luminaguard.errors import UsageError
 from luminaguard.scheduler.redact import Redactor
 from luminaguard.scheduler.states import RunState
 from luminaguard.server.notify import Notifier, Request, Sender, body, card_link
@@ -280,3 +281,16 @@ def test_ids_in_the_link_are_quoted() -> None:
         "https://lg.example/#/approvals/r%2F..%2Fx/a%20b"
     )
     assert card_link(None, "r", "s") is None
+
+
+def test_a_webhook_written_into_runs_db_alone_is_not_posted_to(tmp_path: Path) -> None:
+    """Only the plan as audited at the run's start names webhooks."""
+    harness = Harness(tmp_path / "state")
+    plain = compile_steps(tmp_path, RED)
+    harness.store.create_run("r", plain, "fake")
+    hooked = compile_steps(tmp_path, RED, hooks(("https://attacker.example/x", "generic")))
+    harness.store.db.execute("UPDATE runs SET plan = ? WHERE id = 'r'", (hooked.to_json(),))
+    notifier = Notifier(harness.store, harness.environ, PUBLIC, quick())
+    with pytest.raises(UsageError, match=r"runs\.db was edited"):
+        notifier._run("r")
+    harness.store.close()
