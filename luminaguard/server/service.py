@@ -25,14 +25,22 @@ from luminaguard.scheduler.tools import Connector, connect
 from luminaguard.server.engine import Engine
 from luminaguard.server.events import EventHub
 from luminaguard.server.metrics import Metrics
+from luminaguard.server.notify import Notifier
 from luminaguard.server.tokens import TokenFile
 from luminaguard.server.watch import watch
 
 log = logging.getLogger("luminaguard.server")
 
+#: Longest wait, on stop, for webhook deliveries under way.
+NOTIFY_GRACE = 10.0
+
 
 class Server:
-    """Everything one ``luminaguard serve`` process holds."""
+    """Everything one ``luminaguard serve`` process holds.
+
+    ``public_url``: the server's address as people reach it, the base of the links to
+    approval cards in webhook messages (none without it).
+    """
 
     def __init__(
         self,
@@ -45,6 +53,8 @@ class Server:
         environ: Mapping[str, str] | None = None,
         backends: dict[str, Backend] | None = None,
         connector: Connector = connect,
+        public_url: str | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -63,6 +73,9 @@ class Server:
         store.audit.incremental = True  # checked whole at start, then from where it was
         self.metrics = Metrics(store, self.pools)
         self.hub.listeners.append(self.metrics.saw)
+        #: posts new approval requests to their policies' webhooks
+        self.notifier = notifier or Notifier(store, self.engine.environ, public_url)
+        self.hub.listeners.append(self.notifier.saw)
         self.ready = False
         self._stop_watch = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -114,6 +127,7 @@ class Server:
         """Drain (``grace`` seconds for running steps), then close everything."""
         self.ready = False
         await self.engine.stop(grace)
+        await self.notifier.stop(min(grace, NOTIFY_GRACE))  # the store closes after us
         self._stop_watch.set()
         if self._watcher is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):

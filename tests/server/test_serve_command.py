@@ -27,3 +27,9 @@ def test_a_concurrency_below_one_is_refused(cli: CliRunner, tmp_path: Path) -> N
     result = cli("serve", "--concurrency", "0", "--state", str(tmp_path))
     assert result.code == 1
     assert "at least 1" in result.err
+
+
+def test_a_public_url_that_is_not_http_is_refused(cli: CliRunner, tmp_path: Path) -> None:
+    result = cli("serve", "--public-url", "javascript:alert(1)", "--state", str(tmp_path))
+    assert result.code == 1
+    assert "--public-url: the URL is not http:// or https:// with a host" in result.err

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     Field,
     JsonValue,
     SerializerFunctionWrapHandler,
@@ -160,12 +162,53 @@ class Rule(_SelfApproval):
     timeout: Duration | None = Field(default=None, description="approval timeout of this rule")
 
 
+def webhook_url(url: str) -> str:
+    """``url`` if it is an absolute http or https URL to post to; ValueError otherwise.
+
+    No user name or password in it (they would travel in clear text in logs); no
+    whitespace or control characters; a host is required.
+    """
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ValueError("the URL holds no whitespace or control characters")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - refuses a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("the URL is not http:// or https:// with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("the URL holds no user name or password")
+    return url
+
+
+class Webhook(Model):
+    """Where a new approval request is announced: a URL posted to, and the body's format.
+
+    ``slack``: a Slack incoming-webhook message (``{"text": ...}``); ``generic``: the
+    request as JSON. Neither holds the action's arguments. No headers: a URL that must
+    stay private (a Slack webhook's path is its secret) is only ever recorded by host.
+    """
+
+    url: Annotated[str, AfterValidator(webhook_url)] = Field(
+        description="http:// or https:// URL the message is posted to"
+    )
+    format: Literal["slack", "generic"] = Field(
+        description="slack: Slack incoming-webhook JSON; generic: the request as JSON"
+    )
+
+
 class Approval(_SelfApproval):
     """How Red steps are approved by default under this policy."""
 
     timeout: Duration = 3600.0
     approvers: list[str] = Field(
         default_factory=list, description="who may approve or deny (empty: anyone)"
+    )
+    notify: list[Webhook] = Field(
+        default_factory=list,
+        description="webhooks posted to when a request is created",
+        exclude_if=lambda hooks: not hooks,  # absent from dumps and plan hashes while empty
     )
 
 

@@ -46,6 +46,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--insecure", action="store_true", help="allow plain HTTP on a non-loopback address"
     )
     parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the server's address as people reach it, for links in webhook messages"
+        " (default: from --host and --port)",
+    )
+    parser.add_argument(
         "--openapi", action="store_true", help="print the API's OpenAPI document and exit"
     )
     add_state_option(parser)
@@ -84,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
     check_bind(args)
     if args.concurrency < 1 or args.per_run < 1:
         raise UsageError("--concurrency and --per-run must be at least 1")
+    if args.public_url is not None:
+        from luminaguard.config.models.policy import webhook_url
+
+        try:
+            webhook_url(args.public_url)
+        except ValueError as exc:
+            raise UsageError(f"--public-url: {exc}") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
     asyncio.run(_serve(args))
@@ -110,6 +123,7 @@ async def _serve(args: argparse.Namespace) -> None:
         concurrency=args.concurrency,
         per_run=args.per_run,
         workspace=Path(args.workspace),
+        public_url=args.public_url or _url(args),
     )
     config = uvicorn.Config(
         build_app(server),
