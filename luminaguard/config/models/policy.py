@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     Field,
@@ -131,7 +131,13 @@ class Match(Model):
 
 
 class _SelfApproval(Model):
-    """``prevent_self_approval``, left out of dumps (and plan hashes) while it is false."""
+    """``prevent_self_approval``, left out of dumps (and plan hashes) while it is false.
+
+    So is ``min_approvals`` while it has its default (the value in ``_UNSAID``): plans
+    compiled before these settings existed keep their hashes.
+    """
+
+    _UNSAID: ClassVar[dict[str, Any]] = {"prevent_self_approval": False}
 
     prevent_self_approval: bool = Field(
         default=False, description="the person who started a run may not approve its steps"
@@ -140,13 +146,16 @@ class _SelfApproval(Model):
     @model_serializer(mode="wrap")
     def _omit_when_false(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if not self.prevent_self_approval:
-            data.pop("prevent_self_approval", None)
+        for key, unsaid in self._UNSAID.items():
+            if key in data and data[key] == unsaid:
+                del data[key]
         return data
 
 
 class Rule(_SelfApproval):
     """One rule: when ``match`` holds, the action gets ``risk`` for ``reason``."""
+
+    _UNSAID: ClassVar[dict[str, Any]] = {"prevent_self_approval": False, "min_approvals": None}
 
     id: RuleId
     match: Match
@@ -158,14 +167,26 @@ class Rule(_SelfApproval):
         description="who may approve or deny this rule's actions (empty: the policy's approvers)",
     )
     timeout: Duration | None = Field(default=None, description="approval timeout of this rule")
+    min_approvals: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="distinct approvers needed for this rule's actions (empty: the policy's)",
+    )
 
 
 class Approval(_SelfApproval):
     """How Red steps are approved by default under this policy."""
 
+    _UNSAID: ClassVar[dict[str, Any]] = {"prevent_self_approval": False, "min_approvals": 1}
+
     timeout: Duration = 3600.0
     approvers: list[str] = Field(
-        default_factory=list, description="who may approve or deny (empty: anyone)"
+        default_factory=list,
+        description="who may approve or deny (empty: anyone); role:NAME is any token of that role",
+    )
+    min_approvals: int = Field(
+        default=1, ge=1, le=16, description="distinct approvers needed to approve an action"
     )
 
 
