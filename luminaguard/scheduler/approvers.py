@@ -68,8 +68,8 @@ class ApprovalTerms:
         """Why ``who`` (with ``role``) may not make this decision (None when they may)."""
         if not self.listed(who, role):
             listed = ", ".join(self.approvers)
-            held = f" (role {role})" if role else ""
-            return f"{who!r}{held} is not among the approvers of this step ({listed})"
+            held = f"; nor is their role {role!r}" if role and ROLE in listed else ""
+            return f"{who!r} is not among the approvers of this step ({listed}){held}"
         starters = {str(started_by[key]) for key in _STARTER_KEYS if started_by.get(key)}
         if approving and self.prevent_self_approval and who in starters:
             return f"{who!r} started this run and may not approve its steps (prevent_self_approval)"
