@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from luminaguard.config.diagnostics import ConfigError
 from luminaguard.errors import UsageError
 from luminaguard.hypervisor.fake import Outcome
 from luminaguard.scheduler import decisions
@@ -134,3 +135,17 @@ def test_a_role_approver_matches_the_role_the_caller_gives(
     assert _approve(harness, "bob", "approver").verdict is Verdict.COUNTED
     assert _approve(harness, "alice").verdict is Verdict.APPROVED
     assert harness.resume().state == "succeeded"  # the audited role holds at run time
+
+
+@pytest.mark.parametrize(
+    "approval",
+    ["approvers: [alice], min_approvals: 2", "approvers: [alice, alice], min_approvals: 2"],
+)
+def test_a_policy_naming_fewer_approvers_than_it_needs_is_refused(
+    tmp_path: Path, approval: str
+) -> None:
+    with pytest.raises(ConfigError, match="min_approvals is 2 but only 1 distinct approvers"):
+        compile_steps(tmp_path, RED, approval=f"1h, {approval}")
+    compile_steps(
+        tmp_path, RED, approval="1h, approvers: [alice, 'role:approver'], min_approvals: 3"
+    )

@@ -197,3 +197,21 @@ class PolicySpec(Model):
     default_reason: str = "no rule matched; red by default"
     approval: Approval = Field(default_factory=Approval)
     rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> Self:
+        """Refuse a ``min_approvals`` that the approvers named (by name only) cannot reach."""
+        terms = [("approval", self.approval.approvers, self.approval.min_approvals)]
+        for rule in self.rules:
+            if rule.approvers or rule.min_approvals is not None:
+                approvers = rule.approvers or self.approval.approvers
+                needed = rule.min_approvals or self.approval.min_approvals
+                terms.append((f"rule {rule.id}", approvers, needed))
+        for where, approvers, needed in terms:
+            named = set(approvers)
+            if named and not any(a.startswith("role:") for a in named) and len(named) < needed:
+                raise ValueError(
+                    f"{where}: min_approvals is {needed} but only {len(named)}"
+                    " distinct approvers are named"
+                )
+        return self
