@@ -84,11 +84,15 @@ becomes)::
      │     becomes: error: the server refused (HTTP 401): MESSAGE; the run, if
      │             submitted, goes on on the server
      └── StateError  scheduler/states.py                                    exit 1
-           raised: scheduler/guards.py, inside the store's write transaction: a move
-                   the state tables do not allow (a step, run or approval request
-                   moved by another process meanwhile), or a stored state that is none
-           becomes: error: MESSAGE naming the run, the step, from and to; nothing
-                   was written. Under a drive it ends the drive; resume goes on
+         │ raised: scheduler/guards.py, inside the store's write transaction: a move
+         │         the state tables do not allow (a step, run or approval request
+         │         moved by another process meanwhile), or a stored state that is none
+         │ becomes: error: MESSAGE naming the run, the step, from and to; nothing
+         │         was written. Under a drive it ends the drive; resume goes on
+         └── AlreadyApproved  scheduler/store.py                            exit 1
+               raised: store.vote_approval, inside its transaction: the name approved
+                       this action already (a name counts once)
+               becomes: error: MESSAGE, nothing recorded; through the API a 409
 
 Internal: translated before they reach a user, no exit code of their own::
 

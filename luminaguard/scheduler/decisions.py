@@ -32,6 +32,7 @@ class Verdict(enum.Enum):
     """What a decision recorded."""
 
     APPROVED = enum.auto()  # the pending request of a Red step
+    COUNTED = enum.auto()  # one approval of several needed: the request stays pending
     EXPIRED = enum.auto()  # an approval came too late: the request expired instead
     RERUN = enum.auto()  # an unknown step runs again on resume
     DENIED = enum.auto()  # the pending request, and the step
@@ -46,6 +47,8 @@ class Recorded:
     verdict: Verdict
     who: str
     action_hash: str = ""  # of the request decided, if any
+    approved_by: tuple[str, ...] = ()  # the distinct approvers so far (of a request)
+    needed: int = 0  # approvals still needed before the request is approved
 
 
 def expire(store: RunStore, request: ApprovalRecord) -> ApprovalRecord:
@@ -63,8 +66,20 @@ def as_audited(store: RunStore, request: ApprovalRecord) -> ApprovalRecord:
             f"{request.run_id} {request.step_id}: the approval request has no authentic audit"
             " record (runs.db was edited); nothing shown"
         )
-    card, expires = record.data.get("card") or {}, float(record.data.get("expires", 0))
+    card, expires = dict(record.data.get("card") or {}), float(record.data.get("expires", 0))
+    card["min_approvals"] = ApprovalTerms.from_card(card).min_approvals
+    card["approved_by"] = approved_by(store, request)
     return dataclasses.replace(request, card=card, expires=expires)
+
+
+def approved_by(store: RunStore, request: ApprovalRecord) -> list[str]:
+    """The distinct names that approved the request's action so far (by the audit log)."""
+    key = (request.run_id, request.step_id, request.action_hash)
+    names: list[str] = []
+    for who, _ in store.approvers_of(*key):
+        if who not in names:
+            names.append(who)
+    return names
 
 
 def approve(
@@ -75,15 +90,18 @@ def approve(
     reason: str | None,
     clock: Callable[[], float] = time.time,
     action_hash: str | None = None,
+    role: str | None = None,
 ) -> Recorded:
     """Approve the step's pending request (bound to its action hash), or an unknown's re-run.
 
     ``action_hash``: the action the person saw; refused unless it is the pending one's.
+    ``role``: the role of the person's token, if the caller knows it (``role:`` approvers).
+    A request needing several approvers stays pending (``COUNTED``) until the last.
     """
     audited.trusted_steps(store, run_id)
     request = _pending(store, run_id, step_id, action_hash)
     digest = request.action_hash if request else None
-    _check_may_decide(store, run_id, step_id, who, True, digest)
+    terms = _check_may_decide(store, run_id, step_id, who, True, digest, role)
     if request is None:
         _unknown(store, run_id, step_id)
         data = {"by": who, "reason": reason}
@@ -92,8 +110,10 @@ def approve(
     if clock() > as_audited(store, request).expires:
         expire(store, request)
         return Recorded(Verdict.EXPIRED, "luminaguard", request.action_hash)
-    store.decide_approval(request, ApprovalState.APPROVED, who, reason)
-    return Recorded(Verdict.APPROVED, who, request.action_hash)
+    voters = store.vote_approval(request, who, role, reason, terms.min_approvals)
+    needed = max(0, terms.min_approvals - len(voters))
+    verdict = Verdict.COUNTED if needed else Verdict.APPROVED
+    return Recorded(verdict, who, request.action_hash, tuple(voters), needed)
 
 
 def deny(
@@ -103,15 +123,17 @@ def deny(
     who: str,
     reason: str | None,
     action_hash: str | None = None,
+    role: str | None = None,
 ) -> Recorded:
     """Deny the pending request and its step, or decline an unknown step's re-run.
 
     A denial can only stop things, so it is recorded even when the log does not verify.
+    One approver's denial denies, whatever approvals the request had.
     ``action_hash``: the action the person saw; refused unless it is the pending one's.
     """
     request = _pending(store, run_id, step_id, action_hash)
     digest = request.action_hash if request else None
-    _check_may_decide(store, run_id, step_id, who, False, digest)
+    _check_may_decide(store, run_id, step_id, who, False, digest, role)
     if request is not None:
         store.deny_step(request, who, reason, f"denied by {who}")
         return Recorded(Verdict.DENIED, who, request.action_hash)
@@ -122,13 +144,20 @@ def deny(
     return Recorded(Verdict.DECLINED, who)
 
 
-def mark_done(store: RunStore, run_id: str, step_id: str, who: str, reason: str | None) -> Recorded:
+def mark_done(
+    store: RunStore,
+    run_id: str,
+    step_id: str,
+    who: str,
+    reason: str | None,
+    role: str | None = None,
+) -> Recorded:
     """Record an unknown step as succeeded: a person checked it took effect."""
     audited.trusted_steps(store, run_id)
     state = _state(store, run_id, step_id)
     if state != StepState.UNKNOWN:
         raise UsageError(f"only an unknown step can be marked done (state: {state})")
-    _check_may_decide(store, run_id, step_id, who, True, None)
+    _check_may_decide(store, run_id, step_id, who, True, None, role)
     data = {"by": who, "reason": reason}
     store.set_step(run_id, step_id, StepState.SUCCEEDED, "operator.marked_done", data)
     return Recorded(Verdict.MARKED_DONE, who)
@@ -165,12 +194,19 @@ def _unknown(store: RunStore, run_id: str, step_id: str) -> None:
 
 
 def _check_may_decide(
-    store: RunStore, run_id: str, step_id: str, who: str, approving: bool, digest: str | None
-) -> None:
-    """Refuse (nothing recorded) unless ``who`` may decide this step.
+    store: RunStore,
+    run_id: str,
+    step_id: str,
+    who: str,
+    approving: bool,
+    digest: str | None,
+    role: str | None,
+) -> ApprovalTerms:
+    """Refuse (nothing recorded) unless ``who`` (with ``role``) may decide this step.
 
     The terms come from the audited request (of ``digest``, or the step's latest request
-    when deciding about an unknown step), never from what runs.db says now.
+    when deciding about an unknown step), never from what runs.db says now. Returns them
+    (no terms, when the step never halted for approval).
     """
     requests = [
         record
@@ -179,11 +215,12 @@ def _check_may_decide(
     ]
     if not requests:
         if digest is None:
-            return  # never halted for approval: no terms
+            return ApprovalTerms()  # never halted for approval: no terms
         raise UsageError(f"{step_id}: the approval request has no audit record; nothing recorded")
     if not store.audit.authentic(requests[-1]):
         raise UsageError(f"{step_id}: the audited approval request was altered; nothing recorded")
     terms = ApprovalTerms.from_card(requests[-1].data.get("card") or {})
-    why = terms.refusal(who, audited.started_by(store, run_id), approving)
+    why = terms.refusal(who, audited.started_by(store, run_id), approving, role)
     if why is not None:
         raise NotAllowed(f"{step_id}: {why}; nothing recorded")
+    return terms

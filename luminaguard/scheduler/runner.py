@@ -22,7 +22,7 @@ from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler import audited, decisions
-from luminaguard.scheduler.approvers import starter, terms_of
+from luminaguard.scheduler.approvers import distinct_approvers, starter, terms_of
 from luminaguard.scheduler.cards import approval_card
 from luminaguard.scheduler.classify import Classifier
 from luminaguard.scheduler.lease import RunLease
@@ -278,15 +278,25 @@ class _Execution:
         return Outcome.denied(request.reason, why)
 
     def _approval_holds(self, step: PlannedStep, digest: str, decision: Decision) -> Outcome | None:
-        """None if the stored approval is audited, and by someone allowed to give it."""
+        """None if the stored approval is audited, by as many as may give it as it needs.
+
+        Counted from authentic audit records of exactly this action (never runs.db): the
+        distinct approvers the rule's terms allow, at least its ``min_approvals``.
+        """
         record = audited.approval(self.store, self.run_id, step.id, digest)
-        why: str | None
+        why: str | None = None
         if record is None:
             why = "the approval in runs.db has no audit record (runs.db was edited)"
         else:
+            terms = terms_of(self.plan, decision)
             started = audited.started_by(self.store, self.run_id)
-            approver = str(record.data.get("approver"))
-            why = terms_of(self.plan, decision).refusal(approver, started, approving=True)
+            votes = self.store.approvers_of(self.run_id, step.id, digest)
+            allowed = distinct_approvers(terms, votes, started)
+            if len(allowed) < terms.min_approvals:
+                refusals = (terms.refusal(who, started, True, role) for who, role in votes)
+                first = next((refusal for refusal in refusals if refusal), None)
+                count = f"{len(allowed)} of {terms.min_approvals} approvals by allowed approvers"
+                why = f"{first} ({count})" if first else count
         return None if why is None else Outcome.denied(why, f"approval refused: {why}")
 
     def _views(self, agent: str) -> dict[str, Path]:

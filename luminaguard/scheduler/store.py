@@ -32,7 +32,7 @@ from luminaguard.scheduler.private import (
     private_file,
     private_folder,
 )
-from luminaguard.scheduler.states import ApprovalState, RunState, StepState
+from luminaguard.scheduler.states import ApprovalState, RunState, StateError, StepState
 
 log = logging.getLogger("luminaguard.store")
 
@@ -134,6 +134,12 @@ class ApprovalRecord:
     reason: str | None
 
 
+class AlreadyApproved(StateError):
+    """The approver approved this action already: a name counts once."""
+
+
+#: One approval as audited: the approver's name and, when known, their token's role.
+Vote = tuple[str, str | None]
 Statement = tuple[str, tuple[Any, ...]]
 AuditEntry = tuple[str, str | None, str, dict[str, Any]]
 
@@ -199,13 +205,27 @@ class RunStore:
 
         ``guards`` run first inside the transaction, in order; each may refuse the write.
         """
+        self._transaction(lambda: (statements, audits), bool(audits), fsync, guards)
+
+    def _transaction(
+        self,
+        compose: Callable[[], tuple[list[Statement], tuple[AuditEntry, ...]]],
+        audited: bool,
+        fsync: bool = True,
+        guards: tuple[Callable[[], None], ...] = (),
+    ) -> None:
+        """``_write`` of what ``compose`` returns, composed inside the transaction.
+
+        ``audited``: whether it appends audit records (the key is made ready first).
+        """
         self._durability(fsync)
-        if audits:
+        if audited:
             self.audit.ready()
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for guard in guards:
                 guard()
+            statements, audits = compose()
             for sql, params in statements:
                 self.db.execute(sql, params)
             for audit in audits:
@@ -490,6 +510,70 @@ class RunStore:
         statement, audit, guard = self._decision(request, state, approver, reason)
         self._write([statement], audit, guards=(guard,))
 
+    def approvers_of(self, run_id: str, step_id: str, action_hash: str) -> list[Vote]:
+        """Who approved exactly this action so far, by authentic audit records, in order.
+
+        Each approval is an ``approval.vote`` record; an ``approval.approved`` record
+        written before votes existed counts as its approver's vote.
+        """
+        votes: list[Vote] = []
+        for record in self.audit.records(run_id, step_id):
+            if record.event not in ("approval.vote", "approval.approved"):
+                continue
+            if record.data.get("action_hash") != action_hash:
+                continue
+            if not self.audit.authentic(record):
+                continue
+            role = record.data.get("role")
+            vote = (str(record.data.get("approver")), None if role is None else str(role))
+            if vote not in votes:
+                votes.append(vote)
+        return votes
+
+    def vote_approval(
+        self,
+        request: ApprovalRecord,
+        approver: str,
+        role: str | None,
+        reason: str | None,
+        needed: int,
+    ) -> list[str]:
+        """Record one approval of the pending request; approve it with ``needed`` approvers.
+
+        In one transaction: the ``approval.vote`` record and, when it is the ``needed``-th
+        distinct approver's, the move to approved (audited ``approval.approved``, naming
+        them all). Returns the distinct approvers so far. ``AlreadyApproved`` when
+        ``approver`` approved already (a name counts once); ``StateError`` if the request
+        is not pending (decided meanwhile); nothing is written then.
+        """
+        key = (request.run_id, request.step_id, request.action_hash)
+        voters: list[str] = []
+
+        def compose() -> tuple[list[Statement], tuple[AuditEntry, ...]]:
+            voters[:] = _names(self.approvers_of(*key))
+            if approver in voters:
+                raise AlreadyApproved(
+                    f"{request.step_id}: {approver!r} approved this action already"
+                    f" (a name counts once; {len(voters)} of {needed} approvals)"
+                )
+            voters.append(approver)
+            record = {
+                "action_hash": request.action_hash, "approver": approver, "role": role,
+                "reason": reason, "count": len(voters), "needed": needed,
+            }  # fmt: skip
+            vote = (request.run_id, request.step_id, "approval.vote", record)
+            if len(voters) < needed:
+                return [], (vote,)
+            statement, decision, _ = self._decision(
+                request, ApprovalState.APPROVED, approver, reason
+            )
+            decision[3].update(role=role, approvers=list(voters))
+            return [statement], (vote, decision)
+
+        may = (lambda: guards.approval_move(self.db, *key, ApprovalState.APPROVED),)
+        self._transaction(compose, True, guards=may)
+        return voters
+
     def deny_step(
         self, request: ApprovalRecord, approver: str, reason: str | None, error: str
     ) -> None:
@@ -521,6 +605,14 @@ class RunStore:
             (request.run_id, request.step_id, f"approval.{state}", record),
             lambda: guards.approval_move(self.db, *key, state),
         )
+
+
+def _names(votes: list[Vote]) -> list[str]:
+    names: list[str] = []
+    for who, _ in votes:
+        if who not in names:
+            names.append(who)
+    return names
 
 
 def _step_record(run_id: str, row: tuple[Any, ...]) -> StepRecord:

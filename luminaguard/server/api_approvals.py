@@ -3,8 +3,11 @@
 A decision names the action hash the approver saw: it is recorded only while that
 exact action's request is pending (409 otherwise: decided, expired, or the action
 changed). Two decisions on one request race inside the store's write transaction:
-exactly one is recorded, the other gets 409. Who decides is the token's name, checked
-against the approvers the request was audited with (403 when not among them).
+exactly one is recorded, the other gets 409. Who decides is the token's name (and its
+role, for ``role:NAME`` approvers), checked against the approvers the request was
+audited with (403 when not among them). A request needing several approvers stays
+pending until enough distinct names approved: each approval's reply says how many are
+still needed; a name approving twice gets 409 (it counts once). One denial denies.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ def view(call: Call, request: ApprovalRecord) -> ApprovalView:
         action_hash=shown.action_hash,
         state=shown.state,
         card=shown.card,
+        min_approvals=int(shown.card.get("min_approvals") or 1),
+        approved_by=[str(name) for name in shown.card.get("approved_by") or ()],
         requested=shown.requested,
         expires=shown.expires,
         decided=shown.decided,
@@ -80,11 +85,14 @@ def decide(call: Call, run_id: str, step_id: str, digest: str, approving: bool) 
     if request.action_hash != digest:
         raise ApiError(409, "the action changed: the pending request is for another action hash")
     store, who, reason = call.server.store, call.name, _reason(call)
+    role = str(call.who.role) if call.who else None
     try:
         if approving:
-            done = decisions.approve(store, run_id, step_id, who, reason, action_hash=digest)
+            done = decisions.approve(
+                store, run_id, step_id, who, reason, action_hash=digest, role=role
+            )
         else:
-            done = decisions.deny(store, run_id, step_id, who, reason, action_hash=digest)
+            done = decisions.deny(store, run_id, step_id, who, reason, digest, role)
     except NotAllowed as exc:
         raise ApiError(403, str(exc)) from None
     except (StateError, LuminaGuardError) as exc:
@@ -92,13 +100,16 @@ def decide(call: Call, run_id: str, step_id: str, digest: str, approving: bool) 
     if done.verdict is Verdict.EXPIRED:
         call.server.engine.schedule(run_id)
         raise ApiError(409, "the request expired before the decision; the step is denied")
-    call.server.engine.schedule(run_id)
+    if done.verdict is not Verdict.COUNTED:  # counted: the request is still pending
+        call.server.engine.schedule(run_id)
     return Decided(
         run_id=run_id,
         step_id=step_id,
         action_hash=digest,
         verdict=done.verdict.name.lower(),
         by=done.who,
+        approved_by=list(done.approved_by),
+        needed=done.needed,
     )
 
 

@@ -125,6 +125,10 @@ class ApprovalView(Reply):
     action_hash: str
     state: ApprovalState
     card: dict[str, Any]
+    min_approvals: int = Field(default=1, description="distinct approvers needed")
+    approved_by: list[str] = Field(
+        default_factory=list, description="the distinct names that approved so far"
+    )
     requested: float = Seconds
     expires: float = Seconds
     decided: float | None = Seconds
@@ -144,8 +148,14 @@ class Decided(Reply):
     run_id: str
     step_id: str
     action_hash: str
-    verdict: str = Field(description="approved or denied")
+    verdict: str = Field(
+        description="approved, denied, or counted (an approval short of min_approvals)"
+    )
     by: str
+    approved_by: list[str] = Field(
+        default_factory=list, description="the distinct names that approved so far"
+    )
+    needed: int = Field(default=0, description="approvals still needed before it is approved")
 
 
 class BatchResult(Reply):

@@ -186,6 +186,8 @@ def test_approval_through_the_api_continues_the_run(server: LiveServer) -> None:
         "action_hash": request["action_hash"],
         "verdict": "approved",
         "by": "alice",
+        "approved_by": ["alice"],
+        "needed": 0,
     }
     done = server.wait_run("api", "succeeded", "failed")  # no resume: the server goes on
     assert done["state"] == "succeeded", done
@@ -342,6 +344,8 @@ def test_batch_decisions_each_bound_to_its_own_hash(server: LiveServer) -> None:
         "action_hash": digests["red1"],
         "verdict": "approved",
         "by": "alice",
+        "approved_by": ["alice"],
+        "needed": 0,
     }
     assert results[2]["decided"]["verdict"] == "denied"
     assert results[2]["decided"]["action_hash"] == digests["red2"]

@@ -466,3 +466,48 @@ def test_the_page_is_served_without_a_token_under_a_strict_policy(api: Api) -> N
     for missing in ("/static/nope.js", "/static/page.py", "/static/..%2fpage.py"):
         assert api.client.get(missing).status_code == 404, missing
     assert api.client.post("/").status_code == 405
+
+
+def test_several_approvers_through_the_api(api: Api) -> None:
+    """``min_approvals: 2``: two distinct token names; the submitter may not be one."""
+    bob = {"Authorization": f"Bearer {api.call(api.server.tokens.create, 'bob2', 'approver')}"}
+    approval = (
+        "1h, min_approvals: 2, prevent_self_approval: true,"
+        " approvers: ['role:approver', 'role:admin']"
+    )
+    plan = compile_steps(api.workspace, RED, approval=approval)
+    api.start()
+    for run_id in ("r", "r2"):
+        assert api.submit(plan, run_id).status_code == 201  # submitted by "admin"
+    api.settle()
+    digest = api.get("/v1/approvals/r/ship").json()["action_hash"]
+    path, body = "/v1/approvals/r/ship/approve", {"action_hash": digest}
+    refused = api.post(path, body, role="admin")  # listed by its role, but the submitter
+    assert refused.status_code == 403 and "started this run" in problem(refused).error
+    refused = api.post(path, body, role="viewer")  # no role listed (nor the permission)
+    assert refused.status_code == 403
+    first = Decided.model_validate(api.post(path, body, role="approver").json())
+    assert (first.verdict, first.approved_by, first.needed) == ("counted", ["approver"], 1)
+    again = api.post(path, body, role="approver")
+    assert again.status_code == 409 and "counts once" in problem(again).error
+    view = ApprovalView.model_validate(api.get("/v1/approvals/r/ship").json())
+    assert (view.state, view.min_approvals, view.approved_by) == ("pending", 2, ["approver"])
+    assert view.card["approved_by"] == ["approver"]
+    api.settle()
+    assert api.get("/v1/runs/r").json()["state"] == "halted"
+    second = Decided.model_validate(api.client.post(path, json=body, headers=bob).json())
+    assert (second.verdict, second.approved_by, second.needed) == (
+        "approved",
+        ["approver", "bob2"],
+        0,
+    )
+    api.settle()
+    assert api.get("/v1/runs/r").json()["state"] == "succeeded"
+    # one denial after one approval denies
+    digest2 = api.get("/v1/approvals/r2/ship").json()["action_hash"]
+    path2, body2 = "/v1/approvals/r2/ship/approve", {"action_hash": digest2}
+    assert api.post(path2, body2, role="approver").json()["verdict"] == "counted"
+    denied = api.client.post("/v1/approvals/r2/ship/deny", json=body2, headers=bob)
+    assert denied.json()["verdict"] == "denied"
+    api.settle()
+    assert api.get("/v1/runs/r2").json()["state"] == "failed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -133,7 +133,13 @@ class Match(Model):
 
 
 class _SelfApproval(Model):
-    """``prevent_self_approval``, left out of dumps (and plan hashes) while it is false."""
+    """``prevent_self_approval``, left out of dumps (and plan hashes) while it is false.
+
+    So is ``min_approvals`` while it has its default (the value in ``_UNSAID``): plans
+    compiled before these settings existed keep their hashes.
+    """
+
+    _UNSAID: ClassVar[dict[str, Any]] = {"prevent_self_approval": False}
 
     prevent_self_approval: bool = Field(
         default=False, description="the person who started a run may not approve its steps"
@@ -142,13 +148,16 @@ class _SelfApproval(Model):
     @model_serializer(mode="wrap")
     def _omit_when_false(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if not self.prevent_self_approval:
-            data.pop("prevent_self_approval", None)
+        for key, unsaid in self._UNSAID.items():
+            if key in data and data[key] == unsaid:
+                del data[key]
         return data
 
 
 class Rule(_SelfApproval):
     """One rule: when ``match`` holds, the action gets ``risk`` for ``reason``."""
+
+    _UNSAID: ClassVar[dict[str, Any]] = {"prevent_self_approval": False, "min_approvals": None}
 
     id: RuleId
     match: Match
@@ -160,6 +169,12 @@ class Rule(_SelfApproval):
         description="who may approve or deny this rule's actions (empty: the policy's approvers)",
     )
     timeout: Duration | None = Field(default=None, description="approval timeout of this rule")
+    min_approvals: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="distinct approvers needed for this rule's actions (empty: the policy's)",
+    )
 
 
 def webhook_url(url: str) -> str:
@@ -201,9 +216,15 @@ class Webhook(Model):
 class Approval(_SelfApproval):
     """How Red steps are approved by default under this policy."""
 
+    _UNSAID: ClassVar[dict[str, Any]] = {"prevent_self_approval": False, "min_approvals": 1}
+
     timeout: Duration = 3600.0
     approvers: list[str] = Field(
-        default_factory=list, description="who may approve or deny (empty: anyone)"
+        default_factory=list,
+        description="who may approve or deny (empty: anyone); role:NAME is any token of that role",
+    )
+    min_approvals: int = Field(
+        default=1, ge=1, le=16, description="distinct approvers needed to approve an action"
     )
     notify: list[Webhook] = Field(
         default_factory=list,
@@ -219,3 +240,21 @@ class PolicySpec(Model):
     default_reason: str = "no rule matched; red by default"
     approval: Approval = Field(default_factory=Approval)
     rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> Self:
+        """Refuse a ``min_approvals`` that the approvers named (by name only) cannot reach."""
+        terms = [("approval", self.approval.approvers, self.approval.min_approvals)]
+        for rule in self.rules:
+            if rule.approvers or rule.min_approvals is not None:
+                approvers = rule.approvers or self.approval.approvers
+                needed = rule.min_approvals or self.approval.min_approvals
+                terms.append((f"rule {rule.id}", approvers, needed))
+        for where, approvers, needed in terms:
+            named = set(approvers)
+            if named and not any(a.startswith("role:") for a in named) and len(named) < needed:
+                raise ValueError(
+                    f"{where}: min_approvals is {needed} but only {len(named)}"
+                    " distinct approvers are named"
+                )
+        return self

@@ -13,8 +13,9 @@ from luminaguard.scheduler import audited, decisions
 from luminaguard.scheduler.approvers import ApprovalTerms
 from luminaguard.scheduler.decisions import Verdict
 from luminaguard.scheduler.states import ApprovalState
-from luminaguard.scheduler.store import ApprovalRecord
+from luminaguard.scheduler.store import ApprovalRecord, RunStore
 from luminaguard.server.claim import serving
+from luminaguard.server.tokens import TOKENS_FILE, TokenFile
 from luminaguard.ui.exit_codes import INVALID, OK
 from luminaguard.ui.session import Session, in_session
 from luminaguard.ui.state import add_identity_option, add_state_option, identity, open_store
@@ -78,6 +79,11 @@ def _print_card(request: ApprovalRecord) -> None:
         who = ", ".join(terms.approvers) or "anyone"
         line = who + ("; not the run's starter" * terms.prevent_self_approval)
         print(f"  approvers: {visible(line)}")
+    approved = [str(name) for name in card.get("approved_by") or ()]
+    if terms.min_approvals > 1 or approved:
+        names = ", ".join(approved) or "nobody yet"
+        line = f"{len(approved)} of {terms.min_approvals}: {names}"
+        print(f"  approved:  {visible(line)}")
     if card.get("diff"):
         diff = visible(card["diff"], multiline=True)
         print("  diff:\n" + "".join(f"    {line}\n" for line in diff.splitlines()))
@@ -103,17 +109,37 @@ def list_requests(args: argparse.Namespace, session: Session) -> int:
 @in_session
 def approve(args: argparse.Namespace, session: Session) -> int:
     """Approve the pending request of the step, bound to its action hash."""
-    store = session.store
-    done = decisions.approve(store, args.run_id, args.step_id, identity(args), args.reason)
+    store, who = session.store, identity(args)
+    done = decisions.approve(
+        store, args.run_id, args.step_id, who, args.reason, role=token_role(store, who)
+    )
     if done.verdict is Verdict.RERUN:
         print(f"{args.step_id}: will run again on resume (approved by {done.who})")
         return OK
     if done.verdict is Verdict.EXPIRED:
         print(f"{args.step_id}: the request expired; the step is denied on resume")
         return INVALID
+    if done.verdict is Verdict.COUNTED:
+        so_far = ", ".join(done.approved_by)
+        print(
+            f"{args.step_id}: approval by {done.who} counted for action {done.action_hash[:19]};"
+            f" {done.needed} more needed (approved by {so_far})"
+        )
+        return OK
     print(f"{args.step_id}: approved by {done.who} for action {done.action_hash[:19]}")
     _next(session, args.run_id)
     return OK
+
+
+def token_role(store: RunStore, who: str) -> str | None:
+    """The role of ``who``'s token in the state folder's tokens.json, if it has one.
+
+    A decision made here matches a ``role:NAME`` approver only through it: the name is
+    the one the person gives, the role the one the server's tokens give that name.
+    """
+    if not (store.state_dir / TOKENS_FILE).exists():
+        return None  # never served: no tokens, and no file made by asking
+    return next((str(t.role) for t in TokenFile(store.state_dir).list() if t.name == who), None)
 
 
 def _next(session: Session, run_id: str) -> None:
@@ -131,8 +157,9 @@ def deny(args: argparse.Namespace, session: Session) -> int:
 
     A denial can only stop things, so it is recorded even when the log does not verify.
     """
-    store = session.store
-    done = decisions.deny(store, args.run_id, args.step_id, identity(args), args.reason)
+    store, who = session.store, identity(args)
+    role = token_role(store, who)
+    done = decisions.deny(store, args.run_id, args.step_id, who, args.reason, role=role)
     print(f"{args.step_id}: denied by {done.who}; run: luminaguard resume {args.run_id}")
     return OK
 
@@ -140,7 +167,8 @@ def deny(args: argparse.Namespace, session: Session) -> int:
 @in_session
 def mark_done(args: argparse.Namespace, session: Session) -> int:
     """Record an unknown step as succeeded: a person checked it took effect."""
-    store = session.store
-    done = decisions.mark_done(store, args.run_id, args.step_id, identity(args), args.reason)
+    store, who = session.store, identity(args)
+    role = token_role(store, who)
+    done = decisions.mark_done(store, args.run_id, args.step_id, who, args.reason, role)
     print(f"{args.step_id}: marked done by {done.who}; run: luminaguard resume {args.run_id}")
     return OK
