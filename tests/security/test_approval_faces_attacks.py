@@ -1,0 +1,106 @@
+"""Attacks on the faces of approval: webhook notifications, found by a review.
+
+Each test performs one attack and says in its docstring what happened before the fix.
+A webhook receiver that answers slowly (a byte at a time, each within the socket
+timeout) held a post far beyond the sender's ``timeout``; and the posts ran in the event
+loop's default thread pool, which the server shares with the state-folder watcher (it
+waits there for another process's write lock before it notices a CLI decision) and
+the sandbox backends' clean-ups: a few slow webhooks stalled them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from luminaguard.server.notify import PARALLEL, Sender
+
+#: How long the slow receiver takes to answer, a header line at a time.
+DRIBBLE = 4.0
+
+
+@pytest.fixture
+def slow_receiver() -> Iterator[str]:
+    """A webhook URL whose server sends its answer slowly: one header line every 0.2 s."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(32)
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            end = time.monotonic() + DRIBBLE
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while time.monotonic() < end and not stop.is_set():
+                conn.sendall(b"X-Slow: yes\r\n")
+                time.sleep(0.2)
+            conn.sendall(b"Content-Length: 0\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/hook/secret-path"
+    stop.set()
+    server.close()
+
+
+def test_a_slow_receiver_cannot_hold_a_post_past_its_timeout(slow_receiver: str) -> None:
+    """Attack: a receiver answering a header line every 0.2 s, each within the timeout.
+
+    Before the fix the sender's ``timeout`` bounded each socket read, not the post: a
+    post with a 0.5 s timeout took as long as the receiver liked (here 4 s; a receiver
+    trickling a byte every few seconds held it for hours), with its thread and slot.
+    """
+    sender = Sender(attempts=1, timeout=0.5)
+
+    async def scenario() -> float:
+        began = time.monotonic()
+        await sender.deliver(slow_receiver, b"{}")
+        return time.monotonic() - began
+
+    took = asyncio.run(scenario())
+    assert took < 2.0, f"one post with a 0.5 s timeout took {took:.1f} s"
+
+
+def test_slow_webhooks_do_not_starve_the_servers_other_threads(slow_receiver: str) -> None:
+    """Attack: as many slow webhook posts at once as the sender allows (``PARALLEL``).
+
+    The server's default thread pool has ``min(32, CPUs + 4)`` threads: 6 on a 2-CPU
+    host, fewer than ``PARALLEL``. Before the fix the posts took every one of them, so
+    the state-folder watcher's ``asyncio.to_thread`` (how the server notices an approval
+    given with the CLI) waited behind them for as long as the receivers took.
+    """
+    sender = Sender(attempts=1, timeout=10.0)
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=6))
+        posts = [
+            asyncio.create_task(sender.deliver(slow_receiver, b"{}")) for _ in range(PARALLEL)
+        ]
+        await asyncio.sleep(0.5)  # every post is under way
+        began = time.monotonic()
+        await asyncio.to_thread(lambda: None)  # what the watcher does after each change
+        waited = time.monotonic() - began
+        await asyncio.gather(*posts)
+        return waited
+
+    waited = asyncio.run(scenario())
+    assert waited < 1.0, f"the server's own thread work waited {waited:.1f} s behind webhooks"
