@@ -445,7 +445,7 @@
       const text = [outputs.stdout, outputs.stderr, step.error]
         .filter((t) => typeof t === "string" && t !== "").join("\n");
       const shownText = text || (Object.keys(outputs).length ? JSON.stringify(outputs) : "");
-      if (shownText) cell.append(el("pre", shownText, "output"));
+      if (shownText) cell.append(el("pre", visible(shownText), "output"));
       row.append(cell);
       body.append(row);
     }
