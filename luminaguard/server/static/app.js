@@ -41,6 +41,19 @@
     while (node.firstChild) node.removeChild(node.firstChild);
   }
 
+  // What a run put in a text, shown as the server's `visible` shows it: control and format
+  // characters (bidi overrides, zero-width characters) escaped, never obeyed. Newlines and
+  // tabs stay: a command or JSON may span lines.
+  const INVISIBLE = /[^\n\t\P{Cc}]|[\p{Cf}\p{Cs}\p{Cn}\p{Zl}\p{Zp}]/gu;
+  function visible(text) {
+    return String(text).replace(INVISIBLE, (c) => {
+      const code = c.codePointAt(0);
+      return code < 0x100 ? "\\x" + code.toString(16).padStart(2, "0")
+        : code < 0x10000 ? "\\u" + code.toString(16).padStart(4, "0")
+        : "\\U" + code.toString(16).padStart(8, "0");
+    });
+  }
+
   function part(text) {
     return encodeURIComponent(text);
   }
@@ -241,8 +254,8 @@
     const args = card.arguments || {};
     const command = card.kind !== "call" && typeof args.command === "string";
     $("card-command-box").hidden = !command;
-    $("card-command").textContent = command ? args.command : "";
-    $("card-arguments").textContent = JSON.stringify(args, null, 2);
+    $("card-command").textContent = command ? visible(args.command) : "";
+    $("card-arguments").textContent = visible(JSON.stringify(args, null, 2));
     showDiff(card.diff);
     const pending = request.state === "pending";
     $("approve").disabled = !pending;
@@ -432,7 +445,7 @@
       const text = [outputs.stdout, outputs.stderr, step.error]
         .filter((t) => typeof t === "string" && t !== "").join("\n");
       const shownText = text || (Object.keys(outputs).length ? JSON.stringify(outputs) : "");
-      if (shownText) cell.append(el("pre", shownText, "output"));
+      if (shownText) cell.append(el("pre", visible(shownText), "output"));
       row.append(cell);
       body.append(row);
     }
