@@ -19,13 +19,14 @@ is its secret): only its scheme and host are ever recorded or logged.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import http.client
 import json
 import logging
-import urllib.error
+import socket
+import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,36 +57,44 @@ FIELD_LIMIT = 500
 RUNS_KEPT = 256
 #: HTTP statuses worth another try (besides 5xx and network errors).
 _TRANSIENT = (408, 425, 429)
+#: Bytes of an answer read (and dropped) before the connection closes.
+MAX_ANSWER = 64 << 10
 
 #: Posts ``body`` (JSON) to ``url`` within ``timeout`` seconds: the HTTP status.
 Post = Callable[[str, bytes, float], int]
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer (a failure), never followed: the body stays where it went."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        """Follow no redirect."""
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects())
-
-
 def post(url: str, body: bytes, timeout: float) -> int:
-    """POST ``body`` as JSON to ``url``; the HTTP status (an error status too)."""
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "luminaguard"},
-    )
+    """POST ``body`` as JSON to ``url`` within ``timeout`` seconds in all; the HTTP status.
+
+    A socket's timeout bounds each read, not the post: a receiver answering a header
+    line at a time could hold it for hours. A watchdog shuts the socket down at the
+    deadline, which ends whatever read is under way (an OSError here).
+    """
+    parts = urllib.parse.urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
+    watchdog = threading.Timer(timeout, _cut, (connection,))
+    watchdog.start()
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:  # an answer all the same
-        exc.close()
-        return int(exc.code)
+        target = parts.path or "/"
+        target += f"?{parts.query}" if parts.query else ""
+        headers = {"Content-Type": "application/json", "User-Agent": "luminaguard"}
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()  # a redirect is an answer, never followed
+        response.read(MAX_ANSWER)
+        return int(response.status)
+    finally:
+        watchdog.cancel()
+        connection.close()
+
+
+def _cut(connection: http.client.HTTPConnection) -> None:
+    """End the post now: shut its socket down (the blocked read returns)."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def where(url: str) -> str:
@@ -192,6 +201,9 @@ class Sender:
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(PARALLEL)
+        # threads of its own: slow receivers never hold the loop's default pool, which
+        # the server's watcher and sandbox clean-ups use
+        self.pool = concurrent.futures.ThreadPoolExecutor(PARALLEL, "luminaguard-notify")
 
     async def deliver(self, url: str, data: bytes) -> Delivery:
         """Post until a 2xx, a final refusal (4xx) or the last attempt."""
@@ -211,7 +223,8 @@ class Sender:
         """One post: its status, or why there is none; and what went wrong, if anything."""
         try:
             async with self.slots:
-                status = await asyncio.to_thread(self.post, url, data, self.timeout)
+                loop = asyncio.get_running_loop()
+                status = await loop.run_in_executor(self.pool, self.post, url, data, self.timeout)
         except (OSError, ValueError, http.client.HTTPException) as exc:  # unreachable, timeout
             return None, _why(exc, url)
         return status, None if 200 <= status < 300 else f"HTTP {status}"
