@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from luminaguard.scheduler.store import RunStore
+from luminaguard.server.claim import ServerClaim
 from tests.conftest import ROOT, CliRunner, Writer
 
 pytestmark = pytest.mark.usefixtures("sandbox")
@@ -203,3 +204,19 @@ def test_without_a_terminal_exits_3_as_before(write: Writer, tmp_path: Path) -> 
     assert done.returncode == 3, done.stdout + done.stderr
     assert b"[w]ait?" not in done.stdout
     assert states(state)["ship"] == ("awaiting_approval", 0)
+
+
+def test_a_server_serving_the_folder_continues_the_run(write: Writer, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    claim = ServerClaim(state, "http://127.0.0.1:1")
+    try:
+        terminal = start(write, state)
+        terminal.expect("[w]ait? ")
+        terminal.type("a")
+        assert terminal.wait() == 3, terminal.text()
+    finally:
+        claim.release()
+    assert "http://127.0.0.1:1) continues the run" in terminal.text()
+    assert states(state)["ship"] == ("awaiting_approval", 0)  # approved, not resumed here
+    assert RunStore(state).approvals("approved")[0].approver == "alice"
