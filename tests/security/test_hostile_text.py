@@ -216,7 +216,7 @@ def test_a_bidi_override_in_a_file_name_is_shown(
     from luminaguard.policy.action import Action, Decision
     from luminaguard.scheduler.cards import approval_card
     from luminaguard.scheduler.store import ApprovalRecord
-    from luminaguard.ui.commands.approvals import _print_card
+    from luminaguard.ui.commands.approvals import print_card
 
     args = {"path": "/work/\u202etxt.sh", "content": "id\n"}
     action = Action(kind="call", server="fs", tool="write_file", args=args)
@@ -229,6 +229,6 @@ def test_a_bidi_override_in_a_file_name_is_shown(
              "card": card, "requested": 0.0, "expires": 0.0}  # fmt: skip
     fields = ApprovalRecord.__dataclass_fields__
     record = ApprovalRecord(**{name: known.get(name) for name in fields})
-    _print_card(record)
+    print_card(record)
     shown = capsys.readouterr().out
     assert "\u202e" not in shown and shown.count("\\u202e") >= 3  # arguments and diff

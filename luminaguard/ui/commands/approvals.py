@@ -63,7 +63,8 @@ def approve_or_queue(args: argparse.Namespace) -> int:
     return OK
 
 
-def _print_card(request: ApprovalRecord) -> None:
+def print_card(request: ApprovalRecord) -> None:
+    """Print the request's card as inert text (give it as audited: ``decisions.as_audited``)."""
     card = request.card
     left = request.expires - time.time()
     where = visible(f"{request.run_id} {request.step_id}  [{request.state}]")
@@ -102,7 +103,7 @@ def list_requests(args: argparse.Namespace, session: Session) -> int:
     if not requests:
         print("no approval requests waiting")
     for request in requests:
-        _print_card(request)
+        print_card(request)
     return OK
 
 

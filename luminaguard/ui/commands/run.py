@@ -1,5 +1,7 @@
 """``luminaguard run PATH... [--workload NAME] [--backend NAME] [--state DIR] [--run-id ID]``.
 
+On a terminal, a run halted for approval asks for the decisions and goes on
+(``luminaguard.ui.inline``); ``--no-wait`` (or no terminal) exits 3 instead.
 With ``--server URL`` the plan is compiled here and run by that server (``run_remote``).
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import time
 import uuid
 from collections.abc import Awaitable
@@ -23,10 +26,11 @@ from luminaguard.scheduler.runner import Reporter, Runner
 from luminaguard.scheduler.states import ApprovalState, RunState, StepState
 from luminaguard.scheduler.store import RunStore
 from luminaguard.ui.commands.plan import parse_params
+from luminaguard.ui.inline import follow
 from luminaguard.ui.progress import make_reporter, showing
 from luminaguard.ui.run_remote import run_remote
 from luminaguard.ui.session import session
-from luminaguard.ui.state import add_state_option
+from luminaguard.ui.state import add_state_option, identity
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,6 +66,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--token",
         default=os.environ.get("LUMINAGUARD_TOKEN"),
         help="bearer token for --server (default: $LUMINAGUARD_TOKEN)",
+    )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="on a terminal too, exit 3 when a Red step halts instead of asking for a decision",
+    )
+    parser.add_argument(
+        "--as",
+        dest="identity",
+        metavar="NAME",
+        help="who decides at the prompt (default: $LUMINAGUARD_USER or login name)",
     )
     add_state_option(parser)
     add_lock_option(parser)
@@ -133,4 +148,15 @@ async def run_here(args: argparse.Namespace, plan: Plan) -> int:
         run_id = args.run_id or new_run_id(plan.workload)
         print(f"run {run_id}: workload {plan.workload}, plan {plan.hash[:19]}, backend {name}")
         result = await drive(runner.start(plan, run_id), reporter)
+        if asks(args):
+
+            def resume() -> Awaitable[RunResult]:
+                return drive(runner.resume(run_id), reporter)
+
+            result = await follow(store, result, identity(args), resume)
         return report_result(result, store)
+
+
+def asks(args: argparse.Namespace) -> bool:
+    """Whether a halted run asks for decisions here: on a terminal, without ``--no-wait``."""
+    return not args.no_wait and sys.stdin.isatty() and sys.stdout.isatty()
