@@ -146,11 +146,21 @@ def card(request: ApprovalRecord, now: float) -> RenderableType:
         parts.append(
             _field("approvers:", who + ("; not the run's starter" * terms.prevent_self_approval))
         )
+    if terms.min_approvals > 1:
+        parts.append(_field("approvals:", approvals(data)))
     if data.get("diff"):
         parts.append(Text("diff:", style="bold"))
         diff = visible(data["diff"], multiline=True)
         parts.append(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
     return Group(*parts)
+
+
+def approvals(card: dict[str, object]) -> str:
+    """How many of the approvals needed were given, and by whom: ``1 of 2 (alice)``."""
+    needed = ApprovalTerms.from_card(card).min_approvals
+    given = card.get("approved_by")
+    names = [str(name) for name in given] if isinstance(given, list) else []
+    return f"{len(names)} of {needed}" + (f" ({', '.join(names)})" if names else "")
 
 
 def audit_trail(records: list[AuditRecord]) -> Text:
@@ -182,4 +192,9 @@ def outcome(request: ApprovalRecord, done: Recorded) -> str:
     where = f"{request.run_id} {request.step_id}"
     if done.verdict is decisions.Verdict.EXPIRED:
         return visible(f"{where}: the request expired; the step is denied on resume")
+    if done.verdict is decisions.Verdict.COUNTED:
+        return visible(
+            f"{where}: approval by {done.who} counted; {done.needed} more needed"
+            f" (approved by {', '.join(done.approved_by)})"
+        )
     return visible(f"{where}: {done.verdict.name.lower()} by {done.who} ({done.action_hash[:19]})")
