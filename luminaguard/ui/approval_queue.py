@@ -176,12 +176,17 @@ def audit_trail(records: list[AuditRecord]) -> Text:
 Decide = Callable[[ApprovalRecord], Recorded]
 
 
-def approver(store: RunStore, who: str, clock: Callable[[], float]) -> Decide:
-    """Approve one request, bound to the action hash it was shown with."""
+def approver(
+    store: RunStore, who: str, clock: Callable[[], float], role: str | None = None
+) -> Decide:
+    """Approve one request, bound to the action hash it was shown with.
+
+    ``role``: the role of ``who``'s token, if any (it matches ``role:NAME`` approvers).
+    """
 
     def approve(request: ApprovalRecord) -> Recorded:
         return decisions.approve(
-            store, request.run_id, request.step_id, who, None, clock, request.action_hash
+            store, request.run_id, request.step_id, who, None, clock, request.action_hash, role
         )
 
     return approve

@@ -103,12 +103,13 @@ def drive(
     test: Callable[[App, Pilot[None]], Awaitable[None]],
     who: str = "carol",
     poll: float = 0.05,
+    role: str | None = None,
 ) -> None:
     """Run ``test(app, pilot)`` on an app over the harness's state folder."""
     store = RunStore(harness.state)
 
     async def go() -> None:
-        app = App(store, who, clock=harness.clock, poll=poll)
+        app = App(store, who, clock=harness.clock, poll=poll, role=role)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             await test(app, pilot)
@@ -323,11 +324,11 @@ def test_an_approver_rule_refusal_is_shown_and_nothing_recorded(
 SHIP = '    - {id: ship, agent: a, run: "cp /work/data.txt /work/shipped.txt"}\n'
 
 
-def halted_for_two(harness: Harness) -> None:
+def halted_for_two(harness: Harness, approval: str = "1h, min_approvals: 2") -> None:
     """Run m, halting on a Red step that needs two distinct approvers."""
     folder = Path("two-approvers")  # relative: the card's sources are as shown
     folder.mkdir()
-    plan = compile_steps(folder, SHIP, approval="1h, min_approvals: 2")
+    plan = compile_steps(folder, SHIP, approval=approval)
     assert harness.start(plan, "m").state == "halted"
     harness.clock.now += 60
 
@@ -362,6 +363,23 @@ def test_a_counted_approval_keeps_the_request_and_a_name_counts_once(
     assert state_of(harness, "m", "ship") == "approved"
     [approval] = harness.store.audit.records("m", "ship", "approval.approved")
     assert approval.data["approvers"] == ["alice", "bob"]
+
+
+def test_role_approvers_count_the_token_role_given_to_the_queue(harness: Harness) -> None:
+    halted_for_two(harness, "1h, min_approvals: 2, approvers: ['role:approver']")
+
+    async def without_role(app: App, pilot: Pilot[None]) -> None:
+        await pilot.press("a")
+        assert "is not among the approvers" in text_of(app.status)
+
+    async def with_role(app: App, pilot: Pilot[None]) -> None:
+        await pilot.press("a")
+        assert "approval by alice counted; 1 more needed" in text_of(app.status)
+
+    drive(harness, without_role, who="alice")
+    drive(harness, with_role, who="alice", role="approver")
+    votes = harness.store.audit.records("m", "ship", "approval.vote")
+    assert [(v.data["approver"], v.data["role"]) for v in votes] == [("alice", "approver")]
 
 
 def test_snapshot_of_a_card_with_approvals_so_far(
