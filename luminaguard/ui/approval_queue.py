@@ -146,11 +146,21 @@ def card(request: ApprovalRecord, now: float) -> RenderableType:
         parts.append(
             _field("approvers:", who + ("; not the run's starter" * terms.prevent_self_approval))
         )
+    if terms.min_approvals > 1:
+        parts.append(_field("approvals:", approvals(data)))
     if data.get("diff"):
         parts.append(Text("diff:", style="bold"))
         diff = visible(data["diff"], multiline=True)
         parts.append(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
     return Group(*parts)
+
+
+def approvals(card: dict[str, object]) -> str:
+    """How many of the approvals needed were given, and by whom: ``1 of 2 (alice)``."""
+    needed = ApprovalTerms.from_card(card).min_approvals
+    given = card.get("approved_by")
+    names = [str(name) for name in given] if isinstance(given, list) else []
+    return f"{len(names)} of {needed}" + (f" ({', '.join(names)})" if names else "")
 
 
 def audit_trail(records: list[AuditRecord]) -> Text:
@@ -166,12 +176,17 @@ def audit_trail(records: list[AuditRecord]) -> Text:
 Decide = Callable[[ApprovalRecord], Recorded]
 
 
-def approver(store: RunStore, who: str, clock: Callable[[], float]) -> Decide:
-    """Approve one request, bound to the action hash it was shown with."""
+def approver(
+    store: RunStore, who: str, clock: Callable[[], float], role: str | None = None
+) -> Decide:
+    """Approve one request, bound to the action hash it was shown with.
+
+    ``role``: the role of ``who``'s token, if any (it matches ``role:NAME`` approvers).
+    """
 
     def approve(request: ApprovalRecord) -> Recorded:
         return decisions.approve(
-            store, request.run_id, request.step_id, who, None, clock, request.action_hash
+            store, request.run_id, request.step_id, who, None, clock, request.action_hash, role
         )
 
     return approve
@@ -182,4 +197,9 @@ def outcome(request: ApprovalRecord, done: Recorded) -> str:
     where = f"{request.run_id} {request.step_id}"
     if done.verdict is decisions.Verdict.EXPIRED:
         return visible(f"{where}: the request expired; the step is denied on resume")
+    if done.verdict is decisions.Verdict.COUNTED:
+        return visible(
+            f"{where}: approval by {done.who} counted; {done.needed} more needed"
+            f" (approved by {', '.join(done.approved_by)})"
+        )
     return visible(f"{where}: {done.verdict.name.lower()} by {done.who} ({done.action_hash[:19]})")

@@ -133,10 +133,16 @@ class ApprovalApp(App[None]):
     ]
 
     def __init__(
-        self, store: RunStore, who: str, clock: Callable[[], float] = time.time, poll: float = POLL
+        self,
+        store: RunStore,
+        who: str,
+        clock: Callable[[], float] = time.time,
+        poll: float = POLL,
+        role: str | None = None,
     ) -> None:
         super().__init__()
         self.store, self.who, self.clock, self.poll = store, who, clock, poll
+        self.role = role  # of who's token, if any: it matches ``role:NAME`` approvers
         self.pending: list[ApprovalRecord] = []  # all of them
         self.requests: list[ApprovalRecord] = []  # those the filter lets through, as listed
         self.filter_text = ""
@@ -242,7 +248,7 @@ class ApprovalApp(App[None]):
         """Approve the selected request, bound to its action hash."""
         request = self.selected()
         if request is not None:
-            self._decide(request, queue.approver(self.store, self.who, self.clock))
+            self._decide(request, queue.approver(self.store, self.who, self.clock, self.role))
             self.reload()
 
     def action_deny(self) -> None:
@@ -258,7 +264,7 @@ class ApprovalApp(App[None]):
 
             def deny(r: ApprovalRecord) -> decisions.Recorded:
                 return decisions.deny(
-                    self.store, r.run_id, r.step_id, self.who, reason, r.action_hash
+                    self.store, r.run_id, r.step_id, self.who, reason, r.action_hash, self.role
                 )
 
             self._decide(request, deny)
@@ -278,7 +284,7 @@ class ApprovalApp(App[None]):
             if not answer:
                 self.say("nothing approved")
                 return
-            approve = queue.approver(self.store, self.who, self.clock)
+            approve = queue.approver(self.store, self.who, self.clock, self.role)
             done = sum(self._decide(r, approve) for r in steps)
             if done == len(steps):
                 self.say(f"{visible(request.run_id)}: approved {done} steps")
@@ -310,6 +316,6 @@ class ApprovalApp(App[None]):
         self.reload()
 
 
-def run(store: RunStore, who: str) -> None:
-    """Open the queue on this terminal until the person quits."""
-    ApprovalApp(store, who).run()
+def run(store: RunStore, who: str, role: str | None = None) -> None:
+    """Open the queue on this terminal until the person quits (as ``who``, with ``role``)."""
+    ApprovalApp(store, who, role=role).run()

@@ -171,6 +171,37 @@ def test_sign_in_see_a_request_arrive_approve_and_the_run_goes_on(
     )
 
 
+def test_two_approvers_the_first_is_counted_and_the_second_lets_the_run_finish(
+    page: Any, module_server: LiveServer
+) -> None:
+    server = module_server
+    sign_in(page, server)  # first: the page follows the stream from then on
+    two = HEAD.replace("{approvers: [alice],", "{approvers: [alice, bob], min_approvals: 2,")
+    (server.workspace / "web-two.yaml").write_text(two + HALTS)
+    server.submit("web-two.yaml", "web-two")
+    page.locator("#queue button[data-run='web-two'][data-step='red']").click()
+    page.wait_for_selector("#card-approvals:text('0 of 2')")
+    page.click("#approve")
+    page.wait_for_selector("#decision-message:text('red approval by alice counted: 1 more needed')")
+    page.wait_for_selector("#card-approvals:text('1 of 2 (alice)')")
+    assert page.is_visible("#card") and page.is_enabled("#approve")  # the card stays open
+    assert page.text_content("#card-state") == "pending"
+    assert server.request_of("web-two", "red")["state"] == "pending"
+    assert server.steps("web-two")["last"] != "succeeded"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#card").screenshot(path=str(ARTIFACTS / "web-card-approvals.png"))
+
+    page.click("#sign-out")
+    sign_in(page, server, "bob")
+    page.locator("#queue button[data-run='web-two'][data-step='red']").click()
+    page.wait_for_selector("#card-approvals:text('1 of 2 (alice)')")
+    page.click("#approve")
+    page.wait_for_selector("#decision-message:text('red approved by bob')")
+    page.wait_for_selector("#run-state:text('succeeded')")
+    assert server.run("web-two")["state"] == "succeeded"
+    assert server.request_of("web-two", "red")["approved_by"] == ["alice", "bob"]
+
+
 def test_a_deny_needs_a_reason(page: Any, module_server: LiveServer) -> None:
     server = module_server
     sign_in(page, server)

@@ -26,7 +26,7 @@ from luminaguard.transport.fake import FakeToolClient
 from luminaguard.ui import tui
 from luminaguard.ui.approval_queue import parsed_command
 from tests.conftest import CliRunner
-from tests.scheduler.harness import Harness
+from tests.scheduler.harness import Harness, compile_steps
 
 HEAD = """\
 apiVersion: luminaguard.dev/v1
@@ -103,12 +103,13 @@ def drive(
     test: Callable[[App, Pilot[None]], Awaitable[None]],
     who: str = "carol",
     poll: float = 0.05,
+    role: str | None = None,
 ) -> None:
     """Run ``test(app, pilot)`` on an app over the harness's state folder."""
     store = RunStore(harness.state)
 
     async def go() -> None:
-        app = App(store, who, clock=harness.clock, poll=poll)
+        app = App(store, who, clock=harness.clock, poll=poll, role=role)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             await test(app, pilot)
@@ -318,6 +319,82 @@ def test_an_approver_rule_refusal_is_shown_and_nothing_recorded(
         assert len(listed(app)) == 3
 
     drive(harness, test)
+
+
+SHIP = '    - {id: ship, agent: a, run: "cp /work/data.txt /work/shipped.txt"}\n'
+
+
+def halted_for_two(harness: Harness, approval: str = "1h, min_approvals: 2") -> None:
+    """Run m, halting on a Red step that needs two distinct approvers."""
+    folder = Path("two-approvers")  # relative: the card's sources are as shown
+    folder.mkdir()
+    plan = compile_steps(folder, SHIP, approval=approval)
+    assert harness.start(plan, "m").state == "halted"
+    harness.clock.now += 60
+
+
+def test_a_counted_approval_keeps_the_request_and_a_name_counts_once(
+    harness: Harness, tmp_path: Path
+) -> None:
+    halted_for_two(harness)
+
+    async def alice(app: App, pilot: Pilot[None]) -> None:
+        assert "approvals: 0 of 2" in card_text(app)
+        await pilot.press("a")
+        assert "approval by alice counted; 1 more needed" in text_of(app.status)
+        assert listed(app) == [("m", "ship")]  # still waiting for a second approver
+        assert "approvals: 1 of 2 (alice)" in card_text(app)
+        await pilot.press("a")  # the same name again: refused, nothing recorded
+        assert "a name counts once" in text_of(app.status)
+        assert listed(app) == [("m", "ship")]
+
+    drive(harness, alice, who="alice")
+    assert state_of(harness, "m", "ship") == "pending"
+    votes = harness.store.audit.records("m", "ship", "approval.vote")
+    assert [vote.data["approver"] for vote in votes] == ["alice"]
+
+    async def bob(app: App, pilot: Pilot[None]) -> None:
+        assert "approvals: 1 of 2 (alice)" in card_text(app)
+        await pilot.press("a")
+        assert "m ship: approved by bob" in text_of(app.status)
+        assert listed(app) == []
+
+    drive(harness, bob, who="bob")
+    assert state_of(harness, "m", "ship") == "approved"
+    [approval] = harness.store.audit.records("m", "ship", "approval.approved")
+    assert approval.data["approvers"] == ["alice", "bob"]
+
+
+def test_role_approvers_count_the_token_role_given_to_the_queue(harness: Harness) -> None:
+    halted_for_two(harness, "1h, min_approvals: 2, approvers: ['role:approver']")
+
+    async def without_role(app: App, pilot: Pilot[None]) -> None:
+        await pilot.press("a")
+        assert "is not among the approvers" in text_of(app.status)
+
+    async def with_role(app: App, pilot: Pilot[None]) -> None:
+        await pilot.press("a")
+        assert "approval by alice counted; 1 more needed" in text_of(app.status)
+
+    drive(harness, without_role, who="alice")
+    drive(harness, with_role, who="alice", role="approver")
+    votes = harness.store.audit.records("m", "ship", "approval.vote")
+    assert [(v.data["approver"], v.data["role"]) for v in votes] == [("alice", "approver")]
+
+
+def test_snapshot_of_a_card_with_approvals_so_far(
+    harness: Harness, tmp_path: Path, snapshot: SnapshotAssertion
+) -> None:
+    halted_for_two(harness)
+    tui.decisions.approve(harness.store, "m", "ship", "alice", None, harness.clock)
+    shots: list[str] = []
+
+    async def test(app: App, pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        shots.append(app.export_screenshot(title="approvals"))
+
+    drive(harness, test, poll=3600)
+    assert shots[0] == snapshot(extension_class=SVGExtension)
 
 
 def test_snapshot_of_the_queue_and_the_write_card(

@@ -246,6 +246,10 @@
     $("card-reason").textContent = card.reason || "";
     $("card-approvers").textContent = (card.approvers && card.approvers.length)
       ? card.approvers.join(", ") : "anyone with an approver's token";
+    const several = Number(request.min_approvals) > 1;
+    $("card-approvals-label").hidden = !several;
+    $("card-approvals").hidden = !several;
+    $("card-approvals").textContent = several ? approvalsSoFar(request) : "";
     $("card-state").textContent = request.state
       + (request.approver ? " by " + request.approver : "")
       + (request.reason ? ": " + request.reason : "");
@@ -265,6 +269,12 @@
       button.classList.toggle("selected", button.dataset.run === run && button.dataset.step === step);
     }
     if (runId !== run) { runId = run; loadRun(run); markRuns(); }
+  }
+
+  function approvalsSoFar(request) { // "1 of 2 (alice)"
+    const names = Array.isArray(request.approved_by) ? request.approved_by.map(String) : [];
+    return names.length + " of " + request.min_approvals
+      + (names.length ? " (" + names.join(", ") + ")" : "");
   }
 
   function showDiff(diff) {
@@ -302,7 +312,10 @@
     const body = { action_hash: request.action_hash, reason: reason || null };
     const reply = await guarded(() => api("POST", path, body));
     if (!reply) return;
-    if (reply.ok) {
+    if (reply.ok && reply.data.verdict === "counted") { // the request stays pending
+      message(request.step_id + " approval by " + reply.data.by + " counted: "
+        + reply.data.needed + " more needed", "ok");
+    } else if (reply.ok) {
       message(request.step_id + " " + reply.data.verdict + " by " + reply.data.by, "ok");
     } else {
       message((reply.data && reply.data.error) || "refused: " + reply.status, "error");

@@ -57,7 +57,8 @@ def approve_or_queue(args: argparse.Namespace) -> int:
         audited.check_log(store)
         from luminaguard.ui import tui  # Textual: loaded only for the queue
 
-        tui.run(store, identity(args))
+        who = identity(args)
+        tui.run(store, who, token_role(store, who))
     finally:
         store.close()
     return OK
