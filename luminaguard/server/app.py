@@ -55,6 +55,8 @@ async def events(call: Call) -> Response:
     hub = call.server.hub
     if hub.closed:
         raise ApiError(503, "the server is stopping")
+    if after is None:  # from now: what is recorded before the stream starts is sent too
+        after = hub.last
 
     async def stream() -> AsyncIterator[str]:
         yield ": luminaguard events\n\n"

@@ -175,10 +175,10 @@ def test_two_approvers_the_first_is_counted_and_the_second_lets_the_run_finish(
     page: Any, module_server: LiveServer
 ) -> None:
     server = module_server
-    sign_in(page, server)  # first: the page follows the stream from then on
     two = HEAD.replace("{approvers: [alice],", "{approvers: [alice, bob], min_approvals: 2,")
     (server.workspace / "web-two.yaml").write_text(two + HALTS)
     server.submit("web-two.yaml", "web-two")
+    sign_in(page, server)  # while the run halts: the page must not miss its request
     page.locator("#queue button[data-run='web-two'][data-step='red']").click()
     page.wait_for_selector("#card-approvals:text('0 of 2')")
     page.click("#approve")

@@ -125,7 +125,9 @@
         if (!response.ok || !response.body) throw new Error("event stream: " + response.status);
         $("connection").textContent = "live";
         wait = 500;
-        if (lastEvent !== null) { loadApprovals(); loadRuns(); if (runId) loadRun(runId); }
+        // read again once the stream is open: what changed before it is in the answers,
+        // what changes after it comes as events (the server counts from the request)
+        loadApprovals(); loadRuns(); if (runId) loadRun(runId);
         await read(response.body);
       } catch (e) {
         if (controller.signal.aborted) return;
