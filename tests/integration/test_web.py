@@ -202,6 +202,16 @@ def test_two_approvers_the_first_is_counted_and_the_second_lets_the_run_finish(
     assert server.request_of("web-two", "red")["approved_by"] == ["alice", "bob"]
 
 
+def test_a_notifications_link_opens_its_card(page: Any, module_server: LiveServer) -> None:
+    server = module_server
+    submit(server, "web-link")
+    server.wait_run("web-link", "halted")
+    page.goto(f"http://127.0.0.1:{server.port}/#/approvals/web-link/red")
+    sign_in(page, server)
+    page.wait_for_selector("#card-run:text('web-link')")
+    assert page.inner_text("#card-step") == "red"
+
+
 def test_a_deny_needs_a_reason(page: Any, module_server: LiveServer) -> None:
     server = module_server
     sign_in(page, server)

@@ -106,6 +106,21 @@
     $("sign-out").hidden = false;
     await Promise.all([loadApprovals(), loadRuns()]);
     follow();
+    route();
+  }
+
+  // A link to one card (what a notification sends): #/approvals/RUN/STEP.
+  const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+  function route() {
+    const parts = location.hash.split("/");
+    if (parts.length !== 4 || parts[0] !== "#" || parts[1] !== "approvals" || !token) return;
+    let run, step;
+    try {
+      [run, step] = [decodeURIComponent(parts[2]), decodeURIComponent(parts[3])];
+    } catch (e) {
+      return; // not a link we made
+    }
+    if (NAME.test(run) && NAME.test(step)) openCard(run, step);
   }
 
   // --- the event stream (fetch + ReadableStream: EventSource cannot send headers) ---
@@ -486,6 +501,7 @@
   $("approve").addEventListener("click", () => decide("approve"));
   $("deny").addEventListener("click", () => decide("deny"));
   $("card-close").addEventListener("click", () => { shown = null; $("card").hidden = true; });
+  window.addEventListener("hashchange", route);
   setInterval(tick, 1000);
   if (token) signIn(token); else showLogin("");
 })();
