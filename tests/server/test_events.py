@@ -108,11 +108,17 @@ def test_an_idle_subscription_yields_keep_alives_then_events(store: RunStore) ->
 def test_a_closed_hub_ends_every_subscription_and_refuses_new_ones(store: RunStore) -> None:
     async def scenario() -> tuple[list[Event | None], list[Event | None]]:
         hub = EventHub(store)
+        record(store, hub, 2)  # a new subscription after=0 would replay these
         before = hub.subscribe()
         waiting = asyncio.ensure_future(anext(before, "ended"))
-        await asyncio.sleep(0)  # it waits for an event
+        while not hub.subscribers:  # it waits for an event
+            await asyncio.sleep(0)
         hub.close()
-        after = [event async for event in hub.subscribe(after=0)]
+
+        async def drain() -> list[Event | None]:
+            return [event async for event in hub.subscribe(after=0)]
+
+        after = await asyncio.wait_for(drain(), 5)  # ends at once, or the test fails
         return [await waiting], after
 
     ended, after = asyncio.run(scenario())
