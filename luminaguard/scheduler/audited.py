@@ -80,7 +80,8 @@ def _state_of(record: AuditRecord) -> str | None:
 def check_steps(store: RunStore, run_id: str) -> None:
     """Refuse unless every step is in the state its latest audit record put it in.
 
-    Call after ``check_log``: the records are then known to be authentic.
+    Each record relied on is checked for authenticity itself: a server verifies the log
+    incrementally, so an edit inside its verified part is not found by ``check_log``.
     """
     with store.snapshot():  # approve and deny may write meanwhile: read one state
         steps = store.steps(run_id)
@@ -89,6 +90,12 @@ def check_steps(store: RunStore, run_id: str) -> None:
     outputs: dict[str, Any] = {}
     for record in records:
         state = _state_of(record)
+        relied_on = state is not None or "outputs" in record.data
+        if record.step_id in audited and relied_on and not store.audit.authentic(record):
+            raise UsageError(
+                f"run {run_id!r}: audit record {record.seq} of step {record.step_id} does not"
+                " match its hash (edited); refusing to drive it (see `luminaguard audit verify`)"
+            )
         if record.step_id in audited and state is not None:
             audited[record.step_id] = state
         if record.step_id in audited and "outputs" in record.data:

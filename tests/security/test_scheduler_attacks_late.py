@@ -76,8 +76,7 @@ def _edit(state: Path, run_id: str, step_id: str) -> None:
             "UPDATE audit SET data = ? WHERE seq = ?", (json.dumps({"state": "pending"}), seq)
         )
         db.execute(
-            "UPDATE steps SET state = 'pending', outputs = NULL"
-            " WHERE run_id = ? AND step_id = ?",
+            "UPDATE steps SET state = 'pending', outputs = NULL WHERE run_id = ? AND step_id = ?",
             (run_id, step_id),
         )
     finally:
