@@ -19,14 +19,17 @@ from typing import Protocol
 
 from luminaguard.backoff import backoff
 from luminaguard.compiler.plan import Plan, PlannedStep
+from luminaguard.config.models import McpServer
 from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler import audited, decisions
 from luminaguard.scheduler.approvers import distinct_approvers, starter, terms_of
+from luminaguard.scheduler.asking import QUESTION_TIMEOUT, RunAsker
 from luminaguard.scheduler.cards import approval_card
 from luminaguard.scheduler.classify import Classifier
 from luminaguard.scheduler.lease import RunLease
 from luminaguard.scheduler.outcomes import ApprovalRequest, Outcome, RunResult, run_state
+from luminaguard.scheduler.questions import QuestionBook
 from luminaguard.scheduler.readiness import Readiness
 from luminaguard.scheduler.redact import RedactingReporter, Redactor, check_secrets
 from luminaguard.scheduler.sandbox_set import SandboxSet
@@ -161,7 +164,12 @@ class _Execution:
         self.token = token
         self.classifier = Classifier(plan)
         self.sandboxes = SandboxSet(runner.backend, plan.pools, self._workdir, runner.environ)
-        self.tools = ToolBroker(plan, runner.backend, self._sandbox, runner.environ, runner.connect)
+        self.questions = QuestionBook(self.store)
+        # questions left pending by a runner that stopped: nobody waits for their answers
+        self.questions.cancel_all(run_id, "the run was driven again")
+        self.tools = ToolBroker(
+            plan, runner.backend, self._sandbox, runner.environ, runner.connect, self._asker
+        )
         self.base = self.store.state_dir / "runs" / run_id
         redact = Redactor(run_secrets(plan, runner.environ).values())
         # runs driven at once share the store's audit log: it redacts every run's secrets
@@ -361,6 +369,10 @@ class _Execution:
             "exit_code": result.exit_code,
         }
         return Outcome.ended(outputs, result.failure())
+
+    def _asker(self, name: str, server: McpServer, calls: Mapping[str, float]) -> RunAsker:
+        timeout = QUESTION_TIMEOUT if server.question_timeout is None else server.question_timeout
+        return RunAsker(self.questions, self.run_id, name, calls, timeout, self.runner.clock)
 
     async def close(self) -> None:
         await self.tools.aclose()

@@ -21,7 +21,7 @@ from typing import Any
 
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import UsageError
-from luminaguard.scheduler import guards, lease
+from luminaguard.scheduler import guards, lease, questions
 from luminaguard.scheduler.audit import AuditLog, Redactor
 from luminaguard.scheduler.audit_head import HeadFile
 from luminaguard.scheduler.audit_key import state_key
@@ -161,7 +161,7 @@ class RunStore:
         self._data_version = -1
         #: called after every commit of this process (a server publishes events from them)
         self.on_commit: list[Callable[[], None]] = []
-        self.db.executescript(SCHEMA + lease.SCHEMA)
+        self.db.executescript(SCHEMA + lease.SCHEMA + questions.SCHEMA)
         self.audit = AuditLog(
             self.db,
             redact,

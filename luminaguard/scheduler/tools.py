@@ -16,6 +16,7 @@ from luminaguard.scheduler.templates import StepError
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
 from luminaguard.transport.mcp_http import http_client
 from luminaguard.transport.mcp_stdio import stdio_client
+from luminaguard.transport.questions import Asker
 
 #: How long a started stdio MCP server has to answer the MCP handshake, seconds. The
 #: sandbox's own start-up is not in it (each backend bounds its own: a gVisor start,
@@ -25,9 +26,18 @@ DRIFT_RULE = "tool-changed-since-lock"
 
 #: Starts a client for one server: ``connect`` below, or a fake in tests.
 Connector = Callable[
-    [str, McpServer, Backend, Callable[[], Awaitable[SandboxHandle]], Mapping[str, str]],
+    [
+        str,
+        McpServer,
+        Backend,
+        Callable[[], Awaitable[SandboxHandle]],
+        Mapping[str, str],
+        Asker | None,
+    ],
     Awaitable[ToolClient],
 ]
+#: Makes the asker of one server (its name, its config, the calls in flight on it).
+AskerFactory = Callable[[str, McpServer, Mapping[str, float]], Asker]
 
 
 async def connect(
@@ -36,8 +46,12 @@ async def connect(
     backend: Backend,
     sandbox: Callable[[], Awaitable[SandboxHandle]],
     environ: Mapping[str, str],
+    asker: Asker | None = None,
 ) -> ToolClient:
-    """A started client for one server: stdio inside the sandbox, or HTTP endpoints."""
+    """A started client for one server: stdio inside the sandbox, or HTTP endpoints.
+
+    ``asker`` puts a stdio server's questions to a person (HTTP servers ask none).
+    """
     if server.command is None:
         headers = resolve(server.headers, environ, "header")
         return await http_client(name, server.endpoints, headers)
@@ -48,7 +62,7 @@ async def connect(
     async def started() -> SandboxProcess:
         return process
 
-    client = stdio_client(name, started)
+    client = stdio_client(name, started, asker)
     await client.start(STARTUP_TIMEOUT)  # from the server's start; the client kills it on failure
     return client
 
@@ -63,6 +77,7 @@ class ToolBroker:
         sandbox: Callable[[str], Awaitable[SandboxHandle]],
         environ: Mapping[str, str],
         connect: Connector = connect,
+        asker: AskerFactory | None = None,
     ) -> None:
         self.plan = plan
         self.backend = backend
@@ -73,6 +88,9 @@ class ToolBroker:
         self.tools: dict[tuple[str, str], dict[str, ToolInfo]] = {}
         self._starting: dict[tuple[str, str], asyncio.Lock] = {}
         self._changed: dict[tuple[str, str, str], list[str]] = {}
+        self._asker = asker
+        #: per server, the tool calls in flight: step id -> deadline (event loop time)
+        self.calls: dict[tuple[str, str], dict[str, float]] = {}
 
     async def client(self, agent: str, name: str) -> tuple[ToolClient, dict[str, ToolInfo]]:
         """The connection to an agent's server and its live tools (started on first use)."""
@@ -80,6 +98,8 @@ class ToolBroker:
         async with self._starting.setdefault(key, asyncio.Lock()):
             if key not in self.clients:
                 server = self.plan.agents[agent].spec.mcp_servers[name]
+                calls = self.calls.setdefault(key, {})
+                asker = self._asker(f"{agent}/{name}", server, calls) if self._asker else None
                 try:
                     client = await self.connect(
                         f"{agent}/{name}",
@@ -87,6 +107,7 @@ class ToolBroker:
                         self.backend,
                         lambda: self.sandbox(agent),
                         self.environ,
+                        asker,
                     )
                     self.clients[key] = client
                     self.tools[key] = {tool.name: tool for tool in await client.list_tools()}
@@ -123,13 +144,18 @@ class ToolBroker:
         """
         hints = action.annotations or {}
         idempotent = step.idempotent or hints.get("idempotentHint", False)
+        key = (step.agent, action.server or "")
+        calls = self.calls.setdefault(key, {})
+        calls[step.id] = asyncio.get_running_loop().time() + timeout
         try:
-            client, _ = await self.client(step.agent, action.server or "")
+            client, _ = await self.client(*key)
             result = await client.call_tool(
                 action.tool or "", dict(action.args), timeout, idempotent
             )
         except (StepError, TransportError) as exc:
             return Outcome.failed(str(exc))
+        finally:
+            calls.pop(step.id, None)
         return Outcome.ended(
             result.outputs(), f"tool error: {result.text}" if result.is_error else None
         )

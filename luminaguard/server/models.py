@@ -207,3 +207,65 @@ class ErrorBody(Reply):
 
     error: str
     fields: list[FieldProblem] = Field(default_factory=list)
+
+
+# --- questions from tools (MCP elicitation) ---------------------------------------------
+AnswerValue = str | int | float | bool | list[Annotated[str, Field(max_length=10_000)]] | None
+
+
+class FieldView(Reply):
+    """One field of a question's form."""
+
+    name: str
+    kind: Literal["string", "number", "integer", "boolean", "choice", "choices"]
+    title: str
+    description: str
+    required: bool
+    choices: list[str]
+    minimum: float | None = Field(description="of a number, or of a text's or list's length")
+    maximum: float | None
+    default: AnswerValue
+
+
+class QuestionView(Reply):
+    """A question an MCP server asks a person while one of its tools runs."""
+
+    run_id: str
+    question_id: str
+    step_id: str | None = Field(description="the step whose call asks (null: several)")
+    server: str = Field(description="agent/server")
+    state: Literal["pending", "answered", "declined", "expired", "cancelled"]
+    message: str = Field(description="the server's text: show it as text, never as HTML")
+    fields: list[FieldView]
+    asked: float = Seconds
+    expires: float = Seconds
+    decided: float | None
+    who: str | None
+
+
+class QuestionList(Reply):
+    """Questions nobody has answered yet, oldest first."""
+
+    questions: list[QuestionView]
+
+
+class Answer(Request):
+    """A person's answer: a value for each field (checked against the form)."""
+
+    content: dict[Annotated[str, Field(max_length=64)], AnswerValue] = Field(max_length=32)
+
+
+class DeclineQuestion(Request):
+    """Decline to answer a question."""
+
+    reason: str | None = Reason
+
+
+class Answered(Reply):
+    """What was recorded, and so what the server is told."""
+
+    run_id: str
+    question_id: str
+    state: Literal["answered", "declined"]
+    by: str
+    content: dict[str, AnswerValue] | None

@@ -17,6 +17,7 @@ from mcp.shared.message import SessionMessage
 
 from luminaguard.process import SandboxProcess
 from luminaguard.transport.mcp_session import SessionClient
+from luminaguard.transport.questions import Asker, GuardedSession, callbacks
 
 _LINE_LIMIT = 64 << 20  # one JSON-RPC message per line; tool results can be large
 
@@ -61,7 +62,7 @@ Starter = Callable[[], Awaitable[SandboxProcess]]
 
 
 @contextlib.asynccontextmanager
-async def _session(start: Starter) -> AsyncIterator[ClientSession]:
+async def _session(start: Starter, asker: Asker | None) -> AsyncIterator[ClientSession]:
     process = await start()
     to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     session_writes, to_server = anyio.create_memory_object_stream[SessionMessage](16)
@@ -70,7 +71,8 @@ async def _session(start: Starter) -> AsyncIterator[ClientSession]:
         asyncio.get_running_loop().create_task(_pump_in(process, to_server)),
     ]
     try:
-        async with ClientSession(session_reads, session_writes) as session:
+        hooks = callbacks(asker)
+        async with GuardedSession(session_reads, session_writes, **hooks) as session:
             yield session
     finally:
         for pump in pumps:
@@ -81,10 +83,13 @@ async def _session(start: Starter) -> AsyncIterator[ClientSession]:
         await process.wait()
 
 
-def stdio_client(name: str, start: Starter) -> SessionClient:
+def stdio_client(name: str, start: Starter, asker: Asker | None = None) -> SessionClient:
     """A not-yet-started client for the stdio server that ``start()`` launches.
+
+    ``asker`` puts the server's questions (elicitation) to a person; without one, the
+    client does not declare that it can ask.
 
     ``start`` is e.g. ``lambda: backend.spawn(sandbox, argv, env)`` (namespace sandbox)
     or ``lambda: guest.spawn(argv, env)`` (a guest agent inside a VM).
     """
-    return SessionClient(name, lambda: _session(start))
+    return SessionClient(name, lambda: _session(start, asker))

@@ -72,6 +72,7 @@ def connector(clients: Mapping[str, ToolClient]) -> Connector:
         backend: Backend,
         sandbox: object,
         environ: Mapping[str, str],
+        asker: object = None,
     ) -> ToolClient:
         return clients[name]
 

@@ -23,6 +23,11 @@ class McpServer(Model):
     tools: list[str] | None = Field(
         default=None, description="allow-list of tool names; absent means every tool"
     )
+    question_timeout: Duration | None = Field(
+        default=None,
+        description="how long a question the server asks (MCP elicitation) waits for a"
+        " person before it is declined (default 5m); stdio servers only",
+    )
 
     @model_validator(mode="after")
     def _one_transport(self) -> Self:
@@ -33,6 +38,8 @@ class McpServer(Model):
             raise ValueError("write either 'url' or 'urls', not both")
         if self.command is None and (self.args or self.env):
             raise ValueError("'args' and 'env' only apply to a stdio server with 'command'")
+        if self.command is None and self.question_timeout is not None:
+            raise ValueError("'question_timeout' only applies to a stdio server (questions)")
         return self
 
     @property

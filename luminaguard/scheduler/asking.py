@@ -1,0 +1,101 @@
+"""``RunAsker``: a server's question put in the queue, and the wait for a person's reply.
+
+One asker serves one MCP server of one run. A question belongs to the step whose tool
+call is in flight on that server (none, when several are: the server is named
+either way). It waits until a person answers or declines it, or until its deadline:
+the server's ``question_timeout``, cut short to end a little before the tool call's
+own timeout (so that the server hears "decline" rather than nothing). At the deadline
+the question is recorded as expired and the server told "decline"; a tool call that
+ends first (or a runner that stops) cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+
+from luminaguard.scheduler.questions import QuestionBook, QuestionState
+from luminaguard.scheduler.states import StateError
+from luminaguard.transport.forms import Form
+from luminaguard.transport.questions import Reply
+
+#: How long a question waits for a person unless its server says otherwise, seconds.
+QUESTION_TIMEOUT = 300.0
+#: How long before a tool call's timeout its question expires, seconds.
+MARGIN = 1.0
+#: How often the wait looks for a reply, seconds (a read of one row).
+POLL = 0.1
+EXPIRED_WHY = "no answer before the timeout"
+
+
+class RunAsker:
+    """Asks one server's questions for one run; see the module's docstring."""
+
+    def __init__(
+        self,
+        book: QuestionBook,
+        run_id: str,
+        server: str,
+        calls: Mapping[str, float],
+        timeout: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.book = book
+        self.run_id = run_id
+        self.server = server
+        #: the tool calls in flight on the server: step id -> deadline (event loop time)
+        self.calls = calls
+        self.timeout = timeout
+        self.clock = clock
+
+    def _step(self) -> str | None:
+        return next(iter(self.calls)) if len(self.calls) == 1 else None
+
+    def _wait_for(self) -> float:
+        """Seconds the question may wait: its timeout, within the earliest call's."""
+        wait = self.timeout
+        if self.calls:
+            left = min(self.calls.values()) - asyncio.get_running_loop().time() - MARGIN
+            wait = min(wait, left)
+        return max(0.0, wait)
+
+    async def ask(self, message: str, form: Form) -> Reply:
+        """Queue the question and wait for the reply (a decline at the deadline)."""
+        wait = self._wait_for()
+        deadline = asyncio.get_running_loop().time() + wait
+        question = self.book.ask(
+            self.run_id, self._step(), self.server, message, form, self.clock() + wait
+        )
+        try:
+            return await self._reply(question.question_id, deadline)
+        except BaseException:
+            with contextlib.suppress(StateError):
+                self.book.close(
+                    self.run_id, question.question_id, QuestionState.CANCELLED,
+                    "luminaguard", "the tool call ended first",
+                )  # fmt: skip
+            raise
+
+    async def _reply(self, question_id: str, deadline: float) -> Reply:
+        loop = asyncio.get_running_loop()
+        while True:
+            reply = self.book.reply(self.run_id, question_id)
+            if reply is not None:
+                return reply
+            left = deadline - loop.time()
+            if left <= 0:
+                try:
+                    self.book.close(
+                        self.run_id, question_id, QuestionState.EXPIRED, "luminaguard", EXPIRED_WHY
+                    )
+                except StateError:
+                    continue  # answered meanwhile: that answer counts
+                return Reply("decline")
+            await asyncio.sleep(min(POLL, left))
+
+    async def refuse(self, request: str, why: str) -> None:
+        """Audit a refused request of the server (sampling, a URL, a bad form)."""
+        data = {"server": self.server, "why": why}
+        self.book.store.audit_event(self.run_id, self._step(), f"{request}.refused", data)
