@@ -72,7 +72,8 @@ class AuditKey:
         The key is written in full under another name and then linked into place, so a
         process starting at the same moment reads the whole key or makes none.
         """
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+        # unique per caller: two threads of one process may make the key at once
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
             try:

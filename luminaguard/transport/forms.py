@@ -24,7 +24,7 @@ MAX_TEXT = 1000  # a field's title or description
 MAX_SCHEMA = 32 << 10  # bytes of the schema as JSON
 MAX_VALUE = 10_000  # characters of one answered string
 MAX_CHOICES = 100
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")  # never "__proto__"
 KINDS = ("string", "number", "integer", "boolean", "choice", "choices")
 
 #: One answered value, as MCP carries it.
