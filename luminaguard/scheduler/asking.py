@@ -28,6 +28,14 @@ MARGIN = 1.0
 #: How often the wait looks for a reply, seconds (a read of one row).
 POLL = 0.1
 EXPIRED_WHY = "no answer before the timeout"
+#: A server's questions waiting at once, and asked in all (of one run): a server is
+#: hostile, and a flood of questions would bury the ones that matter.
+MAX_WAITING = 2
+MAX_ASKED = 50
+
+
+class TooManyQuestions(Exception):
+    """The server asks more than a person should be asked: refused, not queued."""
 
 
 class RunAsker:
@@ -49,6 +57,8 @@ class RunAsker:
         self.calls = calls
         self.timeout = timeout
         self.clock = clock
+        self.waiting = 0
+        self.asked = 0
 
     def _step(self) -> str | None:
         return next(iter(self.calls)) if len(self.calls) == 1 else None
@@ -62,7 +72,22 @@ class RunAsker:
         return max(0.0, wait)
 
     async def ask(self, message: str, form: Form) -> Reply:
-        """Queue the question and wait for the reply (a decline at the deadline)."""
+        """Queue the question and wait for the reply (a decline at the deadline).
+
+        ``TooManyQuestions`` (nothing queued) past ``MAX_WAITING`` or ``MAX_ASKED``.
+        """
+        if self.waiting >= MAX_WAITING or self.asked >= MAX_ASKED:
+            raise TooManyQuestions(
+                f"{self.server} asks too many questions ({MAX_WAITING} may wait at once,"
+                f" {MAX_ASKED} in a run)"
+            )
+        self.waiting, self.asked = self.waiting + 1, self.asked + 1
+        try:
+            return await self._ask(message, form)
+        finally:
+            self.waiting -= 1
+
+    async def _ask(self, message: str, form: Form) -> Reply:
         wait = self._wait_for()
         deadline = asyncio.get_running_loop().time() + wait
         question = self.book.ask(

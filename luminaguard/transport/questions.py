@@ -42,7 +42,10 @@ class Asker(Protocol):
     """Whoever puts a server's question to a person and waits for the reply."""
 
     async def ask(self, message: str, form: Form) -> Reply:
-        """Ask; the reply (a decline when nobody answers in time)."""
+        """Ask; the reply (a decline when nobody answers in time).
+
+        Any exception refuses the question with its message (a server asking too much).
+        """
         ...
 
     async def refuse(self, request: str, why: str) -> None:
@@ -87,7 +90,11 @@ def callbacks(asker: Asker | None) -> dict[str, Any]:
         except FormError as exc:
             await asker.refuse("elicitation.form", str(exc))
             return types.ErrorData(code=types.INVALID_PARAMS, message=f"LuminaGuard: {exc}")
-        reply = await asker.ask(params.message, form)
+        try:
+            reply = await asker.ask(params.message, form)
+        except Exception as exc:  # refused by the asker: the server hears why
+            await asker.refuse("elicitation", str(exc))
+            return types.ErrorData(code=types.INVALID_REQUEST, message=f"LuminaGuard: {exc}")
         return types.ElicitResult(action=reply.action, content=reply.content)
 
     async def sample(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from luminaguard.errors import UsageError
-from luminaguard.scheduler.asking import MARGIN, RunAsker
+from luminaguard.scheduler.asking import MARGIN, MAX_ASKED, MAX_WAITING, RunAsker, TooManyQuestions
 from luminaguard.scheduler.questions import QuestionBook, QuestionState
 from luminaguard.scheduler.states import StateError
 from luminaguard.scheduler.store import RunStore
@@ -203,3 +203,22 @@ def test_refusals_are_audited_with_the_server(book: QuestionBook) -> None:
         "s",
         {"server": "a/q", "why": "no model"},
     )
+
+
+def test_a_server_may_not_bury_the_queue_in_questions(book: QuestionBook) -> None:
+    async def scenario() -> None:
+        asker = RunAsker(book, "r", "a/q", {}, 60)
+        waiting = [asyncio.create_task(asker.ask("?", FORM)) for _ in range(MAX_WAITING)]
+        while len(book.pending()) < MAX_WAITING:
+            await asyncio.sleep(0.01)
+        with pytest.raises(TooManyQuestions, match="a/q asks too many questions"):
+            await asker.ask("one more?", FORM)
+        for question in book.pending():
+            book.decline("r", question.question_id, "alice", None)
+        assert await asyncio.gather(*waiting) == [Reply("decline")] * MAX_WAITING
+        asker.asked = MAX_ASKED
+        with pytest.raises(TooManyQuestions):
+            await asker.ask("and another?", FORM)
+
+    asyncio.run(scenario())
+    assert len(book.store.audit.records("r", None, "question.asked")) == MAX_WAITING
