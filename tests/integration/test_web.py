@@ -521,3 +521,20 @@ def test_a_question_answered_elsewhere_leaves_the_page_and_its_link_opens_its_ca
     assert page.input_value(name) == "typed here"  # what was typed stays
     server.wait_run("web-ask-link", "succeeded")
     assert told(server, "web-ask-link", "who") == {"action": "accept", "content": {"name": "Bob"}}
+
+
+def test_a_question_of_a_cancelled_run_leaves_the_queue_and_its_card_says_so(
+    page: Any, module_server: LiveServer
+) -> None:
+    server = module_server
+    sign_in(page, server)
+    ask(server, "web-ask-cancel", "    - {id: who, agent: a, call: q.ask}\n")
+    row = page.locator(question_row("web-ask-cancel"))
+    question_id = row.get_attribute("data-question")
+    row.click()
+    page.wait_for_selector("#question-run:text('web-ask-cancel')")
+    assert server.post("/v1/runs/web-ask-cancel/cancel").status == 200
+    page.wait_for_selector(question_row("web-ask-cancel"), state="detached")
+    page.wait_for_selector("#question-state:text('cancelled by luminaguard')")
+    assert page.is_disabled("#answer") and page.is_disabled("#decline")
+    assert server.get(f"/v1/questions/web-ask-cancel/{question_id}").json()["state"] == "cancelled"
