@@ -538,3 +538,71 @@ def test_a_question_of_a_cancelled_run_leaves_the_queue_and_its_card_says_so(
     page.wait_for_selector("#question-state:text('cancelled by luminaguard')")
     assert page.is_disabled("#answer") and page.is_disabled("#decline")
     assert server.get(f"/v1/questions/web-ask-cancel/{question_id}").json()["state"] == "cancelled"
+
+
+def form_field(name: str, kind: str, **more: Any) -> dict[str, Any]:
+    """A field of a question's form as the API shows it."""
+    empty = {"title": "", "description": "", "required": False, "choices": []}
+    return {"name": name, "kind": kind, **empty, "minimum": None, "maximum": None} | {
+        "default": None,
+        **more,
+    }
+
+
+FORM_QUESTION = {
+    "run_id": "shown-run",
+    "question_id": "q-1",
+    "step_id": "pick",
+    "server": "a/q",
+    "state": "pending",
+    "message": "Pick",
+    "fields": [
+        form_field("ratio", "number", minimum=0, maximum=1, default=0.5),
+        form_field("tags", "choices", choices=["x", "y", "z"], default=["y"]),
+        form_field("ok", "boolean", required=True),
+        form_field("note", "string"),
+        form_field("level", "choice", required=True, choices=["low", "high"], default="low"),
+        form_field("flag", "boolean"),
+    ],
+    "asked": 0.0,
+    "expires": 4102444800.0,  # 2100
+    "decided": None,
+    "who": None,
+}
+
+
+def test_each_kind_of_field_is_answered_typed(page: Any, module_server: LiveServer) -> None:
+    """The answer a form of every kind sends, as the API would get it (routes stand in)."""
+    sign_in(page, module_server)
+    sent: list[Any] = []
+
+    def answered(route: Any) -> None:
+        sent.append(route.request.post_data_json)
+        reply = {"run_id": "shown-run", "question_id": "q-1", "state": "answered"}
+        route.fulfill(json=reply | {"by": "alice", "content": sent[-1]["content"]})
+
+    page.route(
+        lambda url: url.endswith("/v1/questions"),
+        lambda route: route.fulfill(json={"questions": [FORM_QUESTION]}),
+    )
+    page.route(
+        lambda url: url.endswith("/v1/questions/shown-run/q-1"),
+        lambda route: route.fulfill(json=FORM_QUESTION),
+    )
+    page.route(lambda url: url.endswith("/v1/questions/shown-run/q-1/answer"), answered)
+    page.reload()  # signed in still; the questions now come from the routes
+    page.locator(question_row("shown-run")).click()
+    page.wait_for_selector("#question-step:text('pick')")
+    field = "#question-fields .field[data-field='{}'] {}".format
+    assert page.get_attribute(field("ratio", "input"), "step") == "any"
+    assert page.locator(field("tags", "input:checked")).evaluate_all(
+        "i => i.map(x => x.value)"
+    ) == ["y"]
+    page.check(field("tags", "input[value='z']"))
+    page.click(field("flag", "input"))  # from not answered to ticked
+    page.click("#answer")
+    page.wait_for_selector("#question-error.ok:text('answered by alice')")
+    assert sent == [
+        {"content": {"ratio": 0.5, "tags": ["y", "z"], "ok": False, "level": "low", "flag": True}}
+    ]
+    page.locator("#question").screenshot(path=str(ARTIFACTS / "web-question-kinds.png"))
