@@ -8,7 +8,9 @@ sandboxes.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.server.live import LiveServer
+from tests.server.live import LiveServer, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Where the card's screenshot is saved (a test artifact; LUMINAGUARD_ARTIFACTS moves it).
@@ -319,3 +321,288 @@ def test_a_file_write_card_shows_its_arguments_and_diff_as_text(
     assert page.locator("#card b, #card i, #card script").count() == 0
     assert page.evaluate("window.pwned") is None
     page.locator("#card").screenshot(path=str(ARTIFACTS / "web-card-diff.png"))
+
+
+# --- questions from tools (MCP elicitation) ----------------------------------------------
+#: This tree mounted at /opt/lg, this venv at /opt/venv (a git worktree has none of its
+#: own) and the Python it is made from at its own path where it is not the system's.
+BASE = Path(sys.base_prefix)
+PYTHON_MOUNTS = f", {{source: {sys.prefix}, target: /opt/venv}}" + (
+    "" if BASE.is_relative_to("/usr") else f", {{source: {BASE}, target: {BASE}}}"
+)
+ASK = f"""\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  rules:
+    - {{id: ask, match: {{server: q}}, risk: green, reason: a test server}}
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {{name: a}}
+spec:
+  policy: p
+  mounts: [{{source: {ROOT}, target: /opt/lg}}{PYTHON_MOUNTS}]
+  mcp_servers:
+    q:
+      command: /opt/venv/bin/python
+      args: [/opt/lg/tests/fixtures/servers/ask.py]
+      question_timeout: 1h
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {{name: w}}
+spec:
+  steps:
+"""
+
+
+def ask(server: LiveServer, run_id: str, step: str) -> None:
+    """Submit a run of one step (YAML, indented as a step of a list) that calls the ask server."""
+    (server.workspace / f"{run_id}.yaml").write_text(ASK + step)
+    server.submit(f"{run_id}.yaml", run_id)
+
+
+def question_row(run_id: str) -> str:
+    """The selector of the run's question in the queue."""
+    return f"#queue button.question[data-run='{run_id}']"
+
+
+def told(server: LiveServer, run_id: str, step: str) -> Any:
+    """What the ask server returned from the step's call: what it was told."""
+    [found] = [s for s in server.run(run_id)["steps"] if s["step_id"] == step]
+    return json.loads(found["outputs"]["text"])
+
+
+def pending_question(server: LiveServer, run_id: str) -> dict[str, Any]:
+    """The run's pending question, once it is asked."""
+
+    def asked() -> dict[str, Any] | None:
+        found = server.get("/v1/questions").json()["questions"]
+        return next((q for q in found if q["run_id"] == run_id), None)
+
+    return dict(wait_until(f"a question of {run_id}", asked))
+
+
+def test_a_question_arrives_is_answered_in_its_form_and_the_server_gets_the_answer(
+    page: Any, module_server: LiveServer
+) -> None:
+    server = module_server
+    sign_in(page, server)
+    page.evaluate("window.stayed = true")  # gone if the page reloaded
+    ask(
+        server,
+        "web-ask",
+        '    - {id: who, agent: a, call: q.ask, args: {message: "Who deploys?"}}\n',
+    )
+    row = page.locator(question_row("web-ask"))
+    row.wait_for()  # it arrives through the event stream
+    assert row.locator(".kind").text_content() == "question"
+    assert row.text_content().startswith("questiona/q")
+    assert "web-ask / who" in row.text_content()
+    page.wait_for_selector(f"{question_row('web-ask')} .age:text('ago')")
+    page.wait_for_selector(f"{question_row('web-ask')} .left:text('left')")
+    row.click()
+    page.wait_for_selector("#question-run:text('web-ask')")
+    assert page.is_hidden("#card")
+    assert page.text_content("#question-server") == "a/q"
+    assert page.text_content("#question-step") == "who"
+    assert page.text_content("#question-state") == "pending"
+    assert page.text_content("#question-message") == "Who deploys?"
+    assert page.text_content("#question-time").endswith("left")
+
+    # the form, built from the fields
+    field = "#question-fields .field[data-field='{}'] {}".format
+    assert page.get_attribute(field("name", "input[type=text]"), "maxlength") == "40"
+    assert page.text_content(field("name", "label")) == "Your name name *"
+    assert page.locator(field("count", ".required")).count() == 0
+    count = page.locator(field("count", "input[type=number]"))
+    assert [count.get_attribute(a) for a in ("min", "max", "step")] == ["1", "9", "1"]
+    options = page.locator(field("colour", "select option"))
+    assert options.evaluate_all("os => os.map(o => o.value)") == ["", "red", "blue"]
+    sure = page.locator(field("sure", "input[type=checkbox]"))
+    assert sure.evaluate("box => box.indeterminate") is True  # not answered: omitted
+
+    # a value the form refuses: the server's message shows next to the form
+    page.fill(field("name", "input"), "Ada")
+    page.fill(field("count", "input"), "12")
+    page.click("#answer")
+    page.wait_for_selector("#question-error.error:text('count: above the maximum (9)')")
+    assert page.locator("#question-fields .field.invalid").get_attribute("data-field") == "count"
+    assert (
+        server.get("/v1/questions/web-ask/" + row.get_attribute("data-question")).json()["state"]
+        == "pending"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#question").screenshot(path=str(ARTIFACTS / "web-question.png"))
+    page.screenshot(path=str(ARTIFACTS / "web-question-page.png"), full_page=True)
+
+    page.fill(field("count", "input"), "3")
+    page.click("#answer")
+    page.wait_for_selector("#question-error.ok:text('answered by alice')")
+    page.wait_for_selector(question_row("web-ask"), state="detached")
+    page.wait_for_selector("#question-state:text('answered by alice')")
+    assert page.is_disabled("#answer") and page.is_disabled("#decline")
+    page.wait_for_selector("#run-state:text('succeeded')")
+    assert page.evaluate("window.stayed") is True
+    server.wait_run("web-ask", "succeeded")
+    # exactly what was typed, typed: a number as a number; the untouched fields left out
+    assert told(server, "web-ask", "who") == {
+        "action": "accept",
+        "content": {"count": 3, "name": "Ada"},
+    }
+
+
+#: A question whose message, field title, description and choices hold markup.
+HOSTILE_FORM = json.dumps(
+    {
+        "type": "object",
+        "properties": {
+            "pick": {
+                "type": "string",
+                "title": '<img src=x onerror="window.pwned=5">',
+                "description": "<b>bold</b><script>window.pwned=6</script>",
+                "enum": ["<i>a</i>", "<script>window.pwned=7</script>"],
+            }
+        },
+    }
+)
+
+
+def test_markup_in_a_question_is_text_and_a_decline_tells_the_server_decline(
+    page: Any, module_server: LiveServer
+) -> None:
+    server = module_server
+    sign_in(page, server)
+    step = {"id": "who", "agent": "a", "call": "q.ask_raw"}
+    args = {"message": MARKUP, "schema": HOSTILE_FORM}
+    ask(server, "web-ask-markup", f"    - {json.dumps({**step, 'args': args})}\n")
+    page.locator(question_row("web-ask-markup")).click()
+    page.wait_for_selector("#question-run:text('web-ask-markup')")
+    assert page.text_content("#question-message") == MARKUP
+    label = page.text_content("#question-fields .field[data-field='pick'] label")
+    assert label.startswith('<img src=x onerror="window.pwned=5">')
+    hint = page.text_content("#question-fields .field[data-field='pick'] .hint")
+    assert hint.startswith("<b>bold</b><script>window.pwned=6</script>")
+    options = page.locator("#question-fields select option")
+    assert options.all_text_contents()[1:] == ["<i>a</i>", "<script>window.pwned=7</script>"]
+    # nothing ran: no global set, no element made of the markup, one script on the page
+    assert page.evaluate("window.pwned") is None
+    assert page.evaluate("document.scripts.length") == 1
+    assert page.locator("main img, #question b, #question i, #question script").count() == 0
+
+    page.fill("#question-reason", "not now")
+    page.click("#decline")
+    page.wait_for_selector("#question-error.ok:text('declined by alice')")
+    page.wait_for_selector(question_row("web-ask-markup"), state="detached")
+    server.wait_run("web-ask-markup", "succeeded")
+    assert told(server, "web-ask-markup", "who") == {"action": "decline", "content": None}
+
+
+def test_a_question_answered_elsewhere_leaves_the_page_and_its_link_opens_its_card(
+    page: Any, module_server: LiveServer
+) -> None:
+    server = module_server
+    ask(server, "web-ask-link", "    - {id: who, agent: a, call: q.ask}\n")
+    question = pending_question(server, "web-ask-link")
+    page.goto(f"http://127.0.0.1:{server.port}/#/questions/web-ask-link/{question['question_id']}")
+    sign_in(page, server)
+    page.wait_for_selector("#question-run:text('web-ask-link')")
+    page.wait_for_selector(f"{question_row('web-ask-link')}.selected")
+    page.fill("#question-fields .field[data-field='name'] input", "typed here")
+    # bob answers from elsewhere (the API): the page follows without a reload
+    path = f"/v1/questions/web-ask-link/{question['question_id']}/answer"
+    assert server.post(path, {"content": {"name": "Bob"}}, who="bob").status == 200
+    page.wait_for_selector(question_row("web-ask-link"), state="detached")
+    page.wait_for_selector("#question-state:text('answered by bob')")
+    name = "#question-fields .field[data-field='name'] input"
+    assert page.is_disabled("#answer") and page.is_disabled(name)  # the fieldset is
+    assert page.input_value(name) == "typed here"  # what was typed stays
+    server.wait_run("web-ask-link", "succeeded")
+    assert told(server, "web-ask-link", "who") == {"action": "accept", "content": {"name": "Bob"}}
+
+
+def test_a_question_of_a_cancelled_run_leaves_the_queue_and_its_card_says_so(
+    page: Any, module_server: LiveServer
+) -> None:
+    server = module_server
+    sign_in(page, server)
+    ask(server, "web-ask-cancel", "    - {id: who, agent: a, call: q.ask}\n")
+    row = page.locator(question_row("web-ask-cancel"))
+    question_id = row.get_attribute("data-question")
+    row.click()
+    page.wait_for_selector("#question-run:text('web-ask-cancel')")
+    assert server.post("/v1/runs/web-ask-cancel/cancel").status == 200
+    page.wait_for_selector(question_row("web-ask-cancel"), state="detached")
+    page.wait_for_selector("#question-state:text('cancelled by luminaguard')")
+    assert page.is_disabled("#answer") and page.is_disabled("#decline")
+    assert server.get(f"/v1/questions/web-ask-cancel/{question_id}").json()["state"] == "cancelled"
+
+
+def form_field(name: str, kind: str, **more: Any) -> dict[str, Any]:
+    """A field of a question's form as the API shows it."""
+    empty = {"title": "", "description": "", "required": False, "choices": []}
+    return {"name": name, "kind": kind, **empty, "minimum": None, "maximum": None} | {
+        "default": None,
+        **more,
+    }
+
+
+FORM_QUESTION = {
+    "run_id": "shown-run",
+    "question_id": "q-1",
+    "step_id": "pick",
+    "server": "a/q",
+    "state": "pending",
+    "message": "Pick",
+    "fields": [
+        form_field("ratio", "number", minimum=0, maximum=1, default=0.5),
+        form_field("tags", "choices", choices=["x", "y", "z"], default=["y"]),
+        form_field("ok", "boolean", required=True),
+        form_field("note", "string"),
+        form_field("level", "choice", required=True, choices=["low", "high"], default="low"),
+        form_field("flag", "boolean"),
+    ],
+    "asked": 0.0,
+    "expires": 4102444800.0,  # 2100
+    "decided": None,
+    "who": None,
+}
+
+
+def test_each_kind_of_field_is_answered_typed(page: Any, module_server: LiveServer) -> None:
+    """The answer a form of every kind sends, as the API would get it (routes stand in)."""
+    sign_in(page, module_server)
+    sent: list[Any] = []
+
+    def answered(route: Any) -> None:
+        sent.append(route.request.post_data_json)
+        reply = {"run_id": "shown-run", "question_id": "q-1", "state": "answered"}
+        route.fulfill(json=reply | {"by": "alice", "content": sent[-1]["content"]})
+
+    page.route(
+        lambda url: url.endswith("/v1/questions"),
+        lambda route: route.fulfill(json={"questions": [FORM_QUESTION]}),
+    )
+    page.route(
+        lambda url: url.endswith("/v1/questions/shown-run/q-1"),
+        lambda route: route.fulfill(json=FORM_QUESTION),
+    )
+    page.route(lambda url: url.endswith("/v1/questions/shown-run/q-1/answer"), answered)
+    page.reload()  # signed in still; the questions now come from the routes
+    page.locator(question_row("shown-run")).click()
+    page.wait_for_selector("#question-step:text('pick')")
+    field = "#question-fields .field[data-field='{}'] {}".format
+    assert page.get_attribute(field("ratio", "input"), "step") == "any"
+    assert page.locator(field("tags", "input:checked")).evaluate_all(
+        "i => i.map(x => x.value)"
+    ) == ["y"]
+    page.check(field("tags", "input[value='z']"))
+    page.click(field("flag", "input"))  # from not answered to ticked
+    page.click("#answer")
+    page.wait_for_selector("#question-error.ok:text('answered by alice')")
+    assert sent == [
+        {"content": {"ratio": 0.5, "tags": ["y", "z"], "ok": False, "level": "low", "flag": True}}
+    ]
+    page.locator("#question").screenshot(path=str(ARTIFACTS / "web-question-kinds.png"))

@@ -1,4 +1,5 @@
-// The approval page of `luminaguard serve`. Plain script, no build step.
+// The approval page of `luminaguard serve`: Red steps to approve, and questions tools ask
+// (MCP elicitation) to answer. Plain script, no build step.
 // Every string that comes from a run is set with textContent (never as HTML). The token
 // is kept in sessionStorage and sent in the Authorization header (never a cookie), so
 // another site cannot make this browser act on the server (CSRF).
@@ -11,7 +12,10 @@
 
   let token = sessionStorage.getItem(KEY);
   let approvals = []; // pending requests, as GET /v1/approvals lists them
+  let questions = []; // pending questions, as GET /v1/questions lists them
   let shown = null; // the request whose card is open
+  let asking = null; // the question whose card is open
+  let controls = []; // the inputs of that question's form: [{ field, node }]
   let runId = null; // the run drawn
   let stream = null; // the AbortController of the event stream
   let lastEvent = null; // the id of the last event read (to resume after a reconnect)
@@ -104,23 +108,27 @@
     $("login").hidden = true;
     $("app").hidden = false;
     $("sign-out").hidden = false;
-    await Promise.all([loadApprovals(), loadRuns()]);
+    await Promise.all([loadApprovals(), loadQuestions(), loadRuns()]);
     follow();
     route();
   }
 
-  // A link to one card (what a notification sends): #/approvals/RUN/STEP.
+  // A link to one card (what a notification sends): #/approvals/RUN/STEP or
+  // #/questions/RUN/QUESTION.
   const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+  const CARDS = new Map([["approvals", (run, id) => openCard(run, id)],
+    ["questions", (run, id) => openQuestion(run, id)]]);
   function route() {
     const parts = location.hash.split("/");
-    if (parts.length !== 4 || parts[0] !== "#" || parts[1] !== "approvals" || !token) return;
-    let run, step;
+    const open = CARDS.get(parts[1]);
+    if (parts.length !== 4 || parts[0] !== "#" || !open || !token) return;
+    let run, id;
     try {
-      [run, step] = [decodeURIComponent(parts[2]), decodeURIComponent(parts[3])];
+      [run, id] = [decodeURIComponent(parts[2]), decodeURIComponent(parts[3])];
     } catch (e) {
       return; // not a link we made
     }
-    if (NAME.test(run) && NAME.test(step)) openCard(run, step);
+    if (NAME.test(run) && NAME.test(id)) open(run, id);
   }
 
   // --- the event stream (fetch + ReadableStream: EventSource cannot send headers) ---
@@ -142,7 +150,8 @@
         wait = 500;
         // read again once the stream is open: what changed before it is in the answers,
         // what changes after it comes as events (the server counts from the request)
-        loadApprovals(); loadRuns(); if (runId) loadRun(runId);
+        loadApprovals(); loadQuestions(); loadRuns(); if (runId) loadRun(runId);
+        if (asking) openQuestion(asking.run_id, asking.question_id, true);
         await read(response.body);
       } catch (e) {
         if (controller.signal.aborted) return;
@@ -193,35 +202,93 @@
     if (shown && event.run_id === shown.run_id && event.step_id === shown.step_id) {
       later("card", () => openCard(shown.run_id, shown.step_id, true), 100);
     }
+    if (kind.startsWith("question.")) later("questions", loadQuestions, 100);
+    if (kind.startsWith("question.") && asking && event.run_id === asking.run_id) {
+      later("question", () => asking && openQuestion(asking.run_id, asking.question_id, true), 100);
+    }
   }
 
   // --- the queue -----------------------------------------------------------------------
+  // One queue: Red steps waiting for approval and questions waiting for an answer, oldest
+  // first. Each list is fetched on its own events; either redraws the whole queue.
   async function loadApprovals() {
     const reply = await guarded(() => api("GET", "/v1/approvals"));
     if (!reply || !reply.ok) return;
     approvals = reply.data.approvals;
+    drawQueue();
+  }
+
+  async function loadQuestions() {
+    const reply = await guarded(() => api("GET", "/v1/questions"));
+    if (!reply || !reply.ok) return;
+    questions = reply.data.questions;
+    drawQueue();
+  }
+
+  function drawQueue() {
+    const rows = approvals.map((r) => [Number(r.requested), approvalRow(r)])
+      .concat(questions.map((q) => [Number(q.asked), questionRow(q)]))
+      .sort((a, b) => a[0] - b[0]);
     const list = $("queue");
     clear(list);
-    for (const request of approvals) {
-      const button = el("button", null, "request");
-      button.type = "button";
-      button.dataset.run = request.run_id;
-      button.dataset.step = request.step_id;
-      if (shown && shown.run_id === request.run_id && shown.step_id === request.step_id) {
-        button.classList.add("selected");
-      }
-      button.append(el("strong", request.run_id + " / " + request.step_id));
-      button.append(el("span", (request.card && request.card.action) || "", "sub"));
-      button.append(el("span", "", "sub left"));
-      button.querySelector(".left").dataset.expires = request.expires;
-      button.addEventListener("click", () => openCard(request.run_id, request.step_id));
+    for (const [, button] of rows) {
       const item = el("li");
       item.append(button);
       list.append(item);
     }
-    $("queue-count").textContent = String(approvals.length);
-    $("queue-empty").hidden = approvals.length > 0;
+    $("queue-count").textContent = String(rows.length);
+    $("queue-empty").hidden = rows.length > 0;
+    markQueue();
     tick();
+  }
+
+  function approvalRow(request) {
+    const button = el("button", null, "request approval");
+    button.type = "button";
+    button.dataset.kind = "approval";
+    button.dataset.run = request.run_id;
+    button.dataset.step = request.step_id;
+    const title = el("strong", request.run_id + " / " + request.step_id);
+    title.prepend(el("span", "approval", "kind"));
+    button.append(title);
+    button.append(el("span", (request.card && request.card.action) || "", "sub"));
+    button.append(timeLeft(request.expires));
+    button.addEventListener("click", () => openCard(request.run_id, request.step_id));
+    return button;
+  }
+
+  function questionRow(question) {
+    const button = el("button", null, "request question");
+    button.type = "button";
+    button.dataset.kind = "question";
+    button.dataset.run = question.run_id;
+    button.dataset.question = question.question_id;
+    const title = el("strong", visible(question.server));
+    title.prepend(el("span", "question", "kind question"));
+    button.append(title);
+    button.append(el("span", question.run_id + " / " + (question.step_id || "several steps"), "sub"));
+    const age = el("span", "", "sub age");
+    age.dataset.asked = question.asked;
+    button.append(age, timeLeft(question.expires));
+    button.addEventListener("click", () => openQuestion(question.run_id, question.question_id));
+    return button;
+  }
+
+  function timeLeft(expires) {
+    const node = el("span", "", "sub left");
+    node.dataset.expires = expires;
+    return node;
+  }
+
+  function markQueue() { // the row of the open card
+    for (const button of document.querySelectorAll("#queue button")) {
+      const open = button.dataset.kind === "question"
+        ? asking !== null && asking.run_id === button.dataset.run
+          && asking.question_id === button.dataset.question
+        : shown !== null && shown.run_id === button.dataset.run
+          && shown.step_id === button.dataset.step;
+      button.classList.toggle("selected", open);
+    }
   }
 
   function left(expires) {
@@ -233,11 +300,22 @@
     return (h ? h + "h " : "") + (h || m ? m + "m " : "") + s + "s left";
   }
 
+  function ago(since) {
+    const seconds = Math.max(0, Math.floor(Date.now() / 1000 - since));
+    if (seconds < 60) return "asked " + seconds + "s ago";
+    if (seconds < 3600) return "asked " + Math.floor(seconds / 60) + "m ago";
+    return "asked " + Math.floor(seconds / 3600) + "h ago";
+  }
+
   function tick() {
     for (const node of document.querySelectorAll("#queue .left")) {
       node.textContent = left(Number(node.dataset.expires));
     }
+    for (const node of document.querySelectorAll("#queue .age")) {
+      node.textContent = ago(Number(node.dataset.asked));
+    }
     if (shown && shown.state === "pending") $("card-time").textContent = left(shown.expires);
+    if (asking && asking.state === "pending") $("question-time").textContent = left(asking.expires);
   }
 
   // --- the card ------------------------------------------------------------------------
@@ -252,6 +330,8 @@
     const same = shown && shown.run_id === run && shown.step_id === step
       && shown.action_hash === request.action_hash;
     shown = request;
+    asking = null; // one card at a time
+    $("question").hidden = true;
     const card = request.card || {};
     $("card").hidden = false;
     $("card-run").textContent = request.run_id;
@@ -282,9 +362,7 @@
     $("approve").disabled = !pending;
     $("deny").disabled = !pending;
     if (!same) { $("decision-reason").value = ""; if (!refreshing) message("", ""); }
-    for (const button of document.querySelectorAll("#queue button")) {
-      button.classList.toggle("selected", button.dataset.run === run && button.dataset.step === step);
-    }
+    markQueue();
     if (runId !== run) { runId = run; loadRun(run); markRuns(); }
   }
 
@@ -338,6 +416,207 @@
       message((reply.data && reply.data.error) || "refused: " + reply.status, "error");
     }
     await Promise.all([loadApprovals(), openCard(request.run_id, request.step_id, true)]);
+  }
+
+  // --- a question's card: the server's message and a form built from its fields ---------
+  // The message, titles, descriptions and choices are the server's (hostile): text only.
+  async function openQuestion(run, id, refreshing) {
+    const path = "/v1/questions/" + part(run) + "/" + part(id);
+    const reply = await guarded(() => api("GET", path));
+    if (!reply) return;
+    if (!reply.ok) {
+      if (!refreshing) say((reply.data && reply.data.error) || "no question", "error");
+      return;
+    }
+    const question = reply.data;
+    const same = asking && asking.run_id === run && asking.question_id === id;
+    asking = question;
+    shown = null; // one card at a time
+    $("card").hidden = true;
+    $("question").hidden = false;
+    $("question-server").textContent = visible(question.server);
+    $("question-run").textContent = question.run_id;
+    $("question-step").textContent = question.step_id || "several steps";
+    $("question-state").textContent = question.state + (question.who ? " by " + question.who : "");
+    $("question-time").textContent = question.state === "pending" ? left(question.expires) : "";
+    $("question-message").textContent = visible(question.message);
+    if (!same) { // a refresh keeps what the person typed
+      drawForm(question.fields);
+      $("question-reason").value = "";
+      if (!refreshing) say("", "");
+    }
+    const pending = question.state === "pending";
+    $("question-fields").disabled = !pending;
+    $("answer").disabled = !pending;
+    $("decline").disabled = !pending;
+    markQueue();
+    if (runId !== run) { runId = run; loadRun(run); markRuns(); }
+  }
+
+  function drawForm(fields) {
+    const box = $("question-fields");
+    clear(box);
+    controls = fields.map((field, index) => {
+      const id = "question-field-" + index;
+      const node = control(field, id);
+      box.append(fieldRow(field, id, node));
+      return { field, node };
+    });
+  }
+
+  function fieldRow(field, id, node) {
+    const row = el("div", null, "field");
+    row.dataset.field = field.name;
+    const label = el("label", visible(field.title || field.name), "name");
+    if (field.kind !== "choices") label.htmlFor = id;
+    if (field.title && field.title !== field.name) label.append(el("code", " " + field.name, "muted"));
+    if (field.required) {
+      const mark = el("span", " *", "required");
+      mark.title = "required";
+      label.append(mark);
+    }
+    row.append(label, node);
+    const hint = [field.description, bounds(field)].filter(Boolean).map(visible).join(" — ");
+    if (hint) row.append(el("span", hint, "hint"));
+    return row;
+  }
+
+  function bounds(field) { // what the form accepts, in words
+    const low = field.minimum, high = field.maximum;
+    const unit = { string: " characters", choices: " choices" }[field.kind] || "";
+    if (low !== null && high !== null) return "from " + low + " to " + high + unit;
+    if (low !== null) return "at least " + low + unit;
+    if (high !== null) return "at most " + high + unit;
+    if (field.required) return "required";
+    return field.kind === "boolean" ? "optional: not answered until ticked or unticked" : "optional";
+  }
+
+  function control(field, id) {
+    const make = { string: textInput, number: numberInput, integer: numberInput,
+      boolean: checkbox, choice: select, choices: checkboxes }[field.kind];
+    const node = make(field);
+    node.id = id;
+    return node;
+  }
+
+  function textInput(field) {
+    const input = el("input");
+    input.type = "text";
+    input.spellcheck = false;
+    if (field.maximum !== null) input.maxLength = field.maximum;
+    if (field.minimum !== null) input.minLength = field.minimum;
+    if (typeof field.default === "string") input.value = field.default;
+    input.required = field.required;
+    return input;
+  }
+
+  function numberInput(field) {
+    const input = el("input");
+    input.type = "number";
+    input.step = field.kind === "integer" ? "1" : "any";
+    if (field.minimum !== null) input.min = String(field.minimum);
+    if (field.maximum !== null) input.max = String(field.maximum);
+    if (typeof field.default === "number") input.value = String(field.default);
+    input.required = field.required;
+    return input;
+  }
+
+  function checkbox(field) { // an optional one starts unanswered (indeterminate): omitted
+    const input = el("input");
+    input.type = "checkbox";
+    input.checked = field.default === true;
+    input.indeterminate = !field.required && typeof field.default !== "boolean";
+    return input;
+  }
+
+  function select(field) {
+    const node = el("select");
+    node.append(el("option", field.required ? "— choose —" : "— no answer —"));
+    node.firstChild.value = "";
+    for (const choice of field.choices) {
+      const option = el("option", visible(choice));
+      option.value = choice;
+      node.append(option);
+    }
+    node.value = typeof field.default === "string" ? field.default : "";
+    node.required = field.required;
+    return node;
+  }
+
+  function checkboxes(field) {
+    const group = el("div", null, "choices");
+    group.setAttribute("role", "group");
+    const chosen = Array.isArray(field.default) ? field.default : [];
+    for (const choice of field.choices) {
+      const input = el("input");
+      input.type = "checkbox";
+      input.value = choice;
+      input.checked = chosen.includes(choice);
+      const label = el("label");
+      label.append(input, " " + visible(choice));
+      group.append(label);
+    }
+    return group;
+  }
+
+  // The answer typed as the form asks: numbers as numbers, booleans as booleans; a field
+  // left empty is omitted (the server says which required one is missing).
+  function answers() {
+    const content = {};
+    for (const { field, node } of controls) {
+      const value = valueOf(field, node);
+      if (value !== undefined) content[field.name] = value;
+    }
+    return content;
+  }
+
+  function valueOf(field, node) {
+    if (field.kind === "boolean") return node.indeterminate ? undefined : node.checked;
+    if (field.kind === "choices") {
+      const chosen = [...node.querySelectorAll("input:checked")].map((input) => input.value);
+      return chosen.length || field.required ? chosen : undefined;
+    }
+    if (node.validity && node.validity.badInput) {
+      throw new Error(field.name + ": not a " + field.kind);
+    }
+    if (node.value === "") return undefined;
+    return field.kind === "number" || field.kind === "integer" ? Number(node.value) : node.value;
+  }
+
+  function say(text, kind) {
+    const node = $("question-error");
+    node.textContent = text;
+    node.className = kind;
+    for (const row of document.querySelectorAll("#question-fields .field")) {
+      row.classList.toggle("invalid", kind === "error" && text.startsWith(row.dataset.field + ":"));
+    }
+  }
+
+  async function answerQuestion() {
+    if (!asking) return;
+    let content;
+    try {
+      content = answers();
+    } catch (e) {
+      say(e.message, "error");
+      return;
+    }
+    await respond(asking, "answer", { content });
+  }
+
+  async function declineQuestion() {
+    if (!asking) return;
+    const reason = $("question-reason").value.trim();
+    await respond(asking, "decline", { reason: reason || null });
+  }
+
+  async function respond(question, verb, body) {
+    const path = "/v1/questions/" + part(question.run_id) + "/" + part(question.question_id) + "/" + verb;
+    const answered = await guarded(() => api("POST", path, body));
+    if (!answered) return;
+    if (answered.ok) say(answered.data.state + " by " + answered.data.by, "ok");
+    else say((answered.data && answered.data.error) || "refused: " + answered.status, "error");
+    await Promise.all([loadQuestions(), openQuestion(question.run_id, question.question_id, true)]);
   }
 
   // --- runs and the DAG ----------------------------------------------------------------
@@ -500,7 +779,13 @@
   $("sign-out").addEventListener("click", () => showLogin(""));
   $("approve").addEventListener("click", () => decide("approve"));
   $("deny").addEventListener("click", () => decide("deny"));
-  $("card-close").addEventListener("click", () => { shown = null; $("card").hidden = true; });
+  $("card-close").addEventListener("click", () => { shown = null; $("card").hidden = true; markQueue(); });
+  $("answer").addEventListener("click", answerQuestion);
+  $("decline").addEventListener("click", declineQuestion);
+  $("question-close").addEventListener("click", () => {
+    asking = null; controls = []; $("question").hidden = true; markQueue();
+  });
+  $("question-form").addEventListener("submit", (event) => event.preventDefault());
   window.addEventListener("hashchange", route);
   setInterval(tick, 1000);
   if (token) signIn(token); else showLogin("");
