@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,11 @@ from luminaguard.scheduler.questions import QuestionBook, QuestionRecord
 from luminaguard.scheduler.runner import Runner
 from luminaguard.scheduler.store import RunStore
 from luminaguard.transport.questions import SAMPLING_REFUSED, URL_REFUSED
-from tests.conftest import ROOT, Writer
+from tests.conftest import Writer
+from tests.integration import ask_server
 
 pytestmark = pytest.mark.usefixtures("sandbox")
 
-VENV_PYTHON = "/opt/lg/.venv/bin/python"
-#: the venv's Python lives outside /usr where it is not the system's (pyenv): shown as is
-BASE = Path(sys.base_prefix)
-PYTHON_MOUNT = "" if BASE.is_relative_to("/usr") else f", {{source: {BASE}, target: {BASE}}}"
 DOCS = f"""\
 apiVersion: luminaguard.dev/v1
 kind: Policy
@@ -38,11 +34,11 @@ kind: Agent
 metadata: {{name: a}}
 spec:
   policy: p
-  mounts: [{{source: {ROOT}, target: /opt/lg}}{PYTHON_MOUNT}]
+  mounts: [{ask_server.MOUNTS}]
   mcp_servers:
     q:
-      command: {VENV_PYTHON}
-      args: [/opt/lg/tests/fixtures/servers/ask.py]
+      command: {ask_server.COMMAND}
+      args: {ask_server.ARGS}
       question_timeout: {{timeout}}
 ---
 apiVersion: luminaguard.dev/v1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration import ask_server
 from tests.server.live import LiveServer, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -324,12 +324,6 @@ def test_a_file_write_card_shows_its_arguments_and_diff_as_text(
 
 
 # --- questions from tools (MCP elicitation) ----------------------------------------------
-#: This tree mounted at /opt/lg, this venv at /opt/venv (a git worktree has none of its
-#: own) and the Python it is made from at its own path where it is not the system's.
-BASE = Path(sys.base_prefix)
-PYTHON_MOUNTS = f", {{source: {sys.prefix}, target: /opt/venv}}" + (
-    "" if BASE.is_relative_to("/usr") else f", {{source: {BASE}, target: {BASE}}}"
-)
 ASK = f"""\
 apiVersion: luminaguard.dev/v1
 kind: Policy
@@ -343,11 +337,11 @@ kind: Agent
 metadata: {{name: a}}
 spec:
   policy: p
-  mounts: [{{source: {ROOT}, target: /opt/lg}}{PYTHON_MOUNTS}]
+  mounts: [{ask_server.MOUNTS}]
   mcp_servers:
     q:
-      command: /opt/venv/bin/python
-      args: [/opt/lg/tests/fixtures/servers/ask.py]
+      command: {ask_server.COMMAND}
+      args: {ask_server.ARGS}
       question_timeout: 1h
 ---
 apiVersion: luminaguard.dev/v1
