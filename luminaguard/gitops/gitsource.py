@@ -29,7 +29,7 @@ from luminaguard.gitops.urls import parse
 HEADS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 
 
-def _checked_name(value: str | None, what: str) -> str | None:
+def checked_name(value: str | None, what: str) -> str | None:
     """A branch or revision as given; refused if git could read it as an option."""
     if value is None:
         return None
@@ -55,8 +55,8 @@ class GitSource:
             raise SourceError(str(exc)) from None
         self.git = Git(parsed, timeout)
         self.url = parsed.shown
-        self.branch = _checked_name(branch, "branch")
-        self.revision = _checked_name(revision, "revision")
+        self.branch = checked_name(branch, "branch")
+        self.revision = checked_name(revision, "revision")
         key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
         self.cache = cache
         self.mirror = cache / f"{key}.git"
@@ -86,13 +86,14 @@ class GitSource:
         if self.mirror.is_dir():
             self.git.run("fetch", "--prune", "--quiet", "origin", cwd=self.mirror)
             return
-        temporary = Path(tempfile.mkdtemp(prefix=".clone-", dir=self.cache))
+        temporary = Path(tempfile.mkdtemp(prefix=".clone-", dir=trees.private_folder(self.cache)))
         try:
             clone = temporary / "mirror.git"
             self.git.run("clone", "--bare", "--quiet", "--", self.git.url.raw, str(clone))
             self.git.run("config", "--unset-all", "remote.origin.fetch", cwd=clone, check=False)
             for refspec in HEADS:
                 self.git.run("config", "--add", "remote.origin.fetch", refspec, cwd=clone)
+            clone.chmod(0o700)
             clone.rename(self.mirror)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)

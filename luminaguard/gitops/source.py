@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from luminaguard.gitops.folder import FolderSource
-from luminaguard.gitops.gitsource import GitSource
+from luminaguard.gitops.gitsource import GitSource, checked_name
 from luminaguard.gitops.snapshot import Snapshot, Source, SourceError
 from luminaguard.gitops.urls import is_git_url, redact
 
@@ -51,6 +51,7 @@ def source_for(
     """
     if spec.startswith("-"):
         raise SourceError(f"the source {redact(spec)!r} is refused: it would read as an option")
+    branch, revision = checked_name(branch, "branch"), checked_name(revision, "revision")
     if is_git_url(spec):
         return GitSource(spec, cache, branch=branch, revision=revision)
     path = Path(spec)

@@ -84,9 +84,7 @@ def files_of() -> FilesOf:
 
     def collect(root: Path) -> set[str]:
         return {
-            p.relative_to(root).as_posix()
-            for p in root.rglob("*")
-            if p.is_file() or p.is_symlink()
+            p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()
         }
 
     return collect
