@@ -29,11 +29,29 @@ from luminaguard.gitops.urls import parse
 HEADS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 
 
+#: What a branch name may not hold (``git check-ref-format``), so it names one branch.
+NOT_IN_BRANCH = ("..", "@{", "~", "^", ":", "?", "*", "[", "\\", "//")
+
+
+def _usable(value: str, what: str) -> bool:
+    if not value or value.startswith("-") or any(c in string.whitespace for c in value):
+        return False
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return False
+    if what != "branch":
+        return True
+    odd_end = value.endswith((".lock", "/", ".")) or value.startswith("/")
+    return not odd_end and not any(part in value for part in NOT_IN_BRANCH)
+
+
 def checked_name(value: str | None, what: str) -> str | None:
-    """A branch or revision as given; refused if git could read it as an option."""
+    """A branch or revision as given; refused if git could read it as an option.
+
+    A branch must also be a valid branch name (``git check-ref-format`` rules).
+    """
     if value is None:
         return None
-    if not value or value.startswith("-") or any(c in string.whitespace for c in value):
+    if not _usable(value, what):
         raise SourceError(f"the {what} {value!r} is refused: not a usable {what} name")
     return value
 
