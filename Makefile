@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-soak lint typecheck unit bench schemas clean mcp-servers vm-deps graph-deps browser-deps
+.PHONY: demo test test-soak lint typecheck unit bench schemas clean mcp-servers vm-deps graph-deps git-deps browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ vm-deps:
 # Graphviz's dot, to render `plan --format dot` in a test (skipped with the reason where missing).
 graph-deps:
 	scripts/install-graphviz.sh
+
+# git for the GitOps source tests (skipped with the reason where missing).
+git-deps:
+	scripts/install-git.sh
 
 # Debian's chromium for the web page's tests, driven by Playwright (a dev dependency);
 # skipped with the reason where it cannot be installed.
@@ -67,7 +71,7 @@ typecheck: $(STAMP)
 
 PYTEST := $(BIN)/pytest --cov --cov-report=term --cov-fail-under=85 --durations=15
 
-unit: $(STAMP) $(NPM_STAMP) vm-deps graph-deps browser-deps
+unit: $(STAMP) $(NPM_STAMP) vm-deps graph-deps git-deps browser-deps
 	$(PYTEST)
 
 test: lint typecheck unit
@@ -75,7 +79,7 @@ test: lint typecheck unit
 # The same tests SOAK times in a row while stress-ng keeps every core busy (a Python busy
 # loop per core where it cannot be installed); stops at the first failing pass.
 SOAK ?= 5
-test-soak: $(STAMP) $(NPM_STAMP) vm-deps graph-deps browser-deps
+test-soak: $(STAMP) $(NPM_STAMP) vm-deps graph-deps git-deps browser-deps
 	scripts/soak.sh $(SOAK) $(PYTEST)
 
 bench: $(STAMP) $(NPM_STAMP) vm-deps

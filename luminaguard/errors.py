@@ -60,6 +60,11 @@ becomes)::
      │             not start, answer or keep its session
      │     becomes: scheduler/tools.py: the step failed (StepError when connecting),
      │             exit 2; ui/commands/lock.py: UsageError with secrets redacted
+     ├── SourceError  gitops/snapshot.py                                      exit 1
+     │     raised: gitops (source, folder, gitsource, git, trees): a GitOps source
+     │             that cannot be fetched (git missing, a clone or fetch failing, a
+     │             branch or revision not found, a timeout, a refused URL)
+     │     becomes: error: MESSAGE, credentials redacted; the last snapshot stays
      ├── StepError  scheduler/templates.py                                    exit 2
      │     raised: scheduler (templates, secrets, tools, runner): this step cannot
      │             run (arguments or when: not renderable, a secret unset, no tool)

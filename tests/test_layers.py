@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"hypervisor", "transport"},
     {"compiler"},
     {"scheduler"},
+    {"gitops"},
     {"server"},
     {"ui"},
     {"__main__"},
