@@ -130,7 +130,14 @@ Internal: translated before they reach a user, no exit code of their own::
      │     raised: mcp_http.py: a timeout, HTTP 408, 429 or 5xx, a lost session, no answer
      │     becomes: a retry if the call is idempotent, else TransportError; with the
      │             retries spent, _NotSent
+     ├── TooManyQuestions  scheduler/asking.py
+     │     raised: asking.py: a server asks more questions than may wait or be asked
+     │     becomes: transport/questions.py: an error answered to the server, audited
      └── ValueError
+          ├── FormError  transport/forms.py
+          │     raised: forms.py: a server's form this client does not show, or an
+          │             answer the form refuses
+          │     becomes: an error answered to the server (audited); through the API a 422
           └── PlacementError  shell/template.py
                 raised: shell/template.py: a template value a run: command cannot
                         take as one word

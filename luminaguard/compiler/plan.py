@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -88,7 +89,13 @@ _LOCATIONS: dict[str, Any] = {
     "agents": {"__all__": {"source", "base_dir"}},
     "pools": {"__all__": {"source", "base_dir"}},
     "policies": {"__all__": {"source", "rule_sources"}},
+    "sources": True,
 }
+
+
+def file_of(source: str) -> str:
+    """The file of a ``FILE:LINE`` or ``FILE:LINE:COL`` source."""
+    return re.sub(r"(:\d+)+$", "", source)
 
 
 class Plan(_Frozen):
@@ -101,7 +108,24 @@ class Plan(_Frozen):
     agents: dict[str, PlannedAgent]
     pools: dict[str, PlannedPool] = Field(default_factory=dict)
     policies: dict[str, PlannedPolicy]
+    sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="the source revision of each document file the plan was compiled from"
+        " (a reconciler's plans; not hashed: a new revision of the same content is the"
+        " same plan)",
+    )
     hash: str = ""
+
+    def revision_of(self, source: str) -> str | None:
+        """The revision of the document at ``source`` (``FILE:LINE``), if recorded."""
+        return self.sources.get(file_of(source))
+
+    def files(self) -> set[str]:
+        """Every document file the plan was compiled from (its sources' files)."""
+        sources = [s.source for s in self.steps] + [a.source for a in self.agents.values()]
+        sources += [p.source for p in self.pools.values()]
+        sources += [p.source for p in self.policies.values()]
+        return {file_of(source) for source in sources}
 
     def semantic_content(self) -> dict[str, Any]:
         """The plan without its hash and without source locations."""

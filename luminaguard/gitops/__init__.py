@@ -1,1 +1,1 @@
-"""GitOps sources: the documents of a folder or a git repository at one revision."""
+"""GitOps: a source of documents (a folder or git), its desired state, the reconciler."""

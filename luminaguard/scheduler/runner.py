@@ -96,10 +96,14 @@ class Runner:
         self, plan: Plan, run_id: str, started_by: dict[str, str] | None = None
     ) -> RunResult:
         """Record a new run of ``plan`` (and who starts it), drive it as far as it goes."""
+        self.create(plan, run_id, started_by)
+        return await self.drive(run_id)
+
+    def create(self, plan: Plan, run_id: str, started_by: dict[str, str] | None = None) -> None:
+        """Record a new run of ``plan``, all steps pending, to be driven later (``drive``)."""
         check_secrets(run_secrets(plan, self.environ))  # before anything is recorded or run
         who = started_by or starter()
         self.store.create_run(run_id, absolute_plan(plan), self.backend.name, who)
-        return await self.drive(run_id)
 
     async def resume(self, run_id: str) -> RunResult:
         """Take the run's lease, recover steps interrupted by a crash, drive the run on."""
@@ -248,7 +252,7 @@ class _Execution:
         except StepError as exc:
             self._record(step.id, Outcome.failed(str(exc)))
             return
-        record: dict[str, object] | None = _decision_record(action, decision)
+        record: dict[str, object] | None = _decision_record(action, decision, self.plan)
         if decision.risk == "red":
             self.store.audit_event(self.run_id, step.id, "decision", record or {})
             halted = self._gate(step, action, decision)
@@ -389,8 +393,8 @@ def repeatable(step: PlannedStep, action: Action) -> bool:
     return step.idempotent or bool(hints.get("readOnlyHint") or hints.get("idempotentHint"))
 
 
-def _decision_record(action: Action, decision: Decision) -> dict[str, object]:
-    return {
+def _decision_record(action: Action, decision: Decision, plan: Plan) -> dict[str, object]:
+    record: dict[str, object] = {
         "action": action.model_dump(mode="json"),
         "action_hash": action.content_hash(),
         "risk": decision.risk,
@@ -398,3 +402,8 @@ def _decision_record(action: Action, decision: Decision) -> dict[str, object]:
         "rule": decision.rule,
         "reason": decision.reason,
     }
+    policy = plan.policies.get(decision.policy or "")
+    revision = plan.revision_of(policy.source) if policy else None
+    if revision is not None:  # a reconciler's plan: the source revision that decided
+        record["policy_revision"] = revision
+    return record

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, JsonValue, model_validator
+from croniter import croniter
+from pydantic import AfterValidator, Field, JsonValue, model_validator
 
 from luminaguard.config.models.common import Duration, Identifier, Model, Name
 
@@ -55,8 +56,33 @@ class Step(Model):
         return self.call.split(".", 1)[1] if self.call else None
 
 
+def _cron(expression: str) -> str:
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+        raise ValueError(f"{expression!r} is not a cron schedule (five fields: m h dom mon dow)")
+    return expression
+
+
+Cron = Annotated[str, Field(max_length=200), AfterValidator(_cron)]
+
+
+class Trigger(Model):
+    """When the reconciler starts the workload by itself."""
+
+    on: Literal["change"] = Field(
+        description="change: once each time the workload's compiled plan (its documents,"
+        " their inputs, the policies in force) changes in the source"
+    )
+
+
 class WorkloadSpec(Model):
     """Parameters with their defaults and the steps, which form a DAG through ``needs``."""
 
     params: dict[Identifier, JsonValue] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
+    trigger: Trigger | None = Field(
+        default=None, description="run by the reconciler (serve --source, reconcile)"
+    )
+    schedule: Cron | None = Field(
+        default=None,
+        description="cron schedule (UTC) on which the reconciler's server starts the workload",
+    )
