@@ -41,13 +41,18 @@ def _is_repository(path: Path) -> bool:
 
 
 def source_for(
-    spec: str, cache: Path, branch: str | None = None, revision: str | None = None
+    spec: str,
+    cache: Path,
+    branch: str | None = None,
+    revision: str | None = None,
+    git: bool = False,
 ) -> Source:
     """The source ``spec`` names.
 
     A git URL (``https://``, ``ssh://``, ``file://``, ``user@host:path``) is a
     ``GitSource``; so is a local path to a git repository when a branch or revision is
-    given. Any other existing folder is a ``FolderSource``.
+    given, or ``git`` says it is one (``--git``). Any other existing folder is a
+    ``FolderSource``.
     """
     if spec.startswith("-"):
         raise SourceError(f"the source {redact(spec)!r} is refused: it would read as an option")
@@ -55,11 +60,11 @@ def source_for(
     if is_git_url(spec):
         return GitSource(spec, cache, branch=branch, revision=revision)
     path = Path(spec)
-    pinned = branch is not None or revision is not None
+    pinned = git or branch is not None or revision is not None
     if pinned and path.is_dir() and _is_repository(path):
         return GitSource(str(path.resolve()), cache, branch=branch, revision=revision)
     if pinned:
-        raise SourceError(f"{spec} is not a git repository: a branch or revision needs one")
+        raise SourceError(f"{spec} is not a git repository")
     if path.is_dir():
         return FolderSource(path)
     raise SourceError(f"the source {redact(spec)!r} is neither a folder nor a git URL")

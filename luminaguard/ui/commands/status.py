@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from luminaguard.gitops.applied import AppliedState
 from luminaguard.hostile_text import visible
 from luminaguard.ui.exit_codes import OK
 from luminaguard.ui.session import Session, in_session
@@ -32,6 +33,22 @@ def _when(stamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
+def print_gitops(console: Console, applied: AppliedState) -> None:
+    """The reconciled source and each object it applied, with their conditions."""
+    source = applied.source()
+    if source is None:
+        return
+    title = Text(visible(f"source {source.url}: {source.state}"))
+    table = Table("applied revision", "last tried", "reason", title=title)
+    table.add_row(*_cells(source.revision or "(none)", source.attempted or "", source.reason))
+    console.print(table)
+    objects = Table("object", "condition", "revision", "file", "reason")
+    for item in applied.objects().values():
+        name = f"{item.kind}/{item.name}"
+        objects.add_row(*_cells(name, item.state, item.revision, item.path, item.reason))
+    console.print(objects)
+
+
 @in_session
 def run(args: argparse.Namespace, session: Session) -> int:
     """Print the table."""
@@ -42,6 +59,7 @@ def run(args: argparse.Namespace, session: Session) -> int:
         for record in store.runs():
             table.add_row(*_cells(record.id, record.workload, record.state, _when(record.updated)))
         console.print(table)
+        print_gitops(console, AppliedState(store))
         return OK
     record = store.run(args.run_id)
     table = Table(
