@@ -69,9 +69,7 @@ def open_source(args: argparse.Namespace, state: Path) -> Source:
     if args.path is not None and (args.branch or args.revision):
         raise LuminaGuardError("--branch and --revision apply to a --git source")
     spec = args.git if args.git is not None else args.path
-    return source_for(
-        spec, state / "sources", args.branch, args.revision, git=args.git is not None
-    )
+    return source_for(spec, state / "sources", args.branch, args.revision, git=args.git is not None)
 
 
 def _reconciler(args: argparse.Namespace, session: Session, runtime: LocalRuntime) -> Reconciler:
