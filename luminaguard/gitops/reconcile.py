@@ -89,6 +89,8 @@ class Reconciler:
         self.runtime = runtime
         self.prune = prune
         self._fetch = fetch or (lambda source: source.fetch())
+        #: the plans of the started workloads at the revision last applied
+        self.plans: dict[str, Plan] = {}
 
     def plan(self) -> tuple[Desired, list[Change]]:
         """The desired state and what applying it would change (nothing is applied)."""
@@ -119,6 +121,7 @@ class Reconciler:
         outcome = Outcome(desired.revision, Condition.READY, changes=changes)
         try:
             self._apply(desired, changes, outcome)
+            self.plans = desired.plans
             self._trigger(desired, outcome)
         except LuminaGuardError as exc:
             outcome.state, outcome.reason = Condition.STALLED, error_text(exc)

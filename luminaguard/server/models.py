@@ -269,3 +269,38 @@ class Answered(Reply):
     state: Literal["answered", "declined"]
     by: str
     content: dict[str, AnswerValue] | None
+
+
+# --- GitOps ------------------------------------------------------------------------------
+Condition = Literal["Ready", "Reconciling", "Stalled", "Drifted"]
+
+
+class GitopsObject(Reply):
+    """One object the reconciler applied, and how it stands now."""
+
+    kind: str
+    name: str
+    condition: Condition
+    reason: str
+    revision: str = Field(description="the source revision it was applied from")
+    path: str = Field(description="its file in the source")
+    applied: float = Seconds
+
+
+class GitopsSource(Reply):
+    """The source the server follows."""
+
+    url: str
+    revision: str | None = Field(description="the revision applied (the last good one)")
+    attempted: str | None = Field(description="the revision last tried")
+    condition: Condition
+    reason: str = Field(description="why it is Stalled: each problem as FILE:LINE:COL: ...")
+    updated: float = Seconds
+
+
+class GitopsStatus(Reply):
+    """What the reconciler applied, and what differs from it now."""
+
+    source: GitopsSource | None
+    policies_revision: str = Field(description="the revision of the policies in force")
+    objects: list[GitopsObject]

@@ -42,6 +42,7 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
 _TAGS = {
     "runs": "submit, follow and cancel runs; read their audit records",
     "approvals": "the Red steps waiting for a person: their cards and the decisions",
+    "gitops": "what the reconciler applied from its source, and how each object stands",
     "questions": "questions MCP servers ask a person while a tool runs (elicitation)",
     "events": "changes as they are recorded (Server-Sent Events)",
     "health": "liveness, readiness and metrics",

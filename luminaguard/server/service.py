@@ -18,14 +18,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from luminaguard.gitops.source import Source
 from luminaguard.hypervisor.base import Backend
 from luminaguard.hypervisor.registry import backend as registered
+from luminaguard.policy.in_force import PoliciesInForce
 from luminaguard.scheduler.store import RunStore
 from luminaguard.scheduler.tools import Connector, connect
 from luminaguard.server.engine import Engine
 from luminaguard.server.events import EventHub
 from luminaguard.server.metrics import Metrics
 from luminaguard.server.notify import Notifier
+from luminaguard.server.reconciling import Controller
 from luminaguard.server.tokens import TokenFile
 from luminaguard.server.watch import watch
 
@@ -79,6 +82,14 @@ class Server:
         self.ready = False
         self._stop_watch = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        #: the policies a source put in force (``serve --source``); none without one
+        self.policies = PoliciesInForce()
+        self.controller: Controller | None = None
+        self._reconciling: asyncio.Task[None] | None = None
+
+    def follow(self, source: Source, interval: float, prune: bool) -> None:
+        """Reconcile ``source`` continuously once started (``serve --source``)."""
+        self.controller = Controller(self, source, interval, prune)
 
     def open_backend(self, name: str) -> Backend:
         """The backend of this name, opened once and kept (its warm pools stay warm)."""
@@ -110,6 +121,10 @@ class Server:
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
         await asyncio.sleep(0)  # the watcher's first step: it reads the version, then watches
         await self.engine.start()
+        if self.controller is not None:
+            self.controller.restore()
+            stop = self._stop_watch
+            self._reconciling = asyncio.get_running_loop().create_task(self.controller.run(stop))
         self.ready = True
 
     async def _watch(self) -> None:
@@ -129,9 +144,10 @@ class Server:
         await self.engine.stop(grace)
         await self.notifier.stop(min(grace, NOTIFY_GRACE))  # the store closes after us
         self._stop_watch.set()
-        if self._watcher is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._watcher, 5)
+        for task in (self._watcher, self._reconciling):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 5)
         self.hub.close()
         for backend in self._backends.values():
             with contextlib.suppress(Exception):

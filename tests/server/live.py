@@ -111,8 +111,11 @@ def wait_until(what: str, check: Callable[[], Any], limit: float = PATIENCE) -> 
 class LiveServer:
     """One ``luminaguard serve`` child serving ``state``, with a token per ``TOKENS`` name."""
 
-    def __init__(self, state: Path, workspace: Path, *, grace: float = 5.0) -> None:
+    def __init__(
+        self, state: Path, workspace: Path, *, grace: float = 5.0, extra: tuple[str, ...] = ()
+    ) -> None:
         self.state = state
+        self.extra = extra  # more arguments of `serve`
         self.workspace = workspace
         self.grace = grace
         self.tokens: dict[str, str] = {}
@@ -141,7 +144,7 @@ class LiveServer:
         argv = [
             sys.executable, "-m", "luminaguard", "serve",
             "--state", str(self.state), "--workspace", str(self.workspace),
-            "--port", str(self.port), "--grace", str(self.grace),
+            "--port", str(self.port), "--grace", str(self.grace), *self.extra,
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -71,6 +71,21 @@ class VmPool:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def resize(self, warm: int, maximum: int) -> None:
+        """Keep ``warm`` clones ready, at most ``maximum`` VMs in all, from now on.
+
+        A smaller pool kills ready clones it no longer needs; a busy VM is never
+        touched (it goes when its task ends). A larger one refills.
+        """
+        self.warm, self.maximum = warm, max(maximum, 1)
+        while len(self.ready) > self.warm or (self.ready and self._total() > self.maximum):
+            self.ready.pop().kill()
+        self.refill()
+
+    def drain(self) -> None:
+        """Keep nothing ready: the ready clones go, busy VMs finish their tasks."""
+        self.resize(0, self.maximum)
+
     async def _restore_once(self) -> Vm:
         started = time.perf_counter()
         spec = SandboxSpec(name=self.name, workdir=self.snapshot.state)
@@ -86,7 +101,11 @@ class VmPool:
 
     async def _add(self) -> None:
         try:
-            self.ready.append(await self._restore())
+            vm = await self._restore()
+            if len(self.ready) < self.warm:
+                self.ready.append(vm)
+            else:  # the pool shrank meanwhile
+                vm.kill()
         except BackendError as exc:  # counted as missing; the next acquire restores on the spot
             log.warning("pool %r could not refill: %s", self.name, exc)
         finally:

@@ -54,6 +54,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--openapi", action="store_true", help="print the API's OpenAPI document and exit"
     )
+    parser.add_argument(
+        "--source",
+        metavar="PATH|URL",
+        help="reconcile this folder or git repository continuously (GitOps)",
+    )
+    parser.add_argument("--branch", metavar="B", help="the --source repository's branch")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds between polls of a git --source (a folder is watched; default 60)",
+    )
+    parser.add_argument(
+        "--prune", action="store_true", help="remove what disappears from the --source"
+    )
     add_state_option(parser)
     parser.set_defaults(handler=run)
 
@@ -106,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from luminaguard.gitops.source import source_for
     from luminaguard.server.app import build_app
     from luminaguard.server.claim import ServerClaim
     from luminaguard.server.protocol import HeadDeadline
@@ -138,6 +155,9 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     web = _Uvicorn(config)
     try:
+        if args.source is not None:
+            source = source_for(args.source, store.state_dir / "sources", args.branch)
+            server.follow(source, max(args.interval, 0.1), args.prune)
         await server.start()
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
