@@ -89,6 +89,7 @@ bench: $(STAMP) $(NPM_STAMP) vm-deps
 	$(BIN)/python bench/mcp_bench.py
 	$(BIN)/python bench/vm_bench.py
 	$(BIN)/python bench/serve_bench.py
+	$(BIN)/python bench/reconcile_bench.py
 
 schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas
