@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import statistics
+import sys
 import subprocess
 import tempfile
 import time
@@ -70,7 +71,7 @@ class Server:
     def __init__(self, root: Path, source: str, interval: float) -> None:
         state = root / "state"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        cli = ["python", "-m", "luminaguard"]
+        cli = [sys.executable, "-m", "luminaguard"]
         made = subprocess.run(
             [*cli, "token", "create", "bench", "--role", "viewer", "--state", str(state)],
             env=env, capture_output=True, text=True, check=True,
