@@ -17,8 +17,8 @@ import json
 import os
 import socket
 import statistics
-import sys
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request

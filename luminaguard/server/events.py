@@ -21,7 +21,7 @@ from typing import Any
 from luminaguard.scheduler.store import RunStore
 
 #: The audit events that are sent (prefixes).
-KINDS = ("run.", "step.", "approval.", "question.")
+KINDS = ("run.", "step.", "approval.", "question.", "gitops.")
 #: Events a slow subscriber may have waiting before it is dropped (it reconnects).
 BACKLOG = 1000
 #: How many past events are read from the log at once (for a reconnecting subscriber).
@@ -54,7 +54,7 @@ class Event:
 _QUERY = (
     "SELECT seq, time, run_id, step_id, event, json_extract(data, '$.state') FROM audit"
     " WHERE seq > ? AND (event LIKE 'run.%' OR event LIKE 'step.%' OR event LIKE 'approval.%'"
-    " OR event LIKE 'question.%')"
+    " OR event LIKE 'question.%' OR event LIKE 'gitops.%')"
     " ORDER BY seq LIMIT ?"
 )
 
