@@ -193,3 +193,19 @@ def test_diff_exit_codes_and_json(reconcile: Git, origin: Repo) -> None:
     assert reconcile("diff") == (0, "no changes\n", "")
     bad = reconcile.cli("diff", "--git", "/nonexistent", "--state", str(reconcile.state))
     assert bad.code == 2 and "error:" in bad.err
+
+
+def test_policy_replay_takes_the_policies_of_a_git_revision(reconcile: Git, origin: Repo) -> None:
+    assert reconcile("reconcile")[0] == 0  # w-1 ran: `echo hello` decided Green
+    strict = origin.commit(
+        "strict", **{"policies__p.yaml": POLICY.replace("risk: green", "risk: red")}
+    )
+    origin.commit("lenient again", **{"policies__p.yaml": POLICY})
+    state, url = str(reconcile.state), str(origin.path)
+    done = reconcile.cli("policy", "replay", "--audit", state, "--git", url, "--revision", strict)
+    assert done.code == 0, done.err
+    assert f"at {strict}" in done.out and "Green -> Red (tightened): 1" in done.out
+    head = reconcile.cli("policy", "replay", "--audit", state, "--git", url)
+    assert "unchanged: 1" in head.out
+    both = reconcile.cli("policy", "replay", "--audit", state, "--git", url, "p.yaml")
+    assert both.code == 1 and "one of them" in both.err

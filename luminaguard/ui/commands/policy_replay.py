@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from luminaguard.compiler.compile import Bundle, load_checked
 from luminaguard.errors import UsageError
+from luminaguard.gitops.source import source_for
 from luminaguard.hostile_text import visible
 from luminaguard.policy.engine import PolicyEngine
 from luminaguard.policy.replay import Audited, Replayed, ReplayReport, replay
@@ -20,7 +22,12 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     parser = actions.add_parser(
         "replay", help="decide audited actions again with changed policies; list what changes"
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="the changed policies")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="the changed policies")
+    parser.add_argument(
+        "--git", metavar="URL", help="take the policies from this git repository instead"
+    )
+    parser.add_argument("--revision", metavar="R", help="the --git commit (default: HEAD)")
+    parser.add_argument("--branch", metavar="B", help="the --git branch (default: its HEAD)")
     parser.add_argument("--audit", required=True, metavar="STATE", help="a state folder")
     parser.add_argument("--policy", metavar="NAME", help="ask this policy for every action")
     parser.add_argument(
@@ -51,9 +58,22 @@ def render(report: ReplayReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _policies(args: argparse.Namespace) -> dict[str, PolicyEngine]:
+    """The engines of the policies under PATH..., or in ``--git`` at ``--revision``."""
+    if (args.git is None) == (not args.paths):
+        raise UsageError("give the changed policies as PATH... or as --git URL (one of them)")
+    if args.git is None:
+        return _engines(load_checked(args.paths))
+    with tempfile.TemporaryDirectory(prefix="luminaguard-replay-") as cache:
+        source = source_for(args.git, Path(cache), args.branch, args.revision, git=True)
+        snapshot = source.fetch()
+        print(visible(f"policies of {snapshot.url} at {snapshot.revision}"))
+        return _engines(load_checked([str(snapshot.root)]))
+
+
 def run(args: argparse.Namespace) -> int:
     """Exit 1 when any Red decision would turn Green, unless ``--allow-loosening``."""
-    engines = _engines(load_checked(args.paths))
+    engines = _policies(args)
     state = Path(args.audit)
     if not (state / "runs.db").is_file():
         raise UsageError(f"no audit log in {state} (expected {state / 'runs.db'})")
