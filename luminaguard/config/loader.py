@@ -34,13 +34,22 @@ class LoadResult:
         return names
 
 
+RECIPES = "rootfs"
+
+
 def config_files(paths: Iterable[str]) -> Iterator[Path]:
-    """The YAML files named by ``paths``: files as given, folders walked in sorted order."""
+    """The YAML files named by ``paths``: files as given, folders walked in sorted order.
+
+    A walk skips hidden files and folders, and ``rootfs/`` folders: they hold image
+    recipes (an Image's ``rootfs``), not documents.
+    """
     for given in paths:
         path = Path(given)
         if path.is_dir():
             for found in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
+                parts = found.relative_to(path).parts
+                hidden = any(part.startswith(".") or part == RECIPES for part in parts[:-1])
+                hidden = hidden or parts[-1].startswith(".")
                 if found.is_file() and found.name.endswith(_SUFFIXES) and not hidden:
                     yield found
         elif path.is_file():
