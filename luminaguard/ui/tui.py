@@ -273,7 +273,6 @@ class ApprovalApp(App[None]):
         else:
             self.card.update(Text("no approval requests waiting"))
         self._show_form(item if isinstance(item, QuestionRecord) else None)
-        self.refresh_bindings()
 
     def _show_form(self, question: QuestionRecord | None) -> None:
         """Mount the question's form (kept as typed while the same question stays selected)."""
@@ -285,6 +284,7 @@ class ApprovalApp(App[None]):
         if question is not None:
             self.form = QuestionForm(question.form)
             self.form_box.mount(self.form)
+        self.refresh_bindings()  # a question's keys, or a request's
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Request keys on a request, question keys on a question."""
