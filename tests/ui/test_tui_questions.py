@@ -308,3 +308,20 @@ def test_snapshot_of_a_question_card(harness: Harness, snapshot: SnapshotAsserti
 
     drive(harness, test, poll=3600)
     assert shots[0] == snapshot(extension_class=SVGExtension)
+
+
+def test_what_is_typed_survives_a_reload_of_the_queue(harness: Harness, tmp_path: Path) -> None:
+    halted(harness, tmp_path)
+    question = ask(harness)
+
+    async def test(app: App, pilot: Pilot[None]) -> None:
+        await pilot.press("down", "down", "down", "enter", *"Ada", "tab", "4")
+        harness.decide("w", "approved", "dave")  # another process: the queue reloads
+        await until(pilot, lambda: len(app.requests) == 2)
+        assert app.selected_question() == app.questions[0]
+        assert form(app).content() == {"name": "Ada", "count": 4, "sure": False}
+        assert isinstance(app.focused, Input) and app.focused.value == "4"
+        await pilot.press("enter")
+
+    drive(harness, test)
+    assert reply(harness, question) == Reply("accept", {"name": "Ada", "count": 4, "sure": False})
