@@ -22,12 +22,12 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from luminaguard.errors import LuminaGuardError
 from luminaguard.hostile_text import visible
-from luminaguard.scheduler import decisions
-from luminaguard.scheduler.questions import QuestionBook, QuestionRecord
+from luminaguard.scheduler.questions import QuestionRecord
 from luminaguard.scheduler.store import ApprovalRecord, RunStore
 from luminaguard.transport.forms import FormError
 from luminaguard.ui import approval_queue as queue
 from luminaguard.ui import question_queue as asked
+from luminaguard.ui.desk import Desk, LocalDesk, where
 from luminaguard.ui.question_form import DeclineScreen, QuestionForm
 
 POLL = 0.5
@@ -144,16 +144,19 @@ class ApprovalApp(App[None]):
 
     def __init__(
         self,
-        store: RunStore,
+        store: RunStore | None,
         who: str,
         clock: Callable[[], float] = time.time,
         poll: float = POLL,
         role: str | None = None,
+        desk: Desk | None = None,
     ) -> None:
+        """The queue of ``store`` decided as ``who`` (``role``), or of ``desk`` when given."""
         super().__init__()
-        self.store, self.who, self.clock, self.poll = store, who, clock, poll
-        self.role = role  # of who's token, if any: it matches ``role:NAME`` approvers
-        self.book = QuestionBook(store)
+        if desk is None:
+            assert store is not None, "a store or a desk"
+            desk = LocalDesk(store, who, clock, role)
+        self.desk, self.clock, self.poll = desk, clock, poll
         self.pending: list[ApprovalRecord] = []  # all of them
         self.requests: list[ApprovalRecord] = []  # those the filter lets through, as listed
         self.asked: list[QuestionRecord] = []  # all pending questions
@@ -183,7 +186,7 @@ class ApprovalApp(App[None]):
         table = self.table
         for column in queue.COLUMNS:
             table.add_column(column, key=column)
-        self.store.changed_elsewhere()
+        self.desk.changed()
         self.reload()
         self.set_interval(self.poll, self.tick)
 
@@ -195,7 +198,7 @@ class ApprovalApp(App[None]):
     def tick(self) -> None:
         """Reload when another process wrote or something expired, else refresh the times."""
         now = self.clock()
-        changed = self.store.changed_elsewhere()
+        changed = self.desk.changed()
         expiries = [r.expires for r in self.pending] + [q.expires for q in self.asked]
         if changed or any(now > expires for expires in expiries):
             self.reload()
@@ -210,20 +213,17 @@ class ApprovalApp(App[None]):
     def reload(self) -> None:
         """Read the pending requests and questions again; keep the selected one if still there."""
         now = self.clock()
-        found = queue.load(self.store, now)
-        questions = asked.load(self.book, now)
-        if found.expired:
-            names = ", ".join(f"{r.run_id} {r.step_id}" for r in found.expired)
-            self.say(f"expired (denied on resume): {names}")
-        if found.unaudited or questions.unaudited:
-            self.say(
-                f"{found.unaudited + questions.unaudited} requests not shown:"
-                " no authentic audit record (runs.db edited?)"
-            )
+        try:
+            found = self.desk.load(now)
+        except LuminaGuardError as exc:
+            self.say(f"not reloaded: {exc}")
+            return
+        for note in found.notes:
+            self.say(note)
         selected = self.selected_item()
-        self.pending, self.asked = found.pending, questions.pending
-        self.requests = [r for r in found.pending if queue.matches(r, self.filter_text)]
-        self.questions = [q for q in questions.pending if asked.matches(q, self.filter_text)]
+        self.pending, self.asked = found.requests, found.questions
+        self.requests = [r for r in found.requests if queue.matches(r, self.filter_text)]
+        self.questions = [q for q in found.questions if asked.matches(q, self.filter_text)]
         self._fill(now, None if selected is None else self._key(selected))
 
     def _fill(self, now: float, selected: str | None) -> None:
@@ -314,9 +314,9 @@ class ApprovalApp(App[None]):
         self.status.update(Text(visible(message)))
 
     # --- decisions -----------------------------------------------------------------------
-    def _decide(self, request: ApprovalRecord, decide: queue.Decide) -> bool:
+    def _decide(self, request: ApprovalRecord, decide: Callable[[ApprovalRecord], str]) -> bool:
         try:
-            self.say(queue.outcome(request, decide(request)))
+            self.say(decide(request))
         except LuminaGuardError as exc:
             self.say(f"{request.run_id} {request.step_id}: {exc}")
             return False
@@ -326,7 +326,7 @@ class ApprovalApp(App[None]):
         """Approve the selected request, bound to its action hash."""
         request = self.selected()
         if request is not None:
-            self._decide(request, queue.approver(self.store, self.who, self.clock, self.role))
+            self._decide(request, self.desk.approve)
             self.reload()
 
     def action_deny(self) -> None:
@@ -339,13 +339,7 @@ class ApprovalApp(App[None]):
             if reason is None:
                 self.say("not denied")
                 return
-
-            def deny(r: ApprovalRecord) -> decisions.Recorded:
-                return decisions.deny(
-                    self.store, r.run_id, r.step_id, self.who, reason, r.action_hash, self.role
-                )
-
-            self._decide(request, deny)
+            self._decide(request, lambda r: self.desk.deny(r, reason))
             self.reload()
 
         self.push_screen(DenyScreen(request), denied)
@@ -355,15 +349,13 @@ class ApprovalApp(App[None]):
         request = self.selected()
         if request is None:
             return
-        found = queue.load(self.store, self.clock()).pending
-        steps = [r for r in found if r.run_id == request.run_id]
+        steps = [r for r in self.pending if r.run_id == request.run_id]
 
         def confirmed(answer: bool | None) -> None:
             if not answer:
                 self.say("nothing approved")
                 return
-            approve = queue.approver(self.store, self.who, self.clock, self.role)
-            done = sum(self._decide(r, approve) for r in steps)
+            done = sum(self._decide(r, self.desk.approve) for r in steps)
             if done == len(steps):
                 self.say(f"{visible(request.run_id)}: approved {done} steps")
             self.reload()
@@ -376,17 +368,13 @@ class ApprovalApp(App[None]):
         question, form = self.selected_question(), self.form
         if question is None or form is None:
             return
-        where = visible(f"{question.run_id} {question.step_id or '-'}")
         try:
-            content = question.form.check(form.content())
-            self.book.answer(question.run_id, question.question_id, self.who, content, self.clock)
+            self.say(self.desk.answer(question, question.form.check(form.content())))
         except FormError as exc:
-            self.say(f"{where}: not answered: {exc}")
+            self.say(f"{where(question)}: not answered: {exc}")
             return
         except LuminaGuardError as exc:
-            self.say(f"{where}: {exc}")
-        else:
-            self.say(f"{where}: question of {question.server} answered by {self.who}")
+            self.say(f"{where(question)}: {exc}")
         self.table.focus()
         self.reload()
 
@@ -395,28 +383,32 @@ class ApprovalApp(App[None]):
         question = self.selected_question()
         if question is None:
             return
-        where = f"{question.run_id} {question.step_id or '-'}"
 
         def declined(reason: str | None) -> None:
             if reason is None:
                 self.say("not declined")
                 return
             try:
-                self.book.decline(question.run_id, question.question_id, self.who, reason or None)
-                self.say(f"{where}: question of {question.server} declined by {self.who}")
+                self.say(self.desk.decline(question, reason or None))
             except LuminaGuardError as exc:
-                self.say(f"{where}: {exc}")
+                self.say(f"{where(question)}: {exc}")
             self.table.focus()
             self.reload()
 
-        self.push_screen(DeclineScreen(f"the question of {question.server} ({where})"), declined)
+        what = f"the question of {question.server} ({where(question)})"
+        self.push_screen(DeclineScreen(what), declined)
 
     def action_trail(self) -> None:
         """Open the selected run's audit trail."""
         item = self.selected_item()
-        if item is not None:
-            records = self.store.audit.records(item.run_id)
-            self.push_screen(AuditScreen(queue.audit_trail(records)))
+        if item is None:
+            return
+        try:
+            trail = self.desk.trail(item.run_id)
+        except LuminaGuardError as exc:
+            self.say(f"{item.run_id}: no audit trail: {exc}")
+            return
+        self.push_screen(AuditScreen(trail))
 
     # --- filter --------------------------------------------------------------------------
     def action_filter(self) -> None:
