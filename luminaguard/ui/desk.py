@@ -59,6 +59,9 @@ class Desk(Protocol):
     def trail(self, run_id: str) -> Text:
         """The run's audit trail, a line a record."""
 
+    def close(self) -> None:
+        """The queue is closing."""
+
 
 def where(question: QuestionRecord) -> str:
     """A question's run and step, as the status bar names them."""
@@ -124,3 +127,6 @@ class LocalDesk:
     def trail(self, run_id: str) -> Text:
         """The run's audit records."""
         return queue.audit_trail(self.store.audit.records(run_id))
+
+    def close(self) -> None:
+        """Nothing to do: whoever opened the store closes it."""

@@ -29,6 +29,8 @@ from luminaguard.ui import approval_queue as queue
 from luminaguard.ui import question_queue as asked
 from luminaguard.ui.desk import Desk, LocalDesk, where
 from luminaguard.ui.question_form import DeclineScreen, QuestionForm
+from luminaguard.ui.remote import Remote
+from luminaguard.ui.remote_desk import RemoteDesk
 
 POLL = 0.5
 #: The keys of a question's card, shown under its message.
@@ -189,6 +191,10 @@ class ApprovalApp(App[None]):
         self.desk.changed()
         self.reload()
         self.set_interval(self.poll, self.tick)
+
+    def on_unmount(self) -> None:
+        """Let the desk go (a server's event stream)."""
+        self.desk.close()
 
     # --- the queue -----------------------------------------------------------------------
     def items(self) -> list[Item]:
@@ -432,3 +438,12 @@ class ApprovalApp(App[None]):
 def run(store: RunStore, who: str, role: str | None = None) -> None:
     """Open the queue on this terminal until the person quits (as ``who``, with ``role``)."""
     ApprovalApp(store, who, role=role).run()
+
+
+def run_remote(remote: Remote) -> None:
+    """Open a server's queue on this terminal until the person quits (as the token's name)."""
+    desk = RemoteDesk(remote)
+    desk.start()
+    app = ApprovalApp(None, "", desk=desk)
+    app.title = f"LuminaGuard approvals at {visible(remote.url)}"
+    app.run()
