@@ -129,9 +129,7 @@ def test_an_unanswered_question_declines_at_its_timeout(write: Writer, tmp_path:
     assert QuestionBook(store).pending() == []
 
 
-def test_sampling_and_url_questions_are_refused_and_audited(
-    write: Writer, tmp_path: Path
-) -> None:
+def test_sampling_and_url_questions_are_refused_and_audited(write: Writer, tmp_path: Path) -> None:
     steps = """\
     - {id: sample, agent: a, call: q.sample}
     - {id: url, agent: a, call: q.ask_url, needs: [sample]}
