@@ -1,11 +1,14 @@
-"""``luminaguard approve`` on a terminal: the queue of pending Red steps and their cards.
+"""``luminaguard approve`` on a terminal: the queue of pending Red steps and questions, and cards.
 
 The only module that imports Textual (the ``approve`` command imports it when it opens
-the queue). It lives on the state folder: a timer polls the store's ``data_version``
-every half second, so requests that arrive, are decided by another process or expire
-show at once; each request found past its audited expiry is recorded as expired and
-dropped. Every decision goes through ``decisions`` bound to the action hash the card
-showed. Card texts are ``rich.text.Text`` (never markup), passed through ``visible``.
+the queue). It reads and decides through a ``Desk``: the state folder (``LocalDesk``: a
+timer polls the store's ``data_version`` every half second, so requests and questions
+that arrive, are decided elsewhere or expire show at once; each request found past its
+audited expiry is recorded as expired and dropped) or a server (``RemoteDesk``). Every
+decision is bound to the action hash the card showed. A question's card holds its form
+(``question_form``), kept as typed while the same question stays selected; an answer is
+checked with ``Form.check`` before it is sent. Card texts are ``rich.text.Text`` (never
+markup), passed through ``visible``.
 """
 
 from __future__ import annotations
