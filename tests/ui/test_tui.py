@@ -19,6 +19,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from textual.pilot import Pilot
 
 from luminaguard.compiler import Plan, compile_paths
+from luminaguard.scheduler import decisions
 from luminaguard.scheduler import store as store_module
 from luminaguard.scheduler.store import RunStore
 from luminaguard.transport.base import ToolInfo
@@ -309,9 +310,9 @@ def test_an_approver_rule_refusal_is_shown_and_nothing_recorded(
     halted(harness, tmp_path)
 
     def refuse(*args: object, **kwargs: object) -> None:
-        raise tui.decisions.NotAllowed("w: only alice may approve; nothing recorded")
+        raise decisions.NotAllowed("w: only alice may approve; nothing recorded")
 
-    monkeypatch.setattr(tui.decisions, "approve", refuse)
+    monkeypatch.setattr(decisions, "approve", refuse)
 
     async def test(app: App, pilot: Pilot[None]) -> None:
         await pilot.press("a")
@@ -386,7 +387,7 @@ def test_snapshot_of_a_card_with_approvals_so_far(
     harness: Harness, tmp_path: Path, snapshot: SnapshotAssertion
 ) -> None:
     halted_for_two(harness)
-    tui.decisions.approve(harness.store, "m", "ship", "alice", None, harness.clock)
+    decisions.approve(harness.store, "m", "ship", "alice", None, harness.clock)
     shots: list[str] = []
 
     async def test(app: App, pilot: Pilot[None]) -> None:

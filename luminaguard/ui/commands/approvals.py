@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -41,11 +42,58 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         parser.add_argument("step_id", metavar="STEP", nargs=optional)
         add_identity_option(parser)
         add_state_option(parser)
+        if name == "approve":
+            add_server_options(parser)
         parser.set_defaults(handler=approve_or_queue if name == "approve" else handler)
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--server URL`` and where its token is: ``--token-file`` or $LUMINAGUARD_TOKEN."""
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="open the queue of this `luminaguard serve` (decided as the token's name)",
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="a file holding the bearer token for --server (default: $LUMINAGUARD_TOKEN)",
+    )
+
+
+def server_token(args: argparse.Namespace) -> str | None:
+    """The bearer token for ``--server``: the first line of ``--token-file``, or the env's."""
+    if args.token_file is None:
+        return os.environ.get("LUMINAGUARD_TOKEN")
+    try:
+        with open(args.token_file, encoding="utf-8") as file:
+            token = file.readline(4096).strip()
+    except OSError as exc:
+        raise UsageError(f"approve: cannot read --token-file: {exc}") from None
+    if not token:
+        raise UsageError(f"approve: {args.token_file} holds no token")
+    return token
+
+
+def remote_queue(args: argparse.Namespace) -> int:
+    """``approve --server URL``: the server's queue on this terminal."""
+    if args.run_id is not None:
+        raise UsageError("approve --server: opens the queue only; give no RUN or STEP")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("approve --server: the queue needs a terminal")
+    from luminaguard.ui import tui  # Textual: loaded only for the queue
+    from luminaguard.ui.remote import Remote
+
+    remote = Remote(args.server, server_token(args))
+    remote.call("GET", "/v1/approvals")  # a bad URL or token: said now, not in the queue
+    tui.run_remote(remote)
+    return OK
 
 
 def approve_or_queue(args: argparse.Namespace) -> int:
     """``approve RUN STEP`` decides one step; ``approve`` alone opens the queue (a terminal)."""
+    if getattr(args, "server", None):
+        return remote_queue(args)
     if args.run_id is not None and args.step_id is not None:
         return approve(args)
     if args.run_id is not None:
