@@ -13,6 +13,7 @@ from the row alone (runs.db may be edited).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import secrets
@@ -224,6 +225,24 @@ class QuestionBook:
                 return record
         raise UsageError(
             f"{question_id}: the question has no authentic audit record (runs.db was edited)"
+        )
+
+    def audited(self, question: QuestionRecord) -> QuestionRecord:
+        """The question with the server, message, form and expiry of its audit record.
+
+        ``UsageError`` when it has no authentic one (runs.db was edited): not to be shown.
+        """
+        data = self.asked(question.run_id, question.question_id).data
+        try:
+            form = form_of(list(data.get("fields") or []))
+        except (TypeError, ValueError):
+            raise UsageError(f"{question.question_id}: its audited form is unreadable") from None
+        return dataclasses.replace(
+            question,
+            server=str(data.get("server", "?")),
+            message=str(data.get("message", "")),
+            form=form,
+            expires=float(data.get("expires", 0)),
         )
 
     def reply(self, run_id: str, question_id: str) -> Reply | None:

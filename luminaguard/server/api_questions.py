@@ -41,14 +41,29 @@ def _question(call: Call) -> QuestionRecord:
         raise ApiError(404, str(exc)) from None
 
 
+def _shown(book: QuestionBook, questions: list[QuestionRecord]) -> list[QuestionView]:
+    """The questions as audited; one without an authentic record is not shown."""
+    shown = []
+    for question in questions:
+        try:
+            shown.append(view(book.audited(question)))
+        except UsageError:
+            continue
+    return shown
+
+
 async def pending(call: Call) -> BaseModel:
-    """Every pending question, oldest first."""
-    return QuestionList(questions=[view(q) for q in _book(call).pending()])
+    """Every pending question (as audited), oldest first."""
+    book = _book(call)
+    return QuestionList(questions=_shown(book, book.pending()))
 
 
 async def get_one(call: Call) -> BaseModel:
-    """One question, whatever its state."""
-    return view(_question(call))
+    """One question, whatever its state, as audited (409 without an authentic record)."""
+    try:
+        return view(_book(call).audited(_question(call)))
+    except UsageError as exc:
+        raise ApiError(409, str(exc)) from None
 
 
 async def answer(call: Call) -> BaseModel:

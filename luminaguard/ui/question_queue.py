@@ -9,14 +9,13 @@ text from a question is hostile: it passes through ``visible`` into a ``rich.tex
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from rich.text import Text
 
 from luminaguard.errors import LuminaGuardError
 from luminaguard.hostile_text import visible
-from luminaguard.scheduler.questions import QuestionBook, QuestionRecord, form_of
+from luminaguard.scheduler.questions import QuestionBook, QuestionRecord
 from luminaguard.ui.approval_queue import span
 
 #: What the queue's "rule" column says of a question (its kind).
@@ -33,14 +32,7 @@ class Questions:
 
 def as_audited(book: QuestionBook, question: QuestionRecord) -> QuestionRecord:
     """The question with the server, message, form and expiry of its audit record."""
-    data = book.asked(question.run_id, question.question_id).data
-    return dataclasses.replace(
-        question,
-        server=str(data.get("server", "?")),
-        message=str(data.get("message", "")),
-        form=form_of(list(data.get("fields") or [])),
-        expires=float(data.get("expires", 0)),
-    )
+    return book.audited(question)
 
 
 def load(book: QuestionBook, now: float) -> Questions:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,18 @@ from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.scheduler.runner import Runner
 from luminaguard.scheduler.store import RunStore
 from luminaguard.ui.tui import ApprovalApp
-from tests.conftest import ROOT, Writer
-from tests.integration.test_questions import DOCS, VENV_PYTHON, told
+from tests.conftest import Writer
+from tests.integration.test_questions import DOCS, told
 
 pytestmark = pytest.mark.usefixtures("sandbox")
 
-#: The venv this test runs in, mounted as such: a git worktree has none at ROOT/.venv.
-VENV = Path(sys.prefix)
 MESSAGE = "Deploy \\u001b[2J [b]where[/b]?"  # as YAML writes it: an escape sequence
 STEPS = f'    - {{id: who, agent: a, call: q.ask, args: {{message: "{MESSAGE}"}}}}\n'
 
 
 def drive(write: Writer, tmp_path: Path, steps: str) -> tuple[RunStore, Runner, Plan]:
-    """The run's store, its runner and its plan: test_questions' documents, this venv mounted."""
-    docs = DOCS.replace("{timeout}", "60s").replace(VENV_PYTHON, "/opt/venv/bin/python")
-    mount = f"{{source: {ROOT}, target: /opt/lg}}"
-    docs = docs.replace(mount, f"{mount}, {{source: {VENV}, target: /opt/venv}}")
+    """The run's store, its runner and its plan (test_questions' documents)."""
+    docs = DOCS.replace("{timeout}", "60s")
     _, plans = compile_paths([str(write("w.yaml", docs + steps))])
     store = RunStore(tmp_path / "state")
     return store, Runner(store, SandboxBackend()), plans[0]

@@ -101,3 +101,18 @@ def test_unknown_questions_and_bad_bodies(api: Api) -> None:
     nested = api.post(f"/v1/questions/r/{qid}/answer", {"content": {"name": {"a": 1}}})
     assert nested.status_code == 422
     assert reply(api, qid) is None
+
+
+def test_a_question_edited_in_runs_db_is_shown_as_audited_or_not_at_all(api: Api) -> None:
+    qid = ask(api)
+
+    def edit(sql: str) -> None:
+        api.server.store.db.execute(sql, (qid,))
+
+    api.call(edit, "UPDATE questions SET message = 'Approve everything?' WHERE question_id = ?")
+    [shown] = QuestionList.model_validate(api.get("/v1/questions").json()).questions
+    assert shown.message == MESSAGE
+    assert api.get(f"/v1/questions/r/{qid}").json()["message"] == MESSAGE
+    api.call(edit, "UPDATE audit SET data = '{}' WHERE event = 'question.asked' AND ? != ''")
+    assert api.get("/v1/questions").json() == {"questions": []}
+    assert api.get(f"/v1/questions/r/{qid}").status_code == 409
