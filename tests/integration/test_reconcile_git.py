@@ -209,3 +209,16 @@ def test_policy_replay_takes_the_policies_of_a_git_revision(reconcile: Git, orig
     assert "unchanged: 1" in head.out
     both = reconcile.cli("policy", "replay", "--audit", state, "--git", url, "p.yaml")
     assert both.code == 1 and "one of them" in both.err
+
+
+def test_a_branch_is_followed_and_main_is_not(reconcile: Git, origin: Repo) -> None:
+    origin.run("checkout", "--quiet", "-b", "release")
+    release = origin.commit("release pool", **{"pools__warm.yaml": pool(5)})
+    origin.run("checkout", "--quiet", "main")
+    origin.commit("main pool", **{"pools__warm.yaml": pool(7)})
+    code, out, _ = reconcile("reconcile", "--branch", "release")
+    assert code == 0 and f"applied revision {release}" in out
+    assert reconcile.applied().objects()[("Pool", "warm")].spec["warm"] == 5
+    pinned = reconcile("diff", "--revision", release)
+    assert pinned[0] == 0  # the pinned revision is what was applied
+    assert reconcile("diff")[0] == 1  # main differs: spec.warm 5 -> 7
