@@ -13,22 +13,12 @@ import pytest
 
 from tests.gitops import conftest as gitops
 from tests.gitops.conftest import Repo
+from tests.integration.test_reconcile_git import AGENTS as AGENT
 from tests.integration.test_reconcile_git import POLICY, pool, workload
 from tests.server.live import LiveServer, wait_until
 
 git = gitops.git  # the fixture: the git executable, or a skip with the reason
 pytestmark = pytest.mark.usefixtures("sandbox")
-AGENT = """\
-apiVersion: luminaguard.dev/v1
-kind: Agent
-metadata: {name: a}
-spec: {policy: p}
----
-apiVersion: luminaguard.dev/v1
-kind: Image
-metadata: {name: img}
-spec: {rootfs: base}
-"""
 
 
 def status(server: LiveServer) -> dict[str, Any]:
