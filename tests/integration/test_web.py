@@ -600,3 +600,23 @@ def test_each_kind_of_field_is_answered_typed(page: Any, module_server: LiveServ
         {"content": {"ratio": 0.5, "tags": ["y", "z"], "ok": False, "level": "low", "flag": True}}
     ]
     page.locator("#question").screenshot(path=str(ARTIFACTS / "web-question-kinds.png"))
+
+
+def test_the_source_panel_says_when_the_server_follows_no_source(
+    page: Any, module_server: LiveServer
+) -> None:
+    sign_in(page, module_server, "admin")
+    page.wait_for_selector("#source-none:text('This server follows no source')")
+    assert page.is_hidden("#source-box") and page.is_hidden("#source-condition")
+    # a page that still shows a source (the server stopped following it) hears a 409
+    followed = {
+        "source": {"url": "/srv/x", "revision": "sha256:" + "ab" * 32, "attempted": None,
+                   "condition": "Ready", "reason": "", "updated": 1.0},
+        "policies_revision": "", "objects": [],
+    }  # fmt: skip
+    page.route(lambda url: url.endswith("/v1/gitops"), lambda route: route.fulfill(json=followed))
+    page.reload()  # signed in still; the status now comes from the route
+    page.wait_for_selector("#source-condition[data-condition='Ready']")
+    assert page.text_content("#source-revision") == "ab" * 6
+    page.click("#reconcile")
+    page.wait_for_selector("#reconcile-message:text('follows no source')")

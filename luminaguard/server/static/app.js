@@ -19,6 +19,7 @@
   let runId = null; // the run drawn
   let stream = null; // the AbortController of the event stream
   let lastEvent = null; // the id of the last event read (to resume after a reconnect)
+  let mayReconcile = true; // false once the server said this token may not (403)
   const timers = {};
 
   function later(name, fn, ms) { // coalesce bursts of events into one refresh
@@ -108,7 +109,9 @@
     $("login").hidden = true;
     $("app").hidden = false;
     $("sign-out").hidden = false;
-    await Promise.all([loadApprovals(), loadQuestions(), loadRuns()]);
+    mayReconcile = true; // another token may
+    $("reconcile-message").textContent = "";
+    await Promise.all([loadApprovals(), loadQuestions(), loadRuns(), loadSource()]);
     follow();
     route();
   }
@@ -150,7 +153,7 @@
         wait = 500;
         // read again once the stream is open: what changed before it is in the answers,
         // what changes after it comes as events (the server counts from the request)
-        loadApprovals(); loadQuestions(); loadRuns(); if (runId) loadRun(runId);
+        loadApprovals(); loadQuestions(); loadRuns(); loadSource(); if (runId) loadRun(runId);
         if (asking) openQuestion(asking.run_id, asking.question_id, true);
         await read(response.body);
       } catch (e) {
@@ -195,6 +198,10 @@
     let event;
     try { event = JSON.parse(frame.data); } catch (e) { return; }
     const kind = String(event.event || frame.event || "");
+    if (kind.startsWith("gitops.")) { // the reconciler's (its run_id ":gitops" is no run)
+      later("source", loadSource, 100);
+      return;
+    }
     if (kind.startsWith("approval.") || kind.startsWith("step.")) later("approvals", loadApprovals, 100);
     if (kind.startsWith("run.")) later("runs", loadRuns, 100);
     if (runId === null && kind.startsWith("run.")) runId = event.run_id;
@@ -619,6 +626,123 @@
     await Promise.all([loadQuestions(), openQuestion(question.run_id, question.question_id, true)]);
   }
 
+  // --- the source the server follows (GitOps) -------------------------------------------
+  // Its URL, reasons and files are the source's text (anyone who can commit): text only.
+  const CONDITIONS = ["Ready", "Reconciling", "Stalled", "Drifted"];
+
+  async function loadSource() {
+    const reply = await guarded(() => api("GET", "/v1/gitops"));
+    if (!reply) return;
+    if (!reply.ok) {
+      $("source-box").hidden = true;
+      $("source-condition").hidden = true;
+      $("source-none").hidden = false;
+      $("source-none").textContent = "The source cannot be read: "
+        + ((reply.data && reply.data.error) || "refused: " + reply.status);
+      return;
+    }
+    drawSource(reply.data);
+  }
+
+  function badge(node, condition) { // a coloured badge; an unknown condition stays grey
+    const known = CONDITIONS.includes(condition) ? condition : "";
+    node.textContent = String(condition);
+    node.className = "condition" + (known ? " " + known.toLowerCase() : "");
+    node.dataset.condition = String(condition);
+    return node;
+  }
+
+  function short(revision) { // "sha256:6a61e4…" (a folder's) or a commit: 12 hex digits
+    return revision ? String(revision).replace(/^[a-z0-9]+:/, "").slice(0, 12) : "";
+  }
+
+  function revisionCode(node, revision, none) {
+    node.textContent = revision ? short(revision) : none;
+    node.title = revision ? String(revision) : "";
+    node.dataset.revision = revision ? String(revision) : "";
+  }
+
+  function drawSource(status) {
+    const source = status.source;
+    $("source-none").hidden = source !== null;
+    $("source-none").textContent = source === null
+      ? "This server follows no source: start it with serve --source PATH|URL to apply one." : "";
+    $("source-box").hidden = source === null;
+    $("source-condition").hidden = source === null;
+    if (source === null) return;
+    badge($("source-condition"), source.condition);
+    $("source-url").textContent = visible(source.url);
+    revisionCode($("source-revision"), source.revision, "nothing applied yet");
+    const other = source.attempted && source.attempted !== source.revision;
+    $("source-attempted-label").hidden = !other;
+    $("source-attempted-box").hidden = !other;
+    revisionCode($("source-attempted"), other ? source.attempted : null, "");
+    revisionCode($("source-policies"), status.policies_revision, "none");
+    $("source-updated").textContent = source.updated
+      ? new Date(Number(source.updated) * 1000).toLocaleString() : "";
+    const reason = source.reason || "";
+    $("source-reason-box").hidden = reason === "";
+    $("source-reason-title").textContent = source.condition === "Stalled"
+      ? "Why it is stalled (the last good revision stays applied)" : "Reason";
+    $("source-reason").textContent = visible(reason);
+    $("reconcile").hidden = !mayReconcile;
+    drawObjects(status.objects);
+  }
+
+  function drawObjects(objects) {
+    const body = document.querySelector("#objects tbody");
+    clear(body);
+    const sorted = objects.slice().sort((a, b) =>
+      (a.kind + "/" + a.name).localeCompare(b.kind + "/" + b.name));
+    for (const item of sorted) {
+      const row = el("tr");
+      row.dataset.kind = item.kind;
+      row.dataset.name = item.name;
+      const name = el("td");
+      name.append(el("span", item.kind, "object-kind"), el("strong", item.name));
+      const condition = el("td");
+      condition.append(badge(el("span"), item.condition));
+      const revision = el("td", null, "revision");
+      const code = el("code");
+      revisionCode(code, item.revision, "");
+      revision.append(code);
+      row.append(name, condition, revision, el("td", visible(item.path)),
+        el("td", visible(item.reason || ""), "reason"));
+      body.append(row);
+    }
+    $("objects").hidden = objects.length === 0;
+    $("objects-empty").hidden = objects.length > 0;
+  }
+
+  function reconcileSaid(text, kind) {
+    const node = $("reconcile-message");
+    node.textContent = text;
+    node.className = kind;
+  }
+
+  async function reconcile() {
+    $("reconcile").disabled = true;
+    try {
+      const reply = await guarded(() => api("POST", "/v1/gitops/reconcile"));
+      if (!reply) return;
+      if (reply.ok) {
+        reconcileSaid("A pass has started: what it applies shows here.", "ok");
+        drawSource(reply.data);
+      } else if (reply.status === 403) {
+        mayReconcile = false;
+        $("reconcile").hidden = true;
+        reconcileSaid("Only an admin's token may reconcile; this one may look.", "note");
+      } else if (reply.status === 409) {
+        reconcileSaid("This server follows no source, so there is nothing to reconcile.", "note");
+        loadSource();
+      } else {
+        reconcileSaid((reply.data && reply.data.error) || "refused: " + reply.status, "error");
+      }
+    } finally {
+      $("reconcile").disabled = false;
+    }
+  }
+
   // --- runs and the DAG ----------------------------------------------------------------
   async function loadRuns() {
     const reply = await guarded(() => api("GET", "/v1/runs"));
@@ -781,6 +905,7 @@
   $("deny").addEventListener("click", () => decide("deny"));
   $("card-close").addEventListener("click", () => { shown = null; $("card").hidden = true; markQueue(); });
   $("answer").addEventListener("click", answerQuestion);
+  $("reconcile").addEventListener("click", reconcile);
   $("decline").addEventListener("click", declineQuestion);
   $("question-close").addEventListener("click", () => {
     asking = null; controls = []; $("question").hidden = true; markQueue();
