@@ -3,8 +3,12 @@
 ``trees/<sha>/`` appears whole or not at all: the archive is extracted into a
 temporary folder beside it with ``tarfile``'s ``data`` filter (no absolute paths, no
 links leading outside, no devices, no setuid bits), and a member the filter refuses
-(a symlink to ``/etc/passwd``) is left out, logged. Only the newest ``KEEP`` trees are
-kept; the one just returned is never removed.
+(a symlink to ``/etc/passwd``) is left out, logged. The filter is not trusted alone
+(some Pythons' is fooled by paths longer than ``PATH_MAX``): only files, folders and
+symbolic links are extracted, never one whose path goes through a link, and once
+extracted every link whose target does not resolve (strictly) inside the tree is
+removed. Only the newest ``KEEP`` trees are kept; the one just returned is never
+removed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from luminaguard.gitops.git import Git
 from luminaguard.gitops.snapshot import SourceError
@@ -35,7 +39,19 @@ def private_folder(path: Path) -> Path:
     return path
 
 
+def _through_link(name: str, dest: str) -> bool:
+    """Whether a folder on ``name``'s path (under ``dest``) is a symbolic link."""
+    parts = PurePosixPath(name).parts[:-1]
+    return any(os.path.islink(os.path.join(dest, *parts[:n])) for n in range(1, len(parts) + 1))
+
+
 def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    if not (member.isreg() or member.isdir() or member.issym()):
+        log.warning("left out of the tree: %s (not a file, folder or link)", member.name)
+        return None
+    if _through_link(member.name, dest):
+        log.warning("left out of the tree: %s (its path goes through a link)", member.name)
+        return None
     try:
         return tarfile.data_filter(member, dest)
     except tarfile.FilterError as exc:
@@ -43,9 +59,29 @@ def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
         return None
 
 
+def _inside(link: str, root: str) -> bool:
+    try:
+        target = os.path.realpath(link, strict=True)
+    except (OSError, RuntimeError, ValueError):  # dangling, a loop, too long
+        return False
+    return os.path.commonpath([root, target]) == root
+
+
+def _remove_links_out(dest: Path) -> None:
+    """Remove every link of ``dest`` that does not lead (strictly resolved) inside it."""
+    root = os.path.realpath(dest, strict=True)
+    for folder, subfolders, files in os.walk(dest):
+        for name in (*subfolders, *files):
+            path = os.path.join(folder, name)
+            if os.path.islink(path) and not _inside(path, root):
+                log.warning("left out of the tree: %s (a link leading out of it)", path)
+                os.unlink(path)
+
+
 def _extract(archive: Path, dest: Path) -> None:
     with tarfile.open(archive, mode="r:") as tar:
         tar.extractall(dest, filter=_safe_member)
+    _remove_links_out(dest)
 
 
 def export(git: Git, mirror: Path, sha: str, trees: Path) -> Path:

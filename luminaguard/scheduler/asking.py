@@ -32,6 +32,10 @@ EXPIRED_WHY = "no answer before the timeout"
 #: hostile, and a flood of questions would bury the ones that matter.
 MAX_WAITING = 2
 MAX_ASKED = 50
+#: Refusals (sampling, URL questions, bad forms, questions past the limits) of one
+#: server audited in a run: each is a record, and a server may ask without end.
+MAX_REFUSED = 20
+UNAUDITED = "further refusals of this server in this run are not audited"
 
 
 class TooManyQuestions(Exception):
@@ -59,6 +63,7 @@ class RunAsker:
         self.clock = clock
         self.waiting = 0
         self.asked = 0
+        self.refused = 0
 
     def _step(self) -> str | None:
         return next(iter(self.calls)) if len(self.calls) == 1 else None
@@ -121,6 +126,14 @@ class RunAsker:
             await asyncio.sleep(min(POLL, left))
 
     async def refuse(self, request: str, why: str) -> None:
-        """Audit a refused request of the server (sampling, a URL, a bad form)."""
+        """Audit a refused request of the server (sampling, a URL, a bad form).
+
+        Only the first ``MAX_REFUSED`` of a run: the last of them says so.
+        """
+        self.refused += 1
+        if self.refused > MAX_REFUSED:
+            return
         data = {"server": self.server, "why": why}
+        if self.refused == MAX_REFUSED:
+            data["note"] = UNAUDITED
         self.book.store.audit_event(self.run_id, self._step(), f"{request}.refused", data)

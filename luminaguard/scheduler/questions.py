@@ -117,8 +117,10 @@ class QuestionBook:
         """Record a new pending question; the question as recorded."""
         question_id = "q-" + secrets.token_hex(6)
         fields, now = form.to_json(), time.time()
-        row = (run_id, question_id, step_id, server, QuestionState.PENDING, message,
-               json.dumps(fields), now, expires, None, None)  # fmt: skip
+        redact = self.store.audit.redact  # runs.db holds no secret, as the audit log
+        row = (run_id, question_id, step_id, server, QuestionState.PENDING,
+               redact.value(message), json.dumps(redact.value(fields)), now, expires,
+               None, None)  # fmt: skip
         record = {"question_id": question_id, "server": server, "message": message,
                   "fields": fields, "expires": expires}  # fmt: skip
         self.store._write(

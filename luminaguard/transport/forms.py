@@ -16,7 +16,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 MAX_FIELDS = 32
 MAX_MESSAGE = 4000
@@ -116,7 +116,11 @@ def parse_form(schema: object) -> Form:
     """The form a server's ``requestedSchema`` describes; ``FormError`` if it is none."""
     if not isinstance(schema, dict):
         raise FormError("the requested schema is not an object")
-    if len(json.dumps(schema, default=str)) > MAX_SCHEMA:
+    try:
+        size = len(json.dumps(schema, default=str))
+    except (ValueError, TypeError, RecursionError):  # nested too deep, or not JSON
+        raise FormError("the requested schema is not plain JSON of a usable depth") from None
+    if size > MAX_SCHEMA:
         raise FormError(f"the requested schema is over {MAX_SCHEMA} bytes")
     if schema.get("type") != "object":
         raise FormError("the requested schema is not of type 'object'")
@@ -126,7 +130,9 @@ def parse_form(schema: object) -> Form:
     if len(properties) > MAX_FIELDS:
         raise FormError(f"the requested schema has over {MAX_FIELDS} fields")
     required = schema.get("required", [])
-    if not isinstance(required, list) or not all(name in properties for name in required):
+    if not isinstance(required, list) or not all(
+        isinstance(name, str) and name in properties for name in required
+    ):
         raise FormError("'required' names a field the schema does not have")
     return Form(tuple(_field(name, spec, name in required) for name, spec in properties.items()))
 
@@ -179,7 +185,9 @@ def _choices(name: str, spec: dict[str, Any]) -> tuple[str, ...]:
         values = spec["enum"]
     else:  # titled choices: oneOf/anyOf of {const, title}
         options = spec.get("oneOf", spec.get("anyOf"))
-        values = [o.get("const") if isinstance(o, dict) else None for o in options or []]
+        if not isinstance(options, list):
+            raise FormError(f"{name}: choices must be a list of 1 to {MAX_CHOICES}")
+        values = [o.get("const") if isinstance(o, dict) else None for o in options]
     if not isinstance(values, list) or not 0 < len(values) <= MAX_CHOICES:
         raise FormError(f"{name}: choices must be a list of 1 to {MAX_CHOICES}")
     if not all(isinstance(v, str) and len(v) <= MAX_TEXT for v in values):
@@ -198,7 +206,7 @@ def _text(name: str, value: object) -> str:
 def _bound(name: str, value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _finite(value):
         raise FormError(f"{name}: a bound must be a finite number")
     return float(value)
 
@@ -219,8 +227,18 @@ def _string(f: Field, value: object) -> str:
     return value
 
 
+def _finite(value: object) -> TypeGuard[int | float]:
+    """A JSON number a float can hold: not a bool, not infinite, not a huge integer."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def _number(f: Field, value: object) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _finite(value):
         raise FormError(f"{f.name}: a number is expected")
     return value
 
@@ -228,7 +246,7 @@ def _number(f: Field, value: object) -> float | int:
 def _integer(f: Field, value: object) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not _finite(value) or not isinstance(value, int):
         raise FormError(f"{f.name}: a whole number is expected")
     return value
 
