@@ -74,14 +74,21 @@ def _secrets(scheme: str, user: str | None, password: str | None) -> tuple[str, 
 
 
 def redact(url: str) -> str:
-    """``url`` with the user info of a ``scheme://user:secret@host`` URL as ``***``."""
+    """``url`` with its user info (``scheme://user:secret@host``) and query as ``***``.
+
+    A query can carry a token (``?private_token=...``); a ``user:token@host:path``
+    form is shown as ``***@host:path``.
+    """
     if "://" not in url:
-        return url
+        user, at, rest = url.partition("@")
+        return f"{_REDACTED}@{rest}" if at and ":" in user and "/" not in user else url
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{_REDACTED}@{host}").geturl()
+    if parts.query:
+        parts = parts._replace(query=_REDACTED)
+    if "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{_REDACTED}@{host}")
+    return parts.geturl()
 
 
 def redact_text(text: str, url: GitUrl) -> str:

@@ -128,3 +128,11 @@ def test_an_exported_tree_has_no_link_leading_out_of_it(tmp_path: Path) -> None:
             if os.path.exists(target):
                 assert Path(os.path.realpath(target)).is_relative_to(tree.resolve())
     assert not (tree / "a" / "written.yaml").exists()
+
+
+def test_a_token_in_a_query_or_a_user_token_pair_is_never_shown() -> None:
+    from luminaguard.gitops.urls import redact
+
+    assert redact("https://host/r.git?private_token=s3cret") == "https://host/r.git?***"
+    assert redact("user:s3cret@host:o/r.git") == "***@host:o/r.git"
+    assert redact("git@host:o/r.git") == "git@host:o/r.git"  # a user name alone is no secret
