@@ -28,10 +28,14 @@ becomes)::
      │   │         workload, run or backend, a bad option, a lock file or audit log
      │   │         that is not valid, a token name taken)
      │   │ becomes: error: MESSAGE; through the API a 409 (or 422)
-     │   └── NotAllowed  scheduler/decisions.py                                 exit 1
-     │         raised: decisions: the person is not among the request's approvers,
-     │                 or started the run and may not approve it
-     │         becomes: error: MESSAGE, nothing recorded; through the API a 403
+     │   ├── NotAllowed  scheduler/decisions.py                                 exit 1
+     │   │     raised: decisions (and retries): the person is not among the request's
+     │   │             approvers, or started the run and may not approve it
+     │   │     becomes: error: MESSAGE, nothing recorded; through the API a 403
+     │   └── NotRetryable  scheduler/retries.py                                 exit 1
+     │         raised: retries: the step did not fail, was denied, or a person
+     │                 declined to run it again
+     │         becomes: error: MESSAGE, nothing recorded; through the API a 409
      ├── BackendError  hypervisor/base.py                                     exit 2 or 1
      │   │ raised: hypervisor (linux/users.py, linux/work_disk.py, the backends): a
      │   │         backend cannot provide what an agent asks for

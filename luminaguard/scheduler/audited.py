@@ -82,24 +82,12 @@ def check_steps(store: RunStore, run_id: str) -> None:
 
     Each record relied on is checked for authenticity itself: a server verifies the log
     incrementally, so an edit inside its verified part is not found by ``check_log``.
+    A failed or skipped step is pending again only by a person's retry record.
     """
     with store.snapshot():  # approve and deny may write meanwhile: read one state
         steps = store.steps(run_id)
         records = store.audit.records(run_id)
-    audited: dict[str, str] = dict.fromkeys(steps, StepState.PENDING)
-    outputs: dict[str, Any] = {}
-    for record in records:
-        state = _state_of(record)
-        relied_on = state is not None or "outputs" in record.data
-        if record.step_id in audited and relied_on and not store.audit.authentic(record):
-            raise UsageError(
-                f"run {run_id!r}: audit record {record.seq} of step {record.step_id} does not"
-                " match its hash (edited); refusing to drive it (see `luminaguard audit verify`)"
-            )
-        if record.step_id in audited and state is not None:
-            audited[record.step_id] = state
-        if record.step_id in audited and "outputs" in record.data:
-            outputs[record.step_id] = record.data["outputs"]
+    audited, outputs = _audited_states(store, run_id, dict.fromkeys(steps, ""), records)
     for step_id, step in steps.items():
         if step.state != audited[step_id]:
             raise UsageError(
@@ -111,6 +99,43 @@ def check_steps(store: RunStore, run_id: str) -> None:
                 f"run {run_id!r}: the outputs of step {step_id} in runs.db are not those"
                 " in the audit log (runs.db was edited); refusing to drive it"
             )
+
+
+_REOPENING = frozenset({"step.retried", "step.reopened"})
+
+
+def _audited_states(
+    store: RunStore, run_id: str, steps: dict[str, str], records: list[AuditRecord]
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Each step's state and outputs as its authentic audit records leave them."""
+    audited: dict[str, str] = dict.fromkeys(steps, StepState.PENDING)
+    outputs: dict[str, Any] = {}
+    for record in records:
+        if record.step_id not in audited:
+            continue
+        state = _state_of(record)
+        relied_on = state is not None or "outputs" in record.data
+        if relied_on and not store.audit.authentic(record):
+            raise UsageError(
+                f"run {run_id!r}: audit record {record.seq} of step {record.step_id} does not"
+                " match its hash (edited); refusing to drive it (see `luminaguard audit verify`)"
+            )
+        if state is not None:
+            _check_reopen(run_id, record, audited[record.step_id], state)
+            audited[record.step_id] = state
+        if "outputs" in record.data:
+            outputs[record.step_id] = record.data["outputs"]
+    return audited, outputs
+
+
+def _check_reopen(run_id: str, record: AuditRecord, before: str, after: str) -> None:
+    """Refuse a record that moves a failed or skipped step on, unless it is a retry."""
+    ended = before in (StepState.FAILED, StepState.SKIPPED)
+    if ended and after != before and record.event not in _REOPENING:
+        raise UsageError(
+            f"run {run_id!r}: audit record {record.seq} moves step {record.step_id} from"
+            f" {before} to {after} without a retry; refusing to drive it"
+        )
 
 
 def _authentic(

@@ -163,6 +163,16 @@ def mark_done(
     return Recorded(Verdict.MARKED_DONE, who)
 
 
+def may_approve(
+    store: RunStore, run_id: str, step_id: str, who: str, role: str | None = None
+) -> None:
+    """Refuse (``NotAllowed``) unless ``who`` may approve the step, had it to be approved.
+
+    A step that never halted for approval has no terms: anyone may.
+    """
+    _check_may_decide(store, run_id, step_id, who, True, None, role)
+
+
 def _pending(
     store: RunStore, run_id: str, step_id: str, expected: str | None = None
 ) -> ApprovalRecord | None:

@@ -54,6 +54,13 @@ def step_move(db: sqlite3.Connection, run_id: str, step_id: str, to: StepState) 
         raise StateError(f"run {run_id!r}: step {step_id} cannot move from {now} to {to}")
 
 
+def step_reopen(db: sqlite3.Connection, run_id: str, step_id: str) -> None:
+    """Refuse unless a person's retry may move the step from its stored state to pending."""
+    now = step_state(db, run_id, step_id)
+    if not now.can_reopen_to(StepState.PENDING):
+        raise StateError(f"run {run_id!r}: step {step_id} cannot be re-opened from {now}")
+
+
 def run_move(db: sqlite3.Connection, run_id: str, to: RunState) -> None:
     """Refuse unless the run may move from its stored state to ``to``."""
     row = db.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()

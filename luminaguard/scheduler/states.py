@@ -15,6 +15,10 @@ Steps::
        │           └──> denied               (a person denies)
        └──> skipped | failed | denied        (before running: when, render, approval)
     unknown ──> pending | failed | succeeded (a person: re-run, decline, mark done)
+
+A person re-opens a failed step (``luminaguard retry``), and with it the steps skipped
+because of it: failed | skipped ──> pending. Those moves are in ``REOPEN_MOVES``, not
+``STEP_MOVES``: only ``RunStore.reopen_steps`` makes them, never a runner by itself.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ class StepState(enum.StrEnum):
     def can_move_to(self, state: StepState) -> bool:
         """Whether a step in this state may move to ``state``."""
         return state in STEP_MOVES[self]
+
+    def can_reopen_to(self, state: StepState) -> bool:
+        """Whether a person's retry may move a step in this state to ``state``."""
+        return state in REOPEN_MOVES.get(self, frozenset())
 
     @property
     def is_final(self) -> bool:
@@ -126,6 +134,11 @@ STEP_MOVES: Mapping[StepState, frozenset[StepState]] = {
     _S.FAILED: frozenset(),
     _S.DENIED: frozenset(),
     _S.SKIPPED: frozenset(),
+}
+# only a person's retry (RunStore.reopen_steps): a failed step and those it skipped
+REOPEN_MOVES: Mapping[StepState, frozenset[StepState]] = {
+    _S.FAILED: frozenset({_S.PENDING}),
+    _S.SKIPPED: frozenset({_S.PENDING}),
 }
 _BLOCKING = frozenset({_S.FAILED, _S.DENIED, _S.SKIPPED})
 _FAILING = frozenset({_S.FAILED, _S.DENIED})

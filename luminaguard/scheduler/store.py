@@ -9,6 +9,7 @@ is private (0700, files 0600).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -358,6 +359,22 @@ class RunStore:
             (run_id, step_id, event, record),
             lambda: guards.step_move(self.db, run_id, step_id, state),
         )
+
+    def reopen_steps(self, run_id: str, reopened: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Move failed or skipped steps back to pending, in one transaction: a person's retry.
+
+        ``reopened``: (step, audit event, audit data) each; the store refuses (nothing
+        written) unless every step may be re-opened (``REOPEN_MOVES``).
+        """
+        statements: list[Statement] = []
+        audits: list[AuditEntry] = []
+        checks: list[Callable[[], None]] = []
+        for step_id, event, data in reopened:
+            statement, audit, _ = self._move(run_id, step_id, StepState.PENDING, event, data, None)
+            statements.append(statement)
+            audits.append(audit)
+            checks.append(functools.partial(guards.step_reopen, self.db, run_id, step_id))
+        self._write(statements, *audits, guards=tuple(checks))
 
     def step(self, run_id: str, step_id: str) -> StepRecord:
         """One step of the run."""

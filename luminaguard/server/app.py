@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from luminaguard.server import api_approvals, api_gitops, api_questions, api_runs, page
+from luminaguard.server import api_approvals, api_gitops, api_questions, api_retry, api_runs, page
 from luminaguard.server.http import ApiError, Call, Endpoint, Param, error, json_text, routes
 from luminaguard.server.metrics import CONTENT_TYPE
 from luminaguard.server.models import Health
@@ -91,6 +91,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         ),
     ),
     *api_runs.ENDPOINTS,
+    *api_retry.ENDPOINTS,
     *api_approvals.ENDPOINTS,
     *api_questions.ENDPOINTS,
     *api_gitops.ENDPOINTS,

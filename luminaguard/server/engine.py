@@ -252,6 +252,8 @@ class Engine:
     def _should_drive(self, run_id: str, state: RunState) -> bool:
         if state is RunState.RUNNING:
             return self._abandoned(run_id)
+        if state is RunState.FAILED:  # a pending step: re-opened by `luminaguard retry`
+            return any(s.state is StepState.PENDING for s in self.store.steps(run_id).values())
         return state is RunState.HALTED and self.movable(run_id)
 
     def _abandoned(self, run_id: str) -> bool:

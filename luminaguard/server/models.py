@@ -62,6 +62,21 @@ class Decide(Request):
     reason: str | None = Reason
 
 
+class Retry(Request):
+    """Re-open a failed step (and the steps skipped because of it), and why."""
+
+    reason: str | None = Reason
+
+
+class RetryMany(Request):
+    """Re-open several failed steps of one run at once (none named: every failed step)."""
+
+    steps: list[Annotated[str, Name]] | None = Field(
+        default=None, max_length=1024, description="the failed steps (default: every one)"
+    )
+    reason: str | None = Reason
+
+
 class BatchItem(Request):
     """One decision of a batch."""
 
@@ -140,6 +155,15 @@ class ApprovalList(Reply):
     """Pending approval requests, oldest first."""
 
     approvals: list[ApprovalView]
+
+
+class Retried(Reply):
+    """What a retry re-opened; the server then drives the run again."""
+
+    run_id: str
+    by: str
+    retried: list[str] = Field(description="the failed steps re-opened")
+    reopened: list[str] = Field(description="the steps skipped because of them, re-opened")
 
 
 class Decided(Reply):

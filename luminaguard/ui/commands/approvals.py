@@ -177,7 +177,7 @@ def approve(args: argparse.Namespace, session: Session) -> int:
         )
         return OK
     print(f"{args.step_id}: approved by {done.who} for action {done.action_hash[:19]}")
-    _next(session, args.run_id)
+    say_who_continues(session, args.run_id)
     return OK
 
 
@@ -192,7 +192,7 @@ def token_role(store: RunStore, who: str) -> str | None:
     return next((str(t.role) for t in TokenFile(store.state_dir).list() if t.name == who), None)
 
 
-def _next(session: Session, run_id: str) -> None:
+def say_who_continues(session: Session, run_id: str) -> None:
     """Say who continues the run: the server serving the folder, or the person."""
     server = serving(session.store.state_dir)
     if server is not None:

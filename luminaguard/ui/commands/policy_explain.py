@@ -1,4 +1,9 @@
-"""``luminaguard policy explain --policy NAME ACTION``: the evaluation trace, rule by rule."""
+"""``luminaguard policy explain --policy NAME ACTION``: the evaluation trace, rule by rule.
+
+With a tool lock (``--lock FILE``, default ./luminaguard.lock when it exists) a call is
+given its tool's locked annotations, as the compiler gives them, so that ``explain``
+decides exactly as the plan does.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ import yaml
 from pydantic import ValidationError
 
 from luminaguard.compiler.compile import load_checked
+from luminaguard.compiler.lock import add_lock_option, find_lock
 from luminaguard.config.models.policy_test import ActionSpec
 from luminaguard.errors import UsageError
 from luminaguard.policy.action import Action, written
 from luminaguard.policy.explain import RuleTrace, Trace, explain
+from luminaguard.ui.commands.explain_lock import locked_annotations
 from luminaguard.ui.exit_codes import OK
 from luminaguard.ui.policy_report import decided
 
@@ -29,6 +36,12 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     parser.add_argument(
         "--path", action="append", metavar="PATH", help="where the policy is (default: policies)"
     )
+    parser.add_argument(
+        "--agent",
+        metavar="NAME",
+        help="the agent whose locked tools to use (default: the agents of the policy)",
+    )
+    add_lock_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -107,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
     if document is None:
         known = ", ".join(bundle.catalog.names("Policy")) or "none"
         raise UsageError(f"no policy {args.policy!r} under the paths given (policies: {known})")
+    lock = find_lock(args.lock)
+    if lock is not None:  # as the compiler does: the plan's action has the lock's annotations
+        hints = locked_annotations(lock, bundle.catalog, args.policy, args.agent, action)
+        action = action if hints is None else action.model_copy(update={"annotations": hints})
     where = str(document.source.locations.value(("metadata", "name")).file)
     print(render(explain(bundle.engine(args.policy), action), where), end="")
     return OK
