@@ -53,7 +53,9 @@ async def all_tools(
             return tools
 
 
-SessionFactory = Callable[[], contextlib.AbstractAsyncContextManager[ClientSession]]
+#: Opens a session; the event it is given is to be set once the connection under the
+#: session is gone (a stdio server that exited): the session is then dead for good.
+SessionFactory = Callable[[asyncio.Event], contextlib.AbstractAsyncContextManager[ClientSession]]
 
 
 class SessionClient:
@@ -67,10 +69,16 @@ class SessionClient:
         self._closing = asyncio.Event()
         self._failure: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the session can still carry requests (false once its server is gone)."""
+        return self._session is not None and not self._lost.is_set()
 
     async def _hold(self) -> None:
         try:
-            async with self._factory() as session:
+            async with self._factory(self._lost) as session:
                 await session.initialize()
                 self._session = session
                 self._ready.set()
@@ -103,7 +111,8 @@ class SessionClient:
         except TransportError:
             raise
         except Exception as exc:
-            raise TransportError(f"MCP server {self.name!r}: {what} failed: {exc}") from exc
+            gone = " (the server stopped)" if self._lost.is_set() else ""
+            raise TransportError(f"MCP server {self.name!r}: {what} failed{gone}: {exc}") from exc
 
     async def list_tools(self) -> list[ToolInfo]:
         """Every tool, following pagination."""
