@@ -16,7 +16,7 @@ from luminaguard.scheduler.outcomes import Outcome
 from luminaguard.scheduler.secrets import resolve
 from luminaguard.scheduler.templates import StepError
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
-from luminaguard.transport.mcp_http import http_client
+from luminaguard.transport.mcp_http import RetryPolicy, http_client
 from luminaguard.transport.mcp_stdio import stdio_client
 from luminaguard.transport.questions import Asker
 
@@ -68,7 +68,10 @@ async def connect(
     """
     if server.command is None:
         headers = resolve(server.headers, environ, "header")
-        return await http_client(name, server.endpoints, headers)
+        policy = RetryPolicy()
+        if server.retry_window is not None:
+            policy.window = server.retry_window
+        return await http_client(name, server.endpoints, headers, policy)
     env = resolve(server.env, environ, "server env")
     handle, argv = await sandbox(), [server.command, *server.args]
     process = await backend.spawn(handle, argv, env)

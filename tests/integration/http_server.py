@@ -65,6 +65,14 @@ def build(seen: Seen) -> ASGIApp:
         values[key] = value
         return f"{key}={value}"
 
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True))
+    async def hang(key: str) -> str:
+        """Hang until the server stops, the first time only; then answer (idempotent)."""
+        seen.calls.append("hang")
+        if seen.calls.count("hang") == 1:
+            await asyncio.Event().wait()  # never set: the server stops under the call
+        return f"hung {key}"
+
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     def whoami() -> str:
         """Echo the Authorization header this server received last."""
@@ -73,22 +81,24 @@ def build(seen: Seen) -> ASGIApp:
     return Recorder(server.streamable_http_app(host="127.0.0.1"), seen)
 
 
-def free_socket() -> socket.socket:
+def free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
 class LiveServer:
     """The MCP server, serving in a thread until stopped."""
 
-    def __init__(self) -> None:
-        self.seen = Seen()
-        self.sock = free_socket()
+    def __init__(self, seen: Seen | None = None, port: int = 0) -> None:
+        self.seen = seen or Seen()
+        self.sock = free_socket(port)
         self.port = self.sock.getsockname()[1]
         self.server = uvicorn.Server(
-            uvicorn.Config(build(self.seen), log_level="warning", lifespan="on")
+            uvicorn.Config(
+                build(self.seen), log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+            )
         )
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
