@@ -179,6 +179,7 @@ class _Execution:
             runner.connect,
             self._asker,
             sleep=runner.sleep,
+            folder=self.store.state_dir / "runs" / run_id,
         )
         self.base = self.store.state_dir / "runs" / run_id
         redact = Redactor(run_secrets(plan, runner.environ).values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 
 from luminaguard.backoff import backoff
 from luminaguard.compiler.lock import LockedTool, changes
@@ -15,6 +16,7 @@ from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler.outcomes import Outcome
 from luminaguard.scheduler.secrets import resolve
 from luminaguard.scheduler.templates import StepError
+from luminaguard.scheduler.tool_files import save
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
 from luminaguard.transport.mcp_http import RetryPolicy, http_client
 from luminaguard.transport.mcp_stdio import stdio_client
@@ -111,8 +113,10 @@ class ToolBroker:
         connect: Connector = connect,
         asker: AskerFactory | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        folder: Path | None = None,
     ) -> None:
         self.plan = plan
+        self.folder = folder  # the run's folder: the files of results go under it
         self.sleep = sleep
         self.restarts: dict[tuple[str, str], int] = {}
         self.backend = backend
@@ -202,6 +206,9 @@ class ToolBroker:
     async def call(self, step: PlannedStep, action: Action, timeout: float) -> Outcome:
         """Call the tool: its outputs, failed with the server's message if it reports an error.
 
+        The images, audio and resources of the result are saved under the run's folder
+        (``scheduler.tool_files``): outputs ``files`` and ``dropped``.
+
         A server that cannot be started or reached fails the step; nothing is raised.
         """
         hints = action.annotations or {}
@@ -224,9 +231,10 @@ class ToolBroker:
             return Outcome.failed(_stopped(str(exc), step, idempotent) if gone else str(exc))
         finally:
             calls.pop(step.id, None)
-        return Outcome.ended(
-            result.outputs(), f"tool error: {result.text}" if result.is_error else None
-        )
+        outputs = result.outputs()
+        if self.folder is not None:
+            outputs.update(save(self.folder, step.id, result.contents))
+        return Outcome.ended(outputs, f"tool error: {result.text}" if result.is_error else None)
 
     async def aclose(self) -> None:
         """Disconnect from every server (stdio servers are stopped)."""

@@ -15,6 +15,7 @@ import mcp_types as types
 from mcp import ClientSession
 
 from luminaguard.transport.base import HINTS, ToolInfo, ToolResult, TransportError
+from luminaguard.transport.contents import content
 
 _SNAKE = {"readOnlyHint": "read_only_hint", "destructiveHint": "destructive_hint",
           "idempotentHint": "idempotent_hint", "openWorldHint": "open_world_hint"}  # fmt: skip
@@ -32,11 +33,12 @@ def tool_info(tool: types.Tool) -> ToolInfo:
 
 
 def tool_result(result: Any) -> ToolResult:
-    """Text (joined), structured content and the error flag of a tools/call result."""
+    """Text (joined), structured content, the error flag, other contents of a tools/call result."""
     if not isinstance(result, types.CallToolResult):
         raise TransportError(f"unexpected tools/call result: {type(result).__name__}")
     texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
-    return ToolResult("\n".join(texts), result.structured_content, bool(result.is_error))
+    contents = tuple(c for c in map(content, result.content) if c is not None)
+    return ToolResult("\n".join(texts), result.structured_content, bool(result.is_error), contents)
 
 
 async def all_tools(

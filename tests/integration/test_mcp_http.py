@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,14 @@ from luminaguard.scheduler.store import RunStore
 from luminaguard.transport.base import TransportError
 from luminaguard.transport.mcp_http import RetryPolicy, http_client
 from tests.conftest import CliRunner, Writer
-from tests.integration.http_server import DroppingProxy, LiveServer, Seen, closed_port_url
+from tests.integration.http_server import (
+    PDF,
+    PNG,
+    DroppingProxy,
+    LiveServer,
+    Seen,
+    closed_port_url,
+)
 
 TOKEN = "Bearer s3cret-9d8c7b6a"
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, cooldown=60, timeout=10, window=0.1)
@@ -48,6 +56,7 @@ def test_lists_tools_with_annotations_and_sends_the_auth_header(live: LiveServer
         "bump:False",
         "echo:True",
         "hang:False",
+        "media:True",
         "set_value:False",
         "whoami:True",
     ]
@@ -226,3 +235,66 @@ def test_a_session_the_restarted_server_forgot_is_opened_again(
 
 def test_the_default_retry_window_spans_seconds() -> None:
     assert RetryPolicy().window >= 3
+
+
+def test_images_and_resources_become_private_files(
+    live: LiveServer, cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    workload = f"""\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  rules: [{{id: all, match: {{server: remote}}, risk: green, reason: test server}}]
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {{name: a}}
+spec:
+  policy: p
+  mcp_servers: {{remote: {{url: {live.url}}}}}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {{name: w}}
+spec:
+  steps:
+    - {{id: m, agent: a, call: remote.media}}
+"""
+    state = tmp_path / "s"
+    result = cli("run", str(write("w.yaml", workload)), "--state", str(state), "--run-id", "r")
+    assert result.code == 0, result.out + result.err
+    outputs = RunStore(state).steps("r")["m"].outputs
+    assert outputs["text"] == "here"
+    png, pdf, sh = (hashlib.sha256(data).hexdigest() for data in (PNG, PDF, b"hi"))
+    assert outputs["files"] == [
+        {"path": f"steps/m/outputs/{png}.png", "sha256": png, "mime": "image/png", "size": 264},
+        {
+            "path": f"steps/m/outputs/{pdf}.pdf",
+            "sha256": pdf,
+            "mime": "application/pdf",
+            "size": len(PDF),
+            "uri": "file:///etc/passwd",  # data, never read
+        },
+        {
+            "path": f"steps/m/outputs/{sh}.bin",  # not an allowed type: no extension of its own
+            "sha256": sh,
+            "mime": "text/x-sh",
+            "size": 2,
+            "uri": "file:///../../x.sh",
+        },
+    ]
+    assert [(d["kind"], d["reason"]) for d in outputs["dropped"]] == [
+        ("image", "not valid base64"),
+        ("link", "a link: never fetched"),
+    ]
+    run = state / "runs" / "r"
+    assert (run / outputs["files"][0]["path"]).read_bytes() == PNG
+    assert (run / outputs["files"][1]["path"]).read_bytes() == PDF
+    for path in [run / "steps", run / "steps/m", run / "steps/m/outputs"]:
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    for entry in outputs["files"]:
+        assert (run / entry["path"]).stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in (run / "steps/m/outputs").iterdir()) == sorted(
+        Path(entry["path"]).name for entry in outputs["files"]
+    )
