@@ -129,11 +129,18 @@ Internal: translated before they reach a user, no exit code of their own::
      │             (process.SETUP_FAILED); ExecResult.failure: the step failed (2)
      ├── _NotSent  transport/mcp_http.py
      │     raised: mcp_http.py: an endpoint that cannot be reached, or kept failing
-     │     becomes: the next endpoint; when none is left, TransportError
+     │     becomes: the next endpoint; when none is left, another round after a
+     │             backoff, within the retry window; then TransportError
      ├── _Retryable  transport/mcp_http.py
-     │     raised: mcp_http.py: a timeout, HTTP 408, 429 or 5xx, a lost session, no answer
+     │     raised: mcp_http.py: a timeout, HTTP 408, 429 or 5xx, no answer, a session
+     │             refused again right after it was opened
      │     becomes: a retry if the call is idempotent, else TransportError; with the
      │             retries spent, _NotSent
+     ├── _StaleSession  transport/mcp_http.py
+     │     raised: mcp_http.py: HTTP 404 (or a 400 naming the session) for our session:
+     │             the server restarted and forgot it
+     │     becomes: a new session (initialize) and the request sent once more, for
+     │             any request (the server refused it); a second time, _Retryable
      ├── TooManyQuestions  scheduler/asking.py
      │     raised: asking.py: a server asks more questions than may wait or be asked
      │     becomes: transport/questions.py: an error answered to the server, audited

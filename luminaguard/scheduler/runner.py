@@ -172,7 +172,14 @@ class _Execution:
         # questions left pending by a runner that stopped: nobody waits for their answers
         self.questions.cancel_all(run_id, "the run was driven again")
         self.tools = ToolBroker(
-            plan, runner.backend, self._sandbox, runner.environ, runner.connect, self._asker
+            plan,
+            runner.backend,
+            self._sandbox,
+            runner.environ,
+            runner.connect,
+            self._asker,
+            sleep=runner.sleep,
+            folder=self.store.state_dir / "runs" / run_id,
         )
         self.base = self.store.state_dir / "runs" / run_id
         redact = Redactor(run_secrets(plan, runner.environ).values())

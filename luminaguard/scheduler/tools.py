@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 
+from luminaguard.backoff import backoff
 from luminaguard.compiler.lock import LockedTool, changes
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.config.models import McpServer
@@ -13,8 +16,9 @@ from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler.outcomes import Outcome
 from luminaguard.scheduler.secrets import resolve
 from luminaguard.scheduler.templates import StepError
+from luminaguard.scheduler.tool_files import save
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
-from luminaguard.transport.mcp_http import http_client
+from luminaguard.transport.mcp_http import RetryPolicy, http_client
 from luminaguard.transport.mcp_stdio import stdio_client
 from luminaguard.transport.questions import Asker
 
@@ -23,6 +27,18 @@ from luminaguard.transport.questions import Asker
 #: a VM's boot).
 STARTUP_TIMEOUT = 60.0
 DRIFT_RULE = "tool-changed-since-lock"
+#: How often a server that stopped (a stdio server that exited) is started again in one
+#: drive, and the backoff before each restart (base and cap, seconds).
+MAX_RESTARTS = 5
+RESTART_BACKOFF = (0.25, 10.0)
+
+log = logging.getLogger(__name__)
+
+
+def alive(client: ToolClient) -> bool:
+    """Whether the client's server is still there (clients that cannot tell: always)."""
+    return bool(getattr(client, "alive", True))
+
 
 #: Starts a client for one server: ``connect`` below, or a fake in tests.
 Connector = Callable[
@@ -54,7 +70,10 @@ async def connect(
     """
     if server.command is None:
         headers = resolve(server.headers, environ, "header")
-        return await http_client(name, server.endpoints, headers)
+        policy = RetryPolicy()
+        if server.retry_window is not None:
+            policy.window = server.retry_window
+        return await http_client(name, server.endpoints, headers, policy)
     env = resolve(server.env, environ, "server env")
     handle, argv = await sandbox(), [server.command, *server.args]
     process = await backend.spawn(handle, argv, env)
@@ -65,6 +84,21 @@ async def connect(
     client = stdio_client(name, started, asker)
     await client.start(STARTUP_TIMEOUT)  # from the server's start; the client kills it on failure
     return client
+
+
+#: A placeholder decision: ``drift`` hands back another one when the tool changed.
+_GREEN = Decision(risk="green", policy="", rule=None, reason="")
+
+
+def _stopped(error: str, step: PlannedStep, idempotent: bool) -> str:
+    """The error of a call during which the server stopped, saying what happens next."""
+    if not idempotent:
+        return (
+            f"{error}; the server stopped during the call, which is not retried: it may "
+            "have taken effect and the tool is not idempotent"
+        )
+    again = "the next attempt" if step.idempotent and step.retries else "the next call"
+    return f"{error}; the server stopped and is started again for {again}"
 
 
 class ToolBroker:
@@ -78,8 +112,13 @@ class ToolBroker:
         environ: Mapping[str, str],
         connect: Connector = connect,
         asker: AskerFactory | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        folder: Path | None = None,
     ) -> None:
         self.plan = plan
+        self.folder = folder  # the run's folder: the files of results go under it
+        self.sleep = sleep
+        self.restarts: dict[tuple[str, str], int] = {}
         self.backend = backend
         self.sandbox = sandbox
         self.environ = environ
@@ -92,10 +131,37 @@ class ToolBroker:
         #: per server, the tool calls in flight: step id -> deadline (event loop time)
         self.calls: dict[tuple[str, str], dict[str, float]] = {}
 
+    async def _retire(self, key: tuple[str, str], client: ToolClient) -> None:
+        """Close the client of a server that stopped; wait (backoff) before its restart.
+
+        StepError (the client kept, dead) once it was restarted ``MAX_RESTARTS`` times.
+        """
+        count = self.restarts.get(key, 0)
+        if count >= MAX_RESTARTS:
+            raise StepError(
+                f"MCP server {'/'.join(key)!r} stopped again after {count} restarts; "
+                "it is not started again"
+            )
+        del self.clients[key]
+        await client.aclose()
+        self._changed = {k: v for k, v in self._changed.items() if k[:2] != key}
+        self.restarts[key] = count + 1
+        log.info(
+            "MCP server %s stopped; restarting it (%d/%d)", "/".join(key), count + 1, MAX_RESTARTS
+        )
+        await self.sleep(backoff(count, *RESTART_BACKOFF))
+
     async def client(self, agent: str, name: str) -> tuple[ToolClient, dict[str, ToolInfo]]:
-        """The connection to an agent's server and its live tools (started on first use)."""
+        """The connection to an agent's server and its live tools.
+
+        Started on first use, and again (in the same sandbox, after a backoff) when the
+        server stopped since: a call is never sent over a connection known to be dead.
+        """
         key = (agent, name)
         async with self._starting.setdefault(key, asyncio.Lock()):
+            old = self.clients.get(key)
+            if old is not None and not alive(old):
+                await self._retire(key, old)
             if key not in self.clients:
                 server = self.plan.agents[agent].spec.mcp_servers[name]
                 calls = self.calls.setdefault(key, {})
@@ -140,6 +206,9 @@ class ToolBroker:
     async def call(self, step: PlannedStep, action: Action, timeout: float) -> Outcome:
         """Call the tool: its outputs, failed with the server's message if it reports an error.
 
+        The images, audio and resources of the result are saved under the run's folder
+        (``scheduler.tool_files``): outputs ``files`` and ``dropped``.
+
         A server that cannot be started or reached fails the step; nothing is raised.
         """
         hints = action.annotations or {}
@@ -147,18 +216,25 @@ class ToolBroker:
         key = (step.agent, action.server or "")
         calls = self.calls.setdefault(key, {})
         calls[step.id] = asyncio.get_running_loop().time() + timeout
+        client: ToolClient | None = None
         try:
             client, _ = await self.client(*key)
+            if await self.drift(step, action, _GREEN) is not _GREEN:  # a restart changed it
+                raise StepError(f"MCP server {action.server!r}: {action.tool!r} changed since lock")
             result = await client.call_tool(
                 action.tool or "", dict(action.args), timeout, idempotent
             )
-        except (StepError, TransportError) as exc:
+        except StepError as exc:
             return Outcome.failed(str(exc))
+        except TransportError as exc:
+            gone = client is not None and not alive(client)
+            return Outcome.failed(_stopped(str(exc), step, idempotent) if gone else str(exc))
         finally:
             calls.pop(step.id, None)
-        return Outcome.ended(
-            result.outputs(), f"tool error: {result.text}" if result.is_error else None
-        )
+        outputs = result.outputs()
+        if self.folder is not None:
+            outputs.update(save(self.folder, step.id, result.contents))
+        return Outcome.ended(outputs, f"tool error: {result.text}" if result.is_error else None)
 
     async def aclose(self) -> None:
         """Disconnect from every server (stdio servers are stopped)."""

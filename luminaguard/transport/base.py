@@ -46,12 +46,25 @@ class ToolInfo:
 
 
 @dataclass(frozen=True)
+class Content:
+    """A non-text item of a tool result (``transport.contents``): bytes, or why not kept."""
+
+    kind: str  # image, audio, resource, link
+    mime: str
+    data: bytes = b""
+    uri: str | None = None
+    dropped: str | None = None
+
+
+@dataclass(frozen=True)
 class ToolResult:
     """A tool call's outcome, as step outputs: text, structured content, is_error."""
 
     text: str
     structured: Any = None
     is_error: bool = False
+    #: images, audio, resources: the scheduler saves them as files
+    contents: tuple[Content, ...] = ()
 
     def outputs(self) -> dict[str, Any]:
         """The step outputs later steps may use."""

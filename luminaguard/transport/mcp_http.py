@@ -3,9 +3,13 @@
 Each endpoint gets its own MCP session (``initialize`` → ``Mcp-Session-Id``). A request
 goes to the next healthy endpoint in turn. Connection errors and 408/429/5xx answers
 are retried with exponential backoff and jitter; an endpoint that keeps failing is
-marked unhealthy for a while and the request fails over to the next. A ``tools/call``
-is retried or failed over only when the tool is idempotent -- unless it was never
-sent (connection refused), which is safe for any request. Header values (bearer
+marked unhealthy for a while and the request fails over to the next. When every
+endpoint failed, the request is tried again, round after round with backoff, until
+the policy's ``window`` (seconds since the request began) has passed: a server that
+restarts within it is not given up on. A ``tools/call`` is retried or failed over
+only when the tool is idempotent -- unless it was never sent (connection refused) or
+refused for a session the server no longer knows (it restarted: the session is opened
+again, once per request), which is safe for any request. Header values (bearer
 tokens) are never logged or put in error messages.
 
 Built on ``httpx2``, the HTTP client the official MCP SDK itself uses, rather than on
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -48,6 +53,10 @@ class _Retryable(Exception):
     """The request may have reached the server and failed in a way worth retrying."""
 
 
+class _StaleSession(Exception):
+    """The server refused the request for a session it does not know (it restarted)."""
+
+
 @dataclass
 class Endpoint:
     """One URL of a server, its MCP session and its health."""
@@ -64,13 +73,18 @@ class Endpoint:
 
 @dataclass
 class RetryPolicy:
-    """How hard to try: attempts per endpoint, backoff, cool-down of a failed endpoint."""
+    """How hard to try: attempts per endpoint, backoff, cool-down of a failed endpoint.
+
+    ``window``: how long (seconds from its start) a request whose every endpoint failed
+    is tried again, round after round, with the same backoff between rounds.
+    """
 
     attempts: int = 3
     base_delay: float = 0.1
     max_delay: float = 2.0
     cooldown: float = 30.0
     timeout: float = 30.0
+    window: float = 5.0
 
     def delay(self, attempt: int) -> float:
         """The wait before retry ``attempt``: exponential from ``base_delay``, jittered."""
@@ -133,9 +147,9 @@ class HttpClient:
             raise _Retryable(f"{endpoint.url}: {type(exc).__name__}") from exc
         if response.status_code in RETRY_STATUS:
             raise _Retryable(f"{endpoint.url}: HTTP {response.status_code}")
-        if response.status_code == 404 and endpoint.session_id:
+        if _stale(response, endpoint):
             endpoint.session_id, endpoint.initialized = None, False  # the server forgot us
-            raise _Retryable(f"{endpoint.url}: session expired")
+            raise _StaleSession(f"{endpoint.url}: HTTP {response.status_code}, session unknown")
         if response.status_code >= 400:
             raise TransportError(
                 f"MCP server {self.name!r} at {endpoint.url}: HTTP {response.status_code}"
@@ -173,6 +187,7 @@ class HttpClient:
             "capabilities": {},
             "clientInfo": {"name": "luminaguard", "version": __version__},
         }
+        endpoint.session_id = None  # a new session: the old one's ID is not sent along
         message = self._message("initialize", params)
         response = await self._post(endpoint, message, self.policy.timeout)
         self._result(response, message["id"])
@@ -184,9 +199,17 @@ class HttpClient:
     async def _once(
         self, endpoint: Endpoint, method: str, params: dict[str, Any] | None, timeout: float
     ) -> dict[str, Any]:
-        await self._ensure_session(endpoint)
-        message = self._message(method, params)
-        return self._result(await self._post(endpoint, message, timeout), message["id"])
+        """One request; sent once more, in a new session, if the server forgot the session."""
+        for fresh in (False, True):
+            await self._ensure_session(endpoint)
+            message = self._message(method, params)
+            try:
+                return self._result(await self._post(endpoint, message, timeout), message["id"])
+            except _StaleSession as exc:
+                if fresh:  # a session opened just now is not known either
+                    raise _Retryable(str(exc)) from exc
+                log.info("%s: %s; opening a new session", self.name, exc)
+        raise AssertionError("unreachable")
 
     async def _on_endpoint(
         self,
@@ -212,10 +235,10 @@ class HttpClient:
                     await asyncio.sleep(self.policy.delay(attempt))
         raise _NotSent(f"{endpoint.url} kept failing")
 
-    async def request(
+    async def _round(
         self, method: str, params: dict[str, Any] | None, timeout: float, idempotent: bool
-    ) -> dict[str, Any]:
-        """One JSON-RPC request, routed, retried and failed over as the rules allow."""
+    ) -> dict[str, Any] | list[str]:
+        """The answer of the first endpoint that gives one, or why each failed."""
         failures: list[str] = []
         for endpoint in self._rotation():
             try:
@@ -225,8 +248,28 @@ class HttpClient:
                 endpoint.initialized = False
                 failures.append(str(exc))
                 log.info("%s: %s; failing over", self.name, exc)
+        return failures
+
+    async def request(
+        self, method: str, params: dict[str, Any] | None, timeout: float, idempotent: bool
+    ) -> dict[str, Any]:
+        """One JSON-RPC request, routed, retried and failed over as the rules allow.
+
+        Rounds over every endpoint are repeated, with backoff, within the policy's window.
+        """
+        deadline = time.monotonic() + self.policy.window
+        for attempt in itertools.count():
+            answer = await self._round(method, params, timeout, idempotent)
+            if isinstance(answer, dict):
+                return answer
+            wait = min(self.policy.delay(attempt), deadline - time.monotonic())
+            if wait <= 0:
+                break
+            log.info("%s: every endpoint failed; trying again in %.2fs", self.name, wait)
+            await asyncio.sleep(wait)
         raise TransportError(
-            f"MCP server {self.name!r}: every endpoint failed: {'; '.join(failures)}"
+            f"MCP server {self.name!r}: every endpoint failed (retried for "
+            f"{self.policy.window:g}s): {'; '.join(answer)}"
         )
 
     async def _tools_page(self, cursor: str | None) -> types.ListToolsResult:
@@ -268,6 +311,13 @@ class HttpClient:
                         endpoint.url, headers=self._request_headers(endpoint), timeout=5
                     )
         await self._http.aclose()
+
+
+def _stale(response: httpx2.Response, endpoint: Endpoint) -> bool:
+    """Whether the server refused our session: 404, or a 400 that names the session."""
+    if not endpoint.session_id or response.status_code not in (400, 404):
+        return False
+    return response.status_code == 404 or b"session" in response.content[:4096].lower()
 
 
 def _messages(response: httpx2.Response) -> list[dict[str, Any]]:

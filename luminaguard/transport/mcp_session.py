@@ -15,6 +15,7 @@ import mcp_types as types
 from mcp import ClientSession
 
 from luminaguard.transport.base import HINTS, ToolInfo, ToolResult, TransportError
+from luminaguard.transport.contents import content
 
 _SNAKE = {"readOnlyHint": "read_only_hint", "destructiveHint": "destructive_hint",
           "idempotentHint": "idempotent_hint", "openWorldHint": "open_world_hint"}  # fmt: skip
@@ -32,11 +33,12 @@ def tool_info(tool: types.Tool) -> ToolInfo:
 
 
 def tool_result(result: Any) -> ToolResult:
-    """Text (joined), structured content and the error flag of a tools/call result."""
+    """Text (joined), structured content, the error flag, other contents of a tools/call result."""
     if not isinstance(result, types.CallToolResult):
         raise TransportError(f"unexpected tools/call result: {type(result).__name__}")
     texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
-    return ToolResult("\n".join(texts), result.structured_content, bool(result.is_error))
+    contents = tuple(c for c in map(content, result.content) if c is not None)
+    return ToolResult("\n".join(texts), result.structured_content, bool(result.is_error), contents)
 
 
 async def all_tools(
@@ -53,7 +55,9 @@ async def all_tools(
             return tools
 
 
-SessionFactory = Callable[[], contextlib.AbstractAsyncContextManager[ClientSession]]
+#: Opens a session; the event it is given is to be set once the connection under the
+#: session is gone (a stdio server that exited): the session is then dead for good.
+SessionFactory = Callable[[asyncio.Event], contextlib.AbstractAsyncContextManager[ClientSession]]
 
 
 class SessionClient:
@@ -67,10 +71,16 @@ class SessionClient:
         self._closing = asyncio.Event()
         self._failure: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the session can still carry requests (false once its server is gone)."""
+        return self._session is not None and not self._lost.is_set()
 
     async def _hold(self) -> None:
         try:
-            async with self._factory() as session:
+            async with self._factory(self._lost) as session:
                 await session.initialize()
                 self._session = session
                 self._ready.set()
@@ -103,7 +113,8 @@ class SessionClient:
         except TransportError:
             raise
         except Exception as exc:
-            raise TransportError(f"MCP server {self.name!r}: {what} failed: {exc}") from exc
+            gone = " (the server stopped)" if self._lost.is_set() else ""
+            raise TransportError(f"MCP server {self.name!r}: {what} failed{gone}: {exc}") from exc
 
     async def list_tools(self) -> list[ToolInfo]:
         """Every tool, following pagination."""

@@ -32,19 +32,28 @@ def _parse(line: bytes) -> SessionMessage | Exception:
 async def _pump_out(
     process: SandboxProcess,
     sink: anyio.abc.ObjectSendStream[SessionMessage | Exception],
+    lost: asyncio.Event,
 ) -> None:
+    """Carry the server's lines to the session.
+
+    ``lost`` is set once stdout ends or carries a line over the limit, before the
+    session sees the end.
+    """
     assert process.stdout is not None
     async with sink:
-        while True:
-            try:
-                line = await process.stdout.readline()
-            except (ValueError, asyncio.LimitOverrunError) as exc:
-                await sink.send(exc)
-                return
-            if not line:
-                return
-            if line.strip():
-                await sink.send(_parse(line))
+        try:
+            while True:
+                try:
+                    line = await process.stdout.readline()
+                except (ValueError, asyncio.LimitOverrunError) as exc:
+                    await sink.send(exc)
+                    return
+                if not line:
+                    return
+                if line.strip():
+                    await sink.send(_parse(line))
+        finally:
+            lost.set()
 
 
 async def _pump_in(
@@ -62,12 +71,14 @@ Starter = Callable[[], Awaitable[SandboxProcess]]
 
 
 @contextlib.asynccontextmanager
-async def _session(start: Starter, asker: Asker | None) -> AsyncIterator[ClientSession]:
+async def _session(
+    start: Starter, asker: Asker | None, lost: asyncio.Event
+) -> AsyncIterator[ClientSession]:
     process = await start()
     to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     session_writes, to_server = anyio.create_memory_object_stream[SessionMessage](16)
     pumps = [
-        asyncio.get_running_loop().create_task(_pump_out(process, to_session)),
+        asyncio.get_running_loop().create_task(_pump_out(process, to_session, lost)),
         asyncio.get_running_loop().create_task(_pump_in(process, to_server)),
     ]
     try:
@@ -90,6 +101,7 @@ def stdio_client(name: str, start: Starter, asker: Asker | None = None) -> Sessi
     client does not declare that it can ask.
 
     ``start`` is e.g. ``lambda: backend.spawn(sandbox, argv, env)`` (namespace sandbox)
-    or ``lambda: guest.spawn(argv, env)`` (a guest agent inside a VM).
+    or ``lambda: guest.spawn(argv, env)`` (a guest agent inside a VM). Once the server
+    exits, the client is no longer ``alive``: whoever holds it starts a new one.
     """
-    return SessionClient(name, lambda: _session(start, asker))
+    return SessionClient(name, lambda lost: _session(start, asker, lost))

@@ -4,6 +4,7 @@ and a TCP proxy in front of it that can drop connections, for the HTTP transport
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import threading
 import time
@@ -12,8 +13,39 @@ from typing import Any
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
-from mcp_types import ToolAnnotations
+from mcp_types import (
+    BlobResourceContents,
+    CallToolResult,
+    ContentBlock,
+    EmbeddedResource,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+    ToolAnnotations,
+)
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+PDF = b"%PDF-1.4 not really"
+MEDIA: list[ContentBlock] = [
+    TextContent(type="text", text="here"),
+    ImageContent(type="image", data=base64.b64encode(PNG).decode(), mime_type="image/png"),
+    EmbeddedResource(
+        type="resource",
+        resource=BlobResourceContents(
+            uri="file:///etc/passwd",
+            mime_type="application/pdf",
+            blob=base64.b64encode(PDF).decode(),
+        ),
+    ),
+    EmbeddedResource(
+        type="resource",
+        resource=TextResourceContents(uri="file:///../../x.sh", mime_type="text/x-sh", text="hi"),
+    ),
+    ImageContent(type="image", data="not base64!", mime_type="image/png"),
+    ResourceLink(type="resource_link", name="x", uri="https://attacker.example/x"),
+]
 
 
 @dataclass
@@ -65,6 +97,19 @@ def build(seen: Seen) -> ASGIApp:
         values[key] = value
         return f"{key}={value}"
 
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True))
+    async def hang(key: str) -> str:
+        """Hang until the server stops, the first time only; then answer (idempotent)."""
+        seen.calls.append("hang")
+        if seen.calls.count("hang") == 1:
+            await asyncio.Event().wait()  # never set: the server stops under the call
+        return f"hung {key}"
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    def media() -> CallToolResult:
+        """An image, embedded resources (blob and text), a bad image, a link."""
+        return CallToolResult(content=MEDIA)
+
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     def whoami() -> str:
         """Echo the Authorization header this server received last."""
@@ -73,22 +118,24 @@ def build(seen: Seen) -> ASGIApp:
     return Recorder(server.streamable_http_app(host="127.0.0.1"), seen)
 
 
-def free_socket() -> socket.socket:
+def free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
 class LiveServer:
     """The MCP server, serving in a thread until stopped."""
 
-    def __init__(self) -> None:
-        self.seen = Seen()
-        self.sock = free_socket()
+    def __init__(self, seen: Seen | None = None, port: int = 0) -> None:
+        self.seen = seen or Seen()
+        self.sock = free_socket(port)
         self.port = self.sock.getsockname()[1]
         self.server = uvicorn.Server(
-            uvicorn.Config(build(self.seen), log_level="warning", lifespan="on")
+            uvicorn.Config(
+                build(self.seen), log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+            )
         )
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True

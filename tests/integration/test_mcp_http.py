@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,10 +16,17 @@ from luminaguard.scheduler.store import RunStore
 from luminaguard.transport.base import TransportError
 from luminaguard.transport.mcp_http import RetryPolicy, http_client
 from tests.conftest import CliRunner, Writer
-from tests.integration.http_server import DroppingProxy, LiveServer, closed_port_url
+from tests.integration.http_server import (
+    PDF,
+    PNG,
+    DroppingProxy,
+    LiveServer,
+    Seen,
+    closed_port_url,
+)
 
 TOKEN = "Bearer s3cret-9d8c7b6a"
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, cooldown=60, timeout=10)
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, cooldown=60, timeout=10, window=0.1)
 
 
 @pytest.fixture
@@ -46,6 +55,8 @@ def test_lists_tools_with_annotations_and_sends_the_auth_header(live: LiveServer
     assert sorted(asyncio.run(go())) == [
         "bump:False",
         "echo:True",
+        "hang:False",
+        "media:True",
         "set_value:False",
         "whoami:True",
     ]
@@ -106,7 +117,8 @@ def test_round_robin_between_healthy_endpoints() -> None:
 
 def test_every_endpoint_down_is_a_clear_error() -> None:
     with pytest.raises(
-        TransportError, match=r"every endpoint failed: cannot connect to http://127\.0\.0\.1"
+        TransportError,
+        match=r"every endpoint failed \(retried for 0.1s\): cannot connect to http://127\.0\.0\.1",
     ):
         asyncio.run(call([closed_port_url(), closed_port_url()], "echo", {"text": "x"}))
 
@@ -163,3 +175,126 @@ spec:
     )
     assert b"s3cret" not in raw
     assert live.seen.authorization[-1] == TOKEN
+
+
+async def until(condition: Callable[[], bool], call: asyncio.Task[Any]) -> None:
+    """Wait (polling) until ``condition()`` holds; fail if the call ended first."""
+    while not condition():
+        if call.done():
+            raise AssertionError(f"the call ended first: {call.result()!r}")
+        await asyncio.sleep(0.01)
+
+
+def test_an_idempotent_call_outlasts_a_server_restart(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "luminaguard.transport.mcp_http")
+    seen = Seen()
+    first = LiveServer(seen).__enter__()
+    policy = RetryPolicy(attempts=2, base_delay=0.05, max_delay=0.5, timeout=10, window=60)
+
+    async def go() -> str:
+        client = await http_client("t", [first.url], {}, policy)
+        call = asyncio.create_task(client.call_tool("hang", {"key": "k"}, 30, idempotent=True))
+        try:
+            await until(lambda: seen.calls == ["hang"], call)
+            await asyncio.to_thread(first.__exit__)  # killed during the call
+            await until(lambda: "cannot connect" in caplog.text, call)  # and down for a while
+            second = await asyncio.to_thread(LiveServer(seen, first.port).__enter__)
+            try:
+                return (await call).text
+            finally:
+                await asyncio.to_thread(second.__exit__)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(go()) == "hung k"
+    assert seen.calls == ["hang", "hang"]
+
+
+def test_a_session_the_restarted_server_forgot_is_opened_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "luminaguard.transport.mcp_http")
+    seen = Seen()
+    first = LiveServer(seen).__enter__()
+
+    async def go() -> list[str]:
+        client = await http_client("t", [first.url], {}, FAST)
+        try:
+            before = (await client.call_tool("bump", {}, 10)).text
+            await asyncio.to_thread(first.__exit__)  # restarted between two calls
+            with LiveServer(seen, first.port):
+                return [before, (await client.call_tool("bump", {}, 10)).text]
+        finally:
+            await client.aclose()
+
+    # not idempotent, yet sent again: the server refused it for the session (HTTP 404)
+    assert asyncio.run(go()) == ["1", "1"]
+    assert seen.calls == ["bump", "bump"]
+    assert "HTTP 404, session unknown; opening a new session" in caplog.text
+
+
+def test_the_default_retry_window_spans_seconds() -> None:
+    assert RetryPolicy().window >= 3
+
+
+def test_images_and_resources_become_private_files(
+    live: LiveServer, cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    workload = f"""\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  rules: [{{id: all, match: {{server: remote}}, risk: green, reason: test server}}]
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {{name: a}}
+spec:
+  policy: p
+  mcp_servers: {{remote: {{url: {live.url}}}}}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {{name: w}}
+spec:
+  steps:
+    - {{id: m, agent: a, call: remote.media}}
+"""
+    state = tmp_path / "s"
+    result = cli("run", str(write("w.yaml", workload)), "--state", str(state), "--run-id", "r")
+    assert result.code == 0, result.out + result.err
+    outputs = RunStore(state).steps("r")["m"].outputs
+    assert outputs["text"] == "here"
+    png, pdf, sh = (hashlib.sha256(data).hexdigest() for data in (PNG, PDF, b"hi"))
+    assert outputs["files"] == [
+        {"path": f"steps/m/outputs/{png}.png", "sha256": png, "mime": "image/png", "size": 264},
+        {
+            "path": f"steps/m/outputs/{pdf}.pdf",
+            "sha256": pdf,
+            "mime": "application/pdf",
+            "size": len(PDF),
+            "uri": "file:///etc/passwd",  # data, never read
+        },
+        {
+            "path": f"steps/m/outputs/{sh}.bin",  # not an allowed type: no extension of its own
+            "sha256": sh,
+            "mime": "text/x-sh",
+            "size": 2,
+            "uri": "file:///../../x.sh",
+        },
+    ]
+    assert [(d["kind"], d["reason"]) for d in outputs["dropped"]] == [
+        ("image", "not valid base64"),
+        ("link", "a link: never fetched"),
+    ]
+    run = state / "runs" / "r"
+    assert (run / outputs["files"][0]["path"]).read_bytes() == PNG
+    assert (run / outputs["files"][1]["path"]).read_bytes() == PDF
+    for path in [run / "steps", run / "steps/m", run / "steps/m/outputs"]:
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    for entry in outputs["files"]:
+        assert (run / entry["path"]).stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in (run / "steps/m/outputs").iterdir()) == sorted(
+        Path(entry["path"]).name for entry in outputs["files"]
+    )

@@ -38,7 +38,13 @@ def test_a_call_result_flows_to_later_steps(harness: Harness, tmp_path: Path) ->
     [call] = harness.tools.calls
     assert (call.name, call.arguments, call.timeout) == ("lookup", {"key": "colour"}, 5.0)
     outputs = harness.store.steps("r")["ask"].outputs
-    assert outputs == {"text": "colour=blue", "structured": {"value": "blue"}, "is_error": False}
+    assert outputs == {
+        "text": "colour=blue",
+        "structured": {"value": "blue"},
+        "is_error": False,
+        "files": [],
+        "dropped": [],
+    }
     assert harness.backend.commands == ["echo 'colour=blue'"]
     assert harness.tools.closed  # the run ended its sessions
 

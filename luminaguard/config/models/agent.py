@@ -28,6 +28,12 @@ class McpServer(Model):
         description="how long a question the server asks (MCP elicitation) waits for a"
         " person before it is declined (default 5m); stdio servers only",
     )
+    retry_window: Duration | None = Field(
+        default=None,
+        description="how long a request to an HTTP server whose every endpoint failed is"
+        " tried again, with exponential backoff and jitter (default 5s); a call is retried"
+        " only when idempotent, or when it was never sent; HTTP servers only",
+    )
 
     @model_validator(mode="after")
     def _one_transport(self) -> Self:
@@ -40,6 +46,8 @@ class McpServer(Model):
             raise ValueError("'args' and 'env' only apply to a stdio server with 'command'")
         if self.command is None and self.question_timeout is not None:
             raise ValueError("'question_timeout' only applies to a stdio server (questions)")
+        if self.command is not None and self.retry_window is not None:
+            raise ValueError("'retry_window' only applies to an HTTP server ('url'/'urls')")
         return self
 
     @property
