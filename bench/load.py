@@ -45,7 +45,10 @@ from serve_bench import (
 )
 
 AGENT = "loadagent"  # its sandboxes' cgroups are named after it
-CGROUPS = Path("/sys/fs/cgroup/luminaguard")
+#: where the sandboxes' cgroups are: cgroup v2, or each v1 controller's hierarchy
+CGROUPS = [
+    Path("/sys/fs/cgroup", *c, "luminaguard") for c in ((), ("memory",), ("pids",), ("cpu",))
+]
 DOCS = f"""\
 apiVersion: luminaguard.dev/v1
 kind: Policy
@@ -54,7 +57,10 @@ spec:
   default: red
   approval: {{timeout: 1h}}
   rules:
-    - {{id: trace, match: {{program: [echo]}}, risk: green, reason: appends to a log}}
+    - id: trace
+      match: {{program: [echo], redirects: {{path: /work/*.log}}}}
+      risk: green
+      reason: appends to a log
 ---
 apiVersion: luminaguard.dev/v1
 kind: Agent
@@ -102,7 +108,7 @@ class Approver:
 
     def run(self) -> None:
         while not self.stop.wait(0.05):
-            pending = self.remote.call("GET", "/v1/approvals")["approvals"]
+            pending = self.remote.call("GET", "/v1/approvals")["approvals"][:100]  # a batch
             if not pending:
                 continue
             decisions = [
@@ -146,9 +152,13 @@ def pss_mib(pid: int) -> float:
 
 
 def bench_cgroups() -> int:
-    if not CGROUPS.is_dir():
-        return 0
-    return sum(1 for d in CGROUPS.iterdir() if d.is_dir() and d.name.startswith(f"{AGENT}-"))
+    """The cgroups of this bench's sandboxes, over every hierarchy (the most in one)."""
+    counts = [
+        sum(1 for d in parent.iterdir() if d.is_dir() and d.name.startswith(f"{AGENT}-"))
+        for parent in CGROUPS
+        if parent.is_dir()
+    ]
+    return max(counts, default=0)
 
 
 @dataclass

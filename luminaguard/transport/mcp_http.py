@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 _Result = TypeVar("_Result", bound=pydantic.BaseModel)
 
+#: The largest answer read from a server, bytes (as a stdio server's line).
+MAX_RESPONSE = 64 << 20
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -129,13 +131,39 @@ class HttpClient:
             headers["Mcp-Session-Id"] = endpoint.session_id
         return headers
 
+    async def _capped(
+        self, endpoint: Endpoint, message: dict[str, Any], timeout: float
+    ) -> httpx2.Response:
+        """POST ``message``; the response read whole, up to ``MAX_RESPONSE`` bytes.
+
+        A server is hostile: a body (or an event stream that never ends) over the cap is
+        a TransportError, read no further.
+        """
+        headers = self._request_headers(endpoint)
+        request = self._http.build_request(
+            "POST", endpoint.url, json=message, headers=headers, timeout=timeout
+        )
+        response = await self._http.send(request, stream=True)
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE:
+                    raise TransportError(
+                        f"MCP server {self.name!r} at {endpoint.url}: the answer is over"
+                        f" {MAX_RESPONSE} bytes"
+                    )
+        finally:
+            await response.aclose()
+        return httpx2.Response(
+            response.status_code, headers=response.headers, content=bytes(body), request=request
+        )
+
     async def _post(
         self, endpoint: Endpoint, message: dict[str, Any], timeout: float
     ) -> httpx2.Response:
         try:
-            response = await self._http.post(
-                endpoint.url, json=message, headers=self._request_headers(endpoint), timeout=timeout
-            )
+            response = await self._capped(endpoint, message, timeout)
         except httpx2.ConnectError as exc:
             raise _NotSent(f"cannot connect to {endpoint.url}") from exc
         except (

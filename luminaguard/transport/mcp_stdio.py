@@ -19,7 +19,10 @@ from luminaguard.process import SandboxProcess
 from luminaguard.transport.mcp_session import SessionClient
 from luminaguard.transport.questions import Asker, GuardedSession, callbacks
 
-_LINE_LIMIT = 64 << 20  # one JSON-RPC message per line; tool results can be large
+#: Messages read from the server ahead of the session: one. A line may be large (the
+#: spawning backend's reader caps it: 64 MiB), and a hostile server's lines queued here
+#: would add up.
+READ_AHEAD = 1
 
 
 def _parse(line: bytes) -> SessionMessage | Exception:
@@ -75,7 +78,9 @@ async def _session(
     start: Starter, asker: Asker | None, lost: asyncio.Event
 ) -> AsyncIterator[ClientSession]:
     process = await start()
-    to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+    to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](
+        READ_AHEAD
+    )
     session_writes, to_server = anyio.create_memory_object_stream[SessionMessage](16)
     pumps = [
         asyncio.get_running_loop().create_task(_pump_out(process, to_session, lost)),

@@ -298,3 +298,15 @@ spec:
     assert sorted(p.name for p in (run / "steps/m/outputs").iterdir()) == sorted(
         Path(entry["path"]).name for entry in outputs["files"]
     )
+
+
+def test_an_answer_over_the_cap_is_refused_unread(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile server's huge answer is read up to MAX_RESPONSE, no further."""
+    from luminaguard.transport import mcp_http
+
+    assert asyncio.run(call([live.url], "echo", {"text": "x" * 4096})) == "x" * 4096
+    monkeypatch.setattr(mcp_http, "MAX_RESPONSE", 4096)
+    with pytest.raises(TransportError, match="the answer is over"):
+        asyncio.run(call([live.url], "echo", {"text": "x" * 8192}))
