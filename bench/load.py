@@ -108,20 +108,27 @@ class Approver:
 
     def run(self) -> None:
         while not self.stop.wait(0.05):
-            pending = self.remote.call("GET", "/v1/approvals")["approvals"][:100]  # a batch
-            if not pending:
-                continue
-            decisions = [
-                {"run_id": a["run_id"], "step_id": a["step_id"], "action_hash": a["action_hash"],
-                 "verdict": "approve", "reason": "load bench"}
-                for a in pending
-            ]  # fmt: skip
-            done = self.remote.call("POST", "/v1/approvals/decide", {"decisions": decisions})
-            for result in done["results"]:
-                if result["status"] == 200:
-                    self.answered += 1
-                else:
-                    self.errors.append(str(result["error"]))
+            try:
+                self.approve_pending()
+            except Exception as exc:  # counted; the bench reports the first
+                self.errors.append(repr(exc))
+
+    def approve_pending(self) -> None:
+        """Approve what is pending now, in one batch (of at most 100)."""
+        pending = self.remote.call("GET", "/v1/approvals")["approvals"][:100]
+        if not pending:
+            return
+        decisions = [
+            {"run_id": a["run_id"], "step_id": a["step_id"], "action_hash": a["action_hash"],
+             "verdict": "approve", "reason": "load bench"}
+            for a in pending
+        ]  # fmt: skip
+        done = self.remote.call("POST", "/v1/approvals/decide", {"decisions": decisions})
+        for result in done["results"]:
+            if result["status"] == 200:
+                self.answered += 1
+            else:
+                self.errors.append(str(result["error"]))
 
 
 def descendants(pid: int) -> list[int]:
@@ -218,16 +225,26 @@ def run(agents: int, green: int, concurrency: int, root: Path) -> None:
         ]
         for thread in threads:
             thread.start()
-        start = time.time()
-        with concurrent.futures.ThreadPoolExecutor(min(agents, 32)) as pool:
-            body = {"plan": plan}
-            list(pool.map(lambda i: remote.call("POST", "/v1/runs", {**body, "run_id": i}), ids))
-        ends = wait_for(stream, set(ids), {"run.succeeded", "run.failed"})
-        wall = max(ends.values()) - start
-        approver.stop.set()
-        sample.stop.set()
-        for thread in threads:
-            thread.join()
+        try:
+            start = time.time()
+            with concurrent.futures.ThreadPoolExecutor(min(agents, 32)) as pool:
+                body = {"plan": plan}
+                calls = pool.map(
+                    lambda i: remote.call("POST", "/v1/runs", {**body, "run_id": i}), ids
+                )
+                list(calls)
+            ends = wait_for(stream, set(ids), {"run.succeeded", "run.failed"})
+            wall = max(ends.values()) - start
+        except BaseException:
+            keep = Path(tempfile.gettempdir()) / "luminaguard-load-serve.log"
+            keep.write_bytes((root / "serve.log").read_bytes())
+            print(f"failed: the server's log is kept in {keep}", file=sys.stderr)
+            raise
+        finally:
+            approver.stop.set()
+            sample.stop.set()
+            for thread in threads:
+                thread.join()
         stream.close()
         states = Counter(r["state"] for r in remote.call("GET", "/v1/runs")["runs"])
         spans, succeeded = latencies(remote, ids)
@@ -243,7 +260,7 @@ def run(agents: int, green: int, concurrency: int, root: Path) -> None:
     errors = f"; errors: {approver.errors[0]}" if approver.errors else ""
     p50, p99 = percentile(spans, 0.5) * 1000, percentile(spans, 0.99) * 1000
     left = bench_cgroups() - cgroups_before
-    for line in (
+    for line in (  # flushed: the bench may run for long
         f"agents {agents}, steps {total} ({len(steps)} per agent, 1 Red),"
         f" server --concurrency {concurrency}",
         f"  runs: {dict(states)}; approvals answered {approver.answered} of {agents}{errors}",
@@ -254,7 +271,7 @@ def run(agents: int, green: int, concurrency: int, root: Path) -> None:
         f" {per_sandbox:.1f} MiB PSS each (the server's descendants' PSS / sandboxes)",
         f"  at the end: server fds {fds}, this bench's cgroups left {left}",
     ):
-        print(line)
+        print(line, flush=True)
 
 
 def main() -> None:
@@ -263,7 +280,7 @@ def main() -> None:
     parser.add_argument("--green", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    print(conditions())
+    print(conditions(), flush=True)
     for agents in args.agents:
         with tempfile.TemporaryDirectory(prefix="luminaguard-load-") as temporary:
             root = Path(temporary)
