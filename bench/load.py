@@ -35,13 +35,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_bench import (
-    IDLE,
     conditions,
     detach,
     percentile,
     plan_json,
     served,
-    wait_for,
 )
 
 AGENT = "loadagent"  # its sandboxes' cgroups are named after it
