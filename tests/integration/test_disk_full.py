@@ -1,0 +1,123 @@
+"""A full disk under the state folder: exit 1 naming the folder, reads still work, resume.
+
+The state folder lives on a small tmpfs mounted for the test (root only) and filled
+with a file until ENOSPC; deleting that file gives the space back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor.linux import work_disk
+from luminaguard.scheduler.store import RunStore
+from tests.conftest import CliResult, CliRunner, Writer
+from tests.integration.test_runs import GREEN, RED, workload
+
+pytestmark = pytest.mark.usefixtures("sandbox")
+
+
+@pytest.fixture(autouse=True)
+def token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LG_TEST_TOKEN", "tok-9f8e7d6c5b4a")
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB tmpfs (room for the work disks), unmounted however the test ends."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        work_disk.detach_all(mount)
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file in ``folder`` until its file system is full; the file."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+        with pytest.raises(OSError) as full:
+            os.write(fd, b"\0")
+        assert full.value.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+def refused_as_full(result: CliResult, state: Path) -> None:
+    code, err = result.code, result.err
+    assert code == 1, err
+    assert "Traceback" not in err and "internal error" not in err
+    assert str(state) in err and "no space left" in err and "KiB free" in err
+
+
+def test_run_on_a_full_disk_exits_1_and_reads_still_work(
+    cli: CliRunner, write: Writer, small_fs: Path
+) -> None:
+    state = small_fs / "state"
+    path = workload(write, GREEN)
+    assert cli("audit", "verify", "--state", str(state)).code == 0  # the state is made
+    filler = fill(small_fs)
+    refused_as_full(cli("run", path, "--state", str(state), "--run-id", "r"), state)
+    for args in (("status",), ("approvals",), ("audit", "verify"), ("audit", "show")):
+        result = cli(*args, "--state", str(state))
+        assert result.code == 0, (args, result.out, result.err)
+    filler.unlink()
+    result = cli("run", path, "--state", str(state), "--run-id", "r")
+    assert result.code == 0, result.out + result.err
+    assert cli("audit", "verify", "--state", str(state)).code == 0
+
+
+def test_a_disk_filled_between_steps_is_resumed_each_step_once(
+    cli: CliRunner, write: Writer, small_fs: Path
+) -> None:
+    state = small_fs / "state"
+    path = workload(write, RED)
+    assert cli("run", path, "--state", str(state), "--run-id", "r").code == 3  # ship waits
+    filler = fill(small_fs)
+    approve = ("approve", "r", "ship", "--state", str(state), "--as", "alice")
+    refused_as_full(cli(*approve), state)
+    filler.unlink()
+    assert cli(*approve).code == 0
+    filler = fill(small_fs)  # the runner meets the full disk now
+    refused_as_full(cli("resume", "r", "--state", str(state)), state)
+    for args in (("status", "r"), ("approvals", "--all"), ("audit", "verify")):
+        result = cli(*args, "--state", str(state))
+        assert result.code == 0, (args, result.out, result.err)
+    filler.unlink()
+    result = cli("resume", "r", "--state", str(state))
+    assert result.code == 0, result.out + result.err
+    assert cli("audit", "verify", "--state", str(state)).code == 0
+    store = RunStore(state)
+    try:
+        steps = store.steps("r")
+        assert {k: (v.state, v.attempts) for k, v in steps.items()} == {
+            "make": ("succeeded", 1), "ship": ("succeeded", 1), "after": ("succeeded", 1),
+        }  # fmt: skip
+        started = [r.step_id for r in store.audit.records("r", event="step.started")]
+        assert sorted(started) == ["after", "make", "ship"]
+    finally:
+        store.close()
