@@ -69,7 +69,7 @@ def fill(folder: Path) -> Path:
 
 def refused_as_full(result: CliResult, state: Path) -> None:
     code, err = result.code, result.err
-    assert code == 1, err
+    assert code == 1, (result.out, err)
     assert "Traceback" not in err and "internal error" not in err
     assert str(state) in err and "no space left" in err and "KiB free" in err
 
@@ -119,5 +119,65 @@ def test_a_disk_filled_between_steps_is_resumed_each_step_once(
         }  # fmt: skip
         started = [r.step_id for r in store.audit.records("r", event="step.started")]
         assert sorted(started) == ["after", "make", "ship"]
+    finally:
+        store.close()
+
+
+FILL = """\
+import os, sys
+if not os.path.exists("/data/go"):
+    sys.exit(0)  # the second time: the test took the space back
+os.sync()
+fd = os.open("/data/filler", os.O_WRONLY | os.O_CREAT, 0o600)
+for size in (1 << 20, 4096, 1):
+    try:
+        while True:
+            os.write(fd, bytes(size))
+    except OSError:
+        pass
+os.close(fd)
+"""
+
+FILLING = """\
+    - {id: one, agent: a, run: "echo one > /work/one.txt"}
+    - {id: fill, agent: a, run: "python3 /data/fill.py", needs: [one], idempotent: true}
+    - {id: three, agent: a, run: "cat /work/one.txt", needs: [fill]}
+"""
+
+
+def test_a_disk_filled_by_a_step_stops_the_run_and_resume_records_each_step_once(
+    cli: CliRunner, write: Writer, small_fs: Path
+) -> None:
+    state, data = small_fs / "state", small_fs / "data"
+    data.mkdir()
+    data.chmod(0o777)  # the agent runs as its own user
+    (data / "fill.py").write_text(FILL)
+    (data / "go").touch()
+    mount = f"  mounts: [{{source: {data}, target: /data, read_only: false}}]\n"
+    limits = "  limits: {memory_mib: 64, timeout: 20s}\n"
+    text = Path(workload(write, FILLING)).read_text().replace(limits, limits + mount)
+    path = write("w.yaml", text)  # the agent gets a folder on the small disk
+    # the step fills the disk: recording how it ended cannot be committed
+    refused_as_full(cli("run", str(path), "--state", str(state), "--run-id", "r"), state)
+    for args in (("status", "r"), ("approvals",), ("audit", "verify")):
+        result = cli(*args, "--state", str(state))
+        assert result.code == 0, (args, result.out, result.err)
+    (data / "go").unlink()
+    (data / "filler").unlink()
+    result = cli("resume", "r", "--state", str(state))
+    assert result.code == 0, result.out + result.err
+    assert cli("audit", "verify", "--state", str(state)).code == 0
+    store = RunStore(state)
+    try:
+        steps = {k: (v.state, v.attempts) for k, v in store.steps("r").items()}
+        # the fill step ended as after a crash: idempotent, so resume ran it again
+        assert steps == {
+            "one": ("succeeded", 1),
+            "fill": ("succeeded", 2),
+            "three": ("succeeded", 1),
+        }
+        ended = [r.step_id for r in store.audit.records("r") if r.event.startswith("step.succ")]
+        assert sorted(ended) == ["fill", "one", "three"]
+        assert [r.step_id for r in store.audit.records("r", event="step.recovered")] == ["fill"]
     finally:
         store.close()
