@@ -6,6 +6,7 @@ with a file until ENOSPC; deleting that file gives the space back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -15,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.scheduler.store import RunStore
+from luminaguard.space import DiskFull
 from tests.conftest import CliResult, CliRunner, Writer
 from tests.integration.test_runs import GREEN, RED, workload
 
@@ -181,3 +185,15 @@ def test_a_disk_filled_by_a_step_stops_the_run_and_resume_records_each_step_once
         assert [r.step_id for r in store.audit.records("r", event="step.recovered")] == ["fill"]
     finally:
         store.close()
+
+
+def test_a_work_disk_on_a_full_disk_is_disk_full(small_fs: Path) -> None:
+    workdir = small_fs / "state" / "runs" / "r" / "agents" / "a" / "work"
+    workdir.mkdir(parents=True)
+    filler = fill(small_fs)
+    backend = SandboxBackend()
+    with pytest.raises(DiskFull, match="no space left") as raised:
+        asyncio.run(backend.create(SandboxSpec(name="a", workdir=workdir)))
+    assert str(workdir.parent) in str(raised.value)
+    assert not any(p.name.startswith("work.disk") for p in workdir.parent.iterdir())
+    filler.unlink()
