@@ -73,6 +73,14 @@ becomes)::
      │     raised: scheduler (templates, secrets, tools, runner): this step cannot
      │             run (arguments or when: not renderable, a secret unset, no tool)
      │     becomes: scheduler/runner.py: the step failed with the message
+     ├── DiskFull  space.py                                                   exit 1
+     │     raised: scheduler (store, opening, via space.reported), hypervisor/linux/
+     │             work_disk.py: the state folder's file system (or a work disk's) has
+     │             no space left (SQLITE_FULL, ENOSPC)
+     │     becomes: error: no space left on the file system of the state folder DIR
+     │             (N KiB free); the write was rolled back whole, a run's step is left
+     │             as after a crash: free space, then resume. Read-only commands
+     │             (status, approvals, audit) still work on the full disk
      ├── LeaseHeld  scheduler/lease.py                                        exit 1
      │     raised: scheduler/store.py lease: another live process drives the run
      │     becomes: error: run R is being driven by PID P

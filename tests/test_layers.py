@@ -22,6 +22,7 @@ GUEST_PROGRAMS = PACKAGE / "hypervisor" / "vm" / "guest" / "agent"  # data, neve
 #: Lowest first. A package may import packages of strictly lower layers.
 LAYERS: list[set[str]] = [
     {"__init__", "errors", "process", "hostile_text", "hostile_files", "backoff", "lazy"},
+    {"space"},
     {"shell"},
     {"config"},
     {"policy"},

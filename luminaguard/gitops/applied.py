@@ -81,7 +81,8 @@ class AppliedState:
 
     def __init__(self, store: RunStore) -> None:
         self.store = store
-        store.db.executescript(SCHEMA)
+        if not store.read_only:  # a read-only store (status on a full disk) writes nothing
+            store.db.executescript(SCHEMA)
 
     def objects(self) -> dict[Key, AppliedObject]:
         """Every applied object."""

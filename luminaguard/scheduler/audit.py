@@ -66,6 +66,8 @@ class AuditLog:
         redact: Redactor | None,
         key: Callable[[], AuditKey],
         head: HeadFile,
+        *,
+        create: bool = True,
     ) -> None:
         self.db = db
         self.redact = redact or Redactor()
@@ -76,14 +78,17 @@ class AuditLog:
         #: server: its approval latency would grow with the log); see ``verify``
         self.incremental = False
         self._verified: tuple[int, str] | None = None
-        db.executescript(SCHEMA)
+        self._create = create
+        if create:  # a read-only store writes nothing
+            db.executescript(SCHEMA)
 
     @property
     def key(self) -> AuditKey:
         """The audit key (read, or made for a new log, when first needed)."""
         if self._key is None:
             self._key = self._key_source()
-            self.head_file.start(self.db, self._key)
+            if self._create:
+                self.head_file.start(self.db, self._key)
         return self._key
 
     def ready(self) -> None:

@@ -118,10 +118,10 @@ class HeadFile:
         if problem is not None:
             return [problem]
         tail = _tail(db)
+        if tail is None and (head is None or head.count == 0):
+            return []  # an empty log (read-only, not started yet: ``start`` would seal it)
         if head is None:
             return [f"{self.path} is missing: records may have been cut off"]
-        if head.count == 0 and tail is None:
-            return []
         if tail is None or tail.count < head.count:
             last = tail.count if tail else 0
             return [

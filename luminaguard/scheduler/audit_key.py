@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 
 from luminaguard.errors import UsageError
-from luminaguard.scheduler.private import FILE_MODE, make_private
+from luminaguard.scheduler.private import FILE_MODE, make_private, write_all
 
 KEY_FILE = "audit.key"
 MIN_BYTES = 32
@@ -77,7 +77,7 @@ class AuditKey:
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
             try:
-                os.write(fd, secrets.token_hex(MIN_BYTES).encode() + b"\n")
+                write_all(fd, secrets.token_hex(MIN_BYTES).encode() + b"\n")
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -101,7 +101,9 @@ def state_key(state_dir: Path, external: Path | None, has_records: bool) -> Audi
         return AuditKey.read(external)
     path = state_dir / KEY_FILE
     make_private(path)
-    if path.exists() or not has_records:
+    if path.exists():
+        return AuditKey.read(path)  # nothing written: it works on a full disk
+    if not has_records:
         return AuditKey.create(path)
     raise UsageError(
         f"the audit key {path} is missing, so the audit log cannot be verified or extended;"

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from luminaguard.errors import LuminaGuardError
+from luminaguard.scheduler import opening
 from luminaguard.scheduler.private import private_file, private_folder
 
 SCHEMA = """
@@ -71,7 +72,7 @@ class RunLease:
                 token = cls._take(db, fd, run_id)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                opening.roll_back(db)
                 raise
         except BaseException:
             os.close(fd)

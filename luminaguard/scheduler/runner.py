@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from luminaguard import space
 from luminaguard.backoff import backoff
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.config.models import McpServer
@@ -326,7 +327,9 @@ class _Execution:
         return self.base / "agents" / agent / "work"
 
     async def _sandbox(self, agent: str) -> SandboxHandle:
-        return await self.sandboxes.get(agent, self.plan.agents[agent])
+        # its folders on a full disk: the run stops (resume), the step is not failed
+        with space.reported(self.base, "the run's folder"):
+            return await self.sandboxes.get(agent, self.plan.agents[agent])
 
     async def _execute(
         self, step: PlannedStep, action: Action, decision: dict[str, object] | None

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from luminaguard import space
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import UsageError
-from luminaguard.scheduler import guards, lease, questions
+from luminaguard.scheduler import guards, lease, opening, questions
+from luminaguard.scheduler.audit import SCHEMA as AUDIT_SCHEMA
 from luminaguard.scheduler.audit import AuditLog, Redactor
 from luminaguard.scheduler.audit_head import HeadFile
 from luminaguard.scheduler.audit_key import state_key
@@ -149,31 +151,59 @@ class RunStore:
     """Durable run state; one SQLite database per state folder."""
 
     def __init__(
-        self, state_dir: Path, redact: Redactor | None = None, audit_key: Path | None = None
+        self,
+        state_dir: Path,
+        redact: Redactor | None = None,
+        audit_key: Path | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
-        self.state_dir = private_folder(state_dir)
-        private_folder(state_dir / "runs")
-        path = private_file(state_dir / "runs.db")
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        make_private(*(path.with_name(f"runs.db{suffix}") for suffix in ("-wal", "-shm")))
+        """Open (or make) the store; ``read_only`` writes nothing to an existing one.
+
+        Read-only commands (status, audit verify) so work on a full disk. ``DiskFull``
+        when the state folder's file system has no space left for what must be written.
+        """
+        with space.reported(state_dir):
+            db = opening.existing(state_dir / "runs.db") if read_only else None
+            self.state_dir = state_dir if db else private_folder(state_dir)
+            self.db = db or self._open()
+        #: opened read-only: no write may be tried (``gitops.applied`` makes no table)
+        self.read_only = db is not None
         self._fsync = True
         self._data_version = -1
         #: called after every commit of this process (a server publishes events from them)
         self.on_commit: list[Callable[[], None]] = []
-        self.db.executescript(SCHEMA + lease.SCHEMA + questions.SCHEMA)
         self.audit = AuditLog(
             self.db,
             redact,
             lambda: state_key(state_dir, audit_key, self._has_history()),
             HeadFile(state_dir),
+            create=db is None,
         )
+
+    def _open(self) -> sqlite3.Connection:
+        private_folder(self.state_dir / "runs")
+        path = private_file(self.state_dir / "runs.db")
+        db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            make_private(*(path.with_name(f"runs.db{suffix}") for suffix in ("-wal", "-shm")))
+            db.executescript(SCHEMA + lease.SCHEMA + questions.SCHEMA + AUDIT_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _has_history(self) -> bool:
         # a state with runs or records has a key already: its loss is never a fresh start
         runs = self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         return bool(runs) or self.audit.count() > 0
+
+    def has_table(self, name: str) -> bool:
+        """Whether the database has the table ``name`` (a read-only store makes none)."""
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self.db.execute(sql, (name,)).fetchone() is not None
 
     def close(self) -> None:
         """Close the database."""
@@ -219,9 +249,25 @@ class RunStore:
 
         ``audited``: whether it appends audit records (the key is made ready first).
         """
-        self._durability(fsync)
-        if audited:
-            self.audit.ready()
+        with space.reported(self.state_dir):
+            self._durability(fsync)
+            if audited:
+                self.audit.ready()
+            audits = self._commit(compose, guards)
+        if audits and fsync:
+            self._seal()  # the head follows every durable write
+        for listener in self.on_commit:
+            try:
+                listener()
+            except Exception:  # committed: a listener's failure is not the write's
+                log.exception("a commit listener failed")
+
+    def _commit(
+        self,
+        compose: Callable[[], tuple[list[Statement], tuple[AuditEntry, ...]]],
+        guards: tuple[Callable[[], None], ...],
+    ) -> tuple[AuditEntry, ...]:
+        """One transaction: the guards, the statements, the audit records; all or nothing."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for guard in guards:
@@ -233,15 +279,18 @@ class RunStore:
                 self.audit.append(*audit)
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            opening.roll_back(self.db)
             raise
-        if audits and fsync:
-            self.audit.seal()  # the head follows every durable write
-        for listener in self.on_commit:
-            try:
-                listener()
-            except Exception:  # committed: a listener's failure is not the write's
-                log.exception("a commit listener failed")
+        return audits
+
+    def _seal(self) -> None:
+        """Seal the head; a full disk leaves the old head, which the log still reaches."""
+        try:
+            self.audit.seal()
+        except OSError as exc:
+            if not space.is_full(exc, self.state_dir):
+                raise
+            log.warning("the audit head was not sealed (%s): the next durable write seals it", exc)
 
     # --- runs -------------------------------------------------------------------------
     def create_run(
@@ -265,7 +314,8 @@ class RunStore:
         }  # fmt: skip
         audit = (run_id, None, "run.created", data)
         self._write(statements, audit, guards=(lambda: self._new(run_id),))
-        private_folder(self.state_dir / "runs" / run_id)
+        with space.reported(self.state_dir):
+            private_folder(self.state_dir / "runs" / run_id)
 
     def _new(self, run_id: str) -> None:
         # inside the write transaction: two processes creating one run cannot both pass
@@ -275,8 +325,9 @@ class RunStore:
     def lease(self, run_id: str) -> RunLease:
         """Take the exclusive right to drive the run (``LeaseHeld`` names its holder)."""
         self.run(run_id)  # refuses an id that is not a name, or names no run
-        private_folder(self.state_dir / "runs" / run_id)  # made 0755 by older versions
-        return RunLease.acquire(self.db, self.state_dir / "locks", run_id)
+        with space.reported(self.state_dir):
+            private_folder(self.state_dir / "runs" / run_id)  # made 0755 by older versions
+            return RunLease.acquire(self.db, self.state_dir / "locks", run_id)
 
     def run(self, run_id: str) -> RunRecord:
         """The stored run, or a UsageError naming the runs that exist."""

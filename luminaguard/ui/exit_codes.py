@@ -3,7 +3,9 @@
 | code | meaning                                             |
 | ---- | --------------------------------------------------- |
 | 0    | done                                                |
-| 1    | invalid input (configuration or command line)       |
+| 1    | invalid input (configuration or command line), or   |
+|      | the environment: a full disk under the state folder |
+|      | (``DiskFull``: the folder and its free space named) |
 | 2    | a step failed or was denied                         |
 | 3    | halted awaiting approval                            |
 | 4    | internal error (a bug in LuminaGuard: please report) |

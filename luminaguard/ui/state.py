@@ -35,7 +35,8 @@ def open_store(args: argparse.Namespace) -> RunStore:
     if getattr(args, "run_id", None) is not None:
         check_run_id(args.run_id)  # before anything is created
     key = getattr(args, "audit_key", None)
-    return RunStore(Path(args.state), audit_key=Path(key) if key else None)
+    read_only = bool(getattr(args, "read_only", False))  # set by the commands that only read
+    return RunStore(Path(args.state), audit_key=Path(key) if key else None, read_only=read_only)
 
 
 def add_identity_option(parser: argparse.ArgumentParser) -> None:

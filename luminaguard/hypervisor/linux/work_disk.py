@@ -26,7 +26,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from luminaguard import space
 from luminaguard.hypervisor.base import BackendError
+from luminaguard.space import DiskFull
 
 MOUNT_OPTIONS = "loop,nosuid,nodev"
 
@@ -58,7 +60,7 @@ def _run(argv: list[str], what: str) -> None:
 
 def _make(image: Path, workdir: Path, size_mib: int) -> None:
     partial = image.with_name(image.name + ".new")
-    with open(partial, "wb") as f:
+    with space.reported(image.parent, "the work disk's folder"), open(partial, "wb") as f:
         os.fchmod(f.fileno(), 0o600)
         f.truncate(size_mib << 20)
     # no journal: no journal thread per mounted disk, and a scratch folder needs none
@@ -68,8 +70,10 @@ def _make(image: Path, workdir: Path, size_mib: int) -> None:
         command += ["-d", str(workdir)]  # what the folder held moves onto its disk
     try:
         _run([*command, str(partial)], f"cannot make the work disk {image}")
-    except BackendError:
+    except BackendError as exc:
         partial.unlink(missing_ok=True)
+        if "No space left" in str(exc):  # the host's disk, not the agent: resume after
+            raise DiskFull(space.describe(image.parent, "the work disk's folder")) from exc
         raise
     os.replace(partial, image)
     for entry in workdir.iterdir():  # now on the disk: the hidden copies would go stale

@@ -30,7 +30,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     listing.add_argument("--json", action="store_true", help="print the requests as JSON")
     add_state_option(listing)
-    listing.set_defaults(handler=list_requests)
+    listing.set_defaults(handler=list_requests, read_only=True)
     for name, handler, text in (
         ("approve", approve, "approve a Red step's exact action (or re-running an unknown step)"),
         ("deny", deny, "deny a Red step (or decline re-running an unknown step)"),

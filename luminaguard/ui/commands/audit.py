@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     show.add_argument("run_id", nargs="?", metavar="RUN")
     show.add_argument("--json", action="store_true", help="one JSON object per line")
     add_state_option(show)
-    show.set_defaults(handler=show_records)
+    show.set_defaults(handler=show_records, read_only=True)
     verify = actions.add_parser(
         "verify", help="check the chain and its head; exit 1 naming any broken record"
     )
@@ -31,12 +31,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="a head kept elsewhere (from `audit head`): the log must still hold it",
     )
     add_state_option(verify)
-    verify.set_defaults(handler=verify_chain)
+    verify.set_defaults(handler=verify_chain, read_only=True)
     head = actions.add_parser(
         "head", help="print the newest record's number and hash: keep it to --anchor later"
     )
     add_state_option(head)
-    head.set_defaults(handler=print_head)
+    head.set_defaults(handler=print_head, read_only=True)
 
 
 @in_session

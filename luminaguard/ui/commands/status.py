@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("status", help="list runs, or show one run's steps")
     parser.add_argument("run_id", nargs="?", metavar="RUN")
     add_state_option(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, read_only=True)
 
 
 def _cells(*texts: object) -> list[Text]:
@@ -59,7 +59,8 @@ def run(args: argparse.Namespace, session: Session) -> int:
         for record in store.runs():
             table.add_row(*_cells(record.id, record.workload, record.state, _when(record.updated)))
         console.print(table)
-        print_gitops(console, AppliedState(store))
+        if store.has_table("gitops_source"):  # none yet: nothing was reconciled
+            print_gitops(console, AppliedState(store))
         return OK
     record = store.run(args.run_id)
     table = Table(
