@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from luminaguard.scheduler.questions import QuestionBook, QuestionState
 from luminaguard.scheduler.states import StateError
 from luminaguard.transport.forms import Form
-from luminaguard.transport.questions import Reply
+from luminaguard.transport.reply import Reply
 
 #: How long a question waits for a person unless its server says otherwise, seconds.
 QUESTION_TIMEOUT = 300.0

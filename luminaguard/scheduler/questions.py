@@ -25,19 +25,12 @@ from typing import TYPE_CHECKING, Any
 from luminaguard.errors import UsageError
 from luminaguard.scheduler.states import StateError
 from luminaguard.transport.forms import Field, Form, FormError, Value
-from luminaguard.transport.questions import Action, Reply
+from luminaguard.transport.reply import Action, Reply
 
 if TYPE_CHECKING:
     from luminaguard.scheduler.audit import AuditRecord
     from luminaguard.scheduler.store import RunStore
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS questions (
-    run_id TEXT NOT NULL, question_id TEXT NOT NULL, step_id TEXT, server TEXT NOT NULL,
-    state TEXT NOT NULL, message TEXT NOT NULL, form TEXT NOT NULL, asked REAL NOT NULL,
-    expires REAL NOT NULL, decided REAL, who TEXT, PRIMARY KEY (run_id, question_id)
-);
-"""
 _COLUMNS = (
     "run_id, question_id, step_id, server, state, message, form, asked, expires, decided, who"
 )

@@ -23,7 +23,7 @@ from typing import Any
 from luminaguard import space
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import UsageError
-from luminaguard.scheduler import guards, lease, opening, questions
+from luminaguard.scheduler import guards, lease, opening, question_table
 from luminaguard.scheduler.audit import SCHEMA as AUDIT_SCHEMA
 from luminaguard.scheduler.audit import AuditLog, Redactor
 from luminaguard.scheduler.audit_head import HeadFile
@@ -189,7 +189,7 @@ class RunStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             make_private(*(path.with_name(f"runs.db{suffix}") for suffix in ("-wal", "-shm")))
-            db.executescript(SCHEMA + lease.SCHEMA + questions.SCHEMA + AUDIT_SCHEMA)
+            db.executescript(SCHEMA + lease.SCHEMA + question_table.SCHEMA + AUDIT_SCHEMA)
         except BaseException:
             db.close()
             raise

@@ -13,29 +13,19 @@ message saying why, and the refusal is audited through the asker:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import mcp_types as types
 from mcp import ClientSession
 from mcp.client.session import ClientRequestContext
 
-from luminaguard.transport.forms import MAX_MESSAGE, Form, FormError, Value, parse_form
+from luminaguard.transport.forms import MAX_MESSAGE, Form, FormError, parse_form
+from luminaguard.transport.reply import Reply
 
 SAMPLING_REFUSED = (
     "LuminaGuard refuses sampling/createMessage: no model is configured for this agent"
 )
 URL_REFUSED = "LuminaGuard answers form questions only: a URL-mode question is declined"
-
-Action = Literal["accept", "decline", "cancel"]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What a person (or the timeout) answered: accept with content, decline, cancel."""
-
-    action: Action
-    content: dict[str, Value] | None = None
 
 
 class Asker(Protocol):

@@ -15,7 +15,7 @@ from luminaguard.scheduler.questions import QuestionBook, QuestionState
 from luminaguard.scheduler.states import StateError
 from luminaguard.scheduler.store import RunStore
 from luminaguard.transport.forms import FormError, parse_form
-from luminaguard.transport.questions import Reply
+from luminaguard.transport.reply import Reply
 
 FORM = parse_form(
     {

@@ -7,7 +7,7 @@ import time
 from luminaguard.scheduler.questions import QuestionBook
 from luminaguard.server.models import Answered, QuestionList, QuestionView
 from luminaguard.transport.forms import parse_form
-from luminaguard.transport.questions import Reply
+from luminaguard.transport.reply import Reply
 from tests.server import test_app
 from tests.server.test_app import Api, problem
 

@@ -20,7 +20,7 @@ from luminaguard.scheduler import questions as questions_module
 from luminaguard.scheduler import store as store_module
 from luminaguard.scheduler.questions import QuestionBook, QuestionRecord
 from luminaguard.transport.forms import parse_form
-from luminaguard.transport.questions import Reply
+from luminaguard.transport.reply import Reply
 from luminaguard.ui import tui
 from luminaguard.ui.question_form import DeclineScreen, QuestionForm
 from tests.scheduler.harness import Harness

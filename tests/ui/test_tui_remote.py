@@ -18,7 +18,7 @@ from textual.pilot import Pilot
 from luminaguard.scheduler.questions import QuestionBook, QuestionRecord
 from luminaguard.scheduler.store import RunStore
 from luminaguard.transport.forms import parse_form
-from luminaguard.transport.questions import Reply
+from luminaguard.transport.reply import Reply
 from luminaguard.ui import tui
 from luminaguard.ui.remote import Remote
 from luminaguard.ui.remote_desk import RemoteDesk, question_of, request_of

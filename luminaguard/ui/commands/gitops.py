@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from luminaguard.config.diagnostics import ConfigError
 from luminaguard.errors import LuminaGuardError
@@ -24,8 +25,10 @@ from luminaguard.hostile_text import visible
 from luminaguard.hypervisor.registry import DEFAULT
 from luminaguard.ui.diagnostics import render_config_error
 from luminaguard.ui.exit_codes import INVALID, OK
-from luminaguard.ui.gitops_runtime import LocalRuntime
 from luminaguard.ui.session import Session, in_session
+
+if TYPE_CHECKING:
+    from luminaguard.ui.gitops_runtime import LocalRuntime
 from luminaguard.ui.state import add_state_option
 
 #: ``diff``'s exit codes, as ``flux diff``'s.
@@ -78,11 +81,18 @@ def _reconciler(args: argparse.Namespace, session: Session, runtime: LocalRuntim
     return Reconciler(source, AppliedState(store), runtime, prune=getattr(args, "prune", False))
 
 
+def _runtime(session: Session, backend: str) -> LocalRuntime:
+    """The local runtime (imported when a command needs it: it loads the runner)."""
+    from luminaguard.ui.gitops_runtime import LocalRuntime
+
+    return LocalRuntime(session, backend)
+
+
 @in_session
 def run_diff(args: argparse.Namespace, session: Session) -> int:
     """Print the changes; 0 none, 1 some, 2 on an error."""
     try:
-        reconciler = _reconciler(args, session, LocalRuntime(session, DEFAULT))
+        reconciler = _reconciler(args, session, _runtime(session, DEFAULT))
         _, changes = reconciler.plan()
     except ConfigError as exc:
         sys.stderr.write(render_config_error(exc))
@@ -104,7 +114,7 @@ def _print_changes(changes: list[Change], as_json: bool, prune: bool) -> None:
 @in_session
 async def run_reconcile(args: argparse.Namespace, session: Session) -> int:
     """Apply the source once; start (and drive) the workloads it triggers."""
-    runtime = LocalRuntime(session, args.backend or DEFAULT)
+    runtime = _runtime(session, args.backend or DEFAULT)
     reconciler = _reconciler(args, session, runtime)
     if args.dry_run:
         _, changes = reconciler.plan()
