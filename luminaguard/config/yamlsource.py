@@ -32,6 +32,8 @@ _SEQ = "tag:yaml.org,2002:seq"
 
 _ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+#: What YAML counts as a line break.
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 #: Collections nested deeper than this are refused (no real document comes close).
 MAX_DEPTH = 100
 #: Nodes that aliases may add to one document when expanded, in all.
@@ -261,8 +263,8 @@ def parse_yaml(file: str, text: str) -> tuple[list[RawDocument], list[Diagnostic
         where = _within(text, _mark(file, mark)) if mark else SourceLocation(file, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.context_mark and exc.problem:
-            start = exc.context_mark
-            problem += f" ({exc.context} at line {start.line + 1}, column {start.column + 1})"
+            start = _within(text, _mark(file, exc.context_mark))
+            problem += f" ({exc.context} at line {start.line}, column {start.column})"
         diagnostics.append(Diagnostic(where, f"YAML syntax error: {problem}"))
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow
         what = (
@@ -276,10 +278,10 @@ def parse_yaml(file: str, text: str) -> tuple[list[RawDocument], list[Diagnostic
 
 def _within(text: str, where: SourceLocation) -> SourceLocation:
     """``where``, or the end of the last line for libyaml's end of input (a line below it)."""
-    lines = text.splitlines()
-    if where.line <= len(lines):
-        return where
-    last = lines[-1] if lines else ""
+    lines = text.splitlines(keepends=True)
+    if where.line <= len(lines) or (where.line == len(lines) + 1 and text[-1:] in "\n\r"):
+        return where  # the last line, or the empty one after a final line break
+    last = lines[-1].rstrip("\r\n") if lines else ""
     return SourceLocation(where.file, max(len(lines), 1), len(last) + 1)
 
 
@@ -287,5 +289,6 @@ def _position(file: str, text: str, offset: int) -> SourceLocation:
     """The line and column of a reader's offset in ``text`` (libyaml counts UTF-8 bytes)."""
     if _ParserBase is not yaml.SafeLoader:
         offset = len(text.encode("utf-8")[:offset].decode("utf-8", "ignore"))
-    start = text.rfind("\n", 0, offset) + 1
-    return SourceLocation(file, text.count("\n", 0, start) + 1, offset - start + 1)
+    breaks = list(_BREAK.finditer(text, 0, offset))
+    start = breaks[-1].end() if breaks else 0
+    return SourceLocation(file, len(breaks) + 1, offset - start + 1)
