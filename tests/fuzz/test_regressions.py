@@ -8,7 +8,10 @@ import pytest
 
 from luminaguard.compiler import compile_paths
 from luminaguard.config.diagnostics import ConfigError
+from luminaguard.config.models.policy import PolicySpec
 from luminaguard.config.yamlsource import parse_yaml
+from luminaguard.policy.action import Action
+from luminaguard.policy.engine import PolicyEngine
 
 
 def _refused(tmp_path: Path, text: str) -> list[str]:
@@ -43,3 +46,21 @@ def test_an_unknown_field_hiding_a_whole_model_error_is_a_config_error(tmp_path:
 def test_syntax_errors_are_located_inside_the_text(text: str, where: tuple[int, int]) -> None:
     _, (diagnostic,) = parse_yaml("f", text)
     assert (diagnostic.location.line, diagnostic.location.column) == where
+
+
+@pytest.mark.parametrize(
+    "match",
+    [{"program": []}, {"kind": "run", "args": {"any": {"glob": []}}}, {"server": []}],
+    ids=["program", "args-glob", "server"],
+)
+def test_an_empty_list_of_globs_matches_nothing(match: dict[str, object]) -> None:
+    # an empty alternation compiled to a regex that matched every program: `program: []`
+    # made a Green rule green every command
+    rules = [{"id": "r", "match": match, "risk": "green", "reason": "why"}]
+    engine = PolicyEngine("p", PolicySpec.model_validate({"rules": rules}))
+    for action in (
+        Action(kind="run", command="rm -rf /work"),
+        Action(kind="call", server="fs", tool="delete"),
+    ):
+        decision = engine.decide(action)
+        assert (decision.risk, decision.rule) == ("red", None)
