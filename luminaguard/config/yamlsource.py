@@ -170,10 +170,8 @@ def decode(file: str, data: bytes) -> tuple[str | None, Diagnostic | None]:
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError as exc:
-        start = data.rfind(b"\n", 0, exc.start) + 1
-        line = data.count(b"\n", 0, start) + 1
-        column = len(data[start : exc.start].decode("utf-8")) + 1
-        where = SourceLocation(file, line, column)
+        before = data[: exc.start].decode("utf-8")  # valid up to the first bad byte
+        where = _at(file, before, len(before))
         return None, Diagnostic(
             where, f"the file is not UTF-8 text: byte {exc.object[exc.start]:#04x}"
         )
@@ -289,6 +287,11 @@ def _position(file: str, text: str, offset: int) -> SourceLocation:
     """The line and column of a reader's offset in ``text`` (libyaml counts UTF-8 bytes)."""
     if _ParserBase is not yaml.SafeLoader:
         offset = len(text.encode("utf-8")[:offset].decode("utf-8", "ignore"))
+    return _at(file, text, offset)
+
+
+def _at(file: str, text: str, offset: int) -> SourceLocation:
+    """The line and column of a character offset in ``text``, lines as YAML breaks them."""
     breaks = list(_BREAK.finditer(text, 0, offset))
     start = breaks[-1].end() if breaks else 0
     return SourceLocation(file, len(breaks) + 1, offset - start + 1)

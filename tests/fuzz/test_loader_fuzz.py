@@ -536,8 +536,9 @@ def test_nesting_within_the_bound_is_read(target: Path) -> None:
         (b"a: \xc3\xa9\xc3\n", (1, 5)),
         (b"a: b\n\xc3\xa9\xc3\xa9: \x07\n", (2, 5)),
         (b"a: \x00", (1, 4)),
+        (b"a: [b,\r \xbf]", (2, 2)),  # atheris: lines broken as YAML breaks them
     ],
-    ids=["invalid-start", "truncated", "control", "nul"],
+    ids=["invalid-start", "truncated", "control", "nul", "after-a-carriage-return"],
 )
 def test_bytes_that_are_not_yaml_text_are_located(
     target: Path, data: bytes, where: tuple[int, int]
