@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import tracemalloc
 from pathlib import Path
@@ -374,7 +375,7 @@ def _mutate_once(draw: st.DrawFn, document: dict[str, Any]) -> None:
     parent = _parent(document, path)
     how = draw(st.sampled_from(["wrong", "drop", "unknown", "nest", "huge"]))
     if how == "wrong":
-        parent[path[-1]] = draw(WRONG)
+        parent[path[-1]] = copy.deepcopy(draw(WRONG))  # st.just([]) is one list: no sharing
     elif how == "drop":
         del parent[path[-1]]
     elif how == "unknown" and isinstance(parent, dict):
@@ -391,6 +392,7 @@ def _mutate_once(draw: st.DrawFn, document: dict[str, Any]) -> None:
 @st.composite
 def mutated(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
     """``document`` with a few mutations: wrong types, missing or unknown keys, shared nodes."""
+    document = copy.deepcopy(document)  # its parts may be a strategy's own (st.just) objects
     for _ in range(draw(st.integers(0, 3))):
         _mutate_once(draw, document)
     paths = [p for p in _paths(document) if p]
