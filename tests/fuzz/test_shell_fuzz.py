@@ -44,7 +44,7 @@ PROGRAM = st.one_of(
 ).flatmap(lambda pr: st.sampled_from(_spellings(pr[0])).map(lambda text: Script(text, pr[1])))
 WORD = st.sampled_from(
     ["a", "-l", "'a b'", '"a b"', "$HOME", '"$X"', "${X:-y}", "x\\ y", "*.txt", "~",
-     "a=b", "--", "'rm'", "\"$(rm)\"", "'$(rm)'", "{a,b}", "#c", "''", "\\;", "'|'", "rm"]
+     "a=b", "--", "'rm'", "\"$(rm)\"", "'$(rm)'", "{a,b}", "a#c", "''", "\\;", "'|'", "rm"]
 )  # fmt: skip
 REDIRECT = st.sampled_from(
     ["> /dev/null", "2>&1", "< in.txt", "> /tmp/out", ">> log", "2> /dev/null", "<<< x",
