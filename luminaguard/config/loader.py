@@ -8,7 +8,7 @@ from pathlib import Path
 
 from luminaguard.config.diagnostics import Diagnostic
 from luminaguard.config.validate import Document, validate_document
-from luminaguard.config.yamlsource import RawDocument, parse_yaml
+from luminaguard.config.yamlsource import RawDocument, decode, parse_yaml
 from luminaguard.errors import UsageError
 
 _SUFFIXES = (".yaml", ".yml")
@@ -67,7 +67,11 @@ def load_documents(paths: Iterable[str]) -> LoadResult:
             continue
         seen.add(path.resolve())
         result.files.append(str(path))
-        raws, problems = parse_yaml(str(path), path.read_text(encoding="utf-8"))
+        text, undecodable = decode(str(path), path.read_bytes())
+        if text is None:
+            result.diagnostics.extend([undecodable] if undecodable else [])
+            continue
+        raws, problems = parse_yaml(str(path), text)
         result.diagnostics.extend(problems)
         for raw in raws:
             result.raw.append(raw)

@@ -194,5 +194,10 @@ def validate_document(raw: RawDocument) -> tuple[Document | None, list[Diagnosti
     if any(error["type"] != "extra_forbidden" for error in errors):
         return None, mapper.result()
     unknown = [_data_path(raw.data, error["loc"]) for error in errors]
-    salvaged = model.model_validate(_without(raw.data, unknown))
+    try:  # without them, a check of the whole model may fail (it ran only on valid fields)
+        salvaged = model.model_validate(_without(raw.data, unknown))
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            mapper.add(error)
+        return None, mapper.result()
     return Document(salvaged, raw), mapper.result()  # type: ignore[arg-type]

@@ -4,6 +4,10 @@ The rules are YAML 1.2's core schema, not PyYAML's YAML 1.1 defaults: only
 ``true``/``false`` are booleans (``on``, ``no`` and ``yes`` stay strings), no
 sexagesimal numbers, no timestamps, no custom tags.  Duplicate keys and merge
 keys are refused, and so are non-scalar keys (usually an unquoted template).
+
+Hostile shapes are refused before a node tree is built, from the parser's events: a
+collection nested deeper than ``MAX_DEPTH`` (the conversion recurses), and aliases that
+would expand a document by more than ``MAX_ALIAS_NODES`` nodes (a "billion laughs").
 """
 
 from __future__ import annotations
@@ -27,6 +31,13 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 
 _ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: What YAML counts as a line break.
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+#: Collections nested deeper than this are refused (no real document comes close).
+MAX_DEPTH = 100
+#: Nodes that aliases may add to one document when expanded, in all.
+MAX_ALIAS_NODES = 50_000
 
 
 class _CoreSchemaLoader(_ParserBase):  # type: ignore[misc]
@@ -154,6 +165,71 @@ class _Converter:
         return key
 
 
+def decode(file: str, data: bytes) -> tuple[str | None, Diagnostic | None]:
+    """The text of a file read as UTF-8, or where its first invalid byte is."""
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8")  # valid up to the first bad byte
+        where = _at(file, before, len(before))
+        return None, Diagnostic(
+            where, f"the file is not UTF-8 text: byte {exc.object[exc.start]:#04x}"
+        )
+
+
+class _Shape:
+    """Depth and alias expansion of one document, followed event by event."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = [0]  # nodes of each open collection, expanded
+        self.anchors: list[str | None] = [None]
+        self.expanded: dict[str, int] = {}
+        self.added = 0
+
+    def problem(self, event: yaml.Event) -> str | None:
+        """What is wrong with the document once ``event`` is read, if anything."""
+        if isinstance(event, yaml.AliasEvent):
+            size = self.expanded.get(event.anchor or "", 1)
+            self.sizes[-1] += size
+            self.added += size
+            if self.added > MAX_ALIAS_NODES:
+                return f"aliases expand this document beyond {MAX_ALIAS_NODES} nodes"
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(self.sizes) > MAX_DEPTH:
+                return f"collections are nested more than {MAX_DEPTH} deep"
+            self.sizes.append(1)
+            self.anchors.append(event.anchor)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            size, anchor = self.sizes.pop(), self.anchors.pop()
+            self.sizes[-1] += size
+            if anchor is not None:
+                self.expanded[anchor] = size
+        elif isinstance(event, yaml.ScalarEvent):
+            self.sizes[-1] += 1
+            if event.anchor is not None:
+                self.expanded[event.anchor] = 1
+        return None
+
+
+def _refused(file: str, text: str) -> Diagnostic | None:
+    """The first node of a document too deep or with aliases too large (see module doc)."""
+    loader = _CoreSchemaLoader(text)
+    try:
+        shape = _Shape()
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.DocumentStartEvent):
+                shape = _Shape()
+            problem = shape.problem(event)
+            if problem is not None:
+                return Diagnostic(_mark(file, event.start_mark), problem)
+    except yaml.YAMLError:
+        return None  # reported where the documents are composed, after the good ones
+    finally:
+        loader.dispose()
+    return None
+
+
 def _compose_all(text: str) -> Iterator[yaml.Node]:
     loader = _CoreSchemaLoader(text)
     try:
@@ -169,6 +245,9 @@ def parse_yaml(file: str, text: str) -> tuple[list[RawDocument], list[Diagnostic
     """Parse every document of one file; a syntax error ends the file at that point."""
     documents: list[RawDocument] = []
     diagnostics: list[Diagnostic] = []
+    refused = _refused(file, text)
+    if refused is not None:
+        return documents, [refused]
     try:
         for node in _compose_all(text):
             index = LocationIndex(root=_mark(file, node.start_mark))
@@ -179,10 +258,40 @@ def parse_yaml(file: str, text: str) -> tuple[list[RawDocument], list[Diagnostic
                 documents.append(RawDocument(file, data, index))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = _mark(file, mark) if mark else SourceLocation(file, 1, 1)
+        where = _within(text, _mark(file, mark)) if mark else SourceLocation(file, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.context_mark and exc.problem:
-            start = exc.context_mark
-            problem += f" ({exc.context} at line {start.line + 1}, column {start.column + 1})"
+            start = _within(text, _mark(file, exc.context_mark))
+            problem += f" ({exc.context} at line {start.line}, column {start.column})"
         diagnostics.append(Diagnostic(where, f"YAML syntax error: {problem}"))
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        what = (
+            f"character {chr(exc.character)!r} is not allowed in YAML"
+            if isinstance(exc.character, int)
+            else str(exc.reason)
+        )
+        diagnostics.append(Diagnostic(_position(file, text, exc.position), what))
     return documents, diagnostics
+
+
+def _within(text: str, where: SourceLocation) -> SourceLocation:
+    """``where``, or the end of the last line for libyaml's end of input (a line below it)."""
+    lines = text.splitlines(keepends=True)
+    if where.line <= len(lines) or (where.line == len(lines) + 1 and text[-1:] in "\n\r"):
+        return where  # the last line, or the empty one after a final line break
+    last = lines[-1].rstrip("\r\n") if lines else ""
+    return SourceLocation(where.file, max(len(lines), 1), len(last) + 1)
+
+
+def _position(file: str, text: str, offset: int) -> SourceLocation:
+    """The line and column of a reader's offset in ``text`` (libyaml counts UTF-8 bytes)."""
+    if _ParserBase is not yaml.SafeLoader:
+        offset = len(text.encode("utf-8")[:offset].decode("utf-8", "ignore"))
+    return _at(file, text, offset)
+
+
+def _at(file: str, text: str, offset: int) -> SourceLocation:
+    """The line and column of a character offset in ``text``, lines as YAML breaks them."""
+    breaks = list(_BREAK.finditer(text, 0, offset))
+    start = breaks[-1].end() if breaks else 0
+    return SourceLocation(file, len(breaks) + 1, offset - start + 1)

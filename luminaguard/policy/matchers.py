@@ -45,11 +45,18 @@ ValueTest = Callable[[Any], bool]
 
 #: A character that makes an fnmatch pattern a glob rather than a literal name.
 GLOB_WILDCARD = re.compile(r"[*?\[]")
+_NOTHING = re.compile(r"(?!)")
 
 
 def glob_regex(patterns: str | Sequence[str]) -> re.Pattern[str]:
-    """One compiled regex that fully matches any of the fnmatch ``patterns``."""
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in pattern_list(patterns)))
+    """One compiled regex that fully matches any of the fnmatch ``patterns``.
+
+    An empty list matches nothing (an empty alternation would match everything).
+    """
+    given = pattern_list(patterns)
+    if not given:
+        return _NOTHING
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in given))
 
 
 def path_regex(patterns: str | Sequence[str]) -> PathGlob:
