@@ -108,15 +108,36 @@ class AppliedState:
         )  # fmt: skip
 
     def update(self, key: Key, state: Condition, reason: str, **extra: Any) -> None:
-        """Set an applied object's condition (and merge ``extra`` into what it keeps)."""
+        """Set an applied object's condition (and merge ``extra`` into what it keeps).
+
+        Audited (``gitops.updated``): what the reconciler keeps (the runs it started, the
+        firings) decides what it starts next.
+        """
         old = self.objects().get(key)
         if old is None:
             return
         kept = json.dumps({**old.extra, **extra}, sort_keys=True)
+        data = {"kind": key[0], "name": key[1], "state": str(state), "reason": reason,
+                "extra": extra}  # fmt: skip
         self.store._write(
             [("UPDATE gitops_objects SET state = ?, reason = ?, extra = ?"
               " WHERE kind = ? AND name = ?", (state, reason, kept, *key))],
+            (AUDIT_RUN, None, "gitops.updated", data),
         )  # fmt: skip
+
+    def invalidate(self, key: Key, reason: str) -> None:
+        """Mark an object not applied after all (a failed build): the next pass applies it."""
+        data = {"kind": key[0], "name": key[1], "reason": reason}
+        self.store._write(
+            [("UPDATE gitops_objects SET hash = '', state = ?, reason = ?"
+              " WHERE kind = ? AND name = ?", (Condition.STALLED, reason, *key))],
+            (AUDIT_RUN, None, "gitops.invalidated", data),
+        )  # fmt: skip
+
+    def run_exists(self, run_id: str) -> bool:
+        """Whether a run of this id exists."""
+        row = self.store.db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row is not None
 
     def remove(self, key: Key, revision: str) -> None:
         """Forget an object removed from the source (pruned)."""

@@ -89,8 +89,8 @@ class Reconciler:
         self.runtime = runtime
         self.prune = prune
         self._fetch = fetch or (lambda source: source.fetch())
-        #: the plans of the started workloads at the revision last applied
-        self.plans: dict[str, Plan] = {}
+        #: the desired state last applied (its plans and schedules), none before a pass
+        self.desired: Desired | None = None
 
     def plan(self) -> tuple[Desired, list[Change]]:
         """The desired state and what applying it would change (nothing is applied)."""
@@ -121,18 +121,17 @@ class Reconciler:
         outcome = Outcome(desired.revision, Condition.READY, changes=changes)
         try:
             self._apply(desired, changes, outcome)
-            self.plans = desired.plans
+            self.desired = desired
             self._trigger(desired, outcome)
-        except LuminaGuardError as exc:
+        except Exception as exc:  # an environment failure too: recorded, the next pass retries
+            log.exception("applying revision %s failed", desired.revision)
             outcome.state, outcome.reason = Condition.STALLED, error_text(exc)
         self.applied.set_source(self.source.url, desired.revision, outcome.state, outcome.reason)
         return outcome
 
     def _apply(self, desired: Desired, changes: list[Change], outcome: Outcome) -> None:
-        policies_changed = any(c.kind == "Policy" for c in changes)
-        if policies_changed:  # one swap for all of them: no decision sees a mix
-            policies = {k[1]: o.spec for k, o in desired.objects.items() if k[0] == "Policy"}
-            self.runtime.apply_policies(desired.revision, policies)
+        if any(c.kind == "Policy" for c in changes):  # one swap for all: never a mix
+            self.runtime.apply_policies(desired.revision, self._policies(desired))
         for change in changes:
             if change.action == "removed":
                 self._remove(change, desired.revision, outcome)
@@ -140,6 +139,15 @@ class Reconciler:
             wanted = desired.objects[change.key]
             self._apply_one(wanted, desired)
             self.applied.record(wanted)
+
+    def _policies(self, desired: Desired) -> dict[str, dict[str, Any]]:
+        """The policies to put in force: the source's, and without ``prune`` the kept ones."""
+        policies = {k[1]: o.spec for k, o in desired.objects.items() if k[0] == "Policy"}
+        if not self.prune:
+            for (kind, name), kept in self.applied.objects().items():
+                if kind == "Policy" and name not in policies:
+                    policies[name] = kept.spec
+        return policies
 
     def _apply_one(self, wanted: DesiredObject, desired: Desired) -> None:
         if wanted.kind == "Pool":
@@ -157,24 +165,56 @@ class Reconciler:
         self.applied.remove(change.key, revision)
 
     def _trigger(self, desired: Desired, outcome: Outcome) -> None:
-        """Start each workload with ``trigger: {on: change}`` whose plan changed."""
+        """Start each workload with ``trigger: {on: change}`` whose plan changed.
+
+        A workload that cannot be started is Stalled with the reason; the others go on.
+        """
         applied = self.applied.objects()
         for name, plan in sorted(desired.plans.items()):
-            workload = desired.objects[("Workload", name)]
-            if workload.spec.get("trigger") is None:
+            if desired.objects[("Workload", name)].spec.get("trigger") is None:
                 continue
             record = applied.get(("Workload", name))
             extra = record.extra if record is not None else {}
-            if extra.get("plan_hash") == plan.hash:
-                continue  # this plan ran already: once per change
-            # the id follows from what was recorded: a pass that stopped after the start
-            # and before the record finds its run, and does not start it again
-            count = int(extra.get("runs", 0)) + 1
-            run_id = f"{name}-{count}"
-            if run_id not in self.applied.store.run_states():
-                self.runtime.start(plan, run_id, f"trigger: revision {desired.revision}")
-                outcome.started[name] = run_id
-            self.applied.update(
-                ("Workload", name), Condition.READY, "", plan_hash=plan.hash, run_id=run_id,
-                runs=count,
-            )  # fmt: skip
+            try:
+                started = self._trigger_one(name, plan, extra, desired.revision)
+            except Exception as exc:
+                why = f"not started: {error_text(exc)}"
+                self.applied.update(("Workload", name), Condition.STALLED, why)
+                continue
+            if started is not None:
+                outcome.started[name] = started
+
+    def _trigger_one(
+        self, name: str, plan: Plan, extra: dict[str, Any], revision: str
+    ) -> str | None:
+        """Start the plan once; the run id started (None: it ran, or was started, already).
+
+        The intent (run id, plan hash) is recorded before the start: a pass that stopped
+        after it finds it and finishes it, never starting a second run of the plan.
+        """
+        key = ("Workload", name)
+        intent = extra.get("starting") or {}
+        if intent.get("plan_hash") == plan.hash:
+            run_id = str(intent["run_id"])
+        elif extra.get("plan_hash") == plan.hash:
+            return None  # this plan ran already: once per change
+        else:
+            run_id = self._free_id(name, int(extra.get("runs", 0)) + 1)
+            starting = {"run_id": run_id, "plan_hash": plan.hash}
+            self.applied.update(key, Condition.RECONCILING, "starting a run", starting=starting)
+        started = None
+        if not self.applied.run_exists(run_id):
+            self.runtime.start(plan, run_id, f"trigger: revision {revision}")
+            started = run_id
+        runs = int(run_id.rsplit("-", 1)[1])
+        self.applied.update(
+            key, Condition.READY, "", plan_hash=plan.hash, run_id=run_id, runs=runs, starting=None
+        )
+        return started
+
+    def _free_id(self, name: str, first: int) -> str:
+        """``NAME-N`` for the first N from ``first`` that no run has (an API run may)."""
+        number = first
+        while self.applied.run_exists(f"{name}-{number}"):
+            number += 1
+        return f"{name}-{number}"

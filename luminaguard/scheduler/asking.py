@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from luminaguard.scheduler.questions import QuestionBook, QuestionState
 from luminaguard.scheduler.states import StateError
@@ -42,8 +43,21 @@ class TooManyQuestions(Exception):
     """The server asks more than a person should be asked: refused, not queued."""
 
 
+@dataclass
+class Tally:
+    """What one server of a run has asked: kept across its restarts (one per drive)."""
+
+    waiting: int = 0
+    refused: int = 0
+
+
 class RunAsker:
-    """Asks one server's questions for one run; see the module's docstring."""
+    """Asks one server's questions for one run; see the module's docstring.
+
+    The questions asked in all are counted in runs.db (across restarts of the server,
+    drives of the run and of this process); those waiting and the refusals in ``tally``,
+    which the drive keeps per server.
+    """
 
     def __init__(
         self,
@@ -53,6 +67,7 @@ class RunAsker:
         calls: Mapping[str, float],
         timeout: float,
         clock: Callable[[], float] = time.time,
+        tally: Tally | None = None,
     ) -> None:
         self.book = book
         self.run_id = run_id
@@ -61,9 +76,7 @@ class RunAsker:
         self.calls = calls
         self.timeout = timeout
         self.clock = clock
-        self.waiting = 0
-        self.asked = 0
-        self.refused = 0
+        self.tally = tally if tally is not None else Tally()
 
     def _step(self) -> str | None:
         return next(iter(self.calls)) if len(self.calls) == 1 else None
@@ -81,16 +94,17 @@ class RunAsker:
 
         ``TooManyQuestions`` (nothing queued) past ``MAX_WAITING`` or ``MAX_ASKED``.
         """
-        if self.waiting >= MAX_WAITING or self.asked >= MAX_ASKED:
+        asked = self.book.asked_by(self.run_id, self.server)
+        if self.tally.waiting >= MAX_WAITING or asked >= MAX_ASKED:
             raise TooManyQuestions(
                 f"{self.server} asks too many questions ({MAX_WAITING} may wait at once,"
                 f" {MAX_ASKED} in a run)"
             )
-        self.waiting, self.asked = self.waiting + 1, self.asked + 1
+        self.tally.waiting += 1
         try:
             return await self._ask(message, form)
         finally:
-            self.waiting -= 1
+            self.tally.waiting -= 1
 
     async def _ask(self, message: str, form: Form) -> Reply:
         wait = self._wait_for()
@@ -130,10 +144,10 @@ class RunAsker:
 
         Only the first ``MAX_REFUSED`` of a run: the last of them says so.
         """
-        self.refused += 1
-        if self.refused > MAX_REFUSED:
+        self.tally.refused += 1
+        if self.tally.refused > MAX_REFUSED:
             return
         data = {"server": self.server, "why": why}
-        if self.refused == MAX_REFUSED:
+        if self.tally.refused == MAX_REFUSED:
             data["note"] = UNAUDITED
         self.book.store.audit_event(self.run_id, self._step(), f"{request}.refused", data)

@@ -137,6 +137,11 @@ class QuestionBook:
             where, params_t = where + " AND run_id = ?", (*params, run_id)
         return self._select(where, params_t)
 
+    def asked_by(self, run_id: str, server: str) -> int:
+        """How many questions ``server`` asked in the run, in all."""
+        query = "SELECT COUNT(*) FROM questions WHERE run_id = ? AND server = ?"
+        return int(self.store.db.execute(query, (run_id, server)).fetchone()[0])
+
     def _select(self, where: str, params: tuple[Any, ...]) -> list[QuestionRecord]:
         query = f"SELECT {_COLUMNS} FROM questions {where} ORDER BY asked"
         rows = self.store.db.execute(query, params).fetchall()

@@ -25,7 +25,7 @@ from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
 from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler import audited, decisions
 from luminaguard.scheduler.approvers import distinct_approvers, starter, terms_of
-from luminaguard.scheduler.asking import QUESTION_TIMEOUT, RunAsker
+from luminaguard.scheduler.asking import QUESTION_TIMEOUT, RunAsker, Tally
 from luminaguard.scheduler.cards import approval_card
 from luminaguard.scheduler.classify import Classifier
 from luminaguard.scheduler.lease import RunLease
@@ -170,6 +170,7 @@ class _Execution:
         self.classifier = Classifier(plan)
         self.sandboxes = SandboxSet(runner.backend, plan.pools, self._workdir, runner.environ)
         self.questions = QuestionBook(self.store)
+        self.tallies: dict[str, Tally] = {}
         # questions left pending by a runner that stopped: nobody waits for their answers
         self.questions.cancel_all(run_id, "the run was driven again")
         self.tools = ToolBroker(
@@ -386,7 +387,8 @@ class _Execution:
 
     def _asker(self, name: str, server: McpServer, calls: Mapping[str, float]) -> RunAsker:
         timeout = QUESTION_TIMEOUT if server.question_timeout is None else server.question_timeout
-        return RunAsker(self.questions, self.run_id, name, calls, timeout, self.runner.clock)
+        tally = self.tallies.setdefault(name, Tally())  # the server may be started again
+        return RunAsker(self.questions, self.run_id, name, calls, timeout, self.runner.clock, tally)
 
     async def close(self) -> None:
         await self.tools.aclose()

@@ -25,7 +25,7 @@ from watchfiles import awatch
 
 from luminaguard.compiler.plan import Plan
 from luminaguard.errors import LuminaGuardError
-from luminaguard.gitops.applied import AppliedState
+from luminaguard.gitops.applied import AppliedState, Condition
 from luminaguard.gitops.reconcile import Outcome, Reconciler
 from luminaguard.gitops.schedule import due, firing_id, next_firing
 from luminaguard.gitops.source import FolderSource, Snapshot, Source
@@ -43,8 +43,9 @@ BY = {"by": "reconciler"}
 class ServerRuntime:
     """Applies a pass's changes to one server."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, applied: AppliedState) -> None:
         self.server = server
+        self.applied = applied
         self.builds: set[asyncio.Future[Any]] = set()
 
     def apply_pool(self, name: str, spec: dict[str, Any] | None) -> None:
@@ -72,9 +73,12 @@ class ServerRuntime:
         future.add_done_callback(lambda done: self._built(name, done))
 
     def _built(self, name: str, done: asyncio.Future[Any]) -> None:
+        """A failed build is not applied: Stalled with the reason, built again next pass."""
         self.builds.discard(done)
         if done.cancelled() or done.exception() is not None:
-            log.error("image %s: the build failed: %s", name, done.exception())
+            why = "cancelled" if done.cancelled() else str(done.exception())
+            log.error("image %s: the build failed: %s", name, why)
+            self.applied.invalidate(("Image", name), f"the build failed: {why}")
 
     def start(self, plan: Plan, run_id: str, why: str) -> None:
         """Submit the run to the engine."""
@@ -89,11 +93,12 @@ class Controller:
         self.source = source
         self.interval = interval
         self.applied = AppliedState(server.store)
-        self.reconciler = Reconciler(source, self.applied, ServerRuntime(server), prune)
+        self.runtime = ServerRuntime(server, self.applied)
+        self.reconciler = Reconciler(source, self.applied, self.runtime, prune)
         self.last: Outcome | None = None
         self.busy = False  # a pass is under way
         self._wake = asyncio.Event()
-        self._applied_at = datetime.now(UTC)
+        self._started = datetime.now(UTC)  # firings before a schedule is known: none
 
     def restore(self) -> None:
         """Put the policies last applied in force again (a server that restarts)."""
@@ -121,24 +126,41 @@ class Controller:
         return self.last
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Pass after pass until ``stop``; schedules fire between them."""
+        """Pass after pass until ``stop``; schedules fire between them.
+
+        A folder source is watched from before the first pass to the end: a save made
+        while a pass runs wakes the next one.
+        """
         self.restore()
-        while not stop.is_set():
-            try:
-                await self.pass_once()
-                self.fire_schedules(datetime.now(UTC))
-            except Exception:  # a bug in one pass: logged, the next pass tries again
-                log.exception("a reconcile pass failed")
-            await self._wait(stop)
+        watching = None
+        if isinstance(self.source, FolderSource):
+            watching = asyncio.get_running_loop().create_task(self._watch(self.source.path, stop))
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    await self.pass_once()
+                    self.fire_schedules(datetime.now(UTC))
+                except Exception:  # a bug in one pass: logged, the next pass tries again
+                    log.exception("a reconcile pass failed")
+                await self._wait(stop)
+        finally:
+            if watching is not None:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
+
+    async def _watch(self, folder: Path, stop: asyncio.Event) -> None:
+        """Wake a pass at each change under ``folder``."""
+        with contextlib.suppress(RuntimeError):  # the folder went away: a pass says so
+            async for _ in awatch(folder, debounce=50, step=10, stop_event=stop):
+                self._wake.set()
 
     async def _wait(self, stop: asyncio.Event) -> None:
-        """Until the folder changes, ``interval`` passes, a poke, a firing, or ``stop``."""
+        """Until a change or poke, ``interval`` seconds, the next firing, or ``stop``."""
         waits: list[asyncio.Task[Any]] = [
             asyncio.create_task(stop.wait()),
             asyncio.create_task(self._wake.wait()),
         ]
-        if isinstance(self.source, FolderSource):
-            waits.append(asyncio.create_task(_changed(self.source.path, stop)))
         timeout = min(self.interval, self._until_next_firing())
         try:
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -146,13 +168,16 @@ class Controller:
             for task in waits:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
-            self._wake.clear()
 
     def _schedules(self) -> dict[str, str]:
+        """Each scheduled workload of the revision applied: its cron (from the source)."""
+        desired = self.reconciler.desired
+        if desired is None:
+            return {}
         return {
-            k[1]: str(o.spec["schedule"])
-            for k, o in self.applied.objects().items()
-            if k[0] == "Workload" and o.spec.get("schedule")
+            name: str(desired.objects[("Workload", name)].spec["schedule"])
+            for name in desired.plans
+            if desired.objects[("Workload", name)].spec.get("schedule")
         }
 
     def _until_next_firing(self) -> float:
@@ -162,27 +187,29 @@ class Controller:
         ]
         return max(0.5, min(waits, default=self.interval))
 
+    def _since(self, name: str) -> datetime:
+        """When the workload last fired (or was applied, or this server started)."""
+        record = self.applied.objects().get(("Workload", name))
+        if record is not None and record.extra.get("last_fired"):
+            return datetime.fromisoformat(str(record.extra["last_fired"]))
+        return self._started
+
     def fire_schedules(self, now: datetime) -> list[str]:
-        """Start each scheduled workload whose firing is due; the run ids started."""
+        """Start each scheduled workload whose firing is due; the run ids started.
+
+        A firing's run id is its time: one already started is not started again. The
+        firing is recorded (audited) before the run starts.
+        """
         started = []
-        plans = self.reconciler.plans
+        desired = self.reconciler.desired
         for name, cron in sorted(self._schedules().items()):
-            at = due(cron, self._applied_at, now)
-            plan = plans.get(name)
-            if at is None or plan is None:
+            at = due(cron, self._since(name), now)
+            if at is None or desired is None:
                 continue
             run_id = firing_id(name, at)
-            if run_id not in self.server.store.run_states():
-                self.server.engine.submit(
-                    plan, run_id, self.server.backend, {**BY, "how": f"schedule {cron}"}
-                )
+            self.applied.update(("Workload", name), Condition.READY, "", last_fired=at.isoformat())
+            if not self.applied.run_exists(run_id):
+                how = {**BY, "how": f"schedule {cron}"}
+                self.server.engine.submit(desired.plans[name], run_id, self.server.backend, how)
                 started.append(run_id)
-        self._applied_at = now
         return started
-
-
-async def _changed(folder: Path, stop: asyncio.Event) -> None:
-    """Return at the first change under ``folder``."""
-    with contextlib.suppress(RuntimeError):  # the folder went away: the pass will say so
-        async for _ in awatch(folder, debounce=50, step=10, stop_event=stop, rust_timeout=1000):
-            return

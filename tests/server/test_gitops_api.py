@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from luminaguard.gitops.applied import Condition
 from luminaguard.gitops.folder import folder_revision
 from luminaguard.gitops.source import FolderSource
 from luminaguard.policy.in_force import PolicySet
@@ -70,11 +71,16 @@ def test_a_due_firing_starts_once_and_no_backlog(api: Api, folder: Path) -> None
     controller = following(api, folder)
     api.call(controller.pass_once)
     now = datetime(2026, 12, 1, 10, 7, tzinfo=UTC)
-    controller._applied_at = now - timedelta(minutes=17)  # down over three firings
-    assert api.call(controller.fire_schedules, now) == ["w-20261201T1005"]
+
+    def fired_at(when: datetime) -> None:
+        key = ("Workload", "w")
+        controller.applied.update(key, Condition.READY, "", last_fired=when.isoformat())
+
+    api.call(fired_at, now - timedelta(minutes=17))  # the server was down over three firings
+    assert api.call(controller.fire_schedules, now) == ["w-20261201T1005"]  # the latest only
     assert api.call(controller.fire_schedules, now + timedelta(minutes=1)) == []
-    controller._applied_at = now - timedelta(minutes=3)  # a second look at the same firing
-    assert api.call(controller.fire_schedules, now) == []
+    api.call(fired_at, now - timedelta(minutes=3))  # a firing recorded, its run started
+    assert api.call(controller.fire_schedules, now) == []  # the run exists: not again
     api.settle()
     assert api.get("/v1/runs/w-20261201T1005").json()["state"] == "succeeded"
 
