@@ -10,6 +10,11 @@ each member on v1. ``remove`` waits for the members to be gone before removing t
 cgroups: a process has closed its pipes (and its waiter has seen it end) a moment
 before the kernel takes it out of its cgroups, and a cgroup still holding a process
 cannot be removed.
+
+Each cgroup's name ends in its owner's mark, ``@PID.START`` (the creating process's pid
+and its start time in clock ticks, from ``/proc/PID/stat``): a runner killed by SIGKILL
+removes nothing, and ``sweep`` removes the cgroups whose owner is dead (killing what is
+left in them), never those of a live process, whose sandbox may be about to join them.
 """
 
 from __future__ import annotations
@@ -77,6 +82,74 @@ def _kill_member(directory: Path, pid: int) -> None:
         os.close(handle)
 
 
+def _start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), or None when there is no such process."""
+    try:
+        stat = Path("/proc", str(pid), "stat").read_text()
+    except OSError:
+        return None
+    # "PID (COMM) STATE PPID ...": the command may hold spaces and parentheses
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])  # field 22 of proc(5), the 20th after the command
+    except (IndexError, ValueError):
+        return None
+
+
+def owner_mark(pid: int | None = None) -> str:
+    """``@PID.START`` of ``pid`` (this process by default): the end of its cgroups' names."""
+    pid = os.getpid() if pid is None else pid
+    return f"@{pid}.{_start_time(pid)}"
+
+
+def owner_of(name: str) -> tuple[int, int] | None:
+    """The (pid, start time) a cgroup's name ends with, or None when it carries no mark."""
+    _, at, mark = name.rpartition("@")
+    pid, dot, start = mark.partition(".")
+    if not at or not dot or not pid.isdigit() or not start.isdigit():
+        return None
+    return int(pid), int(start)
+
+
+def _alive(owner: tuple[int, int]) -> bool:
+    return _start_time(owner[0]) == owner[1]  # a reused pid started later
+
+
+def parents() -> list[Path]:
+    """The folders holding luminaguard's cgroups, one per hierarchy in use here."""
+    kind = hierarchy()
+    if kind == "v2":
+        return [CGROUP_ROOT / PARENT]
+    if kind == "v1":
+        return [CGROUP_ROOT / c / PARENT for c in ("memory", "pids", "cpu", "cpuacct")]
+    return []
+
+
+def orphans() -> list[Path]:
+    """The cgroups whose owner is dead (unmarked ones, of older versions, are left alone)."""
+    found: list[Path] = []
+    for parent in parents():
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(parent):
+                owner = owner_of(entry.name)
+                if entry.is_dir(follow_symlinks=False) and owner and not _alive(owner):
+                    found.append(Path(entry.path))
+    return found
+
+
+def sweep() -> list[Path]:
+    """Kill what is left in the cgroups of dead owners and remove them; return those removed.
+
+    Blocks (up to EXIT_WAIT for cgroups whose processes are slow to die).
+    """
+    removed: list[Path] = []
+    for directory in orphans():
+        CgroupLimits(directory.name, 0, 0, dirs=[directory]).remove()
+        if not directory.exists():
+            removed.append(directory)
+    return removed
+
+
 def _quota(cpus: float) -> int:
     return max(1000, round(cpus * PERIOD_US))  # the kernel's smallest quota is 1 ms
 
@@ -93,7 +166,12 @@ class CgroupLimits:
     dirs: list[Path] = field(default_factory=list)
 
     def create(self) -> list[str]:
-        """Create the cgroups; return the ``cgroup.procs`` files the helper must join."""
+        """Create the cgroups; return the ``cgroup.procs`` files the helper must join.
+
+        Their name is ``name`` and this process's mark (``owner_mark``).
+        """
+        if owner_of(self.name) is None:
+            self.name += owner_mark()
         if self.kind == "v2":
             self._create_v2()
         elif self.kind == "v1":

@@ -28,6 +28,7 @@ from luminaguard.hypervisor.base import (
     SandboxSpec,
 )
 from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.linux import cgroups
 from luminaguard.hypervisor.linux.cgroups import CgroupLimits, cpu_quota, hierarchy
 from luminaguard.hypervisor.linux.completion import complete
 from luminaguard.hypervisor.linux.users import SandboxUser, allocate, hand_over
@@ -56,6 +57,11 @@ class SandboxBackend(AsyncClosing):
 
     def __init__(self) -> None:
         self.zygote = Zygote()
+        cgroups.sweep()  # those left by runners killed before they could remove them
+
+    async def sweep(self) -> None:
+        """Remove the cgroups of dead runners (killed, say, by SIGKILL) and what is in them."""
+        await asyncio.to_thread(cgroups.sweep)
 
     def availability(self) -> Availability:
         """Usable when namespaces can be created here (checked by running ``true``)."""

@@ -1,0 +1,372 @@
+"""Chaos trials: SIGKILL a runner at a random moment, resume it, check nothing was lost.
+
+A trial forks a child of this (already imported) process that drives a run of
+``WORKLOAD`` on the namespace sandbox, kills the child's process group with SIGKILL
+after a random delay (the sandbox's own processes are left to die as they would in a
+crash), checks that nothing of the killed runner outlives it, then resumes the run in
+another forked child, settles ``unknown`` steps the way a careful operator would (marks
+one done whose effect is seen, lets one whose effect is not run again), and checks:
+
+- every step succeeded, recorded done once in the audit log, which verifies;
+- a step's effect (a line with its id in ``/work/effects.log``) happened exactly once
+  for non-idempotent steps, at least once for idempotent ones; a step finished before
+  the kill was not run again; an ``unknown`` step's effect happened at most once;
+- no process and no cgroup of either runner is left once the resume has finished.
+
+Forking needs a process with no other thread and no running event loop: each child
+runs its own ``asyncio.run``; this process never starts a loop or a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import select
+import shutil
+import signal
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from luminaguard.compiler.compile import compile_paths
+from luminaguard.compiler.plan import Plan
+from luminaguard.hypervisor.linux import cgroups, work_disk
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+from luminaguard.scheduler import decisions
+from luminaguard.scheduler.lease import LeaseHeld
+from luminaguard.scheduler.runner import Runner
+from luminaguard.scheduler.states import StepState
+from luminaguard.scheduler.store import RunStore
+
+RUN = "r"
+#: the marker every step's command carries, to find its processes
+MARK = "chaos-step"
+#: step id: (needs, idempotent, command before the effect, command after it)
+STEPS: dict[str, tuple[list[str], bool, str, str]] = {
+    "fetch": ([], False, "", "sleep 0.02"),
+    "left": (["fetch"], True, "sleep 0.03", ""),
+    "middle": (["fetch"], False, "", "sleep 0.05"),
+    "right": (["fetch"], True, "sleep 0.01", "sleep 0.02"),
+    "join": (["left", "middle"], False, "sleep 0.02", ""),
+    "side": (["right"], True, "", ""),
+    "ship": (["join", "side"], False, "", "sleep 0.03"),
+    "tell": (["ship"], False, "sleep 0.01", ""),
+}
+POLICY = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  rules:
+    - id: safe
+      match: {program: [sleep, echo, "true"], redirects: {path: /work/*.log}}
+      risk: green
+      reason: logs only
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec: {policy: p}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {name: w}
+spec:
+  steps:
+"""
+KILLED = -signal.SIGKILL
+#: exit codes of a driving child
+DONE, HALTED, HELD, BROKE = 0, 3, 4, 1
+
+
+def command(step_id: str) -> str:
+    _, _, before, after = STEPS[step_id]
+    parts = [before, f"echo {step_id} >> /work/effects.log", after, f"true {MARK}"]
+    return "; ".join(part for part in parts if part)
+
+
+def workload() -> str:
+    lines = []
+    for step_id, (needs, idempotent, _, _) in STEPS.items():
+        lines.append(
+            f"    - {{id: {step_id}, agent: a, run: {command(step_id)!r}, needs: {needs},"
+            f" idempotent: {'true' if idempotent else 'false'}}}"
+        )
+    return POLICY + "\n".join(lines) + "\n"
+
+
+def compile_plan(folder: Path) -> Plan:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "w.yaml"
+    path.write_text(workload())
+    _, plans = compile_paths([str(path)])
+    return plans[0]
+
+
+def _drive(state: Path, plan: Plan | None) -> int:
+    async def go() -> int:
+        store = RunStore(state)
+        try:
+            async with SandboxBackend() as backend:
+                runner = Runner(store, backend, concurrency=4)
+                if plan is not None:
+                    result = await runner.start(plan, RUN)
+                else:
+                    result = await runner.resume(RUN)
+            return DONE if result.state == "succeeded" else HALTED
+        finally:
+            store.close()
+
+    try:
+        return asyncio.run(go())
+    except LeaseHeld:
+        return HELD
+    except BaseException:
+        traceback.print_exc()
+        return BROKE
+
+
+def fork_driver(state: Path, plan: Plan | None) -> int:
+    """A child driving the run (starting it with ``plan``, else resuming it): its pid.
+
+    The child leads a process group of its own, killed whole by ``kill``.
+    """
+    alive = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    assert not alive, f"forking a process with threads running: {alive}"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = BROKE
+        try:
+            os.setpgid(0, 0)
+            code = _drive(state, plan)
+        finally:
+            os._exit(code)
+    os.setpgid(pid, pid)  # also here: the kill may come before the child's own call
+    return pid
+
+
+def wait_child(pid: int, timeout: float | None = None) -> int | None:
+    """The child's exit code (negative: killed by that signal), or None if still running."""
+    handle = os.pidfd_open(pid)
+    try:
+        ready, _, _ = select.select([handle], [], [], timeout)
+    finally:
+        os.close(handle)
+    if not ready:
+        return None
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def kill(pid: int) -> int:
+    """SIGKILL the child's process group; its exit code."""
+    os.killpg(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def cgroups_of(pid: int) -> list[Path]:
+    """The cgroups a runner of that pid created and that are still there."""
+    mark = f"@{pid}."
+    found = []
+    for parent in cgroups.parents():
+        if parent.is_dir():
+            found += [d for d in parent.iterdir() if mark in d.name]
+    return found
+
+
+def processes_of(runner: int) -> dict[int, str]:
+    """Processes of the runner's sandboxes: its zygote and helpers, members of its cgroups,
+    and any running a step's command (whoever started them)."""
+    found: set[int] = set()
+    for group in cgroups_of(runner):
+        try:
+            found |= {int(p) for p in (group / "cgroup.procs").read_text().split()}
+        except (OSError, ValueError):
+            continue
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path("/proc", pid, "cmdline").read_bytes().split(b"\0")[:-1]
+        except OSError:
+            continue
+        if (b"--zygote" in args and args[-1] == str(runner).encode()) or any(
+            MARK.encode() in arg for arg in args
+        ):
+            found.add(int(pid))
+    return {pid: described(pid) for pid in found}
+
+
+def described(pid: int) -> str:
+    """A process's command line, parent, state and pid namespace."""
+    proc = Path("/proc", str(pid))
+    try:
+        argv = proc.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        status = dict(
+            line.split(":\t", 1) for line in proc.joinpath("status").read_text().splitlines()
+        )
+        namespace = os.readlink(proc / "ns" / "pid")
+    except OSError as exc:
+        return f"gone while described ({exc.strerror})"
+    return f"{argv.strip()!r} ppid={status.get('PPid')} state={status.get('State')} {namespace}"
+
+
+def wait_gone(runner: int, limit: float = 10) -> dict[int, str]:
+    """Wait (``limit`` at most) until no process of the runner's is left; the survivors."""
+    deadline = time.monotonic() + limit
+    while (left := processes_of(runner)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left
+
+
+def effects(state: Path) -> Counter[str]:
+    log = state / "runs" / RUN / "agents" / "a" / "work" / "effects.log"
+    return Counter(log.read_text().split()) if log.exists() else Counter()
+
+
+@dataclass
+class Trial:
+    """One trial: its seed, what happened, what went wrong."""
+
+    seed: int
+    delay: float = 0.0
+    killed_at: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        states = ", ".join(f"{k}={v}" for k, v in self.killed_at.items())
+        return f"seed {self.seed} (kill after {self.delay:.3f} s; steps then: {states})"
+
+
+def operator(store: RunStore) -> None:
+    """Settle unknown steps: done if its effect is seen, else run again."""
+    seen = effects(store.state_dir)
+    for step_id, record in store.steps(RUN).items():
+        if record.state is StepState.UNKNOWN:
+            if seen[step_id]:
+                decisions.mark_done(store, RUN, step_id, "chaos", "effect seen")
+            else:
+                decisions.approve(store, RUN, step_id, "chaos", "no effect seen")
+
+
+def run_trial(
+    base: Path,
+    plan: Plan,
+    seed: int,
+    span: float,
+    interfere: Callable[[int, random.Random], None] | None = None,
+) -> Trial:
+    """Start, SIGKILL at a random point of ``span`` seconds, resume to the end; check.
+
+    ``interfere(runner_pid, rng)``, when given, runs (in this process) before the kill
+    (the long form kills sandbox processes with it).
+    """
+    rng = random.Random(seed)
+    trial = Trial(seed, rng.uniform(0, span))
+    state = base / f"trial-{seed}"
+    workdir = state / "runs" / RUN / "agents" / "a" / "work"
+    problems = trial.problems
+    runners: list[int] = []
+    try:
+        runner = fork_driver(state, plan)
+        runners.append(runner)
+        if interfere is not None:
+            interfere(runner, rng)
+        code = wait_child(runner, trial.delay)
+        if code is None:
+            code = kill(runner)
+        if code not in (KILLED, DONE):
+            problems.append(f"the first runner ended with {code}")
+        survivors = wait_gone(runner)
+        if survivors:
+            problems.append(f"sandbox processes outlived the runner: {survivors}")
+        with_store(state, lambda store: check_killed(store, trial))
+        before = dict(trial.killed_at)
+        seen_before = effects(state)
+        for attempt in range(4):
+            # killed before the run was recorded: it is started again
+            resumer = fork_driver(state, plan if not before and attempt == 0 else None)
+            runners.append(resumer)
+            code = wait_child(resumer)
+            if code == DONE:
+                break
+            if code != HALTED:
+                problems.append(f"a resume ended with {code}")
+                break
+            with_store(state, operator)
+        else:
+            problems.append("the run never finished")
+        with_store(state, lambda store: check_finished(store, trial, before, seen_before))
+        for pid in runners:
+            left = wait_gone(pid)
+            if left:
+                problems.append(f"processes of runner {pid} left: {left}")
+            groups = cgroups_of(pid)
+            if groups:
+                problems.append(f"cgroups of runner {pid} left: {[g.name for g in groups]}")
+    except Exception as exc:  # reported with the seed, like any other problem
+        problems.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        if os.getuid() == 0:
+            work_disk.detach(workdir)
+        if not problems:
+            shutil.rmtree(state, ignore_errors=True)
+    return trial
+
+
+def with_store(state: Path, use: Callable[[RunStore], None]) -> None:
+    store = RunStore(state)
+    try:
+        use(store)
+    finally:
+        store.close()
+
+
+def check_killed(store: RunStore, trial: Trial) -> None:
+    """Record the steps' states at the kill; the audit log must verify already."""
+    if not any(r.id == RUN for r in store.runs()):
+        return  # killed before the run was recorded: the resume finds nothing
+    trial.killed_at = {k: str(v.state) for k, v in store.steps(RUN).items()}
+    problems = store.audit.verify()
+    if problems:
+        trial.problems.append(f"audit log broken after the kill: {problems}")
+
+
+def check_finished(
+    store: RunStore, trial: Trial, before: dict[str, str], seen_before: Counter[str]
+) -> None:
+    problems = trial.problems
+    steps = store.steps(RUN)
+    done = {k for k, v in steps.items() if v.state is StepState.SUCCEEDED}
+    if done != set(STEPS):
+        problems.append(f"not all steps succeeded: { {k: str(v.state) for k, v in steps.items()} }")
+    seen = effects(store.state_dir)
+    for step_id, (_, idempotent, _, _) in STEPS.items():
+        wanted = "at least once" if idempotent else "exactly once"
+        if seen[step_id] == 0 or (not idempotent and seen[step_id] != 1):
+            problems.append(f"{step_id}: effect {seen[step_id]} times, wanted {wanted}")
+        if before.get(step_id) == "succeeded" and seen[step_id] != seen_before[step_id]:
+            problems.append(f"{step_id}: finished before the kill, yet ran again")
+        if before.get(step_id) == "running" and not idempotent and seen_before[step_id] > 1:
+            problems.append(f"{step_id}: in flight at the kill, effect {seen_before[step_id]}")
+        finals = [
+            r
+            for r in store.audit.records(RUN, step_id)
+            if r.event in ("step.succeeded", "operator.marked_done")
+        ]
+        if len(finals) != 1:
+            problems.append(f"{step_id}: recorded done {len(finals)} times")
+    unknown = {r.step_id for r in store.audit.records(RUN, event="step.unknown")}
+    for step_id in unknown:
+        if STEPS[step_id][1] or before.get(step_id) != "running":
+            problems.append(f"{step_id}: made unknown, though idempotent or not running")
+    for step_id, was in before.items():
+        if was == "running" and not STEPS[step_id][1] and step_id not in unknown:
+            problems.append(f"{step_id}: running at the kill, never made unknown")
+    verified = store.audit.verify()
+    if verified:
+        problems.append(f"audit log broken: {verified}")
