@@ -20,6 +20,7 @@ runs its own ``asyncio.run``; this process never starts a loop or a thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import select
@@ -44,18 +45,20 @@ from luminaguard.scheduler.states import StepState
 from luminaguard.scheduler.store import RunStore
 
 RUN = "r"
+#: the agent: its sandboxes' cgroups are named after it
+AGENT = "chaos"
 #: the marker every step's command carries, to find its processes
 MARK = "chaos-step"
 #: step id: (needs, idempotent, command before the effect, command after it)
 STEPS: dict[str, tuple[list[str], bool, str, str]] = {
-    "fetch": ([], False, "", "sleep 0.02"),
-    "left": (["fetch"], True, "sleep 0.03", ""),
-    "middle": (["fetch"], False, "", "sleep 0.05"),
-    "right": (["fetch"], True, "sleep 0.01", "sleep 0.02"),
-    "join": (["left", "middle"], False, "sleep 0.02", ""),
+    "fetch": ([], False, "", "sleep 0.01"),
+    "left": (["fetch"], True, "sleep 0.02", ""),
+    "middle": (["fetch"], False, "", "sleep 0.02"),
+    "right": (["fetch"], True, "sleep 0.01", "sleep 0.01"),
+    "join": (["left", "middle"], False, "sleep 0.01", ""),
     "side": (["right"], True, "", ""),
-    "ship": (["join", "side"], False, "", "sleep 0.03"),
-    "tell": (["ship"], False, "sleep 0.01", ""),
+    "ship": (["join", "side"], False, "", "sleep 0.02"),
+    "tell": (["ship"], False, "", ""),
 }
 POLICY = """\
 apiVersion: luminaguard.dev/v1
@@ -70,7 +73,7 @@ spec:
 ---
 apiVersion: luminaguard.dev/v1
 kind: Agent
-metadata: {name: a}
+metadata: {name: chaos}
 spec: {policy: p}
 ---
 apiVersion: luminaguard.dev/v1
@@ -94,7 +97,7 @@ def workload() -> str:
     lines = []
     for step_id, (needs, idempotent, _, _) in STEPS.items():
         lines.append(
-            f"    - {{id: {step_id}, agent: a, run: {command(step_id)!r}, needs: {needs},"
+            f"    - {{id: {step_id}, agent: {AGENT}, run: {command(step_id)!r}, needs: {needs},"
             f" idempotent: {'true' if idempotent else 'false'}}}"
         )
     return POLICY + "\n".join(lines) + "\n"
@@ -175,29 +178,28 @@ def cgroups_of(pid: int) -> list[Path]:
     mark = f"@{pid}."
     found = []
     for parent in cgroups.parents():
-        if parent.is_dir():
-            found += [d for d in parent.iterdir() if mark in d.name]
+        with contextlib.suppress(FileNotFoundError):
+            found += [Path(e.path) for e in os.scandir(parent) if mark in e.name]
     return found
 
 
 def processes_of(runner: int) -> dict[int, str]:
-    """Processes of the runner's sandboxes: its zygote and helpers, members of its cgroups,
-    and any running a step's command (whoever started them)."""
-    found: set[int] = set()
-    for group in cgroups_of(runner):
-        try:
-            found |= {int(p) for p in (group / "cgroup.procs").read_text().split()}
-        except (OSError, ValueError):
-            continue
+    """Processes of the runner's sandboxes: its zygote and helpers (their argv ends in its
+    pid), members of its cgroups (named with its pid) and any running a step's command."""
+    zygote, group = str(runner).encode(), f"@{runner}.".encode()
+    found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             args = Path("/proc", pid, "cmdline").read_bytes().split(b"\0")[:-1]
+            member = group in Path("/proc", pid, "cgroup").read_bytes()
         except OSError:
             continue
-        if (b"--zygote" in args and args[-1] == str(runner).encode()) or any(
-            MARK.encode() in arg for arg in args
+        if (
+            member
+            or (b"--zygote" in args and args[-1] == zygote)
+            or any(MARK.encode() in arg for arg in args)
         ):
-            found.add(int(pid))
+            found.append(int(pid))
     return {pid: described(pid) for pid in found}
 
 
@@ -224,7 +226,7 @@ def wait_gone(runner: int, limit: float = 10) -> dict[int, str]:
 
 
 def effects(state: Path) -> Counter[str]:
-    log = state / "runs" / RUN / "agents" / "a" / "work" / "effects.log"
+    log = state / "runs" / RUN / "agents" / AGENT / "work" / "effects.log"
     return Counter(log.read_text().split()) if log.exists() else Counter()
 
 
@@ -268,7 +270,7 @@ def run_trial(
     rng = random.Random(seed)
     trial = Trial(seed, rng.uniform(0, span))
     state = base / f"trial-{seed}"
-    workdir = state / "runs" / RUN / "agents" / "a" / "work"
+    workdir = state / "runs" / RUN / "agents" / AGENT / "work"
     problems = trial.problems
     runners: list[int] = []
     try:
