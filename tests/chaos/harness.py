@@ -26,6 +26,7 @@ import random
 import select
 import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -58,7 +59,6 @@ STEPS: dict[str, tuple[list[str], bool, str, str]] = {
     "join": (["left", "middle"], False, "sleep 0.01", ""),
     "side": (["right"], True, "", ""),
     "ship": (["join", "side"], False, "", "sleep 0.02"),
-    "tell": (["ship"], False, "", ""),
 }
 POLICY = """\
 apiVersion: luminaguard.dev/v1
@@ -145,6 +145,8 @@ def fork_driver(state: Path, plan: Plan | None) -> int:
     if pid == 0:  # pragma: no cover - the child
         code = BROKE
         try:
+            # a coverage tracer inherited from pytest: its data dies with the child anyway
+            sys.settrace(None)
             os.setpgid(0, 0)
             code = _drive(state, plan)
         finally:
@@ -173,30 +175,33 @@ def kill(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def cgroups_of(pid: int) -> list[Path]:
-    """The cgroups a runner of that pid created and that are still there."""
-    mark = f"@{pid}."
+def cgroups_of(*runners: int) -> list[Path]:
+    """The cgroups runners of these pids created and that are still there."""
+    marks = [f"@{pid}." for pid in runners]
     found = []
     for parent in cgroups.parents():
         with contextlib.suppress(FileNotFoundError):
-            found += [Path(e.path) for e in os.scandir(parent) if mark in e.name]
+            found += [
+                Path(e.path) for e in os.scandir(parent) if any(m in e.name for m in marks)
+            ]
     return found
 
 
-def processes_of(runner: int) -> dict[int, str]:
-    """Processes of the runner's sandboxes: its zygote and helpers (their argv ends in its
-    pid), members of its cgroups (named with its pid) and any running a step's command."""
-    zygote, group = str(runner).encode(), f"@{runner}.".encode()
+def processes_of(*runners: int) -> dict[int, str]:
+    """Processes of the runners' sandboxes: their zygotes and helpers (whose argv ends in
+    the runner's pid), members of their cgroups (named with it), any running a step."""
+    zygotes = {str(runner).encode() for runner in runners}
+    groups = [f"@{runner}.".encode() for runner in runners]
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             args = Path("/proc", pid, "cmdline").read_bytes().split(b"\0")[:-1]
-            member = group in Path("/proc", pid, "cgroup").read_bytes()
+            member = Path("/proc", pid, "cgroup").read_bytes()
         except OSError:
             continue
         if (
-            member
-            or (b"--zygote" in args and args[-1] == zygote)
+            any(group in member for group in groups)
+            or (b"--zygote" in args and args[-1] in zygotes)
             or any(MARK.encode() in arg for arg in args)
         ):
             found.append(int(pid))
@@ -217,10 +222,10 @@ def described(pid: int) -> str:
     return f"{argv.strip()!r} ppid={status.get('PPid')} state={status.get('State')} {namespace}"
 
 
-def wait_gone(runner: int, limit: float = 10) -> dict[int, str]:
-    """Wait (``limit`` at most) until no process of the runner's is left; the survivors."""
+def wait_gone(*runners: int, limit: float = 10) -> dict[int, str]:
+    """Wait (``limit`` at most) until no process of the runners' is left; the survivors."""
     deadline = time.monotonic() + limit
-    while (left := processes_of(runner)) and time.monotonic() < deadline:
+    while (left := processes_of(*runners)) and time.monotonic() < deadline:
         time.sleep(0.02)
     return left
 
@@ -303,13 +308,12 @@ def run_trial(
         else:
             problems.append("the run never finished")
         with_store(state, lambda store: check_finished(store, trial, before, seen_before))
-        for pid in runners:
-            left = wait_gone(pid)
-            if left:
-                problems.append(f"processes of runner {pid} left: {left}")
-            groups = cgroups_of(pid)
-            if groups:
-                problems.append(f"cgroups of runner {pid} left: {[g.name for g in groups]}")
+        left = wait_gone(*runners)
+        if left:
+            problems.append(f"processes of runners {runners} left: {left}")
+        groups = cgroups_of(*runners)
+        if groups:
+            problems.append(f"cgroups of runners {runners} left: {[g.name for g in groups]}")
     except Exception as exc:  # reported with the seed, like any other problem
         problems.append(f"{type(exc).__name__}: {exc}")
     finally:

@@ -57,10 +57,14 @@ class SandboxBackend(AsyncClosing):
 
     def __init__(self) -> None:
         self.zygote = Zygote()
-        cgroups.sweep()  # those left by runners killed before they could remove them
+        self.swept = False  # the cgroups of dead runners: swept before the first sandbox
 
     async def sweep(self) -> None:
-        """Remove the cgroups of dead runners (killed, say, by SIGKILL) and what is in them."""
+        """Remove the cgroups of dead runners (killed, say, by SIGKILL) and what is in them.
+
+        Done before this backend's first sandbox and whenever a run is resumed.
+        """
+        self.swept = True
         await asyncio.to_thread(cgroups.sweep)
 
     def availability(self) -> Availability:
@@ -86,6 +90,8 @@ class SandboxBackend(AsyncClosing):
         The work folder is then a disk of ``disk_mib`` (see ``work_disk``) belonging to
         that uid alone (mode 0700).
         """
+        if not self.swept:
+            await self.sweep()
         spec.workdir.mkdir(parents=True, exist_ok=True)
         user = allocate() if os.getuid() == 0 else None
         try:
