@@ -181,9 +181,7 @@ def cgroups_of(*runners: int) -> list[Path]:
     found = []
     for parent in cgroups.parents():
         with contextlib.suppress(FileNotFoundError):
-            found += [
-                Path(e.path) for e in os.scandir(parent) if any(m in e.name for m in marks)
-            ]
+            found += [Path(e.path) for e in os.scandir(parent) if any(m in e.name for m in marks)]
     return found
 
 
@@ -275,53 +273,67 @@ def run_trial(
     rng = random.Random(seed)
     trial = Trial(seed, rng.uniform(0, span))
     state = base / f"trial-{seed}"
-    workdir = state / "runs" / RUN / "agents" / AGENT / "work"
-    problems = trial.problems
     runners: list[int] = []
     try:
-        runner = fork_driver(state, plan)
-        runners.append(runner)
-        if interfere is not None:
-            interfere(runner, rng)
-        code = wait_child(runner, trial.delay)
-        if code is None:
-            code = kill(runner)
-        if code not in (KILLED, DONE):
-            problems.append(f"the first runner ended with {code}")
-        survivors = wait_gone(runner)
-        if survivors:
-            problems.append(f"sandbox processes outlived the runner: {survivors}")
-        with_store(state, lambda store: check_killed(store, trial))
-        before = dict(trial.killed_at)
-        seen_before = effects(state)
-        for attempt in range(4):
-            # killed before the run was recorded: it is started again
-            resumer = fork_driver(state, plan if not before and attempt == 0 else None)
-            runners.append(resumer)
-            code = wait_child(resumer)
-            if code == DONE:
-                break
-            if code != HALTED:
-                problems.append(f"a resume ended with {code}")
-                break
-            with_store(state, operator)
-        else:
-            problems.append("the run never finished")
+        _killed(trial, state, plan, runners, rng, interfere)
+        before, seen_before = dict(trial.killed_at), effects(state)
+        _resumed(trial, state, plan, runners)
         with_store(state, lambda store: check_finished(store, trial, before, seen_before))
         left = wait_gone(*runners)
         if left:
-            problems.append(f"processes of runners {runners} left: {left}")
+            trial.problems.append(f"processes of runners {runners} left: {left}")
         groups = cgroups_of(*runners)
         if groups:
-            problems.append(f"cgroups of runners {runners} left: {[g.name for g in groups]}")
+            names = [group.name for group in groups]
+            trial.problems.append(f"cgroups of runners {runners} left: {names}")
     except Exception as exc:  # reported with the seed, like any other problem
-        problems.append(f"{type(exc).__name__}: {exc}")
+        trial.problems.append(f"{type(exc).__name__}: {exc}")
     finally:
         if os.getuid() == 0:
-            work_disk.detach(workdir)
-        if not problems:
+            work_disk.detach(state / "runs" / RUN / "agents" / AGENT / "work")
+        if not trial.problems:
             shutil.rmtree(state, ignore_errors=True)
     return trial
+
+
+def _killed(
+    trial: Trial,
+    state: Path,
+    plan: Plan,
+    runners: list[int],
+    rng: random.Random,
+    interfere: Callable[[int, random.Random], None] | None,
+) -> None:
+    """Start the run in a child, kill it after the trial's delay, check what it left."""
+    runner = fork_driver(state, plan)
+    runners.append(runner)
+    if interfere is not None:
+        interfere(runner, rng)
+    code = wait_child(runner, trial.delay)
+    if code is None:
+        code = kill(runner)
+    if code not in (KILLED, DONE):
+        trial.problems.append(f"the first runner ended with {code}")
+    survivors = wait_gone(runner)
+    if survivors:
+        trial.problems.append(f"sandbox processes outlived the runner: {survivors}")
+    with_store(state, lambda store: check_killed(store, trial))
+
+
+def _resumed(trial: Trial, state: Path, plan: Plan, runners: list[int]) -> None:
+    """Resume the run in children until it is done, the operator settling unknown steps."""
+    for attempt in range(4):
+        # killed before the run was recorded: it is started again
+        resumer = fork_driver(state, plan if not trial.killed_at and attempt == 0 else None)
+        runners.append(resumer)
+        code = wait_child(resumer)
+        if code == DONE:
+            return
+        if code != HALTED:
+            trial.problems.append(f"a resume ended with {code}")
+            return
+        with_store(state, operator)
+    trial.problems.append("the run never finished")
 
 
 def with_store(state: Path, use: Callable[[RunStore], None]) -> None:
@@ -345,34 +357,46 @@ def check_killed(store: RunStore, trial: Trial) -> None:
 def check_finished(
     store: RunStore, trial: Trial, before: dict[str, str], seen_before: Counter[str]
 ) -> None:
-    problems = trial.problems
+    """Every step done once, its effect as often as it may be, the audit log whole."""
     steps = store.steps(RUN)
-    done = {k for k, v in steps.items() if v.state is StepState.SUCCEEDED}
-    if done != set(STEPS):
-        problems.append(f"not all steps succeeded: { {k: str(v.state) for k, v in steps.items()} }")
+    if any(record.state is not StepState.SUCCEEDED for record in steps.values()):
+        states = {k: str(v.state) for k, v in steps.items()}
+        trial.problems.append(f"not all steps succeeded: {states}")
     seen = effects(store.state_dir)
-    for step_id, (_, idempotent, _, _) in STEPS.items():
-        wanted = "at least once" if idempotent else "exactly once"
-        if seen[step_id] == 0 or (not idempotent and seen[step_id] != 1):
-            problems.append(f"{step_id}: effect {seen[step_id]} times, wanted {wanted}")
-        if before.get(step_id) == "succeeded" and seen[step_id] != seen_before[step_id]:
-            problems.append(f"{step_id}: finished before the kill, yet ran again")
-        if before.get(step_id) == "running" and not idempotent and seen_before[step_id] > 1:
-            problems.append(f"{step_id}: in flight at the kill, effect {seen_before[step_id]}")
-        finals = [
-            r
-            for r in store.audit.records(RUN, step_id)
-            if r.event in ("step.succeeded", "operator.marked_done")
-        ]
-        if len(finals) != 1:
-            problems.append(f"{step_id}: recorded done {len(finals)} times")
-    unknown = {r.step_id for r in store.audit.records(RUN, event="step.unknown")}
-    for step_id in unknown:
-        if STEPS[step_id][1] or before.get(step_id) != "running":
-            problems.append(f"{step_id}: made unknown, though idempotent or not running")
-    for step_id, was in before.items():
-        if was == "running" and not STEPS[step_id][1] and step_id not in unknown:
-            problems.append(f"{step_id}: running at the kill, never made unknown")
+    unknown = {r.step_id or "" for r in store.audit.records(RUN, event="step.unknown")}
+    for step_id in STEPS:
+        trial.problems += _step_problems(store, step_id, before, seen_before, seen, unknown)
     verified = store.audit.verify()
     if verified:
-        problems.append(f"audit log broken: {verified}")
+        trial.problems.append(f"audit log broken: {verified}")
+
+
+def _step_problems(
+    store: RunStore,
+    step_id: str,
+    before: dict[str, str],
+    seen_before: Counter[str],
+    seen: Counter[str],
+    unknown: set[str],
+) -> list[str]:
+    idempotent, was = STEPS[step_id][1], before.get(step_id, "pending")
+    problems = []
+    if seen[step_id] == 0 or (not idempotent and seen[step_id] != 1):
+        wanted = "at least once" if idempotent else "exactly once"
+        problems.append(f"{step_id}: effect {seen[step_id]} times, wanted {wanted}")
+    if was == "succeeded" and seen[step_id] != seen_before[step_id]:
+        problems.append(f"{step_id}: finished before the kill, yet ran again")
+    if was == "pending" and seen_before[step_id]:
+        problems.append(f"{step_id}: took effect before its start was journalled")
+    if was == "running" and not idempotent and seen_before[step_id] > 1:
+        problems.append(f"{step_id}: in flight at the kill, effect {seen_before[step_id]} times")
+    if (step_id in unknown) != (was == "running" and not idempotent):
+        problems.append(f"{step_id}: {was} at the kill, unknown after: {step_id in unknown}")
+    finals = [
+        r
+        for r in store.audit.records(RUN, step_id)
+        if r.event in ("step.succeeded", "operator.marked_done")
+    ]
+    if len(finals) != 1:
+        problems.append(f"{step_id}: recorded done {len(finals)} times")
+    return problems

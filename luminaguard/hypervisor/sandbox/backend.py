@@ -27,8 +27,7 @@ from luminaguard.hypervisor.base import (
     SandboxProcess,
     SandboxSpec,
 )
-from luminaguard.hypervisor.linux import work_disk
-from luminaguard.hypervisor.linux import cgroups
+from luminaguard.hypervisor.linux import cgroups, work_disk
 from luminaguard.hypervisor.linux.cgroups import CgroupLimits, cpu_quota, hierarchy
 from luminaguard.hypervisor.linux.completion import complete
 from luminaguard.hypervisor.linux.users import SandboxUser, allocate, hand_over
