@@ -26,6 +26,7 @@ import random
 import select
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -34,8 +35,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from luminaguard.compiler.compile import compile_paths
+from luminaguard.compiler.lock import load_lock
 from luminaguard.compiler.plan import Plan
 from luminaguard.hypervisor.linux import cgroups, work_disk
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
@@ -44,7 +47,10 @@ from luminaguard.scheduler.lease import LeaseHeld
 from luminaguard.scheduler.runner import Runner
 from luminaguard.scheduler.states import StepState
 from luminaguard.scheduler.store import RunStore
+from tests.conftest import ROOT
+from tests.integration import ask_server
 
+T = TypeVar("T")
 RUN = "r"
 #: the agent: its sandboxes' cgroups are named after it
 AGENT = "chaos"
@@ -60,6 +66,10 @@ STEPS: dict[str, tuple[list[str], bool, str, str]] = {
     "side": (["right"], True, "", ""),
     "ship": (["join", "side"], False, "", "sleep 0.02"),
 }
+#: call steps of the MCP form (``calls=True``): step id: needs; each appends its id too
+CALLS: dict[str, list[str]] = {"record": ["fetch"], "note": ["record"]}
+#: the stdio MCP server of the call steps, in the sandbox
+SERVER = "append.py"
 POLICY = """\
 apiVersion: luminaguard.dev/v1
 kind: Policy
@@ -70,11 +80,23 @@ spec:
       match: {program: [sleep, echo, "true"], redirects: {path: /work/*.log}}
       risk: green
       reason: logs only
+    - id: rec
+      match: {server: rec}
+      risk: green
+      reason: appends to a log
 ---
 apiVersion: luminaguard.dev/v1
 kind: Agent
 metadata: {name: chaos}
-spec: {policy: p}
+spec:
+  policy: p
+"""
+SERVERS = f"""\
+  mounts: [{ask_server.MOUNTS}]
+  mcp_servers:
+    rec: {{command: {ask_server.COMMAND}, args: [/opt/lg/tests/fixtures/servers/{SERVER}]}}
+"""
+STEPS_HEADER = """\
 ---
 apiVersion: luminaguard.dev/v1
 kind: Workload
@@ -93,21 +115,35 @@ def command(step_id: str) -> str:
     return "; ".join(part for part in parts if part)
 
 
-def workload() -> str:
+def workload(calls: bool = False) -> str:
+    """The workload: ``STEPS`` (idempotent ones retried once), and ``CALLS`` if asked."""
     lines = []
     for step_id, (needs, idempotent, _, _) in STEPS.items():
+        more = ", idempotent: true, retries: 1" if idempotent else ""
         lines.append(
-            f"    - {{id: {step_id}, agent: {AGENT}, run: {command(step_id)!r}, needs: {needs},"
-            f" idempotent: {'true' if idempotent else 'false'}}}"
+            f"    - {{id: {step_id}, agent: {AGENT}, run: {command(step_id)!r},"
+            f" needs: {needs}{more}}}"
         )
-    return POLICY + "\n".join(lines) + "\n"
+    for step_id, needs in CALLS.items() if calls else ():
+        lines.append(
+            f"    - {{id: {step_id}, agent: {AGENT}, call: rec.append,"
+            f" args: {{line: {step_id}}}, needs: {needs}}}"
+        )
+    return POLICY + (SERVERS if calls else "") + STEPS_HEADER + "\n".join(lines) + "\n"
 
 
-def compile_plan(folder: Path) -> Plan:
+def compile_plan(folder: Path, calls: bool = False) -> Plan:
+    """The workload compiled (with its MCP calls, locked against the server, if asked)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "w.yaml"
-    path.write_text(workload())
-    _, plans = compile_paths([str(path)])
+    path.write_text(workload(calls))
+    lock = None
+    if calls:  # in a process of its own: this one must stay free of threads for its forks
+        lock_path = folder / "luminaguard.lock"
+        argv = [sys.executable, "-m", "luminaguard", "lock", str(path), "--lock", str(lock_path)]
+        subprocess.run(argv, check=True, cwd=ROOT, capture_output=True, timeout=120)
+        lock = load_lock(lock_path)
+    _, plans = compile_paths([str(path)], lock=lock)
     return plans[0]
 
 
@@ -241,21 +277,28 @@ class Trial:
     delay: float = 0.0
     killed_at: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: what ``interfere`` killed (sandboxed commands, MCP servers): steps may fail then
+    interfered: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         states = ", ".join(f"{k}={v}" for k, v in self.killed_at.items())
         return f"seed {self.seed} (kill after {self.delay:.3f} s; steps then: {states})"
 
 
-def operator(store: RunStore) -> None:
-    """Settle unknown steps: done if its effect is seen, else run again."""
+#: what a long-form trial does to the runner's sandboxes before the kill
+Interference = Callable[["Trial", int, random.Random], None]
+
+
+def operator(store: RunStore) -> bool:
+    """Settle unknown steps: done if its effect is seen, else run again; whether any was."""
     seen = effects(store.state_dir)
-    for step_id, record in store.steps(RUN).items():
-        if record.state is StepState.UNKNOWN:
-            if seen[step_id]:
-                decisions.mark_done(store, RUN, step_id, "chaos", "effect seen")
-            else:
-                decisions.approve(store, RUN, step_id, "chaos", "no effect seen")
+    unknown = [k for k, v in store.steps(RUN).items() if v.state is StepState.UNKNOWN]
+    for step_id in unknown:
+        if seen[step_id]:
+            decisions.mark_done(store, RUN, step_id, "chaos", "effect seen")
+        else:
+            decisions.approve(store, RUN, step_id, "chaos", "no effect seen")
+    return bool(unknown)
 
 
 def run_trial(
@@ -263,12 +306,13 @@ def run_trial(
     plan: Plan,
     seed: int,
     span: float,
-    interfere: Callable[[int, random.Random], None] | None = None,
+    interfere: Interference | None = None,
 ) -> Trial:
     """Start, SIGKILL at a random point of ``span`` seconds, resume to the end; check.
 
-    ``interfere(runner_pid, rng)``, when given, runs (in this process) before the kill
-    (the long form kills sandbox processes with it).
+    ``interfere(trial, runner_pid, rng)``, when given, runs (in this process) before
+    the kill: the long form kills sandbox processes with it, naming what it killed in
+    ``trial.interfered``; steps may then fail (and their dependents be skipped).
     """
     rng = random.Random(seed)
     trial = Trial(seed, rng.uniform(0, span))
@@ -278,7 +322,7 @@ def run_trial(
         _killed(trial, state, plan, runners, rng, interfere)
         before, seen_before = dict(trial.killed_at), effects(state)
         _resumed(trial, state, plan, runners)
-        with_store(state, lambda store: check_finished(store, trial, before, seen_before))
+        with_store(state, lambda store: check_finished(store, plan, trial, before, seen_before))
         left = wait_gone(*runners)
         if left:
             trial.problems.append(f"processes of runners {runners} left: {left}")
@@ -302,17 +346,17 @@ def _killed(
     plan: Plan,
     runners: list[int],
     rng: random.Random,
-    interfere: Callable[[int, random.Random], None] | None,
+    interfere: Interference | None,
 ) -> None:
     """Start the run in a child, kill it after the trial's delay, check what it left."""
     runner = fork_driver(state, plan)
     runners.append(runner)
     if interfere is not None:
-        interfere(runner, rng)
+        interfere(trial, runner, rng)
     code = wait_child(runner, trial.delay)
     if code is None:
         code = kill(runner)
-    if code not in (KILLED, DONE):
+    if code not in (KILLED, DONE) and not (code == HALTED and trial.interfered):
         trial.problems.append(f"the first runner ended with {code}")
     survivors = wait_gone(runner)
     if survivors:
@@ -332,14 +376,15 @@ def _resumed(trial: Trial, state: Path, plan: Plan, runners: list[int]) -> None:
         if code != HALTED:
             trial.problems.append(f"a resume ended with {code}")
             return
-        with_store(state, operator)
+        if not with_store(state, operator):
+            return  # failed (a step whose sandbox was killed): check_finished says if it may
     trial.problems.append("the run never finished")
 
 
-def with_store(state: Path, use: Callable[[RunStore], None]) -> None:
+def with_store(state: Path, use: Callable[[RunStore], T]) -> T:
     store = RunStore(state)
     try:
-        use(store)
+        return use(store)
     finally:
         store.close()
 
@@ -354,18 +399,31 @@ def check_killed(store: RunStore, trial: Trial) -> None:
         trial.problems.append(f"audit log broken after the kill: {problems}")
 
 
+#: the audit events that settle a step
+FINAL = {"step.succeeded", "step.failed", "step.skipped", "operator.marked_done"}
+
+
 def check_finished(
-    store: RunStore, trial: Trial, before: dict[str, str], seen_before: Counter[str]
+    store: RunStore, plan: Plan, trial: Trial, before: dict[str, str], seen_before: Counter[str]
 ) -> None:
-    """Every step done once, its effect as often as it may be, the audit log whole."""
+    """Every step done once, its effect as often as it may be, the audit log whole.
+
+    When ``interfere`` killed something, a step may have failed and its dependents been
+    skipped; otherwise every step succeeded.
+    """
     steps = store.steps(RUN)
-    if any(record.state is not StepState.SUCCEEDED for record in steps.values()):
+    settled = {StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED}
+    wanted = settled if trial.interfered else {StepState.SUCCEEDED}
+    if any(record.state not in wanted for record in steps.values()):
         states = {k: str(v.state) for k, v in steps.items()}
-        trial.problems.append(f"not all steps succeeded: {states}")
+        trial.problems.append(f"steps not as they should end: {states}")
     seen = effects(store.state_dir)
     unknown = {r.step_id or "" for r in store.audit.records(RUN, event="step.unknown")}
-    for step_id in STEPS:
-        trial.problems += _step_problems(store, step_id, before, seen_before, seen, unknown)
+    for step in plan.steps:
+        now = str(steps[step.id].state)
+        trial.problems += _step_problems(
+            store, step.id, step.idempotent, now, before, seen_before, seen, unknown
+        )
     verified = store.audit.verify()
     if verified:
         trial.problems.append(f"audit log broken: {verified}")
@@ -374,29 +432,26 @@ def check_finished(
 def _step_problems(
     store: RunStore,
     step_id: str,
+    idempotent: bool,
+    now: str,
     before: dict[str, str],
     seen_before: Counter[str],
     seen: Counter[str],
     unknown: set[str],
 ) -> list[str]:
-    idempotent, was = STEPS[step_id][1], before.get(step_id, "pending")
+    was = before.get(step_id, "pending")
     problems = []
-    if seen[step_id] == 0 or (not idempotent and seen[step_id] != 1):
-        wanted = "at least once" if idempotent else "exactly once"
-        problems.append(f"{step_id}: effect {seen[step_id]} times, wanted {wanted}")
+    if (now == "succeeded" and seen[step_id] == 0) or (not idempotent and seen[step_id] > 1):
+        problems.append(f"{step_id}: {now}, effect {seen[step_id]} times")
+    if now == "skipped" and seen[step_id]:
+        problems.append(f"{step_id}: skipped, yet took effect")
     if was == "succeeded" and seen[step_id] != seen_before[step_id]:
         problems.append(f"{step_id}: finished before the kill, yet ran again")
     if was == "pending" and seen_before[step_id]:
         problems.append(f"{step_id}: took effect before its start was journalled")
-    if was == "running" and not idempotent and seen_before[step_id] > 1:
-        problems.append(f"{step_id}: in flight at the kill, effect {seen_before[step_id]} times")
     if (step_id in unknown) != (was == "running" and not idempotent):
         problems.append(f"{step_id}: {was} at the kill, unknown after: {step_id in unknown}")
-    finals = [
-        r
-        for r in store.audit.records(RUN, step_id)
-        if r.event in ("step.succeeded", "operator.marked_done")
-    ]
+    finals = [r for r in store.audit.records(RUN, step_id) if r.event in FINAL]
     if len(finals) != 1:
-        problems.append(f"{step_id}: recorded done {len(finals)} times")
+        problems.append(f"{step_id}: settled {len(finals)} times ({[r.event for r in finals]})")
     return problems
