@@ -100,15 +100,23 @@ def test_the_cgroups_of_a_killed_runner_are_swept_on_resume(
 
 
 def test_a_reused_pid_does_not_keep_a_cgroup(own_cgroup: list[CgroupLimits]) -> None:
-    """A mark naming a live pid with another start time is a dead owner's: swept."""
+    """A mark naming a live pid with another start time is a dead owner's: swept.
+
+    One made in another PID namespace is not judged: its pid means nothing here.
+    """
     if not cgroups.parents():
         pytest.skip("no writable cgroups here")
-    stale = CgroupLimits(f"{harness.AGENT}-stale@{os.getpid()}.1", 64 << 20, 16)
-    own_cgroup.append(stale)
+    namespace = os.stat("/proc/self/ns/pid").st_ino
+    stale = CgroupLimits(f"{harness.AGENT}-stale@{os.getpid()}.1.{namespace}", 64 << 20, 16)
+    foreign = CgroupLimits(f"{harness.AGENT}-foreign@{os.getpid()}.1.{namespace + 1}", 1 << 20, 1)
+    own_cgroup += [stale, foreign]
     stale.create()
+    foreign.create()
     assert stale.dirs and all(d.exists() for d in stale.dirs)
-    assert set(stale.dirs) <= set(cgroups.sweep())
+    swept = set(cgroups.sweep())
+    assert set(stale.dirs) <= swept
     assert not any(d.exists() for d in stale.dirs)
+    assert all(d.exists() for d in foreign.dirs)
 
 
 def _parents() -> list[Path]:

@@ -11,10 +11,12 @@ cgroups: a process has closed its pipes (and its waiter has seen it end) a momen
 before the kernel takes it out of its cgroups, and a cgroup still holding a process
 cannot be removed.
 
-Each cgroup's name ends in its owner's mark, ``@PID.START`` (the creating process's pid
-and its start time in clock ticks, from ``/proc/PID/stat``): a runner killed by SIGKILL
-removes nothing, and ``sweep`` removes the cgroups whose owner is dead (killing what is
-left in them), never those of a live process, whose sandbox may be about to join them.
+Each cgroup's name ends in its owner's mark, ``@PID.START.NS`` (the creating process's
+pid, its start time in clock ticks from ``/proc/PID/stat``, and its PID namespace): a
+runner killed by SIGKILL removes nothing, and ``sweep`` removes the cgroups whose owner
+is dead (killing what is left in them), never those of a live process, whose sandbox may
+be about to join them, nor those made in another PID namespace (another container
+sharing the hierarchy), whose pids mean nothing here.
 """
 
 from __future__ import annotations
@@ -96,23 +98,33 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
-def owner_mark(pid: int | None = None) -> str:
-    """``@PID.START`` of ``pid`` (this process by default): the end of its cgroups' names."""
-    pid = os.getpid() if pid is None else pid
-    return f"@{pid}.{_start_time(pid)}"
+def _pid_namespace() -> int:
+    return os.stat("/proc/self/ns/pid").st_ino
 
 
-def owner_of(name: str) -> tuple[int, int] | None:
-    """The (pid, start time) a cgroup's name ends with, or None when it carries no mark."""
+def owner_mark() -> str:
+    """``@PID.START.NS`` of this process: the end of its cgroups' names."""
+    pid = os.getpid()
+    return f"@{pid}.{_start_time(pid)}.{_pid_namespace()}"
+
+
+def owner_of(name: str) -> tuple[int, int, int] | None:
+    """The (pid, start time, PID namespace) a cgroup's name ends with; None if unmarked."""
     _, at, mark = name.rpartition("@")
-    pid, dot, start = mark.partition(".")
-    if not at or not dot or not pid.isdigit() or not start.isdigit():
+    fields = mark.split(".")
+    if not at or len(fields) != 3 or not all(field.isdigit() for field in fields):
         return None
-    return int(pid), int(start)
+    return int(fields[0]), int(fields[1]), int(fields[2])
 
 
-def _alive(owner: tuple[int, int]) -> bool:
-    return _start_time(owner[0]) == owner[1]  # a reused pid started later
+def _dead(owner: tuple[int, int, int]) -> bool:
+    """Whether the owner is dead: its pid names no process started when it did.
+
+    A reused pid names a process started later. Another PID namespace's owner is not
+    judged: its pid means nothing here.
+    """
+    pid, start, namespace = owner
+    return namespace == _pid_namespace() and _start_time(pid) != start
 
 
 def parents() -> list[Path]:
@@ -132,7 +144,7 @@ def orphans() -> list[Path]:
         with contextlib.suppress(OSError):
             for entry in os.scandir(parent):
                 owner = owner_of(entry.name)
-                if entry.is_dir(follow_symlinks=False) and owner and not _alive(owner):
+                if entry.is_dir(follow_symlinks=False) and owner and _dead(owner):
                     found.append(Path(entry.path))
     return found
 
