@@ -26,6 +26,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,42 +36,73 @@ from tests.chaos import harness
 KINDS = ("runner", "sandbox", "mcp")
 
 
-def kind_of(seed: int) -> str:
-    """The trial's kind, from its seed alone (so that the seed replays it)."""
-    return random.Random(f"kind-{seed}").choices(KINDS, weights=(2, 1, 1))[0]
+WEIGHTS = {"runner": 2, "sandbox": 1, "mcp": 1}
 
 
-def _killable(marker: bytes, runner: int) -> list[tuple[int, bytes]]:
-    """Processes of the runner's sandboxes whose command line holds ``marker``."""
-    found = []
-    for pid in harness.processes_of(runner):
-        try:
-            args = Path("/proc", str(pid), "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in args:
-            found.append((pid, args))
+def kind_of(seed: int, kinds: list[str]) -> str:
+    """The trial's kind, from its seed (and the kinds asked for), so that the seed replays it."""
+    return random.Random(f"kind-{seed}").choices(kinds, weights=[WEIGHTS[k] for k in kinds])[0]
+
+
+def _descendants(pid: int, depth: int = 5) -> list[int]:
+    """The process's descendants (from ``/proc/PID/task/*/children``): fast to poll."""
+    found: list[int] = []
+    level = [pid]
+    for _ in range(depth):
+        below: list[int] = []
+        for parent in level:
+            try:
+                for task in os.listdir(f"/proc/{parent}/task"):
+                    text = Path("/proc", str(parent), "task", task, "children").read_text()
+                    below += [int(child) for child in text.split()]
+            except OSError:
+                continue
+        found += below
+        level = below
     return found
 
 
-def killer(marker: bytes, span: float) -> harness.Interference:
-    """Kill, at a random moment of ``span``, one process of the runner's holding ``marker``."""
+def _killable(marker: bytes, runner: int) -> list[tuple[int, bytes]]:
+    """The runner's descendants in its cgroups whose command line holds ``marker``."""
+    found = []
+    for pid in _descendants(runner):
+        try:
+            args = Path("/proc", str(pid), "cmdline").read_bytes()
+            if (
+                marker in args
+                and f"@{runner}.".encode() in Path("/proc", str(pid), "cgroup").read_bytes()
+            ):
+                found.append((pid, args))
+        except OSError:
+            continue
+    return found
+
+
+def killer(target: Callable[[random.Random], bytes], lag: float) -> harness.Interference:
+    """Once a process of the runner's shows ``target(rng)`` in its command line, wait a
+    random moment of ``lag`` seconds and SIGKILL it (nothing if the run ends first)."""
 
     def interfere(trial: harness.Trial, runner: int, rng: random.Random) -> None:
-        deadline = time.monotonic() + rng.uniform(0, span)
-        while time.monotonic() < deadline:
-            if harness.wait_child(runner, 0.005) is not None:
-                return  # the run ended first
-        found = _killable(marker, runner)
-        if found:
-            pid, args = rng.choice(sorted(found))
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-            trial.interfered.append(args.replace(b"\0", b" ").decode(errors="replace")[:80])
+        marker = target(rng)
+        deadline = time.monotonic() + 10
+        while not (found := _killable(marker, runner)):
+            if harness.ended(runner, 0.001) or time.monotonic() > deadline:
+                return  # the run ended (or failed) before the target ever ran
+        time.sleep(rng.uniform(0, lag))
+        pid, args = rng.choice(sorted(found))
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        trial.interfered.append(args.replace(b"\0", b" ").decode(errors="replace")[:80])
 
     return interfere
+
+
+def a_step(rng: random.Random) -> bytes:
+    """A random step's sandboxed command (its effect's ``echo``), one lasting long enough."""
+    lasting = [step for step, (_, _, before, after) in harness.STEPS.items() if before or after]
+    return f"echo {rng.choice(sorted(lasting))} >>".encode()
 
 
 def main() -> int:
@@ -79,17 +111,23 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
     parser.add_argument("--span", type=float, default=0.6, help="kills within SECONDS")
     parser.add_argument("--keep", action="store_true", help="keep failed trials' state")
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help=f"trial kinds, of {','.join(KINDS)}"
+    )
     args = parser.parse_args()
+    chosen = [kind for kind in args.kinds.split(",") if kind]
+    if not chosen or set(chosen) - set(KINDS):
+        parser.error(f"--kinds: some of {','.join(KINDS)}")
     first = random.SystemRandom().randrange(10**6) if args.seed is None else args.seed
     base = Path(tempfile.mkdtemp(prefix="luminaguard-chaos-"))
     plans = {"plain": harness.compile_plan(base / "plain")}
-    kinds = {kind_of(seed) for seed in range(first, first + args.trials)}
+    kinds = {kind_of(seed, chosen) for seed in range(first, first + args.trials)}
     if "mcp" in kinds:
         plans["mcp"] = harness.compile_plan(base / "mcp", calls=True)
     interference = {
         "runner": None,
-        "sandbox": killer(harness.MARK.encode(), args.span / 2),
-        "mcp": killer(harness.SERVER.encode(), args.span),
+        "sandbox": killer(a_step, 0.01),
+        "mcp": killer(lambda rng: harness.SERVER.encode(), 2.0),
     }
     print(f"chaos: {args.trials} trials from seed {first}, kills within {args.span} s")
     failures: list[tuple[harness.Trial, str]] = []
@@ -97,7 +135,7 @@ def main() -> int:
     hits = dict.fromkeys(KINDS, 0)  # trials whose sandbox or server kill found its target
     started = time.monotonic()
     for seed in range(first, first + args.trials):
-        kind = kind_of(seed)
+        kind = kind_of(seed, chosen)
         counts[kind] += 1
         plan = plans["mcp" if kind == "mcp" else "plain"]
         span = args.span * (4 if kind == "mcp" else 1)  # a server takes a while to start
@@ -113,13 +151,13 @@ def main() -> int:
             print(f"  {done} trials, {len(failures)} failed, {time.monotonic() - started:.0f} s")
     elapsed = time.monotonic() - started
     print(f"trials: {args.trials} ({counts}), failures: {len(failures)}, {elapsed:.0f} s")
-    print(f"sandbox processes killed mid-step: {hits['sandbox']}, servers mid-call: {hits['mcp']}")
+    print(f"sandbox processes killed mid-step: {hits['sandbox']}, MCP servers: {hits['mcp']}")
     if failures:
         print("failed seeds:", " ".join(str(trial.seed) for trial, _ in failures))
         for trial, _ in failures:
             print(
                 f"  replay: PYTHONPATH=. {sys.executable} bench/chaos.py --trials 1"
-                f" --seed {trial.seed} --span {args.span} --keep"
+                f" --seed {trial.seed} --span {args.span} --kinds {args.kinds} --keep"
             )
     if not (failures and args.keep):
         shutil.rmtree(base, ignore_errors=True)

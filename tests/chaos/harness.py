@@ -191,14 +191,19 @@ def fork_driver(state: Path, plan: Plan | None) -> int:
     return pid
 
 
-def wait_child(pid: int, timeout: float | None = None) -> int | None:
-    """The child's exit code (negative: killed by that signal), or None if still running."""
+def ended(pid: int, timeout: float | None = None) -> bool:
+    """Whether the child has ended, waiting ``timeout`` at most; it is not reaped."""
     handle = os.pidfd_open(pid)
     try:
         ready, _, _ = select.select([handle], [], [], timeout)
     finally:
         os.close(handle)
-    if not ready:
+    return bool(ready)
+
+
+def wait_child(pid: int, timeout: float | None = None) -> int | None:
+    """The child's exit code (negative: killed by that signal), or None if still running."""
+    if not ended(pid, timeout):
         return None
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
