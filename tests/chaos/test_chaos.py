@@ -34,6 +34,7 @@ def plan(tmp_path_factory: pytest.TempPathFactory) -> Plan:
     return harness.compile_plan(tmp_path_factory.mktemp("chaos-plan"))
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(plan: Plan, tmp_path: Path) -> None:
     first = int(os.environ.get("LUMINAGUARD_CHAOS_SEED", random.SystemRandom().randrange(10**6)))
     failed = []
