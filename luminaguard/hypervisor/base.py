@@ -187,6 +187,15 @@ class PoolingBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class SweepingBackend(Protocol):
+    """A backend that can clean up after dead runners (their cgroups, say) on ``resume``."""
+
+    async def sweep(self) -> None:
+        """Release what processes that died without cleaning up left behind."""
+        ...
+
+
 class AsyncClosing:
     """``async with`` for a backend: the block's end calls the backend's ``aclose``."""
 

@@ -21,7 +21,7 @@ from luminaguard import space
 from luminaguard.backoff import backoff
 from luminaguard.compiler.plan import Plan, PlannedStep
 from luminaguard.config.models import McpServer
-from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle
+from luminaguard.hypervisor.base import Backend, BackendError, SandboxHandle, SweepingBackend
 from luminaguard.policy.action import Action, Decision
 from luminaguard.scheduler import audited, decisions
 from luminaguard.scheduler.approvers import distinct_approvers, starter, terms_of
@@ -111,6 +111,8 @@ class Runner:
         with self.store.lease(run_id) as lease:
             run = self._trusted(run_id)
             check_secrets(run_secrets(run.plan, self.environ))
+            if isinstance(self.backend, SweepingBackend):  # what a killed runner left
+                await self.backend.sweep()
             for step in run.plan.steps:
                 record = self.store.steps(run_id)[step.id]
                 if record.state is StepState.RUNNING:

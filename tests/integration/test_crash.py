@@ -74,18 +74,46 @@ def wait_for(state: Path, wanted: dict[str, str], limit: float = 30) -> None:
 
 
 def sandboxes_of(runner: int) -> list[int]:
-    """The runner's zygote and helpers (their argv ends in its pid) and sandboxed commands."""
+    """The runner's zygote and helpers (their argv ends in its pid) and sandboxed commands.
+
+    A command counts only if it is the runner's: in one of its cgroups (named with its
+    pid) or below its zygote. Other runs on the machine (other tests, other sessions)
+    run the same commands.
+    """
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             args = Path("/proc", pid, "cmdline").read_bytes().split(b"\0")[:-1]
         except OSError:
             continue
-        zygote = b"--zygote" in args and args[-1] == str(runner).encode()
-        command = any(b"echo x >> /work/" in arg for arg in args)
+        zygote = _zygote_of(args, runner)
+        command = any(b"echo x >> /work/" in arg for arg in args) and _theirs(int(pid), runner)
         if zygote or command:
             found.append(int(pid))
     return found
+
+
+def _zygote_of(args: list[bytes], runner: int) -> bool:
+    return b"--zygote" in args and args[-1] == str(runner).encode()
+
+
+def _theirs(pid: int, runner: int) -> bool:
+    """Whether ``pid`` is in the runner's cgroups or descends from the runner or its zygote."""
+    with contextlib.suppress(OSError):
+        if f"@{runner}.".encode() in Path("/proc", str(pid), "cgroup").read_bytes():
+            return True
+    for _ in range(8):  # the command, its helper, the zygote, the runner
+        try:
+            status = Path("/proc", str(pid), "status").read_text()
+            args = Path("/proc", str(pid), "cmdline").read_bytes().split(b"\0")[:-1]
+        except OSError:
+            return False
+        if pid == runner or _zygote_of(args, runner):
+            return True
+        pid = int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
+        if pid <= 1:
+            return False
+    return False
 
 
 def kill_runner(process: subprocess.Popen[bytes], state: Path) -> None:

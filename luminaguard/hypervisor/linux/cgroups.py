@@ -10,6 +10,13 @@ each member on v1. ``remove`` waits for the members to be gone before removing t
 cgroups: a process has closed its pipes (and its waiter has seen it end) a moment
 before the kernel takes it out of its cgroups, and a cgroup still holding a process
 cannot be removed.
+
+Each cgroup's name ends in its owner's mark, ``@PID.START.NS`` (the creating process's
+pid, its start time in clock ticks from ``/proc/PID/stat``, and its PID namespace): a
+runner killed by SIGKILL removes nothing, and ``sweep`` removes the cgroups whose owner
+is dead (killing what is left in them), never those of a live process, whose sandbox may
+be about to join them, nor those made in another PID namespace (another container
+sharing the hierarchy), whose pids mean nothing here.
 """
 
 from __future__ import annotations
@@ -77,6 +84,84 @@ def _kill_member(directory: Path, pid: int) -> None:
         os.close(handle)
 
 
+def _start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), or None when there is no such process."""
+    try:
+        stat = Path("/proc", str(pid), "stat").read_text()
+    except OSError:
+        return None
+    # "PID (COMM) STATE PPID ...": the command may hold spaces and parentheses
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])  # field 22 of proc(5), the 20th after the command
+    except (IndexError, ValueError):
+        return None
+
+
+def _pid_namespace() -> int:
+    return os.stat("/proc/self/ns/pid").st_ino
+
+
+def owner_mark() -> str:
+    """``@PID.START.NS`` of this process: the end of its cgroups' names."""
+    pid = os.getpid()
+    return f"@{pid}.{_start_time(pid)}.{_pid_namespace()}"
+
+
+def owner_of(name: str) -> tuple[int, int, int] | None:
+    """The (pid, start time, PID namespace) a cgroup's name ends with; None if unmarked."""
+    _, at, mark = name.rpartition("@")
+    fields = mark.split(".")
+    if not at or len(fields) != 3 or not all(field.isdigit() for field in fields):
+        return None
+    return int(fields[0]), int(fields[1]), int(fields[2])
+
+
+def _dead(owner: tuple[int, int, int]) -> bool:
+    """Whether the owner is dead: its pid names no process started when it did.
+
+    A reused pid names a process started later. Another PID namespace's owner is not
+    judged: its pid means nothing here.
+    """
+    pid, start, namespace = owner
+    return namespace == _pid_namespace() and _start_time(pid) != start
+
+
+def parents() -> list[Path]:
+    """The folders holding luminaguard's cgroups, one per hierarchy in use here."""
+    kind = hierarchy()
+    if kind == "v2":
+        return [CGROUP_ROOT / PARENT]
+    if kind == "v1":
+        return [CGROUP_ROOT / c / PARENT for c in ("memory", "pids", "cpu", "cpuacct")]
+    return []
+
+
+def orphans() -> list[Path]:
+    """The cgroups whose owner is dead (unmarked ones, of older versions, are left alone)."""
+    found: list[Path] = []
+    for parent in parents():
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(parent):
+                owner = owner_of(entry.name)
+                if entry.is_dir(follow_symlinks=False) and owner and _dead(owner):
+                    found.append(Path(entry.path))
+    return found
+
+
+def sweep() -> list[Path]:
+    """Kill what is left in the cgroups of dead owners and remove them; return those removed.
+
+    Blocks (up to EXIT_WAIT for cgroups whose processes are slow to die).
+    """
+    removed: list[Path] = []
+    for directory in orphans():
+        CgroupLimits(directory.name, 0, 0, dirs=[directory]).remove()
+        if not directory.exists():
+            removed.append(directory)
+    return removed
+
+
 def _quota(cpus: float) -> int:
     return max(1000, round(cpus * PERIOD_US))  # the kernel's smallest quota is 1 ms
 
@@ -93,7 +178,12 @@ class CgroupLimits:
     dirs: list[Path] = field(default_factory=list)
 
     def create(self) -> list[str]:
-        """Create the cgroups; return the ``cgroup.procs`` files the helper must join."""
+        """Create the cgroups; return the ``cgroup.procs`` files the helper must join.
+
+        Their name is ``name`` and this process's mark (``owner_mark``).
+        """
+        if owner_of(self.name) is None:
+            self.name += owner_mark()
         if self.kind == "v2":
             self._create_v2()
         elif self.kind == "v1":

@@ -27,7 +27,7 @@ from luminaguard.hypervisor.base import (
     SandboxProcess,
     SandboxSpec,
 )
-from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.linux import cgroups, work_disk
 from luminaguard.hypervisor.linux.cgroups import CgroupLimits, cpu_quota, hierarchy
 from luminaguard.hypervisor.linux.completion import complete
 from luminaguard.hypervisor.linux.users import SandboxUser, allocate, hand_over
@@ -56,6 +56,15 @@ class SandboxBackend(AsyncClosing):
 
     def __init__(self) -> None:
         self.zygote = Zygote()
+        self.swept = False  # the cgroups of dead runners: swept before the first sandbox
+
+    async def sweep(self) -> None:
+        """Remove the cgroups of dead runners (killed, say, by SIGKILL) and what is in them.
+
+        Done before this backend's first sandbox and whenever a run is resumed.
+        """
+        self.swept = True
+        await asyncio.to_thread(cgroups.sweep)
 
     def availability(self) -> Availability:
         """Usable when namespaces can be created here (checked by running ``true``)."""
@@ -80,6 +89,8 @@ class SandboxBackend(AsyncClosing):
         The work folder is then a disk of ``disk_mib`` (see ``work_disk``) belonging to
         that uid alone (mode 0700).
         """
+        if not self.swept:
+            await self.sweep()
         spec.workdir.mkdir(parents=True, exist_ok=True)
         user = allocate() if os.getuid() == 0 else None
         try:
