@@ -551,7 +551,7 @@ def test_422_for_a_workload_that_does_not_compile(server: LiveServer) -> None:
         ({"paths": ["n" * 300]}, "paths.0", "cannot be read"),
         ({"paths": ["green.yaml", "green.yaml"]}, "paths", "submit one folder or file"),
         ({"paths": ["nul\u0000.yaml"]}, "paths.0", "not valid"),  # refused as parsed
-        ({"paths": ["latin1.yaml"]}, None, "cannot be read"),
+        ({"paths": ["latin1.yaml"]}, None, "the file is not UTF-8 text"),
         ({"paths": ["green.yaml"], "workload": "nope"}, None, "no workload 'nope'"),
         ({"paths": ["green.yaml"], "params": {"colour": "red"}}, None, "no param 'colour'"),
     ],
