@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from luminaguard import space
-from luminaguard.compiler.plan import Plan
 from luminaguard.errors import UsageError
 from luminaguard.scheduler import guards, lease, opening, question_table
 from luminaguard.scheduler.audit import SCHEMA as AUDIT_SCHEMA
@@ -36,6 +35,10 @@ from luminaguard.scheduler.private import (
     private_folder,
 )
 from luminaguard.scheduler.states import ApprovalState, RunState, StateError, StepState
+
+TYPE_CHECKING = False  # mypy treats this name as true
+if TYPE_CHECKING:
+    from luminaguard.compiler.plan import Plan  # imported when a plan is read
 
 log = logging.getLogger("luminaguard.store")
 
@@ -343,6 +346,8 @@ class RunStore:
         if row is None:
             known = ", ".join(r.id for r in self.runs()[-5:]) or "none"
             raise UsageError(f"no run {run_id!r} (latest: {known})")
+        from luminaguard.compiler.plan import Plan  # its models: only for a run's plan
+
         plan = Plan.model_validate_json(row[2])
         state = guards.stored_run(run_id, row[4])
         return RunRecord(row[0], row[1], plan, row[3], state, row[5], row[6]), str(row[2])

@@ -125,13 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    from luminaguard.ui.exit_codes import INVALID, guarded
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse reports usage errors itself
+    except SystemExit as exc:  # argparse reports usage errors itself (--version: not an error)
+        from luminaguard.ui.exit_codes import INVALID
+
         return INVALID if exc.code not in (0, None) else 0
+    from luminaguard.ui.exit_codes import guarded
+
     return guarded(lambda: int(args.handler(args)))
 
 
