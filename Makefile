@@ -90,6 +90,7 @@ bench: $(STAMP) $(NPM_STAMP) vm-deps
 	$(BIN)/python bench/vm_bench.py
 	$(BIN)/python bench/serve_bench.py
 	$(BIN)/python bench/reconcile_bench.py
+	$(BIN)/python bench/startup_bench.py
 
 schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas

@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +101,25 @@ _DECIDE_APPROVAL = (
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A run as stored."""
+    """A run as stored; its plan is read from its text when first asked for.
+
+    Listing runs, or deciding a step, needs no plan: reading one loads the config models.
+    """
 
     id: str
     workload: str
-    plan: Plan
+    plan_text: str = field(repr=False)
     backend: str
     state: RunState
     created: float
     updated: float
+
+    @functools.cached_property
+    def plan(self) -> Plan:
+        """The compiled plan the run follows."""
+        from luminaguard.compiler.plan import Plan  # its models: only for a run's plan
+
+        return Plan.model_validate_json(self.plan_text)
 
 
 @dataclass(frozen=True)
@@ -346,11 +356,8 @@ class RunStore:
         if row is None:
             known = ", ".join(r.id for r in self.runs()[-5:]) or "none"
             raise UsageError(f"no run {run_id!r} (latest: {known})")
-        from luminaguard.compiler.plan import Plan  # its models: only for a run's plan
-
-        plan = Plan.model_validate_json(row[2])
         state = guards.stored_run(run_id, row[4])
-        return RunRecord(row[0], row[1], plan, row[3], state, row[5], row[6]), str(row[2])
+        return RunRecord(row[0], row[1], str(row[2]), row[3], state, row[5], row[6]), str(row[2])
 
     def runs(self) -> list[RunRecord]:
         """Every run, oldest first."""
