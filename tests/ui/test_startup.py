@@ -18,12 +18,16 @@ import pytest
 from luminaguard.ui import cli
 
 #: Libraries ``luminaguard --version`` must not import: each costs tens of milliseconds up.
-HEAVY = ("mcp", "mcp_types", "textual", "starlette", "uvicorn", "jinja2", "tree_sitter")
-HEAVY += ("httpx2", "httpx", "pydantic", "rich", "yaml", "jsonschema")
+HEAVY = (
+    *("mcp", "mcp_types", "textual", "starlette", "uvicorn", "jinja2", "tree_sitter"),
+    *("httpx2", "httpx", "pydantic", "rich", "yaml", "jsonschema"),
+)
 
 #: What the state-reading commands must not import (no plan read, no agent run).
-NOT_FOR_READING = ("mcp", "mcp_types", "textual", "tree_sitter", "starlette", "uvicorn")
-NOT_FOR_READING += ("jinja2", "pydantic", "luminaguard.compiler", "luminaguard.hypervisor")
+NOT_FOR_READING = (
+    *("mcp", "mcp_types", "textual", "tree_sitter", "starlette", "uvicorn", "jinja2"),
+    *("pydantic", "luminaguard.compiler", "luminaguard.hypervisor"),
+)
 
 PROBE = """
 import contextlib, io, json, sys
