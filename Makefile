@@ -92,6 +92,7 @@ bench: $(STAMP) $(NPM_STAMP) vm-deps
 	$(BIN)/python bench/reconcile_bench.py
 	$(BIN)/python bench/chaos.py
 	$(BIN)/python bench/load.py --agents 100 200 500
+	$(BIN)/python bench/startup_bench.py
 
 schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas

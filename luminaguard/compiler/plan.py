@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from luminaguard.config.models import AgentSpec, ImageSpec, PolicySpec, PoolSpec
+from luminaguard.config.models.agent import AgentSpec
+from luminaguard.config.models.infra import ImageSpec, PoolSpec
+from luminaguard.config.models.policy import PolicySpec
 from luminaguard.policy.action import Action, Decision
 
 

@@ -15,8 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from luminaguard.gitops.desired import DesiredObject, Key
 from luminaguard.scheduler.store import RunStore
+
+TYPE_CHECKING = False  # mypy treats this name as true
+if TYPE_CHECKING:
+    from luminaguard.gitops.desired import DesiredObject, Key  # the compiler: not to read
 
 AUDIT_RUN = ":gitops"
 SCHEMA = """

@@ -21,8 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from luminaguard.compiler.plan import Plan
-from luminaguard.policy.action import Decision
+TYPE_CHECKING = False  # mypy treats this name as true
+if TYPE_CHECKING:
+    from luminaguard.compiler.plan import Plan  # pydantic models: not for every command
+    from luminaguard.policy.action import Decision
 
 
 def login_name() -> str:

@@ -16,12 +16,11 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from luminaguard import space
-from luminaguard.compiler.plan import Plan
 from luminaguard.errors import UsageError
 from luminaguard.scheduler import guards, lease, opening, question_table
 from luminaguard.scheduler.audit import SCHEMA as AUDIT_SCHEMA
@@ -36,6 +35,10 @@ from luminaguard.scheduler.private import (
     private_folder,
 )
 from luminaguard.scheduler.states import ApprovalState, RunState, StateError, StepState
+
+TYPE_CHECKING = False  # mypy treats this name as true
+if TYPE_CHECKING:
+    from luminaguard.compiler.plan import Plan  # imported when a plan is read
 
 log = logging.getLogger("luminaguard.store")
 
@@ -98,15 +101,25 @@ _DECIDE_APPROVAL = (
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A run as stored."""
+    """A run as stored; its plan is read from its text when first asked for.
+
+    Listing runs, or deciding a step, needs no plan: reading one loads the config models.
+    """
 
     id: str
     workload: str
-    plan: Plan
+    plan_text: str = field(repr=False)
     backend: str
     state: RunState
     created: float
     updated: float
+
+    @functools.cached_property
+    def plan(self) -> Plan:
+        """The compiled plan the run follows."""
+        from luminaguard.compiler.plan import Plan  # its models: only for a run's plan
+
+        return Plan.model_validate_json(self.plan_text)
 
 
 @dataclass(frozen=True)
@@ -343,9 +356,8 @@ class RunStore:
         if row is None:
             known = ", ".join(r.id for r in self.runs()[-5:]) or "none"
             raise UsageError(f"no run {run_id!r} (latest: {known})")
-        plan = Plan.model_validate_json(row[2])
         state = guards.stored_run(run_id, row[4])
-        return RunRecord(row[0], row[1], plan, row[3], state, row[5], row[6]), str(row[2])
+        return RunRecord(row[0], row[1], str(row[2]), row[3], state, row[5], row[6]), str(row[2])
 
     def runs(self) -> list[RunRecord]:
         """Every run, oldest first."""

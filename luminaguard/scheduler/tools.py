@@ -18,9 +18,10 @@ from luminaguard.scheduler.secrets import resolve
 from luminaguard.scheduler.templates import StepError
 from luminaguard.scheduler.tool_files import save
 from luminaguard.transport.base import ToolClient, ToolInfo, TransportError
-from luminaguard.transport.mcp_http import RetryPolicy, http_client
-from luminaguard.transport.mcp_stdio import stdio_client
-from luminaguard.transport.questions import Asker
+
+TYPE_CHECKING = False  # mypy treats this name as true
+if TYPE_CHECKING:
+    from luminaguard.transport.questions import Asker  # the MCP SDK: imported by ``connect``
 
 #: How long a started stdio MCP server has to answer the MCP handshake, seconds. The
 #: sandbox's own start-up is not in it (each backend bounds its own: a gVisor start,
@@ -48,12 +49,12 @@ Connector = Callable[
         Backend,
         Callable[[], Awaitable[SandboxHandle]],
         Mapping[str, str],
-        Asker | None,
+        "Asker | None",
     ],
     Awaitable[ToolClient],
 ]
 #: Makes the asker of one server (its name, its config, the calls in flight on it).
-AskerFactory = Callable[[str, McpServer, Mapping[str, float]], Asker]
+AskerFactory = Callable[[str, McpServer, Mapping[str, float]], "Asker"]
 
 
 async def connect(
@@ -66,9 +67,12 @@ async def connect(
 ) -> ToolClient:
     """A started client for one server: stdio inside the sandbox, or HTTP endpoints.
 
-    ``asker`` puts a stdio server's questions to a person (HTTP servers ask none).
+    ``asker`` puts a stdio server's questions to a person (HTTP servers ask none). The
+    MCP SDK is imported here, by the first run that calls a tool: not by every run.
     """
     if server.command is None:
+        from luminaguard.transport.mcp_http import RetryPolicy, http_client
+
         headers = resolve(server.headers, environ, "header")
         policy = RetryPolicy()
         if server.retry_window is not None:
@@ -80,6 +84,8 @@ async def connect(
 
     async def started() -> SandboxProcess:
         return process
+
+    from luminaguard.transport.mcp_stdio import stdio_client
 
     client = stdio_client(name, started, asker)
     await client.start(STARTUP_TIMEOUT)  # from the server's start; the client kills it on failure

@@ -16,10 +16,12 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from luminaguard.errors import UsageError
-from luminaguard.hypervisor.base import Backend
-from luminaguard.hypervisor.registry import backend as registered
 from luminaguard.scheduler.store import RunStore
 from luminaguard.ui.state import open_store
+
+TYPE_CHECKING = False  # mypy treats this name as true
+if TYPE_CHECKING:
+    from luminaguard.hypervisor.base import Backend
 
 
 class Session:
@@ -40,7 +42,9 @@ class Session:
     def backend(self, name: str) -> Backend:
         """The backend of this name from the registry: one per session."""
         if self._backend is None:
-            self._backend = registered(name)
+            from luminaguard.hypervisor.registry import backend  # every backend: when asked
+
+            self._backend = backend(name)
         elif self._backend.name != name:
             raise UsageError(f"one backend per command: {self._backend.name} is open, not {name}")
         return self._backend
