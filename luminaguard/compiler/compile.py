@@ -13,8 +13,13 @@ from luminaguard.compiler.dag import build_graph
 from luminaguard.compiler.lock import LockedTool, ToolLock
 from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedPool, PlannedStep
 from luminaguard.compiler.references import check_references
-from luminaguard.compiler.steps import RenderedStep, StepRenderer, compile_context
-from luminaguard.compiler.tools import check_call, locked_tool
+from luminaguard.compiler.steps import (
+    RenderedStep,
+    StepRenderer,
+    compile_context,
+    unneeded_references,
+)
+from luminaguard.compiler.tools import SchemaValidators, check_call, locked_tool
 from luminaguard.config.diagnostics import ConfigError, Diagnostic
 from luminaguard.config.loader import LoadResult, load_documents
 from luminaguard.config.models import Step, WorkloadDocument
@@ -38,6 +43,7 @@ class Bundle:
     problems: list[Diagnostic] = field(default_factory=list)
     lock: ToolLock | None = None
     _engines: dict[str, PolicyEngine] = field(default_factory=dict)
+    schemas: SchemaValidators = field(default_factory=SchemaValidators)
 
     def engine(self, policy: str) -> PolicyEngine:
         """The engine of the policy named ``policy`` (built once)."""
@@ -190,9 +196,12 @@ def compile_workload(
         sid: StepRenderer(document, index[sid], graph, context).render() for sid in graph.order
     }
     problems += [problem for result in rendered.values() for problem in result.problems]
+    problems += unneeded_references(document, graph, rendered)
     for sid, result in rendered.items():
         step = workload.spec.steps[index[sid]]
-        problems += check_call(document, index[sid], step, bundle.lock, result.args, result.runtime)
+        problems += check_call(
+            document, index[sid], step, bundle.lock, result.args, result.runtime, bundle.schemas
+        )
     if problems or not _resolvable(bundle, workload):
         return None, problems
     steps = [
