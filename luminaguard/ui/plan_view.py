@@ -50,6 +50,10 @@ LARGE_PLAN = 500
 
 _COLUMNS = ("#", "step", "agent", "action", "risk", "rule", "reason")
 
+#: Columns are padded to their widest cell up to this width; a longer cell (a step that
+#: needs thousands) runs on in its own line rather than widening every line.
+_MAX_PADDED = 72
+
 
 def _reason(step: PlannedStep) -> str:
     return step.decision.reason if step.decision else "arguments use outputs of earlier steps"
@@ -105,13 +109,13 @@ def _cells(step: PlannedStep) -> list[str]:
 def plan_lines(plan: Plan) -> Text:
     """The plan's steps as aligned text lines, risk labels coloured (for large plans)."""
     rows = [list(_COLUMNS), *(_cells(step) for step in plan.steps)]
-    widths = [max(cell_len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    widths = [min(_MAX_PADDED, max(cell_len(row[i]) for row in rows)) for i in range(len(_COLUMNS))]
     text = Text(visible(f"Plan for workload {plan.workload!r}") + "\n")
     risk_column = _COLUMNS.index("risk")
     for number, row in enumerate(rows):
         for i, cell in enumerate(row):
             style = _RISK_STYLE[plan.steps[number - 1].risk][1] if number else "bold"
-            padded = cell + " " * (widths[i] - cell_len(cell)) if i < len(row) - 1 else cell
+            padded = cell + " " * max(0, widths[i] - cell_len(cell)) if i < len(row) - 1 else cell
             text.append(padded, style=style if i == risk_column or not number else None)
             text.append("  " if i < len(row) - 1 else "\n")
     return text
