@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,6 +240,24 @@ def _selected(bundle: Bundle, workload: str | None, has_overrides: bool) -> list
     return [workload]
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a compile, back on (if it was) after.
+
+    Loading and compiling build objects that all live on (source locations, models,
+    the plan), so the collector's full passes found nothing to free yet took 40% of a
+    10,000-step compile; paused, peak memory grew by 5%. Process-wide: another thread
+    meanwhile runs without the collector for the compile's duration too.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def compile_paths(
     paths: Iterable[str],
     workload: str | None = None,
@@ -245,6 +265,16 @@ def compile_paths(
     lock: ToolLock | None = None,
 ) -> tuple[Bundle, list[Plan]]:
     """Compile every workload under ``paths`` (or only ``workload``); raise on any problem."""
+    with collector_paused():
+        return _compile_paths(paths, workload, overrides, lock)
+
+
+def _compile_paths(
+    paths: Iterable[str],
+    workload: str | None,
+    overrides: Mapping[str, JsonValue] | None,
+    lock: ToolLock | None,
+) -> tuple[Bundle, list[Plan]]:
     bundle = load_bundle(paths, lock)
     names = _selected(bundle, workload, bool(overrides))
     plans: list[Plan] = []

@@ -23,8 +23,6 @@ from luminaguard.compiler.compile import Bundle, load_checked
 from luminaguard.compiler.dag import StepGraph
 from luminaguard.compiler.lock import LockedServer, LockedTool, ToolLock
 
-pytestmark = pytest.mark.slow
-
 HEADER = """\
 apiVersion: luminaguard.dev/v1
 kind: Policy
@@ -140,6 +138,7 @@ def _peak(function: Callable[[], None]) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [chain, wide])
 def test_ten_times_the_steps_cost_at_most_twelve_times_the_time(
     tmp_path: Path, shape: Callable[[int], str]
