@@ -104,17 +104,19 @@ class StepRenderer:
         if not is_template(text):
             return text
         try:
-            template = StringTemplate(text)
-            self._check_refs(template.steps, path)
-            rendered: JsonValue = (
-                render_command_text(text, self.context)  # each value one shell word
-                if path == ("run",)
-                else template.render(self.context)
-            )
+            if path == ("run",):  # each value one shell word; compiled for that alone
+                steps: frozenset[str] | set[str] = referenced_steps(text)
+                self._check_refs(steps, path)
+                rendered: JsonValue = render_command_text(text, self.context)
+            else:
+                template = StringTemplate(text)
+                steps = template.steps
+                self._check_refs(steps, path)
+                rendered = template.render(self.context)
         except TemplateProblem as exc:
             self._problem(path, str(exc))
             return text
-        if template.steps:
+        if steps:
             self.runtime = True
             return text
         return rendered
