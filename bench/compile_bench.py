@@ -2,21 +2,35 @@
 
 Targets (../shared/DESIGN.md): compile <= 1 s; decision <= 20 us median (50 rules).
 Run: .venv/bin/python bench/compile_bench.py [--steps N] [--rules N] [--repeat N]
+
+``--growth 1000,10000,100000``: compile (load + compile, as ``luminaguard plan``) and
+print the plan table for chains and wide fan-out/fan-in DAGs, run steps only or half
+``call`` steps checked against a lock; each case in a process of its own, printing
+wall and CPU time, peak RSS and the growth from one size to the next (target: 10,000
+steps <= 1.5 s and <= 300 MB; 10x the steps <= 12x the time).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from rich.console import Console
 
 from luminaguard.compiler import compile_paths
+from luminaguard.compiler.lock import LockedServer, LockedTool, ToolLock
 from luminaguard.config.models import PolicySpec
 from luminaguard.policy import Action, PolicyEngine
+from luminaguard.ui.plan_view import print_plan
 
 SERVERS = ["fs", "git", "memory", "fetch", "mail"]
 TOOLS = [
@@ -130,12 +144,114 @@ def worst_case_engine(rules: int) -> PolicyEngine:
     return PolicyEngine("worst", spec)
 
 
+SHAPES = ("chain", "wide")
+
+
+def growth_step(i: int, needs: list[str], calls: bool) -> str:
+    """A run step, or (``calls``) a call step every other step; one in 50 uses s0's output."""
+    need = f", needs: [{', '.join(needs)}]" if needs else ""
+    if calls and i % 2:
+        server, tool = SERVERS[i % 5], TOOLS[i % 8]
+        args = f'{{path: "/work/r{i % 50}/f{i}", n: {i % 50}}}'
+        return f"    - {{id: s{i}, agent: worker, call: {server}.{tool}, args: {args}{need}}}\n"
+    uses = " {{ steps.s0.outputs.stdout }}" if i % 50 == 26 else ""
+    return f'    - {{id: s{i}, agent: worker, run: "cmd{i % 50} /work/{i}{uses}"{need}}}\n'
+
+
+def growth_workload(shape: str, steps: int, calls: bool) -> str:
+    """A chain (each step needs the one before and the one seven before), or a wide DAG:
+    s0 fans out to every middle step and the last step needs them all."""
+    head = "apiVersion: luminaguard.dev/v1\nkind: Workload\nmetadata: {name: big}\nspec:\n"
+    if shape == "chain":
+        body = [
+            growth_step(i, [f"s{i - 1}"] + ([f"s{i - 7}"] if i >= 7 else []) if i else [], calls)
+            for i in range(steps)
+        ]
+    else:
+        body = [growth_step(0, [], calls)]
+        body += [growth_step(i, ["s0"], calls) for i in range(1, steps - 1)]
+        body.append(growth_step(steps - 1, [f"s{i}" for i in range(1, steps - 1)], calls))
+    return head + "  steps:\n" + "".join(body)
+
+
+def bench_lock() -> ToolLock:
+    """Every tool of every server of the agent, with a small input schema."""
+    schema = {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "n": {"type": "integer", "minimum": 0}},
+        "required": ["path"],
+    }
+    tool = LockedTool(
+        annotations={"readOnlyHint": False},
+        description_sha256="0" * 64,
+        input_schema_sha256="1" * 64,
+        input_schema=schema,
+    )
+    tools = dict.fromkeys(TOOLS, tool)
+    return ToolLock(servers={f"worker/{s}": LockedServer(tools=tools) for s in SERVERS})
+
+
+def growth_case(shape: str, steps: int, calls: bool) -> dict[str, float]:
+    """Compile one case and print its table, in this process: times and peak RSS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "policy.yaml").write_text(policy_yaml(50))
+        (folder / "agent.yaml").write_text(agent_yaml())
+        (folder / "workload.yaml").write_text(growth_workload(shape, steps, calls))
+        wall, cpu = time.perf_counter(), time.process_time()
+        _, plans = compile_paths([tmp], lock=bench_lock() if calls else None)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert len(plans[0].steps) == steps
+    table_cpu = time.process_time()
+    print_plan(plans[0], Console(file=io.StringIO(), width=160))
+    table_cpu = time.process_time() - table_cpu
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"wall": wall, "cpu": cpu, "rss_mb": rss_mb, "table_cpu": table_cpu}
+
+
+def growth(sizes: list[int]) -> None:
+    """Each shape, with and without call steps, at each size in a fresh process."""
+    print(
+        f"{'case':<22}{'steps':>8}{'wall s':>9}{'cpu s':>9}{'peak RSS MB':>13}"
+        f"{'table cpu s':>13}{'cpu growth':>12}"
+    )
+    for shape in SHAPES:
+        for calls in (False, True):
+            previous: dict[str, float] | None = None
+            for steps in sizes:
+                command = [sys.executable, __file__, "--case", f"{shape},{steps},{int(calls)}"]
+                found = json.loads(
+                    subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                )
+                ratio = f"x{found['cpu'] / previous['cpu']:.1f}" if previous else ""
+                name = f"{shape}{' +calls+lock' if calls else ''}"
+                print(
+                    f"{name:<22}{steps:>8}{found['wall']:>9.2f}{found['cpu']:>9.2f}"
+                    f"{found['rss_mb']:>13.0f}{found['table_cpu']:>13.2f}{ratio:>12}",
+                    flush=True,
+                )
+                previous = found
+    print(
+        "reproduce: .venv/bin/python bench/compile_bench.py --growth "
+        + ",".join(str(n) for n in sizes)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--rules", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--growth", help="sizes to compile, e.g. 1000,10000,100000")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # SHAPE,STEPS,CALLS: one case
     args = parser.parse_args()
+    if args.case:
+        shape, steps, calls = args.case.split(",")
+        print(json.dumps(growth_case(shape, int(steps), calls == "1")))
+        return
+    if args.growth:
+        growth([int(n) for n in args.growth.split(",")])
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "policy.yaml").write_text(policy_yaml(args.rules))

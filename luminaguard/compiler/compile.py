@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +15,13 @@ from luminaguard.compiler.dag import build_graph
 from luminaguard.compiler.lock import LockedTool, ToolLock
 from luminaguard.compiler.plan import Plan, PlannedAgent, PlannedPolicy, PlannedPool, PlannedStep
 from luminaguard.compiler.references import check_references
-from luminaguard.compiler.steps import RenderedStep, StepRenderer, compile_context
-from luminaguard.compiler.tools import check_call, locked_tool
+from luminaguard.compiler.steps import (
+    RenderedStep,
+    StepRenderer,
+    compile_context,
+    unneeded_references,
+)
+from luminaguard.compiler.tools import SchemaValidators, check_call, locked_tool
 from luminaguard.config.diagnostics import ConfigError, Diagnostic
 from luminaguard.config.loader import LoadResult, load_documents
 from luminaguard.config.models import Step, WorkloadDocument
@@ -38,6 +45,7 @@ class Bundle:
     problems: list[Diagnostic] = field(default_factory=list)
     lock: ToolLock | None = None
     _engines: dict[str, PolicyEngine] = field(default_factory=dict)
+    schemas: SchemaValidators = field(default_factory=SchemaValidators)
 
     def engine(self, policy: str) -> PolicyEngine:
         """The engine of the policy named ``policy`` (built once)."""
@@ -190,9 +198,12 @@ def compile_workload(
         sid: StepRenderer(document, index[sid], graph, context).render() for sid in graph.order
     }
     problems += [problem for result in rendered.values() for problem in result.problems]
+    problems += unneeded_references(document, graph, rendered)
     for sid, result in rendered.items():
         step = workload.spec.steps[index[sid]]
-        problems += check_call(document, index[sid], step, bundle.lock, result.args, result.runtime)
+        problems += check_call(
+            document, index[sid], step, bundle.lock, result.args, result.runtime, bundle.schemas
+        )
     if problems or not _resolvable(bundle, workload):
         return None, problems
     steps = [
@@ -229,6 +240,24 @@ def _selected(bundle: Bundle, workload: str | None, has_overrides: bool) -> list
     return [workload]
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a compile, back on (if it was) after.
+
+    Loading and compiling build objects that all live on (source locations, models,
+    the plan), so the collector's full passes found nothing to free yet took 40% of a
+    10,000-step compile; paused, peak memory grew by 5%. Process-wide: another thread
+    meanwhile runs without the collector for the compile's duration too.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def compile_paths(
     paths: Iterable[str],
     workload: str | None = None,
@@ -236,6 +265,16 @@ def compile_paths(
     lock: ToolLock | None = None,
 ) -> tuple[Bundle, list[Plan]]:
     """Compile every workload under ``paths`` (or only ``workload``); raise on any problem."""
+    with collector_paused():
+        return _compile_paths(paths, workload, overrides, lock)
+
+
+def _compile_paths(
+    paths: Iterable[str],
+    workload: str | None,
+    overrides: Mapping[str, JsonValue] | None,
+    lock: ToolLock | None,
+) -> tuple[Bundle, list[Plan]]:
     bundle = load_bundle(paths, lock)
     names = _selected(bundle, workload, bool(overrides))
     plans: list[Plan] = []

@@ -70,6 +70,9 @@ class RenderedStep:
     args: dict[str, JsonValue]
     runtime: bool
     problems: list[Diagnostic] = field(default_factory=list)
+    #: Steps used that are not direct needs, where: whether they are needs at all is
+    #: asked of the whole graph at once (``unneeded_references``).
+    references: list[tuple[NodePath, str]] = field(default_factory=list)
 
 
 class StepRenderer:
@@ -81,39 +84,39 @@ class StepRenderer:
         self.document = document
         self.step: Step = document.model.spec.steps[index]  # type: ignore[union-attr]
         self.base: NodePath = ("spec", "steps", index)
-        self.ancestors = graph.ancestors[self.step.id]
+        self.needs = graph.needs[self.step.id]
         self.context = context
         self.runtime = False
         self.problems: list[Diagnostic] = []
+        self.references: list[tuple[NodePath, str]] = []
 
     def _problem(self, path: NodePath, message: str) -> None:
         where = self.document.source.locations.value((*self.base, *path))
         self.problems.append(Diagnostic(where, message))
 
     def _check_refs(self, refs: frozenset[str] | set[str], path: NodePath) -> None:
-        for ref in sorted(refs - self.ancestors):
+        """Note the steps used that are not direct needs, to be checked graph-wide."""
+        for ref in sorted(refs.difference(self.needs)):
             if ref in self.context["steps"]:
-                message = (
-                    f"step {self.step.id!r} uses steps.{ref} but does not need it; "
-                    f"add {ref!r} to needs"
-                )
-                self._problem(path, message)
+                self.references.append((path, ref))
 
     def _string(self, text: str, path: NodePath) -> JsonValue:
         if not is_template(text):
             return text
         try:
-            template = StringTemplate(text)
-            self._check_refs(template.steps, path)
-            rendered: JsonValue = (
-                render_command_text(text, self.context)  # each value one shell word
-                if path == ("run",)
-                else template.render(self.context)
-            )
+            if path == ("run",):  # each value one shell word; compiled for that alone
+                steps: frozenset[str] | set[str] = referenced_steps(text)
+                self._check_refs(steps, path)
+                rendered: JsonValue = render_command_text(text, self.context)
+            else:
+                template = StringTemplate(text)
+                steps = template.steps
+                self._check_refs(steps, path)
+                rendered = template.render(self.context)
         except TemplateProblem as exc:
             self._problem(path, str(exc))
             return text
-        if template.steps:
+        if steps:
             self.runtime = True
             return text
         return rendered
@@ -143,4 +146,23 @@ class StepRenderer:
             command = str(self._value(self.step.run, ("run",)))
         args = {key: self._value(value, ("args", key)) for key, value in self.step.args.items()}
         self._when()
-        return RenderedStep(command, args, self.runtime, self.problems)
+        return RenderedStep(command, args, self.runtime, self.problems, self.references)
+
+
+def unneeded_references(
+    document: Document, graph: StepGraph, rendered: Mapping[str, RenderedStep]
+) -> list[Diagnostic]:
+    """A problem for each step output used by a step that does not need that step."""
+    index = {step.id: i for i, step in enumerate(document.model.spec.steps)}  # type: ignore[union-attr]
+    queries = {(sid, ref) for sid, result in rendered.items() for _, ref in result.references}
+    missing = graph.unneeded(queries)
+    where = document.source.locations
+    return [
+        Diagnostic(
+            where.value(("spec", "steps", index[sid], *path)),
+            f"step {sid!r} uses steps.{ref} but does not need it; add {ref!r} to needs",
+        )
+        for sid, result in rendered.items()
+        for path, ref in result.references
+        if (sid, ref) in missing
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import exceptions as schema_errors
 from jsonschema import validators
@@ -22,15 +22,37 @@ def locked_tool(lock: ToolLock | None, step: Step) -> LockedTool | None:
     return server.tools.get(step.tool or "") if server else None
 
 
+class _Validator(Protocol):
+    def iter_errors(self, instance: Any) -> Iterator[schema_errors.ValidationError]: ...
+
+
+class SchemaValidators:
+    """Each locked tool's input schema checked and compiled once, not once per step.
+
+    Keyed by agent, server and tool (a lock entry); None for a broken schema.
+    """
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[str, str, str], _Validator | None] = {}
+
+    def get(self, key: tuple[str, str, str], schema: dict[str, Any]) -> _Validator | None:
+        """The validator of the schema locked under ``key``, compiled on first use."""
+        if key not in self._compiled:
+            validator_class = validators.validator_for(schema)
+            try:
+                validator_class.check_schema(schema)
+                self._compiled[key] = validator_class(schema)
+            except schema_errors.SchemaError:
+                self._compiled[key] = None
+        return self._compiled[key]
+
+
 def _argument_errors(
-    schema: dict[str, Any], args: dict[str, Any]
+    validator: _Validator | None, args: dict[str, Any]
 ) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    validator_class = validators.validator_for(schema)
-    try:
-        validator_class.check_schema(schema)
-    except schema_errors.SchemaError:
+    if validator is None:
         return  # the server's schema is broken; the server will judge the arguments itself
-    for error in validator_class(schema).iter_errors(args):
+    for error in validator.iter_errors(args):
         yield tuple(error.absolute_path), error.message
 
 
@@ -41,8 +63,12 @@ def check_call(
     lock: ToolLock | None,
     args: dict[str, Any],
     runtime: bool,
+    schemas: SchemaValidators | None = None,
 ) -> list[Diagnostic]:
-    """Problems of one call step against the lock (none when its server is not locked)."""
+    """Problems of one call step against the lock (none when its server is not locked).
+
+    ``schemas`` keeps each tool's compiled schema for the next step that calls it.
+    """
     if lock is None or step.call is None:
         return []
     server = lock.server(step.agent, step.server or "")
@@ -59,9 +85,11 @@ def check_call(
         return [Diagnostic(where.value((*base, "call")), message)]
     if runtime:
         return []  # arguments known at run time: the server checks them then
+    key = (step.agent, step.server or "", step.tool or "")
+    validator = (schemas or SchemaValidators()).get(key, tool.input_schema)
     return [
         Diagnostic(
             where.value((*base, "args", *path)), f"args{''.join(f'.{p}' for p in path)}: {message}"
         )
-        for path, message in _argument_errors(tool.input_schema, args)
+        for path, message in _argument_errors(validator, args)
     ]

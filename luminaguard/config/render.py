@@ -217,6 +217,33 @@ def _lone_expression(ast: nodes.Template) -> nodes.Expr | None:
     return None
 
 
+def _lookup(node: nodes.Node) -> tuple[str, ...] | None:
+    """``a.b.c`` as ``("a", "b", "c")``; None for any other expression."""
+    names: list[str] = []
+    while isinstance(node, nodes.Getattr):
+        names.append(node.attr)
+        node = node.node
+    if not isinstance(node, nodes.Name):
+        return None
+    return (node.name, *reversed(names))
+
+
+def _lookups(ast: nodes.Template) -> list[str | tuple[str, ...]] | None:
+    """A template of text and ``{{ a.b.c }}`` lookups as its parts, else None."""
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
+        return None
+    parts: list[str | tuple[str, ...]] = []
+    for node in ast.body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append(node.data)
+            continue
+        found = _lookup(node)
+        if found is None:
+            return None
+        parts.append(found)
+    return parts
+
+
 class StringTemplate:
     """One templated string, parsed and compiled once: the steps it uses, and its renderer.
 
@@ -227,23 +254,61 @@ class StringTemplate:
         self.text = text
         ast = _parse(text)
         self.steps = frozenset(_step_refs(ast))
+        self._lookups = _lookups(ast)
         expression = _lone_expression(ast)
+        self._ast, self._expression = ast, expression
+        self._template: Template | TemplateExpression | None = None
+
+    def _compiled(self) -> Template | TemplateExpression:
+        """The template compiled to Python, on first need (compiling costs about 1 ms)."""
+        if self._template is not None:
+            return self._template
+        ast, expression = self._ast, self._expression
         try:
             if expression is None:
-                self._template: Template | TemplateExpression = ENVIRONMENT.from_string(ast)
+                self._template = ENVIRONMENT.from_string(ast)
             else:
                 store = nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)
                 wrapped = ENVIRONMENT.from_string(nodes.Template([store], lineno=1))
                 self._template = TemplateExpression(wrapped, undefined_to_none=False)
         except TemplateSyntaxError as exc:
             raise TemplateProblem(f"template syntax error: {exc.message}") from exc
+        return self._template
+
+    def _looked_up(self, context: Mapping[str, Any]) -> Any:
+        """The value of a template of text and plain lookups only, without compiling it.
+
+        ``missing`` when a name or attribute is not there: the compiled template then says
+        why, as it would have. Lookups go through the sandbox, as compiled ones do.
+        """
+        texts: list[str] = []
+        for part in self._lookups or ():
+            if isinstance(part, str):
+                texts.append(part)
+                continue
+            if part[0] not in context:
+                return missing
+            value = context[part[0]]
+            for name in part[1:]:
+                value = ENVIRONMENT.getattr(value, name)
+                if isinstance(value, Undefined):
+                    return missing
+            if self._expression is not None:
+                return value  # the one expression, blanks around it dropped: its own value
+            texts.append(str(value))
+        return "".join(texts)
 
     def render(self, context: Mapping[str, Any]) -> Any:
         """The rendered value, or TemplateProblem saying why it cannot be rendered."""
         try:
-            if isinstance(self._template, TemplateExpression):
-                return _defined(self._template(**context))
-            return self._template.render(**context)
+            if self._lookups is not None:
+                value = self._looked_up(context)
+                if value is not missing:
+                    return value
+            template = self._compiled()
+            if isinstance(template, TemplateExpression):
+                return _defined(template(**context))
+            return template.render(**context)
         except _TooLarge as exc:
             raise TemplateProblem(f"template refused: {exc}") from exc
         except SecurityError as exc:
@@ -312,3 +377,4 @@ class _CommandTemplate(StringTemplate):
 
     def __init__(self, template: Template) -> None:
         self._template = template
+        self._lookups = None  # each value goes through the environment's finalize

@@ -8,6 +8,7 @@ import pytest
 
 from luminaguard.config.render import (
     Namespace,
+    StringTemplate,
     TemplateProblem,
     check_expression,
     evaluate_expression,
@@ -95,3 +96,39 @@ def test_expressions() -> None:
         with pytest.raises(TemplateProblem) as caught:
             check_expression(bad, CONTEXT)
         assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ params.root }}/r1/f1",
+        "  {{ params.n }} ",
+        "{{ params.n }}",
+        "{{ params.nested.deep }}-{{ params.root }}",
+        "{{ params.flag }}",
+        "{{ params.nested }}",
+        "{{ params.missing }}",
+        "{{ params.nested.missing }}",
+        "{{ nothing.here }}",
+        "{{ params.__class__ }}",
+        "{{ params.root.__class__.__mro__ }}",
+    ],
+)
+def test_plain_lookups_render_as_the_compiled_template_does(text: str) -> None:
+    """Text and ``a.b.c`` lookups are rendered without compiling; the result is the same."""
+    context = {
+        "params": Namespace(
+            "params", {"root": "/w", "n": 3, "flag": False, "nested": {"deep": [1, 2]}}
+        )
+    }
+    fast, compiled = StringTemplate(text), StringTemplate(text)
+    compiled._lookups = None
+
+    def outcome(template: StringTemplate) -> tuple[str, object]:
+        try:
+            return "value", template.render(context)
+        except TemplateProblem as exc:
+            return "problem", str(exc)
+
+    assert fast._lookups is not None
+    assert outcome(fast) == outcome(compiled)
