@@ -17,4 +17,35 @@ MOUNTS = f"{{source: {ROOT}, target: /opt/lg}}, {{source: {sys.prefix}, target: 
     "" if BASE.is_relative_to("/usr") else f", {{source: {BASE}, target: {BASE}}}"
 )
 COMMAND = "/opt/venv/bin/python"
-ARGS = "[/opt/lg/tests/fixtures/servers/ask.py]"
+
+
+def documents(server: str, script: str, timeout: str | None = None) -> str:
+    """A Policy greening ``server``, an Agent running ``tests/fixtures/servers/SCRIPT``
+    as that stdio server (with ``question_timeout`` if given), and the head of a
+    Workload ``w`` whose steps follow."""
+    timeout_line = f"\n      question_timeout: {timeout}" if timeout else ""
+    return f"""\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  rules:
+    - {{id: {server}, match: {{server: {server}}}, risk: green, reason: a test server}}
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {{name: a}}
+spec:
+  policy: p
+  mounts: [{MOUNTS}]
+  mcp_servers:
+    {server}:
+      command: {COMMAND}
+      args: [/opt/lg/tests/fixtures/servers/{script}]{timeout_line}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {{name: w}}
+spec:
+  steps:
+"""

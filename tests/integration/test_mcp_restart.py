@@ -18,31 +18,7 @@ from tests.integration import ask_server
 
 pytestmark = pytest.mark.usefixtures("sandbox")
 
-DOCS = f"""\
-apiVersion: luminaguard.dev/v1
-kind: Policy
-metadata: {{name: p}}
-spec:
-  rules:
-    - {{id: crash, match: {{server: c}}, risk: green, reason: a test server}}
----
-apiVersion: luminaguard.dev/v1
-kind: Agent
-metadata: {{name: a}}
-spec:
-  policy: p
-  mounts: [{ask_server.MOUNTS}]
-  mcp_servers:
-    c:
-      command: {ask_server.COMMAND}
-      args: [/opt/lg/tests/fixtures/servers/crash.py]
----
-apiVersion: luminaguard.dev/v1
-kind: Workload
-metadata: {{name: w}}
-spec:
-  steps:
-"""
+DOCS = ask_server.documents("c", "crash.py")
 
 
 def run(write: Writer, tmp_path: Path, steps: str) -> dict[str, StepRecord]:

@@ -21,32 +21,7 @@ from tests.integration import ask_server
 
 pytestmark = pytest.mark.usefixtures("sandbox")
 
-DOCS = f"""\
-apiVersion: luminaguard.dev/v1
-kind: Policy
-metadata: {{name: p}}
-spec:
-  rules:
-    - {{id: ask, match: {{server: q}}, risk: green, reason: a test server}}
----
-apiVersion: luminaguard.dev/v1
-kind: Agent
-metadata: {{name: a}}
-spec:
-  policy: p
-  mounts: [{ask_server.MOUNTS}]
-  mcp_servers:
-    q:
-      command: {ask_server.COMMAND}
-      args: {ask_server.ARGS}
-      question_timeout: {{timeout}}
----
-apiVersion: luminaguard.dev/v1
-kind: Workload
-metadata: {{name: w}}
-spec:
-  steps:
-"""
+DOCS = ask_server.documents("q", "ask.py", timeout="{timeout}")
 
 
 def drive(write: Writer, tmp_path: Path, steps: str, timeout: str = "60s") -> Any:

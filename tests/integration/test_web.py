@@ -324,32 +324,7 @@ def test_a_file_write_card_shows_its_arguments_and_diff_as_text(
 
 
 # --- questions from tools (MCP elicitation) ----------------------------------------------
-ASK = f"""\
-apiVersion: luminaguard.dev/v1
-kind: Policy
-metadata: {{name: p}}
-spec:
-  rules:
-    - {{id: ask, match: {{server: q}}, risk: green, reason: a test server}}
----
-apiVersion: luminaguard.dev/v1
-kind: Agent
-metadata: {{name: a}}
-spec:
-  policy: p
-  mounts: [{ask_server.MOUNTS}]
-  mcp_servers:
-    q:
-      command: {ask_server.COMMAND}
-      args: {ask_server.ARGS}
-      question_timeout: 1h
----
-apiVersion: luminaguard.dev/v1
-kind: Workload
-metadata: {{name: w}}
-spec:
-  steps:
-"""
+ASK = ask_server.documents("q", "ask.py", timeout="1h")
 
 
 def ask(server: LiveServer, run_id: str, step: str) -> None:
