@@ -20,6 +20,9 @@ from luminaguard.transport.base import Content
 
 #: The most a step's outputs keep in files, bytes.
 STEP_CAP = 64 << 20
+#: The most items a step's outputs record (``files`` and ``dropped`` each); the rest are
+#: counted, not written: a million tiny items would be a million files and entries.
+MAX_ITEMS = 256
 
 EXTENSIONS = {
     "image/png": ".png",
@@ -77,14 +80,22 @@ def save(run: Path, step: str, contents: Iterable[Content]) -> dict[str, list[di
     files: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
     total = 0
+    uncounted = 0
     for item in contents:
         reason = item.dropped
         if reason is None and total + len(item.data) > STEP_CAP:
             reason = f"over the {STEP_CAP >> 20} MiB cap per step"
+        if reason is None and len(files) >= MAX_ITEMS:
+            reason = f"over the {MAX_ITEMS} files per step"
         if reason is not None:
+            if len(dropped) >= MAX_ITEMS:
+                uncounted += 1
+                continue
             dropped.append({"kind": item.kind, "mime": item.mime, "uri": item.uri})
             dropped[-1]["reason"] = reason
             continue
         total += len(item.data)
         files.append(_saved(run, step, item))
+    if uncounted:
+        dropped.append({"kind": "more", "count": uncounted, "reason": "too many items"})
     return {"files": files, "dropped": dropped}
