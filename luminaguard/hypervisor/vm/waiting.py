@@ -85,29 +85,77 @@ async def poll(
         await asyncio.sleep(every)
 
 
-async def _hello(sock: Path) -> GuestAgent | None:
-    """The agent's connection if it answers hello now, else None."""
+#: What the host says first on a new connection to the guest agent, given how long it
+#: may wait for the answer: ``hello`` by default; a restored clone's ``reseed``, so that
+#: the one answer both proves the agent and reseeds it (the first request a restored
+#: guest serves is the costly one under emulation: its code is translated anew).
+Greeting = Callable[[GuestAgent, float], Awaitable[object]]
+FIRST_WAIT = 0.5  # the first answer awaited this long; each one not given in time, twice as long
+
+
+async def hello(agent: GuestAgent, wait: float) -> None:
+    """The default greeting: the agent's ``hello``."""
+    await agent.request("hello", wait=wait)
+
+
+class Patience:
+    """How long to wait for the agent's answer: doubled after each wait it outlasted.
+
+    A guest on a loaded machine answers late, not wrongly; dropping its connection
+    after a fixed wait throws away the work it had started and makes it start again.
+    """
+
+    def __init__(self, first: float = FIRST_WAIT) -> None:
+        self.wait = first
+        self.waits: list[float] = []  # each wait that was used up, in order
+
+    def outlasted(self, waited: float) -> None:
+        """An answer did not come within ``waited``: wait twice as long the next time."""
+        if waited >= self.wait * 0.99:  # the event loop may wake a timer a tick early
+            self.waits.append(self.wait)
+            self.wait *= 2
+
+
+async def _greeted(
+    sock: Path, greet: Greeting, patience: Patience, deadline: float
+) -> GuestAgent | None:
+    """The agent's connection if it answers the greeting now (by ``deadline``), else None."""
     try:
         reader, writer = await asyncio.open_unix_connection(str(sock))
     except OSError:  # absent, or refused: QEMU creates the file before it listens
         return None
     agent = GuestAgent(reader, writer)
+    asked = time.monotonic()
     try:
-        await agent.request("hello", wait=0.5)
+        await greet(agent, max(min(patience.wait, deadline - asked), 0.01))
     except (GuestError, OSError):  # a guest still booting, or a connection QEMU dropped
+        patience.outlasted(time.monotonic() - asked)
         await agent.aclose()
         return None
     return agent
 
 
-async def connect(sock: Path, vmm: subprocess.Popen[bytes], deadline: float) -> GuestAgent:
-    """The guest agent's connection on ``sock`` (virtio-serial), once it answers hello.
+async def connect(
+    sock: Path,
+    vmm: subprocess.Popen[bytes],
+    deadline: float,
+    greet: Greeting = hello,
+    patience: Patience | None = None,
+) -> GuestAgent:
+    """The guest agent's connection on ``sock`` (virtio-serial), once it answers ``greet``.
 
     While the VMM runs, a connection can fail for reasons that pass: refused between
     QEMU creating the socket file and listening on it, unaccepted or dropped while the
-    guest has not opened its port, unanswered while the guest boots. Each is retried
-    until ``deadline``; only a VMM that has exited makes the VM dead.
+    guest has not opened its port, unanswered while the guest boots (each unanswered
+    try waits twice as long as the one before: ``Patience``). Each is retried until
+    ``deadline``; only a VMM that has exited makes the VM dead.
     """
+    waiting = patience or Patience()
     return await poll(
-        lambda: _hello(sock), deadline, "the guest agent did not answer", vmm, sock.parent, 0.01
+        lambda: _greeted(sock, greet, waiting, deadline),
+        deadline,
+        "the guest agent did not answer",
+        vmm,
+        sock.parent,
+        0.01,
     )

@@ -198,10 +198,14 @@ class GuestAgent:
         process.pid = int(result["pid"])
         return process
 
-    async def reseed(self) -> str:
-        """Fresh entropy and a new machine id for a clone; return the machine id."""
+    async def reseed(self, wait: float = 30) -> str:
+        """Fresh entropy and a new machine id for a clone; return the machine id.
+
+        Each call draws new entropy and a new id (a retried reseed never repeats one).
+        """
         entropy = base64.b64encode(os.urandom(64)).decode()
-        result = await self.request("reseed", entropy=entropy, machine_id=os.urandom(16).hex())
+        machine_id = os.urandom(16).hex()
+        result = await self.request("reseed", wait, entropy=entropy, machine_id=machine_id)
         return str(result["machine_id"])
 
     async def put(self, path: str, data: bytes) -> int:

@@ -15,7 +15,8 @@ from luminaguard.hypervisor.vm.image.build import GuestImage, missing_tools
 from luminaguard.hypervisor.vm.kvm import hardware_kvm
 from luminaguard.hypervisor.vm.machine import Snapshot, Vm
 from luminaguard.hypervisor.vm.qemu.boot import cold_boot
-from luminaguard.hypervisor.vm.qemu.snapshot import restore, take
+from luminaguard.hypervisor.vm.qemu.restore import restore
+from luminaguard.hypervisor.vm.qemu.snapshot import take
 
 
 class QemuMachine:

@@ -82,9 +82,18 @@ def _drive(image: Path, name: str, serial: str) -> list[str]:
     ]  # fmt: skip
 
 
-def launch(argv: list[str], folder: Path) -> subprocess.Popen[bytes]:
-    """Start QEMU, tied to this process's life; its own messages go to ``folder/qemu.log``."""
+def launch(
+    argv: list[str], folder: Path, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """Start QEMU, tied to this process's life; its own messages go to ``folder/qemu.log``.
+
+    ``pass_fds`` are open files QEMU inherits (a snapshot's state, read-only); no other.
+    """
     with (folder / "qemu.log").open("ab") as log:
         return subprocess.Popen(
-            argv, preexec_fn=die_with_parent, stdin=subprocess.DEVNULL, stderr=log
+            argv,
+            preexec_fn=die_with_parent,
+            stdin=subprocess.DEVNULL,
+            stderr=log,
+            pass_fds=pass_fds,
         )

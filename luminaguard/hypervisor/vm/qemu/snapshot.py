@@ -1,10 +1,8 @@
-"""Snapshots of a booted guest, and clones restored from them copy-on-write.
+"""Snapshots of a booted guest: its memory on /dev/shm, its device state in a file.
 
 The snapshot's guest memory lives in a file on /dev/shm (``share=on`` while it is
 taken); the device state is migrated to a file with ``x-ignore-shared`` so the memory
-is not copied. Each clone maps the same memory file privately (``share=off``): pages
-are shared until the clone writes them. A clone gets fresh entropy and a new machine
-id from the agent's ``reseed`` before it is handed out. The snapshot's key is a hash
+is not copied. Clones are restored from it in ``restore``. The snapshot's key is a hash
 of the image and the memory size, so a changed image gets a new snapshot; processes
 taking the same one take turns (a lock file next to its state).
 """
@@ -30,7 +28,7 @@ from luminaguard.hypervisor.vm.waiting import connect, guest_died, poll
 IGNORE_SHARED = {"capabilities": [{"capability": "x-ignore-shared", "state": True}]}
 
 
-async def _qmp(vm: Vm, deadline: float) -> QMPClient:
+async def qmp(vm: Vm, deadline: float) -> QMPClient:
     """QEMU's QMP connection, once QEMU listens (its socket file appears a moment before)."""
     assert vm.process is not None
 
@@ -75,7 +73,7 @@ async def exclusive(path: Path) -> AsyncIterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _qmp_failed(vm: Vm, exc: QMPError) -> BackendError:
+def qmp_failed(vm: Vm, exc: QMPError) -> BackendError:
     """A QMP exchange failed: QEMU died (its logs say why) or refused the command."""
     if vm.process is not None and vm.process.poll() is not None:
         return guest_died(vm.folder)
@@ -112,7 +110,7 @@ async def _boot_and_save(snapshot: Snapshot) -> None:
         try:
             await _save(vm, snapshot, time.monotonic() + BOOT_TIMEOUT)
         except QMPError as exc:
-            raise _qmp_failed(vm, exc) from exc
+            raise qmp_failed(vm, exc) from exc
         finally:
             vm.kill()
 
@@ -121,7 +119,7 @@ async def _save(vm: Vm, snapshot: Snapshot, deadline: float) -> None:
     """Once ``vm`` has booted, stop it and migrate its device state to the snapshot's file."""
     assert vm.process is not None
     await (await connect(vm.socket, vm.process, deadline)).aclose()  # the agent waits for a host
-    client = await _qmp(vm, deadline)
+    client = await qmp(vm, deadline)
     await client.execute("migrate-set-capabilities", IGNORE_SHARED)
     await client.execute("stop")
     partial = snapshot.state.with_suffix(".partial")
@@ -131,38 +129,3 @@ async def _save(vm: Vm, snapshot: Snapshot, deadline: float) -> None:
         raise BackendError("QEMU could not write the snapshot")
     partial.rename(snapshot.state)
     await client.disconnect()
-
-
-async def restore(snapshot: Snapshot, spec: SandboxSpec) -> Vm:
-    """A new VM resumed from the snapshot, reseeded, its agent connected."""
-    vm = Vm(spec, Path(tempfile.mkdtemp(prefix=f"luminaguard-vm-{spec.name}-")))
-    vm.process = launch(
-        command(
-            vm, snapshot.image, snapshot.memory_mib, snapshot.vcpus, snapshot.ram, incoming=True
-        ),
-        vm.folder,
-    )
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    try:
-        await _resume(vm, snapshot, deadline)
-        vm.agent = await connect(vm.socket, vm.process, deadline)
-        await vm.agent.reseed()
-    except QMPError as exc:
-        failure = _qmp_failed(vm, exc)
-        vm.kill()
-        raise failure from exc
-    except BaseException:
-        vm.kill()
-        raise
-    return vm
-
-
-async def _resume(vm: Vm, snapshot: Snapshot, deadline: float) -> None:
-    """Load the snapshot's device state into ``vm`` (started with ``-incoming``), resume it."""
-    client = await _qmp(vm, deadline)
-    await client.execute("migrate-set-capabilities", IGNORE_SHARED)
-    await client.execute("migrate-incoming", {"uri": f"exec:cat {snapshot.state}"})
-    await _until(client, vm, deadline, "query-status", "status", {"paused"})
-    await client.execute("cont")
-    with contextlib.suppress(Exception):
-        await client.disconnect()
