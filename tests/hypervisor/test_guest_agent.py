@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import importlib.util
+import io
+import json
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -265,3 +270,72 @@ def test_a_result_that_is_not_an_object_is_a_guest_error() -> None:
             await client.aclose()
 
     asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def _agent_module() -> Any:
+    """The agent's program, imported as a module (it runs as a script in the guest)."""
+    spec = importlib.util.spec_from_file_location("luminaguard_agent", AGENT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _served(
+    module: Any, tmp_path: Path, bodies: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Serve ``bodies`` as frames; the answers, and the ops a thread was started for."""
+    threaded: list[str] = []
+
+    class Recorded:
+        def __init__(self, target: Callable[..., None], args: tuple[Any, ...], daemon: bool):
+            self.target, self.args = target, args
+            request = args[0]
+            threaded.append(str(request.get("op")) if isinstance(request, dict) else "?")
+
+        def start(self) -> None:
+            self.target(*self.args)  # at once, so the answers come in order
+
+    monkeypatch.setattr(module.threading, "Thread", Recorded)
+    frames = b"".join(len(body).to_bytes(4, "big") + body for body in bodies)
+    written = io.BytesIO()
+    module.Agent(io.BytesIO(frames), written, tmp_path).serve()
+    out, answers = written.getvalue(), []
+    while out:
+        length = frame_length(out[:4])
+        answers.append(decode(out[4 : 4 + length]))
+        out = out[4 + length :]
+    return answers, threaded
+
+
+def test_hello_and_reseed_are_answered_without_starting_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LUMINAGUARD_MACHINE_ID", str(tmp_path / "machine-id"))
+    reseed = {"entropy": base64.b64encode(b"x" * 64).decode(), "machine_id": "ab" * 16}
+    requests = [
+        {"v": 1, "id": 1, "op": "reseed", **reseed},
+        {"v": 1, "id": 2, "op": "hello"},
+        {"v": 1, "id": 3, "op": "put", "path": "f", "data": base64.b64encode(b"hi").decode()},
+    ]
+    bodies = [json.dumps(request).encode() for request in requests]
+    answers, threaded = _served(_agent_module(), tmp_path, bodies, monkeypatch)
+    assert [(a["id"], a["ok"]) for a in answers] == [(1, True), (2, True), (3, True)]
+    assert threaded == ["put"]  # a restored clone's first answers start no thread
+    assert (tmp_path / "machine-id").read_text() == "ab" * 16 + "\n"
+
+
+def test_malformed_requests_are_answered_as_errors_and_serving_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = [
+        b"not json",
+        b"[" * 100_000 + b"]" * 100_000,  # too deep for the parser
+        b"[1]",
+        json.dumps({"v": 1, "id": 4, "op": ["hello"]}).encode(),  # an op that is no name
+        json.dumps({"v": 1, "id": 5, "op": "hello"}).encode(),
+    ]
+    answers, _ = _served(_agent_module(), tmp_path, bodies, monkeypatch)
+    assert [a["ok"] for a in answers] == [False, False, False, False, True]
+    assert "a request is a JSON object" in answers[2]["error"]
+    assert answers[3]["id"] == 4 and "unknown operation" in answers[3]["error"]

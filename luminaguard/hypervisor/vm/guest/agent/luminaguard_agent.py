@@ -34,8 +34,22 @@ OUTPUT_LIMIT = 1 << 20
 HEADER = struct.Struct(">I")
 
 
+def _parsed(body: bytes) -> dict[str, Any] | Exception:
+    """The request in a frame, or what is wrong with it (answered as an error)."""
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
+        return exc
+    return request if isinstance(request, dict) else ValueError("a request is a JSON object")
+
+
 class Agent:
-    """Reads requests, runs each in a thread, writes responses one frame at a time."""
+    """Reads requests, runs each in a thread, writes responses one frame at a time.
+
+    The quick ones (``INLINE``: ``hello``, a clone's ``reseed``) are answered on the
+    reading thread: a restored clone's first answer then starts no thread, which under
+    software emulation is much of its cost (its code is translated anew in each clone).
+    """
 
     def __init__(
         self, reader: BinaryIO, writer: BinaryIO, workdir: Path, device: bool = False
@@ -69,7 +83,7 @@ class Agent:
         return data
 
     def serve(self) -> None:
-        """Read frames until the stream ends; each request is handled in a thread."""
+        """Read frames until the stream ends; each request in a thread, but the ``INLINE`` ones."""
         while self.running:
             header = self.read_exactly(4)
             if header is None:
@@ -88,15 +102,18 @@ class Agent:
             body = self.read_exactly(length)
             if body is None:
                 return
-            threading.Thread(target=self.handle, args=(body,), daemon=True).start()
+            request = _parsed(body)
+            if isinstance(request, dict) and str(request.get("op")) in INLINE:
+                self.handle(request)  # quick: answered here, no thread started for it
+            else:
+                threading.Thread(target=self.handle, args=(request,), daemon=True).start()
 
-    def handle(self, body: bytes) -> None:
-        """Answer one request; any failure becomes an error response."""
+    def handle(self, request: dict[str, Any] | Exception) -> None:
+        """Answer one request (or what was wrong with it); any failure is an error response."""
         request_id = None
         try:
-            request = json.loads(body)
-            if not isinstance(request, dict):
-                raise ValueError("a request is a JSON object")
+            if isinstance(request, Exception):
+                raise request
             request_id = request.get("id")
             if request.get("v") != VERSION:
                 raise ValueError(
@@ -279,6 +296,7 @@ def op_shutdown(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+INLINE = {"hello", "reseed"}  # never block: answered on the reading thread, in order
 OPERATIONS = {
     "hello": op_hello,
     "exec": op_exec,
