@@ -3,18 +3,25 @@
 Targets (issue 5): warm >= 20x faster than cold on these machines (software emulation;
 on hardware KVM: cold <= 150 ms, warm <= 30 ms); memory per idle clone <= 64 MB.
 Run: .venv/bin/python bench/vm_bench.py [--cold N] [--warm N]
+
+``--concurrent 8`` measures instead (issue 16): N clone restores at once against one
+alone, its peer, in the same rounds (one alone, then N at once, ``--rounds`` times);
+target: each of the N <= 2x one alone. Every restore's QEMU CPU time is read when it is
+ready, so the figures also give the floor two cores put under N at once (N x CPU / cores).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 from luminaguard.hypervisor.base import PoolConfig, SandboxSpec
+from luminaguard.hypervisor.vm.machine import Snapshot, Vm
 from luminaguard.hypervisor.vm.pool import memory_mib
 from luminaguard.hypervisor.vm.qemu.backend import QemuBackend
 
@@ -55,12 +62,77 @@ async def warm(backend: QemuBackend, count: int) -> tuple[list[float], list[tupl
     return times, memory
 
 
+def cpu_seconds(vm: Vm) -> float:
+    """The CPU time (user + system) a VM's QEMU has used so far."""
+    assert vm.process is not None
+    fields = open(f"/proc/{vm.process.pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def restored(backend: QemuBackend, snapshot: Snapshot) -> tuple[float, float, Vm]:
+    """One clone restore: wall seconds to agent ready (reseeded), QEMU CPU seconds, the VM."""
+    started = time.perf_counter()
+    vm = await backend.machine.restore(snapshot, SandboxSpec(name="restore", workdir=NOWHERE))
+    return time.perf_counter() - started, cpu_seconds(vm), vm
+
+
+async def restores(
+    backend: QemuBackend, snapshot: Snapshot, count: int
+) -> list[tuple[float, float]]:
+    """``count`` restores started at once; each one's wall and CPU; then the clones go."""
+    done = await asyncio.gather(*(restored(backend, snapshot) for _ in range(count)))
+    for _, _, vm in done:
+        await backend.destroy(vm)
+    return [(wall, cpu) for wall, cpu, _ in done]
+
+
+async def concurrent(backend: QemuBackend, count: int, rounds: int) -> dict[str, list[float]]:
+    """Rounds of one restore alone (the peer), then ``count`` at once."""
+    snapshot = await backend.machine.snapshot(backend.image(), 256, 1)
+    await restores(backend, snapshot, 1)  # warm-up: page cache, the snapshot's files
+    figures: dict[str, list[float]] = {"alone": [], "alone_cpu": [], "each": [], "each_cpu": []}
+    for _ in range(rounds):
+        for key, n in (("alone", 1), ("each", count)):
+            for wall, cpu in await restores(backend, snapshot, n):
+                figures[key].append(wall)
+                figures[f"{key}_cpu"].append(cpu)
+    return figures
+
+
+def concurrent_report(figures: dict[str, list[float]], count: int, rounds: int) -> list[str]:
+    """The figures against the target, and the floor the cores set."""
+    median = statistics.median
+    alone, each = median(figures["alone"]), median(figures["each"])
+    worst, cores = max(figures["each"]), os.cpu_count() or 1
+    cpu_alone, cpu_each = median(figures["alone_cpu"]), median(figures["each_cpu"])
+    floor = count * cpu_each / cores  # the N restores' CPU spread perfectly over the cores
+    ms = 1000
+    return [
+        f"one restore alone (the peer), median of {rounds}: {alone * ms:.0f} ms,"
+        f" QEMU CPU {cpu_alone * ms:.0f} ms",
+        f"{count} restores at once, each, median of {count * rounds}: {each * ms:.0f} ms"
+        f" (max {worst * ms:.0f} ms), QEMU CPU {cpu_each * ms:.0f} ms each",
+        f"{count} at once / alone = {each / alone:.1f}x median, {worst / alone:.1f}x max"
+        f"  (target <= 2x)",
+        f"floor on {cores} cores: {count} x {cpu_each * ms:.0f} ms CPU / {cores} ="
+        f" {floor * ms:.0f} ms = {floor / alone:.1f}x alone; load average at the end:"
+        f" {os.getloadavg()[0]:.1f}",
+        f"reproduce: .venv/bin/python bench/vm_bench.py --concurrent {count} --rounds {rounds}",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cold", type=int, default=3)
     parser.add_argument("--warm", type=int, default=10)
+    parser.add_argument("--concurrent", type=int, default=0, metavar="N")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     backend = QemuBackend()
+    if args.concurrent:
+        figures = asyncio.run(concurrent(backend, args.concurrent, args.rounds))
+        print("\n".join(concurrent_report(figures, args.concurrent, args.rounds)))
+        return
     backend.image()  # build (or find) the image first: not part of either figure
     cold_times = asyncio.run(cold(backend, args.cold))
     warm_times, memory = asyncio.run(warm(backend, args.warm))
