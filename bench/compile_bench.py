@@ -4,8 +4,10 @@ Targets (../shared/DESIGN.md): compile <= 1 s; decision <= 20 us median (50 rule
 Run: .venv/bin/python bench/compile_bench.py [--steps N] [--rules N] [--repeat N]
 
 ``--growth 1000,10000,100000``: compile (load + compile, as ``luminaguard plan``) and
-print the plan table for chains and wide fan-out/fan-in DAGs, run steps only or half
-``call`` steps checked against a lock; each case in a process of its own, printing
+print the plan table for chains, wide fan-out/fan-in DAGs and template-heavy chains
+(every step's command or arguments use ``params`` and earlier steps' outputs), run
+steps only or half ``call`` steps checked against a lock; each case in a process of
+its own, printing
 wall and CPU time, peak RSS and the growth from one size to the next (target: 10,000
 steps <= 1.5 s and <= 300 MB; 10x the steps <= 12x the time).
 """
@@ -144,7 +146,7 @@ def worst_case_engine(rules: int) -> PolicyEngine:
     return PolicyEngine("worst", spec)
 
 
-SHAPES = ("chain", "wide")
+SHAPES = ("chain", "wide", "templates")
 
 
 def growth_step(i: int, needs: list[str], calls: bool) -> str:
@@ -158,10 +160,36 @@ def growth_step(i: int, needs: list[str], calls: bool) -> str:
     return f'    - {{id: s{i}, agent: worker, run: "cmd{i % 50} /work/{i}{uses}"{need}}}\n'
 
 
+def template_step(i: int, calls: bool) -> str:
+    """A step of the template-heavy chain: one or two templates in each, using ``params``
+    and the outputs of the step before (and of the one seven before, every other step)."""
+    need = f", needs: [s{i - 1}{f', s{i - 7}' if i >= 7 else ''}]" if i else ""
+    before = f"s{i - 1}"
+    if calls and i % 2:
+        server, tool = SERVERS[i % 5], TOOLS[i % 8]
+        output = "stdout" if (i - 1) % 2 == 0 else "text"
+        content = f"{{{{ steps.{before}.outputs.{output} }}}}"
+        args = f'{{path: "{{{{ params.root }}}}/r{i % 50}/f{i}", content: "{content}"}}'
+        return f"    - {{id: s{i}, agent: worker, call: {server}.{tool}, args: {args}{need}}}\n"
+    uses = ""
+    if i:
+        output = "text" if calls and (i - 1) % 2 else "stdout"
+        uses = f" {{{{ steps.{before}.outputs.{output} }}}}"
+        if i >= 7 and i % 2 == 0:
+            older = "text" if calls and (i - 7) % 2 else "stdout"
+            uses += f" {{{{ steps.s{i - 7}.outputs.{older} }}}}"
+    command = f"cmd{i % 50} {{{{ params.root }}}}/{i}{uses}"
+    return f'    - {{id: s{i}, agent: worker, run: "{command}"{need}}}\n'
+
+
 def growth_workload(shape: str, steps: int, calls: bool) -> str:
-    """A chain (each step needs the one before and the one seven before), or a wide DAG:
-    s0 fans out to every middle step and the last step needs them all."""
+    """A chain (each step needs the one before and the one seven before), a wide DAG (s0
+    fans out to every middle step and the last step needs them all), or a template-heavy
+    chain (every step's command or arguments templated: ``template_step``)."""
     head = "apiVersion: luminaguard.dev/v1\nkind: Workload\nmetadata: {name: big}\nspec:\n"
+    if shape == "templates":
+        params = "  params: {root: /work}\n"
+        return head + params + "  steps:\n" + "".join(template_step(i, calls) for i in range(steps))
     if shape == "chain":
         body = [
             growth_step(i, [f"s{i - 1}"] + ([f"s{i - 7}"] if i >= 7 else []) if i else [], calls)

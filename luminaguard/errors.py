@@ -152,6 +152,10 @@ Internal: translated before they reach a user, no exit code of their own::
      ├── TooManyQuestions  scheduler/asking.py
      │     raised: asking.py: a server asks more questions than may wait or be asked
      │     becomes: transport/questions.py: an error answered to the server, audited
+     ├── _Refusal  config/yamlsource.py
+     │     raised: yamlsource.py, as events are read: a collection nested too deep,
+     │             aliases expanding a document too far
+     │     becomes: parse_yaml: the file's one Diagnostic, none of its documents
      └── ValueError
           ├── FormError  transport/forms.py
           │     raised: forms.py: a server's form this client does not show, or an

@@ -15,12 +15,11 @@ from luminaguard.config.models import Step
 from luminaguard.config.render import (
     STEP_OUTPUTS,
     Namespace,
-    StringTemplate,
     TemplateProblem,
     check_expression,
+    command_template,
     is_template,
-    referenced_steps,
-    render_command_text,
+    string_template,
 )
 from luminaguard.config.validate import Document
 
@@ -103,20 +102,14 @@ class StepRenderer:
     def _string(self, text: str, path: NodePath) -> JsonValue:
         if not is_template(text):
             return text
-        try:
-            if path == ("run",):  # each value one shell word; compiled for that alone
-                steps: frozenset[str] | set[str] = referenced_steps(text)
-                self._check_refs(steps, path)
-                rendered: JsonValue = render_command_text(text, self.context)
-            else:
-                template = StringTemplate(text)
-                steps = template.steps
-                self._check_refs(steps, path)
-                rendered = template.render(self.context)
+        try:  # parsed once: the steps it uses, then its value (a command's: shell words)
+            template = (command_template if path == ("run",) else string_template)(text)
+            self._check_refs(template.steps, path)
+            rendered: JsonValue = template.render(self.context)
         except TemplateProblem as exc:
             self._problem(path, str(exc))
             return text
-        if steps:
+        if template.steps:
             self.runtime = True
             return text
         return rendered
@@ -134,7 +127,7 @@ class StepRenderer:
         if self.step.when is None:
             return
         try:
-            self._check_refs(referenced_steps("{{" + self.step.when + "}}"), ("when",))
+            self._check_refs(string_template("{{" + self.step.when + "}}").steps, ("when",))
             check_expression(self.step.when, self.context)
         except TemplateProblem as exc:
             self._problem(("when",), str(exc))

@@ -9,6 +9,7 @@ output that step has. A value that is exactly one expression keeps its native ty
 from __future__ import annotations
 
 import difflib
+import functools
 import operator
 import re
 from collections.abc import Mapping
@@ -200,7 +201,7 @@ def _step_refs(ast: nodes.Template) -> set[str]:
 
 def referenced_steps(text: str) -> set[str]:
     """IDs of the steps whose outputs a template uses (``steps.ID`` or ``steps['ID']``)."""
-    return _step_refs(_parse(text))
+    return set(string_template(text).steps)
 
 
 def _lone_expression(ast: nodes.Template) -> nodes.Expr | None:
@@ -228,11 +229,14 @@ def _lookup(node: nodes.Node) -> tuple[str, ...] | None:
     return (node.name, *reversed(names))
 
 
-def _lookups(ast: nodes.Template) -> list[str | tuple[str, ...]] | None:
+Parts = list[str | tuple[str, ...]]
+
+
+def _lookups(ast: nodes.Template) -> Parts | None:
     """A template of text and ``{{ a.b.c }}`` lookups as its parts, else None."""
     if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
         return None
-    parts: list[str | tuple[str, ...]] = []
+    parts: Parts = []
     for node in ast.body[0].nodes:
         if isinstance(node, nodes.TemplateData):
             parts.append(node.data)
@@ -244,36 +248,113 @@ def _lookups(ast: nodes.Template) -> list[str | tuple[str, ...]] | None:
     return parts
 
 
+_NAME = "[A-Za-z_][A-Za-z0-9_]*"
+#: One ``{{ a.b.c }}`` with blanks inside and no whitespace control (``{{-``, ``-}}``).
+_PLAIN_LOOKUP = re.compile(rf"\{{\{{[ \t]*({_NAME}(?:\.{_NAME})*)[ \t]*\}}\}}")
+#: Names that jinja2 reads as constants or operators, not as variables: left to jinja2.
+_WORDS = frozenset(
+    {"true", "false", "True", "False", "none", "None", "and", "or", "not", "in", "is", "if"}
+    | {"else", "recursive"}
+)
+
+
+def plain_parts(text: str) -> Parts | None:
+    """The parts of a template of text and ``{{ a.b.c }}`` lookups, read without jinja2.
+
+    The same parts as jinja2's parse gives (``_lookups``) for the templates it accepts,
+    None for any other (blocks, comments, filters, calls, whitespace control, keywords,
+    a carriage return jinja2 would turn into a newline): those are parsed by jinja2.
+    """
+    if "{%" in text or "{#" in text or "\r" in text:
+        return None
+    parts: Parts = []
+    start = 0
+    while (found := text.find("{{", start)) >= 0:  # jinja2 opens at the first ``{{``
+        match = _PLAIN_LOOKUP.match(text, found)
+        names = tuple(match[1].split(".")) if match else ()
+        if match is None or not _WORDS.isdisjoint(names):
+            return None
+        if found > start:
+            parts.append(text[start:found])
+        parts.append(names)
+        start = match.end()
+    if start < len(text):
+        parts.append(text[start:])
+    return parts
+
+
+def _plain_steps(parts: Parts) -> frozenset[str]:
+    return frozenset(p[1] for p in parts if isinstance(p, tuple) and p[0] == "steps" and len(p) > 1)
+
+
+def _is_lone(parts: Parts) -> bool:
+    """Whether the parts are one lookup and blanks (as ``_lone_expression`` finds)."""
+    kept = [p for p in parts if isinstance(p, tuple) or p.strip()]
+    return len(kept) == 1 and isinstance(kept[0], tuple)
+
+
+def _looked_up_value(names: tuple[str, ...], context: Mapping[str, Any]) -> Any:
+    """``a.b.c`` in ``context`` through the sandbox; ``missing`` when a name is not there."""
+    if names[0] not in context:
+        return missing
+    value = context[names[0]]
+    for name in names[1:]:
+        value = ENVIRONMENT.getattr(value, name)
+        if isinstance(value, Undefined):
+            return missing
+    return value
+
+
 class StringTemplate:
-    """One templated string, parsed and compiled once: the steps it uses, and its renderer.
+    """One templated string, parsed once: the steps it uses, and its renderer.
+
+    A template of text and plain ``{{ a.b.c }}`` lookups is read without jinja2 and
+    rendered by looking the values up through the sandbox; any other is parsed by the
+    sandboxed environment. Either is compiled to Python only when a lookup fails (for
+    jinja2's own message) or the template is more than lookups.
 
     A string that is exactly one expression renders to the expression's native value.
     """
 
+    #: Whether a lone expression renders to its own value (else always to text).
+    native = True
+
     def __init__(self, text: str) -> None:
         self.text = text
-        ast = _parse(text)
-        self.steps = frozenset(_step_refs(ast))
-        self._lookups = _lookups(ast)
-        expression = _lone_expression(ast)
-        self._ast, self._expression = ast, expression
+        self._ast: nodes.Template | None = None
+        self._lookups = plain_parts(text)
+        if self._lookups is None:
+            self._ast = _parse(text)
+            self.steps = frozenset(_step_refs(self._ast))
+            self._lookups = _lookups(self._ast)
+            self._lone = _lone_expression(self._ast) is not None
+        else:
+            self.steps = _plain_steps(self._lookups)
+            self._lone = _is_lone(self._lookups)
         self._template: Template | TemplateExpression | None = None
 
+    def _build(self, ast: nodes.Template) -> Template | TemplateExpression:
+        """The template compiled to Python by the sandbox (compiling costs about 1 ms)."""
+        expression = _lone_expression(ast) if self.native else None
+        if expression is None:
+            return ENVIRONMENT.from_string(ast)
+        store = nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)
+        wrapped = ENVIRONMENT.from_string(nodes.Template([store], lineno=1))
+        return TemplateExpression(wrapped, undefined_to_none=False)
+
     def _compiled(self) -> Template | TemplateExpression:
-        """The template compiled to Python, on first need (compiling costs about 1 ms)."""
-        if self._template is not None:
-            return self._template
-        ast, expression = self._ast, self._expression
-        try:
-            if expression is None:
-                self._template = ENVIRONMENT.from_string(ast)
-            else:
-                store = nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)
-                wrapped = ENVIRONMENT.from_string(nodes.Template([store], lineno=1))
-                self._template = TemplateExpression(wrapped, undefined_to_none=False)
-        except TemplateSyntaxError as exc:
-            raise TemplateProblem(f"template syntax error: {exc.message}") from exc
+        """The compiled template, on first need."""
+        if self._template is None:
+            ast = self._ast if self._ast is not None else _parse(self.text)
+            try:
+                self._template = self._build(ast)
+            except TemplateSyntaxError as exc:
+                raise TemplateProblem(f"template syntax error: {exc.message}") from exc
         return self._template
+
+    def _output(self, value: Any) -> str:
+        """One looked-up value as text, as the compiled template writes it."""
+        return str(value)
 
     def _looked_up(self, context: Mapping[str, Any]) -> Any:
         """The value of a template of text and plain lookups only, without compiling it.
@@ -286,16 +367,12 @@ class StringTemplate:
             if isinstance(part, str):
                 texts.append(part)
                 continue
-            if part[0] not in context:
+            value = _looked_up_value(part, context)
+            if value is missing:
                 return missing
-            value = context[part[0]]
-            for name in part[1:]:
-                value = ENVIRONMENT.getattr(value, name)
-                if isinstance(value, Undefined):
-                    return missing
-            if self._expression is not None:
+            if self._lone and self.native:
                 return value  # the one expression, blanks around it dropped: its own value
-            texts.append(str(value))
+            texts.append(self._output(value))
         return "".join(texts)
 
     def render(self, context: Mapping[str, Any]) -> Any:
@@ -323,6 +400,45 @@ class StringTemplate:
             raise TemplateProblem(f"template error: {exc}") from exc
 
 
+class CommandTemplate(StringTemplate):
+    """A ``run:`` command template: always text, each value exactly one shell word.
+
+    Every value goes through ``marker`` (the command environment's finalize), looked up
+    or compiled, and ``render_command`` then quotes it for the place it stands in.
+    """
+
+    native = False
+
+    def _build(self, ast: nodes.Template) -> Template | TemplateExpression:
+        return COMMAND_ENVIRONMENT.from_string(ast)
+
+    def _output(self, value: Any) -> str:
+        return str(marker(value))
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """The command with each value quoted, or TemplateProblem saying why it cannot be."""
+        try:
+            return render_command(lambda: super(CommandTemplate, self).render(context))
+        except PlacementError as exc:
+            raise TemplateProblem(str(exc)) from exc
+
+
+#: Templates kept parsed (and compiled, once rendered that way), by kind and text.
+CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def string_template(text: str) -> StringTemplate:
+    """The template of ``text``, parsed once while it stays in the cache."""
+    return StringTemplate(text)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def command_template(text: str) -> CommandTemplate:
+    """The ``run:`` command template of ``text``, parsed once while it stays in the cache."""
+    return CommandTemplate(text)
+
+
 def _defined(value: Any) -> Any:
     """``value`` itself, or the undefined-variable error an Undefined stands for."""
     if isinstance(value, Undefined):
@@ -332,7 +448,7 @@ def _defined(value: Any) -> Any:
 
 def render_text(text: str, context: Mapping[str, Any]) -> Any:
     """Render one string, or raise TemplateProblem; strings without templates pass through."""
-    return StringTemplate(text).render(context) if is_template(text) else text
+    return string_template(text).render(context) if is_template(text) else text
 
 
 def check_expression(expression: str, context: Mapping[str, Any]) -> None:
@@ -353,28 +469,11 @@ def check_expression(expression: str, context: Mapping[str, Any]) -> None:
 
 def evaluate_expression(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a ``when:`` expression at run time."""
-    return StringTemplate("{{" + expression + "}}").render(context)
+    return string_template("{{" + expression + "}}").render(context)
 
 
 def render_command_text(text: str, context: Mapping[str, Any]) -> str:
     """Render a ``run:`` command: every template value becomes exactly one shell word."""
     if not is_template(text):
         return text
-    ast = _parse(text)
-    try:
-        template = COMMAND_ENVIRONMENT.from_string(ast)
-    except TemplateSyntaxError as exc:
-        raise TemplateProblem(f"template syntax error: {exc.message}") from exc
-    holder = _CommandTemplate(template)
-    try:
-        return render_command(lambda: holder.render(context))
-    except PlacementError as exc:
-        raise TemplateProblem(str(exc)) from exc
-
-
-class _CommandTemplate(StringTemplate):
-    """A command template: always text, never a native value."""
-
-    def __init__(self, template: Template) -> None:
-        self._template = template
-        self._lookups = None  # each value goes through the environment's finalize
+    return command_template(text).render(context)

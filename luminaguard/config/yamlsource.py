@@ -5,15 +5,17 @@ The rules are YAML 1.2's core schema, not PyYAML's YAML 1.1 defaults: only
 sexagesimal numbers, no timestamps, no custom tags.  Duplicate keys and merge
 keys are refused, and so are non-scalar keys (usually an unquoted template).
 
-Hostile shapes are refused before a node tree is built, from the parser's events: a
-collection nested deeper than ``MAX_DEPTH`` (the conversion recurses), and aliases that
-would expand a document by more than ``MAX_ALIAS_NODES`` nodes (a "billion laughs").
+Values are built straight from the parser's events in one pass (``_Builder``), with no
+node tree. Hostile shapes are refused from those events as each is read, before it is
+turned into values: a collection nested deeper than ``MAX_DEPTH`` (the building
+recurses), and aliases that would expand a document by more than ``MAX_ALIAS_NODES``
+nodes (a "billion laughs").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,8 @@ _IMPLICIT = [
 ]
 for _tag, _pattern, _first in _IMPLICIT:
     _CoreSchemaLoader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+#: First characters of the plain scalars some resolver may give a tag other than str.
+_RESOLVED_FIRST = frozenset(c for _, _, first in _IMPLICIT for c in first if c)
 
 
 def _scalar(tag: str, text: str) -> Any:
@@ -98,71 +102,200 @@ class RawDocument:
         return self.locations.root
 
 
-class _Converter:
-    """Turns one composed node tree into plain values, recording locations and problems."""
+class _Refusal(Exception):
+    """A document too deep or with aliases too large: the whole file is refused."""
 
-    def __init__(self, file: str, index: LocationIndex) -> None:
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+Source = Callable[[], Any]
+_KEY_PROBLEM = "a mapping key must be a plain value; if this is a template, quote it: '{{ ... }}'"
+
+
+class _Builder:
+    """Plain values and locations of one file's documents, built from the parser's events.
+
+    One pass, no node tree: each event is checked (``_Shape``) as it is read and turned
+    into values at once. An anchored node's events are kept; an alias replays them where
+    it stands, so that its values, locations and problems are those the anchored node
+    gives there (as converting a composed tree, aliases expanded, did). A node inside
+    itself (an alias to an enclosing anchor) is a problem, as before.
+    """
+
+    def __init__(self, file: str, loader: Any) -> None:
         self.file = file
-        self.index = index
+        self.loader = loader
+        self.shape = _Shape()
+        self.index = LocationIndex(root=SourceLocation(file, 1, 1))
         self.diagnostics: list[Diagnostic] = []
-        self._active: set[int] = set()
+        self.anchors: dict[str, list[Any]] = {}  # each anchored node's events
+        self.recording: list[list[Any]] = []  # anchored nodes being read from the parser
+        self.open: dict[str, Any] = {}  # anchored nodes being read or replayed: their start
+
+    def _read(self) -> Any:
+        """The next event from the parser: checked, and kept for every open anchor."""
+        event = self.loader.get_event()
+        if type(event) is yaml.ScalarEvent and event.anchor is None:
+            self.shape.sizes[-1] += 1  # the commonest event: what ``_Shape.problem`` does
+            problem = None
+        else:
+            problem = self.shape.problem(event)
+        if problem is not None:
+            raise _Refusal(Diagnostic(_mark(self.file, event.start_mark), problem))
+        for kept in self.recording:
+            kept.append(event)
+        return event
+
+    def documents(self) -> Iterator[tuple[Any, LocationIndex, list[Diagnostic]]]:
+        """Each document's values, locations and problems, read one after the other."""
+        self._read()  # the stream's start
+        while isinstance(self._read(), yaml.DocumentStartEvent):
+            self.shape = _Shape()
+            root = self._read()
+            self.index = LocationIndex(root=_mark(self.file, root.start_mark))
+            self.diagnostics, self.anchors = [], {}
+            data = self._node(self._read, root, (), True)
+            self._read()  # the document's end
+            yield data, self.index, self.diagnostics
 
     def error(self, mark: Any, message: str) -> None:
+        """Note a problem at ``mark``; the document goes on being read."""
         self.diagnostics.append(Diagnostic(_mark(self.file, mark), message))
 
-    def convert(self, node: yaml.Node, path: NodePath) -> Any:
-        self.index.values[path] = _mark(self.file, node.start_mark)
-        if id(node) in self._active:
-            self.error(node.start_mark, "an alias refers to a node that contains it")
-            return None
-        self._active.add(id(node))
+    def _node(self, source: Source, event: Any, path: NodePath, build: bool) -> Any:
+        """The value of the node ``event`` starts (read only, None, unless ``build``)."""
+        if isinstance(event, yaml.AliasEvent):
+            return self._alias(event, path, build)
+        anchor = event.anchor
+        if anchor is None:
+            return self._plain(source, event, path, build)
+        if source == self._read:
+            self._define(event)
+        elif anchor in self.open:  # replayed inside itself
+            return self._inside_itself(source, event, path, build)
+        self.open[anchor] = event
         try:
-            if isinstance(node, yaml.MappingNode):
-                return self._mapping(node, path)
-            if isinstance(node, yaml.SequenceNode):
-                return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
-            return self._scalar(node)
+            return self._plain(source, event, path, build)
         finally:
-            self._active.discard(id(node))
+            del self.open[anchor]
+            if source == self._read:
+                self.anchors[anchor] = self.recording.pop()
 
-    def _scalar(self, node: yaml.Node) -> Any:
-        if node.tag not in (_STR, _NULL, _BOOL, _INT, _FLOAT):
-            self.error(node.start_mark, f"unsupported YAML tag {node.tag!r}")
+    def _define(self, event: Any) -> None:
+        """Start keeping the events of an anchored node read from the parser."""
+        first = self.anchors.get(event.anchor, [self.open.get(event.anchor)])[0]
+        if first is not None:
+            raise yaml.composer.ComposerError(
+                "found duplicate anchor; first occurrence",
+                first.start_mark,
+                "second occurrence",
+                event.start_mark,
+            )
+        self.recording.append([event])
+
+    def _inside_itself(self, source: Source, event: Any, path: NodePath, build: bool) -> None:
+        if build:
+            self.index.values[path] = _mark(self.file, event.start_mark)
+            self.error(event.start_mark, "an alias refers to a node that contains it")
+        self._plain(source, event, path, False)
+
+    def _plain(self, source: Source, event: Any, path: NodePath, build: bool) -> Any:
+        if build:
+            self.index.values[path] = _mark(self.file, event.start_mark)
+        if isinstance(event, yaml.MappingStartEvent):
+            return self._mapping(source, path, build)
+        if isinstance(event, yaml.SequenceStartEvent):
+            return self._sequence(source, path, build)
+        return self._scalar(event) if build else None
+
+    def _alias(self, event: Any, path: NodePath, build: bool) -> Any:
+        """The anchored node's value again, its events replayed here."""
+        anchor = event.anchor
+        if anchor in self.open:
+            if build:
+                start = self.open[anchor].start_mark
+                self.index.values[path] = _mark(self.file, start)
+                self.error(start, "an alias refers to a node that contains it")
+            return None
+        if anchor not in self.anchors:
+            raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
+        if not build:
+            return None
+        kept = self.anchors[anchor]
+        return self._node(iter(kept[1:]).__next__, kept[0], path, True)
+
+    def _sequence(self, source: Source, path: NodePath, build: bool) -> list[Any] | None:
+        items: list[Any] = []
+        while not isinstance(event := source(), yaml.SequenceEndEvent):
+            items.append(self._node(source, event, (*path, len(items)), build))
+        return items if build else None
+
+    def _mapping(self, source: Source, path: NodePath, build: bool) -> dict[str, Any] | None:
+        result: dict[str, Any] = {}
+        while not isinstance(event := source(), yaml.MappingEndEvent):
+            key = self._key(source, event, path, result, build)
+            value = self._node(source, source(), (*path, key or ""), build and key is not None)
+            if key is not None:
+                result[key] = value
+        return result if build else None
+
+    def _key(
+        self, source: Source, event: Any, path: NodePath, seen: dict[str, Any], build: bool
+    ) -> str | None:
+        """The key ``event`` starts, or None (and a problem, if ``build``) if it is none."""
+        start = event
+        if isinstance(event, yaml.AliasEvent):
+            anchor = event.anchor or ""
+            start = self.open.get(anchor) or self.anchors.get(anchor, [event])[0]
+        if start is event and (event.anchor is not None or not isinstance(event, yaml.ScalarEvent)):
+            self._node(source, event, path, False)  # read: its anchors, an undefined alias
+        if not build:
+            return None
+        if not isinstance(start, yaml.ScalarEvent):
+            self.error(start.start_mark, _KEY_PROBLEM)
+            return None
+        return self._scalar_key(start, path, seen)
+
+    def _scalar_key(self, event: Any, path: NodePath, seen: dict[str, Any]) -> str | None:
+        tag = self._tag(event)
+        if tag == "tag:yaml.org,2002:merge" or event.value == "<<":
+            self.error(event.start_mark, "merge keys ('<<') are not supported; write the keys")
             return None
         try:
-            return _scalar(node.tag, node.value)
-        except ValueError:
-            self.error(node.start_mark, f"{node.value!r} is not a valid {node.tag.rsplit(':')[-1]}")
+            key = str(_scalar(tag, event.value))
+        except ValueError:  # ``!!int b: 1``
+            self.error(event.start_mark, f"{event.value!r} is not a valid {tag.rsplit(':')[-1]}")
             return None
-
-    def _mapping(self, node: yaml.MappingNode, path: NodePath) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = self._key(key_node, path, result)
-            if key is None:
-                continue
-            self.index.keys[(*path, key)] = _mark(self.file, key_node.start_mark)
-            result[key] = self.convert(value_node, (*path, key))
-        return result
-
-    def _key(self, key_node: yaml.Node, path: NodePath, seen: dict[str, Any]) -> str | None:
-        if not isinstance(key_node, yaml.ScalarNode):
-            self.error(
-                key_node.start_mark,
-                "a mapping key must be a plain value; if this is a template, quote it: '{{ ... }}'",
-            )
-            return None
-        if key_node.tag == "tag:yaml.org,2002:merge" or key_node.value == "<<":
-            self.error(key_node.start_mark, "merge keys ('<<') are not supported; write the keys")
-            return None
-        key = str(_scalar(key_node.tag, key_node.value))
         if key in seen:
             first = self.index.keys[(*path, key)]
             self.error(
-                key_node.start_mark, f"duplicate key {key!r} (first defined at line {first.line})"
+                event.start_mark, f"duplicate key {key!r} (first defined at line {first.line})"
             )
             return None
+        self.index.keys[(*path, key)] = _mark(self.file, event.start_mark)
         return key
+
+    def _tag(self, event: Any) -> str:
+        """The scalar's tag: its own, or the core schema's for a plain scalar."""
+        if event.tag is not None and event.tag != "!":
+            return str(event.tag)
+        value = event.value
+        if not event.implicit[0] or (value and value[0] not in _RESOLVED_FIRST):
+            return _STR  # quoted, or no resolver for its first character: a string
+        return str(self.loader.resolve(yaml.ScalarNode, value, event.implicit))
+
+    def _scalar(self, event: Any) -> Any:
+        tag = self._tag(event)
+        if tag not in (_STR, _NULL, _BOOL, _INT, _FLOAT):
+            self.error(event.start_mark, f"unsupported YAML tag {tag!r}")
+            return None
+        try:
+            return _scalar(tag, event.value)
+        except ValueError:
+            self.error(event.start_mark, f"{event.value!r} is not a valid {tag.rsplit(':')[-1]}")
+            return None
 
 
 def decode(file: str, data: bytes) -> tuple[str | None, Diagnostic | None]:
@@ -230,40 +363,28 @@ def _refused(file: str, text: str) -> Diagnostic | None:
     return None
 
 
-def _compose_all(text: str) -> Iterator[yaml.Node]:
-    loader = _CoreSchemaLoader(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                yield node
-    finally:
-        loader.dispose()
-
-
 def parse_yaml(file: str, text: str) -> tuple[list[RawDocument], list[Diagnostic]]:
-    """Parse every document of one file; a syntax error ends the file at that point."""
+    """Parse every document of one file; a syntax error ends the file at that point.
+
+    A document too deep or with aliases too large refuses the whole file (no documents).
+    """
     documents: list[RawDocument] = []
     diagnostics: list[Diagnostic] = []
-    refused = _refused(file, text)
-    if refused is not None:
-        return documents, [refused]
+    loader = _CoreSchemaLoader(text)
     try:
-        for node in _compose_all(text):
-            index = LocationIndex(root=_mark(file, node.start_mark))
-            converter = _Converter(file, index)
-            data = converter.convert(node, ())
-            diagnostics.extend(converter.diagnostics)
+        for data, index, problems in _Builder(file, loader).documents():
+            diagnostics.extend(problems)
             if data is not None:
                 documents.append(RawDocument(file, data, index))
+    except _Refusal as refusal:
+        return [], [refusal.diagnostic]
+    except yaml.composer.ComposerError as exc:
+        refused = _refused(file, text)  # a later document refused: the file is, as a whole
+        if refused is not None:
+            return [], [refused]
+        diagnostics.append(_syntax_error(file, text, exc))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = _within(text, _mark(file, mark)) if mark else SourceLocation(file, 1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.context_mark and exc.problem:
-            start = _within(text, _mark(file, exc.context_mark))
-            problem += f" ({exc.context} at line {start.line}, column {start.column})"
-        diagnostics.append(Diagnostic(where, f"YAML syntax error: {problem}"))
+        diagnostics.append(_syntax_error(file, text, exc))
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow
         what = (
             f"character {chr(exc.character)!r} is not allowed in YAML"
@@ -271,7 +392,19 @@ def parse_yaml(file: str, text: str) -> tuple[list[RawDocument], list[Diagnostic
             else str(exc.reason)
         )
         diagnostics.append(Diagnostic(_position(file, text, exc.position), what))
+    finally:
+        loader.dispose()
     return documents, diagnostics
+
+
+def _syntax_error(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    where = _within(text, _mark(file, mark)) if mark else SourceLocation(file, 1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    if exc.context and exc.context_mark and exc.problem:
+        start = _within(text, _mark(file, exc.context_mark))
+        problem += f" ({exc.context} at line {start.line}, column {start.column})"
+    return Diagnostic(where, f"YAML syntax error: {problem}")
 
 
 def _within(text: str, where: SourceLocation) -> SourceLocation:

@@ -132,3 +132,123 @@ def test_plain_lookups_render_as_the_compiled_template_does(text: str) -> None:
 
     assert fast._lookups is not None
     assert outcome(fast) == outcome(compiled)
+
+
+PLAIN_EDGES = [
+    "",
+    "plain text",
+    "{{ a }}",
+    "{{a.b}}",
+    "{{\ta.b_c.D9\t}}",
+    " {{ a.b }} ",
+    "{{ a }}{{ b.c }}",
+    "x }} y {{ z }}",
+    "{{{ a }}",
+    "{{ a }}}",
+    "{ {{ a }} }",
+    "{{ true }}",
+    "{{ a.none }}",
+    "{{ not.a }}",
+    "{{ a.0 }}",
+    "{{ a[0] }}",
+    "{{ a | e }}",
+    "{{ a() }}",
+    "{{- a }}",
+    "{{ a -}}",
+    "{{+ a }}",
+    "{{ a.b\n}}",
+    "line\r\n{{ a }}",
+    "{% raw %}{{ a }}{% endraw %}",
+    "{# c #}{{ a }}",
+    "{{ 'x' }}",
+    "{{ é }}",
+    "{{ steps }}",
+    "{{ steps.s1 }} and {{ steps.s2.outputs.stdout }}",
+    "{{ params.root }}/r1/{{ steps.s0.outputs.text }}\n",
+]
+
+
+def _plain_cases() -> list[str]:
+    """The edges, and random strings of template pieces (seeded: the same every run)."""
+    from random import Random
+
+    pieces = ["{{", "}}", "{", "}", " ", "\t", "\n", "a", "b1", ".", "steps", "true", "-", "x/"]
+    chooser = Random(16)
+    return PLAIN_EDGES + [
+        "".join(chooser.choices(pieces, k=chooser.randint(1, 12))) for _ in range(3000)
+    ]
+
+
+def test_plain_parts_read_templates_as_jinja2_parses_them() -> None:
+    """Read without jinja2, a template has jinja2's parts, steps and lone-expression answer;
+    anything else is left to jinja2 (None)."""
+    from jinja2 import TemplateSyntaxError
+
+    from luminaguard.config import render
+
+    accepted = 0
+    for text in _plain_cases():
+        parts = render.plain_parts(text)
+        if parts is None:
+            continue
+        try:
+            ast = render.ENVIRONMENT.parse(text)
+        except TemplateSyntaxError:  # pragma: no cover - a failure names the text
+            pytest.fail(f"read without jinja2, but jinja2 refuses it: {text!r}")
+        accepted += 1
+        assert parts == (render._lookups(ast) or []) or (parts == [] and text == ""), text
+        assert render._plain_steps(parts) == frozenset(render._step_refs(ast)), text
+        assert render._is_lone(parts) == (render._lone_expression(ast) is not None), text
+    assert accepted > 100  # the fast reading is exercised, not only the fallback
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cmd {{ params.repo }}/x",
+        "cmd '{{ params.repo }}' \"{{ params.n }}\" {{ params.tags }}",
+        "echo {{ steps.a.outputs.stdout }}",
+        "echo {{ params.missing }}",
+        "echo {{ params.__class__ }}",
+        "sh -c {{ params.repo }}",
+        "echo $(cat {{ params.repo }})",
+        "echo {{ params.repo | upper }}",
+    ],
+)
+def test_commands_looked_up_render_as_compiled_ones_do(text: str) -> None:
+    """A command of plain lookups is rendered without compiling; the same words result."""
+    from luminaguard.config.render import CommandTemplate
+
+    fast, compiled = CommandTemplate(text), CommandTemplate(text)
+    compiled._lookups = None
+
+    def outcome(template: CommandTemplate) -> tuple[str, object]:
+        try:
+            return "value", template.render(CONTEXT)
+        except TemplateProblem as exc:
+            return "problem", str(exc)
+
+    assert outcome(fast) == outcome(compiled)
+
+
+def test_a_template_is_parsed_once_for_its_steps_and_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``string_template`` keeps the parsed template: a second use parses nothing."""
+    from luminaguard.config import render
+
+    parsed: list[str] = []
+    real = render.ENVIRONMENT.parse
+
+    def counted(source: str, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(render.ENVIRONMENT, "parse", counted)
+    text = "{{ steps.a.outputs.stdout | trim }}-once"
+    render.string_template.cache_clear()
+    assert render.string_template(text).steps == {"a"}
+    assert render.render_text(text, CONTEXT) == "x-once"
+    assert parsed == [text]
+    assert render_text("{{ params.repo }}/{{ params.n }}", CONTEXT) == "/r/5"
+    assert parsed == [text]  # plain lookups: jinja2 not asked at all

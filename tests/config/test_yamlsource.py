@@ -90,3 +90,46 @@ def test_aliases_are_expanded() -> None:
 def test_every_problem_in_a_document_is_reported() -> None:
     _, problems = parse_yaml("f.yaml", "a: 1\na: 2\nb: !x 3\nc: {d: 1, d: 2}\n")
     assert len(problems) == 3
+
+
+def test_an_alias_has_the_anchored_nodes_values_and_locations() -> None:
+    """Built from events in one pass, an alias replays the anchored node where it stands."""
+    documents, problems = parse_yaml("f.yaml", "a: &x {b: [1, 2]}\nc: *x\n")
+    assert not problems
+    assert documents[0].data == {"a": {"b": [1, 2]}, "c": {"b": [1, 2]}}
+    values = documents[0].locations.values
+    assert values[("c", "b", 1)] == values[("a", "b", 1)] == SourceLocation("f.yaml", 1, 15)
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        ("a: *x\n", ["1:4: YAML syntax error: found undefined alias"]),
+        (
+            "a: &x 1\nb: &x 2\n",
+            [
+                "2:4: YAML syntax error: second occurrence (found duplicate anchor; "
+                "first occurrence at line 1, column 4)"
+            ],
+        ),
+        (
+            "a: &y [&x [*y]]\nb: *x\n",
+            [
+                "1:4: an alias refers to a node that contains it",
+                "1:8: an alias refers to a node that contains it",
+            ],
+        ),
+        ("!!int a: 1\n", ["1:1: 'a' is not a valid int"]),  # was a ValueError, uncaught
+        ("&k k: 1\n*k : 2\n", ["1:1: duplicate key 'k' (first defined at line 1)"]),
+        ("a: 1\n---\n" + "[" * 101 + "]" * 101 + "\n", ["3:101: collections are nested"]),
+        ("a: *x\n---\n" + "[" * 101 + "]" * 101 + "\n", ["3:101: collections are nested"]),
+    ],
+)
+def test_alias_anchor_and_shape_problems_are_located(text: str, problems: list[str]) -> None:
+    """Each problem where it is; a refused document (too deep) refuses the whole file."""
+    documents, found = parse_yaml("f.yaml", text)
+    said = [f"{p.location.line}:{p.location.column}: {p.message}" for p in found]
+    assert len(said) == len(problems)
+    assert all(s.startswith(p) for s, p in zip(said, problems, strict=True)), said
+    if "nested" in problems[0]:
+        assert documents == []
