@@ -90,6 +90,7 @@ def measure(tmp_path: Path, shape: str, size: int) -> tuple[float, float]:
     return statements / size, readiness.checks / size
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["chain", "wide", "fan-in", "templated"])
 def test_work_per_step_does_not_grow_with_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str
