@@ -49,7 +49,9 @@ class _Undefined(StrictUndefined):
     @property
     def _undefined_message(self) -> str:
         owner = self._undefined_obj
-        if isinstance(owner, Namespace) and isinstance(self._undefined_name, str):
+        # a Namespace, or a view that names itself likewise (the runner's ``steps``)
+        labelled = isinstance(owner, Mapping) and isinstance(getattr(owner, "label", None), str)
+        if labelled and isinstance(self._undefined_name, str):
             name = self._undefined_name
             close = difflib.get_close_matches(name, list(owner), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""

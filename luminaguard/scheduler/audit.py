@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS audit (
     prev TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+-- a run's, or a step's, records (approvals, votes, run.created) without reading the log
+CREATE INDEX IF NOT EXISTS audit_step ON audit (run_id, step_id, event);
+CREATE INDEX IF NOT EXISTS audit_event ON audit (run_id, event);
 """
 _COLUMNS = "seq, time, run_id, step_id, event, data, prev, hash"
 

@@ -113,8 +113,9 @@ class Runner:
             check_secrets(run_secrets(run.plan, self.environ))
             if isinstance(self.backend, SweepingBackend):  # what a killed runner left
                 await self.backend.sweep()
+            records = self.store.steps(run_id)  # once: each step below moves only itself
             for step in run.plan.steps:
-                record = self.store.steps(run_id)[step.id]
+                record = records[step.id]
                 if record.state is StepState.RUNNING:
                     self._recover(run_id, step)
                 elif record.state is StepState.AWAITING_APPROVAL:
@@ -207,7 +208,7 @@ class _Execution:
                 for step_id in [s for s, task in running.items() if task in done]:
                     running.pop(step_id).result()
                     self.states[step_id] = self.store.step(self.run_id, step_id)
-                    self.readiness.changed(step_id)
+                    self.readiness.changed(step_id, self.states[step_id].state)
         except BaseException:  # cancelled (a server stopping): so are the steps, as a crash
             for task in running.values():
                 task.cancel()
@@ -215,22 +216,25 @@ class _Execution:
             raise
 
     def _launch_ready(self, running: dict[str, asyncio.Task[None]]) -> None:
+        """Skip the steps a need of which did not succeed; start ready ones while slots last.
+
+        Each step ending touches only the steps that need it (``Readiness``): the work per
+        step does not grow with the run.
+        """
         states, readiness = self.states, self.readiness
-        for step in readiness.examine():
-            blocked = [n for n in step.needs if states[n].state.blocks_dependents]
-            if blocked:
-                self._record(step.id, Outcome.skipped(f"{blocked[0]} did not succeed"))
-                states[step.id] = self.store.step(self.run_id, step.id)
-                readiness.settled(step.id)
-                readiness.changed(step.id)
-            elif all(states[n].state is StepState.SUCCEEDED for n in step.needs):
-                if len(running) >= self.runner.concurrency:
-                    readiness.defer(step.id)
-                    continue
-                # a step reading earlier outputs gets the states as they are now
-                seen = dict(states) if step.when is not None or step.runtime else states
-                running[step.id] = asyncio.create_task(self.step(step, seen))
-                readiness.settled(step.id)
+        for step in readiness.to_skip():  # skipping one may doom its dependents: same look
+            blocked = next(n for n in step.needs if states[n].state.blocks_dependents)
+            self._record(step.id, Outcome.skipped(f"{blocked} did not succeed"))
+            states[step.id] = self.store.step(self.run_id, step.id)
+            readiness.settled(step.id)
+            readiness.changed(step.id, states[step.id].state)
+        while len(running) < self.runner.concurrency:
+            ready = readiness.next_ready()
+            if ready is None:
+                return
+            # the outputs of earlier steps, read when the step renders: a read-only view
+            running[ready.id] = asyncio.create_task(self.step(ready, states))
+            readiness.settled(ready.id)
 
     def _record(self, step_id: str, outcome: Outcome, attempt: int | None = None) -> None:
         """The one place a step's outcome (of its ``attempt``, if any) is recorded, then shown."""

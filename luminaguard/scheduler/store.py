@@ -568,8 +568,9 @@ class RunStore:
 
     def supersede_approvals(self, run_id: str, step_id: str, action_hash: str) -> None:
         """Close this step's pending requests for other actions: their arguments changed."""
-        for request in self.approvals(ApprovalState.PENDING, run_id):
-            if request.step_id == step_id and request.action_hash != action_hash:
+        where = "WHERE run_id = ? AND step_id = ? AND state = ?"
+        for request in self._approvals(where, (run_id, step_id, ApprovalState.PENDING)):
+            if request.action_hash != action_hash:
                 self.decide_approval(
                     request, ApprovalState.SUPERSEDED, "luminaguard", "arguments changed"
                 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import JsonValue
@@ -24,16 +25,46 @@ class StepError(LuminaGuardError):
     """A step cannot run (a missing secret, a template that fails at run time)."""
 
 
+class StepOutputs(Mapping[str, Namespace]):
+    """``steps`` in a template: the steps that succeeded, each looked up when used.
+
+    A read-only view of the run's step states, not a copy: a step pays for the steps
+    its templates name, not for the size of the run. Each step's outputs are copied
+    when first used (deeply: a template calling a method of a list or dict it was given
+    changes its own copy, never the run's state), once per view.
+    """
+
+    label = "steps"
+
+    def __init__(self, records: Mapping[str, StepRecord]) -> None:
+        self._records = records
+        self._used: dict[str, Namespace] = {}
+
+    def __getitem__(self, step_id: str) -> Namespace:
+        if step_id in self._used:
+            return self._used[step_id]
+        record = self._records.get(step_id)
+        if record is None or record.state != StepState.SUCCEEDED:
+            raise KeyError(step_id)
+        outputs = Namespace(f"steps.{step_id}.outputs", copy.deepcopy(record.outputs))
+        found = self._used[step_id] = Namespace(f"steps.{step_id}", {"outputs": outputs})
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        records = self._records
+        return (key for key, record in records.items() if record.state == StepState.SUCCEEDED)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def template_context(plan: Plan, steps: Mapping[str, StepRecord]) -> dict[str, Any]:
-    """``params`` and the outputs of every step that succeeded so far."""
-    outputs = {
-        step_id: Namespace(
-            f"steps.{step_id}", {"outputs": Namespace(f"steps.{step_id}.outputs", record.outputs)}
-        )
-        for step_id, record in steps.items()
-        if record.state == StepState.SUCCEEDED
-    }
-    return {"params": Namespace("params", plan.params), "steps": Namespace("steps", outputs)}
+    """``params`` and the outputs of every step that succeeded so far (a view, not a copy).
+
+    The runner passes its live states: a template may only use the outputs of steps its
+    step needs (the compiler checks), which all succeeded, for good, before it started.
+    """
+    return {"params": Namespace("params", plan.params), "steps": StepOutputs(steps)}
 
 
 def _render(value: JsonValue, context: Mapping[str, Any]) -> JsonValue:
