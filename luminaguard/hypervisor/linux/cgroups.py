@@ -31,6 +31,12 @@ from pathlib import Path
 CGROUP_ROOT = Path(os.environ.get("LUMINAGUARD_CGROUP_ROOT", "/sys/fs/cgroup"))
 PARENT = "luminaguard"
 PERIOD_US = 100_000
+#: where a process writes ``0`` to join a cgroup: on v1, ``tasks`` moves the writing thread
+#: alone, which the kernel does without the global lock that moving a whole process takes
+#: (``cgroup.procs``), and that lock waits for an RCU grace period (about 10 ms here) once
+#: the system has been idle. The joiners (the sandbox helper, gVisor's pre-exec hook) have
+#: one thread, and what they fork inherits its cgroups. v2 has no such file: ``cgroup.procs``.
+JOIN_FILE = {"v1": "tasks", "v2": "cgroup.procs"}
 #: how long ``remove`` waits for the cgroups' last processes to finish exiting, seconds
 EXIT_WAIT = 10.0
 
@@ -162,6 +168,13 @@ def sweep() -> list[Path]:
     return removed
 
 
+def join(files: list[str]) -> None:
+    """Move the calling thread, which must be its process's only one, into the cgroups."""
+    for path in files:
+        with open(path, "w") as f:
+            f.write("0")
+
+
 def _quota(cpus: float) -> int:
     return max(1000, round(cpus * PERIOD_US))  # the kernel's smallest quota is 1 ms
 
@@ -178,9 +191,10 @@ class CgroupLimits:
     dirs: list[Path] = field(default_factory=list)
 
     def create(self) -> list[str]:
-        """Create the cgroups; return the ``cgroup.procs`` files the helper must join.
+        """Create the cgroups; return the files in which a process writes ``0`` to join them.
 
-        Their name is ``name`` and this process's mark (``owner_mark``).
+        Their name is ``name`` and this process's mark (``owner_mark``). The files are
+        ``tasks`` on v1 and ``cgroup.procs`` on v2 (see ``join``).
         """
         if owner_of(self.name) is None:
             self.name += owner_mark()
@@ -188,7 +202,7 @@ class CgroupLimits:
             self._create_v2()
         elif self.kind == "v1":
             self._create_v1()
-        return [str(d / "cgroup.procs") for d in self.dirs]
+        return [str(d / JOIN_FILE[self.kind]) for d in self.dirs]
 
     def _create_v2(self) -> None:
         parent = CGROUP_ROOT / PARENT

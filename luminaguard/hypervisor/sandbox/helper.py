@@ -4,8 +4,9 @@ Standard library only, and only the cheap part of it (start-up time is spawn tim
 started as ``python3 -I -S helper.py KEY=VALUE... -- ARGV...`` where the keys are
 workdir, root, parent (the pid that must still be our parent), uid (the sandbox's own user
 when started as root), fsize_mib (when /work has no disk of its own), cpu_seconds, memory_mib,
-pids, network (0/1), cgroup (a cgroup.procs file; repeated), mount (SOURCE:TARGET:ro|rw;
-repeated) and env (NAME=VALUE; repeated). Or as ``--zygote FD PARENT``: see ``zygote``.
+pids, network (0/1), cgroup (a file to write ``0`` in to join a cgroup; repeated),
+mount (SOURCE:TARGET:ro|rw; repeated) and env (NAME=VALUE; repeated).
+Or as ``--zygote FD PARENT``: see ``zygote``.
 
 1. dies with its parent (PR_SET_PDEATHSIG) and joins the cgroups it is given;
 2. unshare(2): mount, PID, network, IPC, UTS (and user, when not root);
@@ -321,9 +322,9 @@ def run(args: list[str]) -> int:
         check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
         if "parent" in spec and os.getppid() != int(spec["parent"]):
             return SETUP_FAILED  # our parent died before PDEATHSIG was armed: do nothing
-        for procs in spec.get("cgroups", []):
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
+        for join in spec.get("cgroups", []):  # "0": this thread, the only one (see cgroups)
+            with open(join, "w") as f:
+                f.write("0")
         if not as_root:
             map_user()
         flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
