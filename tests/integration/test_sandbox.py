@@ -339,3 +339,24 @@ def test_the_command_is_in_each_of_its_cgroups(
         controller = group.parent.parent.name if hierarchy() == "v1" else ""
         kind = next(key for key in lines if controller in key.split(","))
         assert lines[kind].endswith(f"/luminaguard/{group.name}"), (group, result.stdout)
+
+
+def test_a_command_killed_by_its_cgroup_s_memory_limit_is_said_to_be(
+    tmp_path: Path, sandbox: None
+) -> None:
+    """With cgroups, the kernel's OOM kill is read from the memory cgroup (one file)."""
+    if hierarchy() == "none":
+        pytest.skip("no writable cgroups here: the memory limit is an rlimit")
+
+    async def go() -> ExecResult:
+        backend = SandboxBackend()
+        handle = await backend.create(
+            SandboxSpec(name="t", workdir=tmp_path / "work", memory_mib=64)
+        )
+        try:
+            return await backend.exec(handle, "python3 -c 'x = bytearray(300 << 20)'", 60)
+        finally:
+            await backend.destroy(handle)
+
+    result = asyncio.run(go())
+    assert result.failure() == "killed: over its memory limit", result

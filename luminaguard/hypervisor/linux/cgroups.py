@@ -262,13 +262,12 @@ class CgroupLimits:
 
     def out_of_memory(self) -> bool:
         """Whether the memory limit was hit (a process was killed or an allocation failed)."""
-        for directory in self.dirs:
-            for name in ("memory.events", "memory.oom_control"):  # v2, v1
-                with contextlib.suppress(OSError, ValueError):
-                    fields = (directory / name).read_text().split()
-                    counts = dict(zip(fields[::2], fields[1::2], strict=False))
-                    if int(counts.get("oom_kill", 0)) > 0:
-                        return True
+        name = "memory.events" if self.kind == "v2" else "memory.oom_control"
+        for directory in self.dirs[:1]:  # the memory controller's, first on either hierarchy
+            with contextlib.suppress(OSError, ValueError):
+                fields = (directory / name).read_text().split()
+                counts = dict(zip(fields[::2], fields[1::2], strict=False))
+                return int(counts.get("oom_kill", 0)) > 0
         return False
 
     def members(self) -> set[int]:
@@ -280,16 +279,32 @@ class CgroupLimits:
 
     def kill(self) -> None:
         """SIGKILL every process in the cgroups (``cgroup.kill`` where the kernel has it)."""
-        for directory in self.dirs:
+        for directory in self.dirs if self.kind == "v2" else []:
             with contextlib.suppress(OSError):
                 (directory / "cgroup.kill").write_text("1")
-                return  # v2: the kernel kills every member, and those being forked
+                return  # the kernel kills every member, and those being forked
         signalled: set[int] = set()
         for directory in self.dirs:  # v1: one by one, until a look finds no new member
             while fresh := _members(directory) - signalled:
                 for pid in fresh:
                     _kill_member(directory, pid)
                 signalled |= fresh
+
+    def try_remove(self) -> bool:
+        """Remove the cgroups if nothing is left in them; whether all are gone. Never blocks.
+
+        A sandbox's cgroups are empty once its PID 1 has been reaped: the kernel reaps
+        the rest of a PID namespace before its PID 1.
+        """
+        while self.dirs:
+            try:
+                self.dirs[0].rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:  # EBUSY: a process is still in it
+                return False
+            del self.dirs[0]
+        return True
 
     def remove(self) -> None:
         """Kill what is left in the cgroups, wait (EXIT_WAIT at most) until empty, remove them.
