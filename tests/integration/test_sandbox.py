@@ -14,7 +14,7 @@ import pytest
 
 from luminaguard.hypervisor.base import Backend, ExecResult, Mount, SandboxSpec
 from luminaguard.hypervisor.gvisor.backend import GvisorBackend
-from luminaguard.hypervisor.linux.cgroups import CgroupLimits
+from luminaguard.hypervisor.linux.cgroups import CgroupLimits, hierarchy
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 
 Run = Callable[..., ExecResult]
@@ -305,3 +305,58 @@ def test_a_cancelled_command_is_killed(tmp_path: Path, monkeypatch: pytest.Monke
     assert asyncio.run(go()) == []
     assert not (tmp_path / "work" / "late").exists()
     assert [group for group in groups if group.exists()] == []
+
+
+def test_the_command_is_in_each_of_its_cgroups(
+    tmp_path: Path, sandbox: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper joins by writing ``0`` (itself alone: see ``cgroups.JOIN_FILE``), so what it
+    forks and execs, the command, is in every one of the sandbox's cgroups."""
+    groups: list[Path] = []
+    create = CgroupLimits.create
+
+    def recorded(self: CgroupLimits) -> list[str]:
+        joins = create(self)
+        groups.extend(self.dirs)
+        return joins
+
+    monkeypatch.setattr(CgroupLimits, "create", recorded)
+
+    async def go() -> ExecResult:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        try:
+            return await backend.exec(handle, "cat /proc/self/cgroup", 20)
+        finally:
+            await backend.destroy(handle)
+
+    result = asyncio.run(go())
+    if not groups:
+        pytest.skip("no writable cgroups here: limits are rlimits")
+    assert result.ok, result
+    lines = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in result.stdout.splitlines()}
+    for group in groups:  # v1: ROOT/CONTROLLER/luminaguard/NAME; v2: ROOT/luminaguard/NAME
+        controller = group.parent.parent.name if hierarchy() == "v1" else ""
+        kind = next(key for key in lines if controller in key.split(","))
+        assert lines[kind].endswith(f"/luminaguard/{group.name}"), (group, result.stdout)
+
+
+def test_a_command_killed_by_its_cgroup_s_memory_limit_is_said_to_be(
+    tmp_path: Path, sandbox: None
+) -> None:
+    """With cgroups, the kernel's OOM kill is read from the memory cgroup (one file)."""
+    if hierarchy() == "none":
+        pytest.skip("no writable cgroups here: the memory limit is an rlimit")
+
+    async def go() -> ExecResult:
+        backend = SandboxBackend()
+        handle = await backend.create(
+            SandboxSpec(name="t", workdir=tmp_path / "work", memory_mib=64)
+        )
+        try:
+            return await backend.exec(handle, "python3 -c 'x = bytearray(300 << 20)'", 60)
+        finally:
+            await backend.destroy(handle)
+
+    result = asyncio.run(go())
+    assert result.failure() == "killed: over its memory limit", result

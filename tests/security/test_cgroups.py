@@ -44,15 +44,23 @@ def test_a_busy_sandbox_gets_no_more_than_its_cpus(
     if not cpu_quota():
         pytest.skip("no writable cpu cgroup controller here")
     used: list[float] = []
-    remove = CgroupLimits.remove
+    remove, try_remove = CgroupLimits.remove, CgroupLimits.try_remove
 
-    def measured(self: CgroupLimits) -> None:  # the CPU time, read before the cgroup goes
-        seconds = self.cpu_seconds()
+    def read(self: CgroupLimits) -> None:  # the CPU time, read before the cgroup goes
+        seconds = self.cpu_seconds() if self.dirs else None
         if seconds is not None:
             used.append(seconds)
+
+    def measured(self: CgroupLimits) -> None:
+        read(self)
         remove(self)
 
+    def measured_now(self: CgroupLimits) -> bool:
+        read(self)
+        return try_remove(self)
+
     monkeypatch.setattr(CgroupLimits, "remove", measured)
+    monkeypatch.setattr(CgroupLimits, "try_remove", measured_now)
     start = time.monotonic()
     result = run_in_sandbox(tmp_path, f"python3 -c '{BURN}'", cpus=0.5)
     wall = time.monotonic() - start

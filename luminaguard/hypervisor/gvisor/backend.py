@@ -42,7 +42,7 @@ from luminaguard.hypervisor.base import (
 from luminaguard.hypervisor.gvisor import bundle as gvisor_bundle
 from luminaguard.hypervisor.gvisor.runsc import Runsc, find_runsc
 from luminaguard.hypervisor.linux import work_disk
-from luminaguard.hypervisor.linux.cgroups import CgroupLimits
+from luminaguard.hypervisor.linux.cgroups import CgroupLimits, join
 from luminaguard.hypervisor.linux.completion import complete
 from luminaguard.hypervisor.linux.users import SandboxUser, allocate, hand_over
 
@@ -254,8 +254,7 @@ class GvisorBackend(AsyncClosing):
 
         def limit() -> None:  # in the child, before runsc starts
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-            for procs in groups:
-                Path(procs).write_text(str(os.getpid()))
+            join(groups)  # the forked child has one thread
 
         try:
             process = await asyncio.create_subprocess_exec(

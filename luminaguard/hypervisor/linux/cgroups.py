@@ -31,6 +31,12 @@ from pathlib import Path
 CGROUP_ROOT = Path(os.environ.get("LUMINAGUARD_CGROUP_ROOT", "/sys/fs/cgroup"))
 PARENT = "luminaguard"
 PERIOD_US = 100_000
+#: where a process writes ``0`` to join a cgroup: on v1, ``tasks`` moves the writing thread
+#: alone, which the kernel does without the global lock that moving a whole process takes
+#: (``cgroup.procs``), and that lock waits for an RCU grace period (about 10 ms here) once
+#: the system has been idle. The joiners (the sandbox helper, gVisor's pre-exec hook) have
+#: one thread, and what they fork inherits its cgroups. v2 has no such file: ``cgroup.procs``.
+JOIN_FILE = {"v1": "tasks", "v2": "cgroup.procs"}
 #: how long ``remove`` waits for the cgroups' last processes to finish exiting, seconds
 EXIT_WAIT = 10.0
 
@@ -162,6 +168,13 @@ def sweep() -> list[Path]:
     return removed
 
 
+def join(files: list[str]) -> None:
+    """Move the calling thread, which must be its process's only one, into the cgroups."""
+    for path in files:
+        with open(path, "w") as f:
+            f.write("0")
+
+
 def _quota(cpus: float) -> int:
     return max(1000, round(cpus * PERIOD_US))  # the kernel's smallest quota is 1 ms
 
@@ -178,9 +191,10 @@ class CgroupLimits:
     dirs: list[Path] = field(default_factory=list)
 
     def create(self) -> list[str]:
-        """Create the cgroups; return the ``cgroup.procs`` files the helper must join.
+        """Create the cgroups; return the files in which a process writes ``0`` to join them.
 
-        Their name is ``name`` and this process's mark (``owner_mark``).
+        Their name is ``name`` and this process's mark (``owner_mark``). The files are
+        ``tasks`` on v1 and ``cgroup.procs`` on v2 (see ``join``).
         """
         if owner_of(self.name) is None:
             self.name += owner_mark()
@@ -188,7 +202,7 @@ class CgroupLimits:
             self._create_v2()
         elif self.kind == "v1":
             self._create_v1()
-        return [str(d / "cgroup.procs") for d in self.dirs]
+        return [str(d / JOIN_FILE[self.kind]) for d in self.dirs]
 
     def _create_v2(self) -> None:
         parent = CGROUP_ROOT / PARENT
@@ -248,13 +262,12 @@ class CgroupLimits:
 
     def out_of_memory(self) -> bool:
         """Whether the memory limit was hit (a process was killed or an allocation failed)."""
-        for directory in self.dirs:
-            for name in ("memory.events", "memory.oom_control"):  # v2, v1
-                with contextlib.suppress(OSError, ValueError):
-                    fields = (directory / name).read_text().split()
-                    counts = dict(zip(fields[::2], fields[1::2], strict=False))
-                    if int(counts.get("oom_kill", 0)) > 0:
-                        return True
+        name = "memory.events" if self.kind == "v2" else "memory.oom_control"
+        for directory in self.dirs[:1]:  # the memory controller's, first on either hierarchy
+            with contextlib.suppress(OSError, ValueError):
+                fields = (directory / name).read_text().split()
+                counts = dict(zip(fields[::2], fields[1::2], strict=False))
+                return int(counts.get("oom_kill", 0)) > 0
         return False
 
     def members(self) -> set[int]:
@@ -266,16 +279,32 @@ class CgroupLimits:
 
     def kill(self) -> None:
         """SIGKILL every process in the cgroups (``cgroup.kill`` where the kernel has it)."""
-        for directory in self.dirs:
+        for directory in self.dirs if self.kind == "v2" else []:
             with contextlib.suppress(OSError):
                 (directory / "cgroup.kill").write_text("1")
-                return  # v2: the kernel kills every member, and those being forked
+                return  # the kernel kills every member, and those being forked
         signalled: set[int] = set()
         for directory in self.dirs:  # v1: one by one, until a look finds no new member
             while fresh := _members(directory) - signalled:
                 for pid in fresh:
                     _kill_member(directory, pid)
                 signalled |= fresh
+
+    def try_remove(self) -> bool:
+        """Remove the cgroups if nothing is left in them; whether all are gone. Never blocks.
+
+        A sandbox's cgroups are empty once its PID 1 has been reaped: the kernel reaps
+        the rest of a PID namespace before its PID 1.
+        """
+        while self.dirs:
+            try:
+                self.dirs[0].rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:  # EBUSY: a process is still in it
+                return False
+            del self.dirs[0]
+        return True
 
     def remove(self) -> None:
         """Kill what is left in the cgroups, wait (EXIT_WAIT at most) until empty, remove them.

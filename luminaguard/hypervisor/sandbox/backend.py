@@ -175,7 +175,8 @@ class SandboxBackend(AsyncClosing):
         finally:
             handle.processes.discard(process)
         oom = limits.out_of_memory() and done.exit_code != 0
-        await asyncio.to_thread(limits.remove)  # waits for the helper's last moments
+        if not limits.try_remove():  # empty once PID 1 is reaped, which the zygote has done
+            await asyncio.to_thread(limits.remove)
         return done.result(oom)
 
     async def destroy(self, handle: SandboxHandle) -> None:

@@ -1,19 +1,21 @@
-"""The sandbox helper: runs as its own process, sets up namespaces, then execs the command.
+"""The sandbox zygote: a small process that clones one sandbox per request of the host.
 
 Standard library only, and only the cheap part of it (start-up time is spawn time);
-started as ``python3 -I -S helper.py KEY=VALUE... -- ARGV...`` where the keys are
-workdir, root, parent (the pid that must still be our parent), uid (the sandbox's own user
-when started as root), fsize_mib (when /work has no disk of its own), cpu_seconds, memory_mib,
-pids, network (0/1), cgroup (a cgroup.procs file; repeated), mount (SOURCE:TARGET:ro|rw;
-repeated) and env (NAME=VALUE; repeated). Or as ``--zygote FD PARENT``: see ``zygote``.
+started once per backend as ``python3 -I -S helper.py --zygote FD PARENT`` (see
+``zygote``; the host side is ``sandbox.zygote``). Each request names the sandbox's
+``KEY=VALUE...`` and its ``-- ARGV...``; the keys are workdir, root, uid (the sandbox's
+own user when started as root), fsize_mib (when /work has no disk of its own),
+cpu_seconds, memory_mib, pids, network (0/1), cgroup (a file to write ``0`` in to join
+a cgroup; repeated), mount (SOURCE:TARGET:ro|rw; repeated) and env (NAME=VALUE; repeated).
 
-1. dies with its parent (PR_SET_PDEATHSIG) and joins the cgroups it is given;
-2. unshare(2): mount, PID, network, IPC, UTS (and user, when not root);
-3. forks: the child is PID 1 of the new PID namespace; the parent relays its exit;
-4. the child builds a new root on a tmpfs: host system folders bound read-only, a
-   fresh /proc, a few device nodes, /work bound read-write, /tmp a small tmpfs,
-   extra mounts; pivots into it and makes the root read-only;
-5. sets rlimits, drops to the sandbox's own unprivileged user (``uid``, when root),
+1. the zygote clones a child that is PID 1 of a new PID namespace (when not root, the
+   zygote made a user namespace of its own first), waits for it and reports its exit;
+2. the child dies with the zygote (PR_SET_PDEATHSIG), joins the cgroups it is given,
+   and unshare(2)s mount, network, IPC and UTS namespaces;
+3. it builds a new root on a tmpfs: host system folders bound read-only, a fresh
+   /proc, a few device nodes, /work bound read-write, /tmp a small tmpfs, extra
+   mounts; pivots into it and makes the root read-only;
+4. sets rlimits, drops to the sandbox's own unprivileged user (``uid``, when root),
    joins a fresh session keyring, sets no_new_privs, installs the seccomp filter
    (``seccomp``) last and execs the command with a clean environment (``sandbox_env``).
 
@@ -55,7 +57,7 @@ SECURE_NO_ROOT = 0x3F
 _CAPABILITY_VERSION_3 = 0x20080522
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 DEVICES = ("null", "zero", "full", "random", "urandom")
-SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGXFSZ = 1, 2, 9, 15, 25
+SIGKILL, SIGCHLD, SIGXFSZ = 9, 17, 25
 SETUP_FAILED = 125
 KEYCTL_JOIN_SESSION_KEYRING = 1
 MACHINE = os.uname().machine
@@ -248,10 +250,7 @@ def orphaned(lifeline: int) -> bool:
 
 
 def child(spec: Spec, argv: list[str], as_root: bool, lifeline: int) -> None:
-    """PID 1 of the sandbox: build the root, limit, drop privileges, exec."""
-    check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
-    if orphaned(lifeline):
-        raise SetupError("the sandbox helper died during setup")
+    """PID 1 of the sandbox, in its namespaces: build the root, limit, drop privileges, exec."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     check(libc.sethostname(b"luminaguard", 11), "sethostname")
     root = spec["root"]
@@ -262,7 +261,7 @@ def child(spec: Spec, argv: list[str], as_root: bool, lifeline: int) -> None:
     drop_privileges(as_root, int(spec.get("uid", NOBODY)))
     own_keyring()
     if orphaned(lifeline):
-        raise SetupError("the sandbox helper died during setup")
+        raise SetupError("the sandbox zygote died during setup")
     os.close(lifeline)
     env = sandbox_env.environment(spec.get("env", {}))
     confine()
@@ -279,16 +278,6 @@ def map_user() -> None:
         f.write(f"0 {uid} 1")
     with open("/proc/self/gid_map", "w") as f:
         f.write(f"0 {gid} 1")
-
-
-def relay(pid: int) -> int:
-    """Wait for the sandbox's PID 1, forwarding termination signals; return its status."""
-    for signum in (SIGTERM, SIGINT, SIGHUP):
-        _signal.signal(signum, lambda s, _f: os.kill(pid, s))
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
 
 
 def parse(args: list[str]) -> Spec:
@@ -311,92 +300,182 @@ def parse(args: list[str]) -> Spec:
     return spec
 
 
-def run(args: list[str]) -> int:
-    """Set up one sandbox and run ``KEY=VALUE... -- ARGV...`` in it; return its exit status."""
-    split = args.index("--")
-    spec = parse(args[:split])
-    argv = args[split + 1 :]
-    as_root = os.getuid() == 0
-    try:
-        check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
-        if "parent" in spec and os.getppid() != int(spec["parent"]):
-            return SETUP_FAILED  # our parent died before PDEATHSIG was armed: do nothing
-        for procs in spec.get("cgroups", []):
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-        if not as_root:
-            map_user()
-        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
-        if not spec.get("network"):
-            flags |= CLONE_NEWNET
-        check(libc.unshare(flags), "unshare")
-    except (SetupError, OSError) as exc:
-        sys.stderr.write(f"luminaguard-sandbox: {exc}\n")
-        return SETUP_FAILED
-    lifeline, keep_alive = os.pipe()  # the child sees EOF on it once this process is gone
-    pid = os.fork()
-    if pid == 0:
-        os.close(keep_alive)
-        try:
-            child(spec, argv, as_root, lifeline)
-        except (SetupError, OSError) as exc:
-            sys.stderr.write(f"luminaguard-sandbox: {exc}\n")
-        os._exit(SETUP_FAILED)
-    os.close(lifeline)
-    return relay(pid)
+def become(spec: Spec, argv: list[str], fds: list[int], service: Service) -> None:
+    """In a new clone, PID 1 of its own PID namespace: set the sandbox up and exec ``argv``.
 
-
-def serve_one(args: list[str], fds: list[int], zygote: int) -> None:
-    """In a fork of the zygote: become the helper of one sandbox, report on the status pipe.
-
-    ``fds`` are the sandbox's stdin, stdout, stderr and the status pipe, on which the
-    helper writes ``pid N`` first and ``exit CODE`` last.
+    ``fds`` are the sandbox's stdin, stdout, stderr and status pipe; the status pipe
+    stays with the zygote, out of the command's reach (it cannot forge ``exit``).
     """
+    _signal.set_wakeup_fd(-1)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-    os.setsid()  # its own process group: the host kills the whole sandbox through it
+    os.setsid()  # its own session and group: the host kills the whole sandbox through it
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
-    status = fds[3]
-    os.set_inheritable(status, False)  # never visible to the command: it cannot forge "exit"
-    for fd in fds[:3]:
+    for fd in {*fds, *service.private, *service.status.values()} - {0, 1, 2}:
         os.close(fd)
-    os.write(status, f"pid {os.getpid()}\n".encode())
-    split = args.index("--")
-    code = run([*args[:split], f"parent={zygote}", *args[split:]])
-    os.write(status, f"exit {code}\n".encode())
-    os._exit(0)
+    check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
+    if orphaned(service.lifeline):
+        raise SetupError("the sandbox zygote died during setup")
+    join_cgroups(spec.get("cgroups", []))
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+    if not spec.get("network"):
+        flags |= CLONE_NEWNET
+    check(libc.unshare(flags), "unshare")
+    child(spec, argv, service.as_root, service.lifeline)
+
+
+def join_cgroups(joins: list[str]) -> None:
+    """Join each cgroup by writing ``0``: this thread, the process's only one.
+
+    On cgroup v1 that is the ``tasks`` file, which moves one thread without the lock
+    that moving a whole process takes (see ``linux.cgroups.JOIN_FILE``).
+    """
+    for join in joins:
+        with open(join, "w") as f:
+            f.write("0")
+
+
+class Service:
+    """The zygote's state: its lifeline, the status pipe of each live sandbox."""
+
+    def __init__(self, as_root: bool, *private: int) -> None:
+        self.as_root = as_root
+        self.lifeline, keep_alive = os.pipe()  # sandboxes see EOF on it once we are gone
+        self.woken, wake = os.pipe()  # SIGCHLD writes a byte here (set_wakeup_fd)
+        os.set_blocking(wake, False)
+        os.set_blocking(self.woken, False)
+        _signal.set_wakeup_fd(wake)
+        #: the zygote's own descriptors, closed in every sandbox (the lifeline's read end is kept)
+        self.private = [*private, keep_alive, self.woken, wake]
+        self.status: dict[int, int] = {}  # a live sandbox's pid -> its status pipe
+
+    def clone(self, args: list[str], fds: list[int]) -> int:
+        """Clone PID 1 of a new PID namespace running ``KEY=VALUE... -- ARGV...``; its pid.
+
+        The child never returns. -1 when no clone could be made.
+        """
+        split = args.index("--")
+        spec, argv = parse(args[:split]), args[split + 1 :]
+        pid = clone_pid_namespace()
+        if pid == 0:
+            try:
+                become(spec, argv, fds, self)
+            except (SetupError, OSError) as exc:
+                os.write(2, f"luminaguard-sandbox: {exc}\n".encode())
+            os._exit(SETUP_FAILED)
+        return pid
+
+    def start(self, message: bytes, fds: list[int]) -> None:
+        """Clone one sandbox for a request; report its pid, and later its exit, on fds[3]."""
+        os.set_inheritable(fds[3], False)  # never reaches a command, whichever sandbox
+        pid = self.clone(message.decode().split("\0"), fds)
+        for fd in fds[:3]:
+            os.close(fd)
+        if pid < 0:
+            os.write(fds[3], f"exit {SETUP_FAILED}\n".encode())
+            os.close(fds[3])
+            return
+        os.write(fds[3], f"pid {pid}\n".encode())
+        self.status[pid] = fds[3]
+
+    def reap(self) -> None:
+        """Report the exit status of every sandbox that has ended, on its status pipe."""
+        try:
+            while os.read(self.woken, 512):  # the wake-ups: all read, all answered below
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            fd = self.status.pop(pid, None)
+            if fd is not None:
+                os.write(fd, f"exit {exit_code(status)}\n".encode())
+                os.close(fd)
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell would say it: the exit code, or 128 + the killing signal."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def clone_pid_namespace() -> int:
+    """fork(2) whose child is PID 1 of a new PID namespace (clone with CLONE_NEWPID).
+
+    One copy of this small process per sandbox, and none left beside it: the zygote
+    itself waits for the sandbox and reports its end. Safe here as a raw system call:
+    the zygote has one thread and holds no lock. Returns -1 when the clone failed.
+    """
+    arch = seccomp.ARCHES.get(MACHINE)
+    if arch is None:
+        return -1
+    pid: int = libc.syscall(arch.numbers["clone"], CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0)
+    return pid
 
 
 def zygote(channel: int, parent: int) -> int:
-    """Fork one sandbox helper per request received on ``channel`` until it closes.
+    """Clone one sandbox per request received on ``channel`` until it closes.
 
     Requests are ``KEY=VALUE... -- ARGV...`` joined by NUL bytes, with four file
-    descriptors attached (SCM_RIGHTS). Forking this small, already-started process
-    saves every sandbox the interpreter's start-up.
+    descriptors attached (SCM_RIGHTS). Cloning this small, already-started process
+    saves every sandbox the interpreter's start-up. Not root: the zygote first enters
+    a user namespace of its own (``map_user``), where it may make the sandboxes'.
     """
+    import gc
     import socket
 
     check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
     if os.getppid() != parent:
         return SETUP_FAILED
-    _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)  # helpers are reaped by the kernel
+    as_root = os.getuid() == 0
+    if not as_root:
+        map_user()
+    gc.disable()  # nothing here makes cycles; a collection would touch every shared page
+    gc.freeze()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a status pipe per live sandbox
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    service = Service(as_root, channel)
+    _signal.signal(_signal.SIGCHLD, lambda _s, _f: None)  # wakes select() through the pipe
     sock = socket.socket(fileno=channel)
-    me = os.getpid()
     while True:
-        message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
-        if not message:
-            return 0
-        if os.fork() == 0:
-            sock.close()
-            serve_one(message.decode().split("\0"), fds, me)
-        for fd in fds:
-            os.close(fd)
+        ready, _, _ = select.select([sock.fileno(), service.woken], [], [])
+        if service.woken in ready:
+            service.reap()
+        if channel in ready:
+            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
+            if not message:
+                return 0
+            service.start(message, fds)
+
+
+def run(args: list[str]) -> int:
+    """One sandbox on this process's stdin, stdout and stderr; its exit status.
+
+    ``helper.py KEY=VALUE... -- ARGV...``: what a zygote does for one request, for a
+    person or a test to run by hand.
+    """
+    as_root = os.getuid() == 0
+    if not as_root:
+        map_user()
+    service = Service(as_root)
+    pid = service.clone(args, [0, 1, 2])
+    if pid < 0:
+        return SETUP_FAILED
+    return exit_code(os.waitpid(pid, 0)[1])
 
 
 def main() -> int:
-    """Entry point: ``helper.py KEY=VALUE... -- ARGV...`` or ``--zygote FD PARENT``."""
-    if sys.argv[1:2] == ["--zygote"]:
+    """Entry point: ``helper.py --zygote FD PARENT`` or ``helper.py KEY=VALUE... -- ARGV...``."""
+    if sys.argv[1:2] == ["--zygote"] and len(sys.argv) == 4:
         return zygote(int(sys.argv[2]), int(sys.argv[3]))
+    if "--" not in sys.argv:
+        sys.stderr.write("usage: helper.py --zygote FD PARENT | KEY=VALUE... -- ARGV...\n")
+        return 2
     return run(sys.argv[1:])
 
 

@@ -106,6 +106,12 @@ class Zygote:
                 weakref.finalize(self, _stop, ours, self._process)
             return self._socket
 
+    @property
+    def pid(self) -> int | None:
+        """The zygote's process id while it runs (its helpers are its children)."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
     async def spawn(self, args: list[str]) -> SandboxProcess:
         """Start ``KEY=VALUE... -- ARGV...`` in a new sandbox; return its process."""
         sock = self._started()
