@@ -83,17 +83,11 @@ SOAK ?= 5
 test-soak: $(STAMP) $(NPM_STAMP) vm-deps graph-deps git-deps browser-deps
 	scripts/soak.sh $(SOAK) $(PYTEST)
 
-bench: $(STAMP) $(NPM_STAMP) vm-deps
-	$(BIN)/python bench/compile_bench.py
-	$(BIN)/python bench/policy_bench.py
-	$(BIN)/python bench/sandbox_bench.py
-	$(BIN)/python bench/mcp_bench.py
-	$(BIN)/python bench/vm_bench.py
-	$(BIN)/python bench/serve_bench.py
-	$(BIN)/python bench/reconcile_bench.py
-	$(BIN)/python bench/chaos.py
-	$(BIN)/python bench/load.py --agents 100 200 500
-	$(BIN)/python bench/startup_bench.py
+# Every benchmark, each printing its figures and its peers (bench/README.md); the README's
+# Measured table is then rewritten from what they printed (bench/measure.py).
+bench: $(STAMP) $(NPM_STAMP) vm-deps git-deps
+	scripts/install-bwrap.sh
+	$(BIN)/python bench/measure.py
 
 schemas: $(STAMP)
 	$(BIN)/luminaguard schema --out schemas

@@ -31,6 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from figures import emit
+
 from tests.chaos import harness
 
 KINDS = ("runner", "sandbox", "mcp")
@@ -152,6 +154,14 @@ def main() -> int:
     elapsed = time.monotonic() - started
     print(f"trials: {args.trials} ({counts}), failures: {len(failures)}, {elapsed:.0f} s")
     print(f"sandbox processes killed mid-step: {hits['sandbox']}, MCP servers: {hits['mcp']}")
+    emit(
+        "SIGKILL at a random point (the runner, a sandboxed command, an MCP server), then"
+        " resume: steps once, effects at most once, audit intact, nothing left",
+        f"{len(failures)} failures in {args.trials} trials",
+        None,
+        "0 failures",
+        not failures,
+    )
     if failures:
         print("failed seeds:", " ".join(str(trial.seed) for trial, _ in failures))
         for trial, _ in failures:

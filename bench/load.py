@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from figures import emit
 from serve_bench import (
     conditions,
     detach,
@@ -285,6 +286,15 @@ def run(agents: int, green: int, concurrency: int, root: Path) -> None:
         f"  at the end: server fds {fds}, this bench's cgroups left {left}",
     ):
         print(line, flush=True)
+    emit(
+        f"{agents} agents at once through `luminaguard serve` ({len(steps)} steps each, one Red"
+        " approved through the API)",
+        f"lost {lost}, duplicated {duplicated}; {total / wall:.1f} steps/s, step p99"
+        f" {p99:.0f} ms; server peak RSS {peak:.0f} MiB",
+        None,
+        "0 lost, 0 duplicated",
+        lost == 0 and duplicated == 0,
+    )
 
 
 def main() -> None:

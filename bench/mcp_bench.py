@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import emit
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -152,6 +153,20 @@ def main() -> None:
         f" --calls {args.calls} --starts {args.starts}",
     ]
     print("\n".join(report))
+    emit(
+        "Green MCP `call` step end to end (sandboxed server, decision, journal, audit)",
+        f"{o * 1000:.2f} ms ({o / b:.2f}x)",
+        f"the bare SDK call: {b * 1000:.2f} ms",
+        "≤ 1.2x",
+        o / b <= 1.2,
+    )
+    emit(
+        "MCP server start to ready, in the sandbox",
+        f"{statistics.median(sandboxed) * 1000:.0f} ms",
+        f"started directly: {statistics.median(direct) * 1000:.0f} ms",
+        "—",
+        None,
+    )
 
 
 if __name__ == "__main__":

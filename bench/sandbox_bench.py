@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from figures import emit
 from peers import bwrap_argv, memory_kib, own_cpu, tree_cpu, unshare_argv
 
 from luminaguard.compiler import compile_paths
@@ -277,10 +278,55 @@ def report(args: argparse.Namespace, found: dict[str, Spawns], memory: dict, cha
     if "bwrap" in per_step:
         ratio = per_step["scheduler"] / per_step["bwrap"]
         print(f"  scheduler / bwrap loop = {ratio:.2f}  (target <= 1.2)")
+    emit_figures(found, memory, per_step)
     print(
         "reproduce: .venv/bin/python bench/sandbox_bench.py"
         f" --spawns {args.spawns} --steps {args.steps} --rounds {args.rounds}"
     )
+
+
+def emit_figures(found: dict[str, Spawns], memory: dict, per_step: dict[str, float]) -> None:
+    """The README's figures: spawn, memory per live sandbox, the chain per step."""
+    ours, bwrap, unshare = found["luminaguard"], found["bwrap"], found["unshare"]
+    for idle in (False, True):
+        if not bwrap.wall[idle]:
+            continue
+        wall, cpu = statistics.median(ours.wall[idle]), statistics.median(ours.cpu[idle])
+        peer_wall = statistics.median(bwrap.wall[idle])
+        peer_cpu = statistics.median(bwrap.cpu[idle])
+        floor = (
+            f"; unshare {statistics.median(unshare.wall[idle]) * 1000:.1f} ms"
+            if unshare.wall[idle]
+            else ""
+        )
+        emit(
+            "sandbox spawn, `sh -c true` to exit, "
+            + (f"after {IDLE * 1000:.0f} ms idle" if idle else "back to back"),
+            f"{wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU",
+            f"bwrap {peer_wall * 1000:.1f} ms wall, {peer_cpu * 1000:.1f} ms CPU{floor}",
+            "≤ bwrap, wall and CPU",
+            wall <= peer_wall and cpu <= peer_cpu,
+        )
+    if memory.get("luminaguard") and memory.get("bwrap"):
+        (rss, pss), (peer_rss, peer_pss) = memory["luminaguard"], memory["bwrap"]
+        zygote = memory.get("(zygote, once)")
+        once = f"; the zygote, once: {zygote[0]:.1f} MB RSS" if zygote else ""
+        emit(
+            f"memory per live sandbox running `sleep` ({LIVE} alive)",
+            f"{rss:.1f} MB RSS, {pss:.2f} MB PSS{once}",
+            f"bwrap {peer_rss:.1f} MB RSS, {peer_pss:.2f} MB PSS",
+            "≤ bwrap",
+            rss <= peer_rss and pss <= peer_pss,
+        )
+    if "bwrap" in per_step:
+        ratio = per_step["scheduler"] / per_step["bwrap"]
+        emit(
+            "Green chain of `true` steps through the scheduler, per step",
+            f"{per_step['scheduler'] * 1000:.1f} ms ({ratio:.2f}x)",
+            f"a loop of bwrap: {per_step['bwrap'] * 1000:.1f} ms",
+            "≤ 1.2x bwrap",
+            ratio <= 1.2,
+        )
 
 
 def _verdict(found: dict[str, Spawns], idle: bool) -> str:

@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from figures import emit
+
 from luminaguard.hypervisor.linux import work_disk
 from luminaguard.ui.remote import EventStream, Remote
 
@@ -381,6 +383,25 @@ def main() -> None:
         f" --concurrency {args.concurrency}",
     ]
     print("\n".join(report))
+    median = statistics.median(command)
+    emit(
+        "approve -> the Red step's command starting, through `luminaguard serve`"
+        f" ({len(command)} runs halted, approved one at a time)",
+        f"{median * ms:.1f} ms median, p99 {percentile(command, 0.99) * ms:.1f} ms",
+        f"the approve request's own round trip: {statistics.median(latency.answered) * ms:.1f} ms",
+        "≤ 50 ms median",
+        median <= 0.05,
+    )
+    ratio = server.per_second / local.per_second
+    emit(
+        f"{args.runs} runs x {args.steps} Green steps submitted at once through the API",
+        f"{server.per_second:.1f} steps/s ({ratio:.2f}x); server peak RSS"
+        f" {server.peak_rss_mib:.0f} MiB",
+        f"local `luminaguard run` processes, {args.concurrency} at a time:"
+        f" {local.per_second:.1f} steps/s; one process, one workload: {single.per_second:.1f}",
+        "≥ 0.9x the local runs",
+        ratio >= 0.9,
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from figures import emit
+
 from luminaguard.hypervisor.linux import work_disk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +132,22 @@ def report(results: list[Timed], rounds: int) -> None:
         )
 
 
+def emit_figures(results: list[Timed]) -> None:
+    """The README's figures: each command against `python -c pass`, medians."""
+    floor = statistics.median(results[0].wall)
+    for timed in results[2:]:
+        if timed.target is None or not timed.name.startswith("luminaguard"):
+            continue
+        wall = statistics.median(timed.wall)
+        emit(
+            f"`{timed.name}`, whole process",
+            f"{wall:.3f} s ({statistics.median(timed.cpu):.3f} s CPU)",
+            f"`python -c pass` {floor:.3f} s",
+            f"≤ {timed.target:.2f} s",
+            wall <= timed.target,
+        )
+
+
 def timed_rounds(args: argparse.Namespace, work: Path) -> list[Timed]:
     """Every command and peer, a warm-up run each, then ``args.rounds`` interleaved rounds."""
     results = [
@@ -162,6 +180,7 @@ def main() -> None:
         finally:
             detach(work)
     report(results, args.rounds)
+    emit_figures(results)
     again = " ".join(["bench/startup_bench.py", "--rounds", str(args.rounds)])
     if args.against is not None:
         again += f" --against {args.against}"
