@@ -8,8 +8,10 @@ keys are refused, and so are non-scalar keys (usually an unquoted template).
 Values are built straight from the parser's events in one pass (``_Builder``), with no
 node tree. Hostile shapes are refused from those events as each is read, before it is
 turned into values: a collection nested deeper than ``MAX_DEPTH`` (the building
-recurses), and aliases that would expand a document by more than ``MAX_ALIAS_NODES``
-nodes (a "billion laughs").
+recurses; an alias counts as deep as the node it repeats, where it stands), and aliases
+that would expand a file (all its documents) by more than ``MAX_ALIAS_NODES`` nodes (a
+"billion laughs", or many documents each under the bound). A tag on a collection that
+is not its own (``!!set``, ``!!omap``, ``!!python/...``) is a problem, as on a scalar.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ _ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 #: Collections nested deeper than this are refused (no real document comes close).
 MAX_DEPTH = 100
-#: Nodes that aliases may add to one document when expanded, in all.
+#: Nodes that aliases may add to one file's documents when expanded, in all.
 MAX_ALIAS_NODES = 50_000
 
 
@@ -152,7 +154,7 @@ class _Builder:
         """Each document's values, locations and problems, read one after the other."""
         self._read()  # the stream's start
         while isinstance(self._read(), yaml.DocumentStartEvent):
-            self.shape = _Shape()
+            self.shape = self.shape.next_document()
             root = self._read()
             self.index = LocationIndex(root=_mark(self.file, root.start_mark))
             self.diagnostics, self.anchors = [], {}
@@ -205,10 +207,17 @@ class _Builder:
         if build:
             self.index.values[path] = _mark(self.file, event.start_mark)
         if isinstance(event, yaml.MappingStartEvent):
-            return self._mapping(source, path, build)
+            return self._mapping(source, path, build and self._own_tag(event, _MAP))
         if isinstance(event, yaml.SequenceStartEvent):
-            return self._sequence(source, path, build)
+            return self._sequence(source, path, build and self._own_tag(event, _SEQ))
         return self._scalar(event) if build else None
+
+    def _own_tag(self, event: Any, own: str) -> bool:
+        """Whether a collection has no tag but its own (else a problem: it is not read)."""
+        if event.tag in (None, "!", own):
+            return True
+        self.error(event.start_mark, f"unsupported YAML tag {event.tag!r}")
+        return False
 
     def _alias(self, event: Any, path: NodePath, build: bool) -> Any:
         """The anchored node's value again, its events replayed here."""
@@ -224,6 +233,9 @@ class _Builder:
         if not build:
             return None
         kept = self.anchors[anchor]
+        if len(path) + _depth(kept) > MAX_DEPTH:  # the building recurses as deep
+            problem = f"collections are nested more than {MAX_DEPTH} deep (through an alias)"
+            raise _Refusal(Diagnostic(_mark(self.file, event.start_mark), problem))
         return self._node(iter(kept[1:]).__next__, kept[0], path, True)
 
     def _sequence(self, source: Source, path: NodePath, build: bool) -> list[Any] | None:
@@ -298,6 +310,18 @@ class _Builder:
             return None
 
 
+def _depth(events: list[Any]) -> int:
+    """How deep the collections of a node's events nest (0 for a scalar or an alias)."""
+    depth = deepest = 0
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return deepest
+
+
 def decode(file: str, data: bytes) -> tuple[str | None, Diagnostic | None]:
     """The text of a file read as UTF-8, or where its first invalid byte is."""
     try:
@@ -311,7 +335,7 @@ def decode(file: str, data: bytes) -> tuple[str | None, Diagnostic | None]:
 
 
 class _Shape:
-    """Depth and alias expansion of one document, followed event by event."""
+    """Depth of one document and alias expansion of the file so far, event by event."""
 
     def __init__(self) -> None:
         self.sizes: list[int] = [0]  # nodes of each open collection, expanded
@@ -326,7 +350,7 @@ class _Shape:
             self.sizes[-1] += size
             self.added += size
             if self.added > MAX_ALIAS_NODES:
-                return f"aliases expand this document beyond {MAX_ALIAS_NODES} nodes"
+                return f"aliases expand this file beyond {MAX_ALIAS_NODES} nodes"
         elif isinstance(event, yaml.CollectionStartEvent):
             if len(self.sizes) > MAX_DEPTH:
                 return f"collections are nested more than {MAX_DEPTH} deep"
@@ -343,6 +367,12 @@ class _Shape:
                 self.expanded[event.anchor] = 1
         return None
 
+    def next_document(self) -> _Shape:
+        """The shape of the file's next document: aliases expanded so far still count."""
+        shape = _Shape()
+        shape.added = self.added
+        return shape
+
 
 def _refused(file: str, text: str) -> Diagnostic | None:
     """The first node of a document too deep or with aliases too large (see module doc)."""
@@ -352,7 +382,7 @@ def _refused(file: str, text: str) -> Diagnostic | None:
         while loader.check_event():
             event = loader.get_event()
             if isinstance(event, yaml.DocumentStartEvent):
-                shape = _Shape()
+                shape = shape.next_document()
             problem = shape.problem(event)
             if problem is not None:
                 return Diagnostic(_mark(file, event.start_mark), problem)

@@ -1,0 +1,84 @@
+"""Attack round 17: the one-pass YAML loader (events replayed for aliases)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from luminaguard.config.loader import load_documents
+from luminaguard.config.location import SourceLocation
+from luminaguard.config.yamlsource import MAX_ALIAS_NODES, MAX_DEPTH, parse_yaml
+
+
+def _chain(links: int, depth: int = 90) -> str:
+    """Anchors each ``depth`` deep, each holding an alias to the one before at its bottom."""
+    lines = []
+    for i in range(links):
+        inner = f"*a{i - 1}" if i else "1"
+        lines.append(f"a{i}: &a{i} " + "[" * depth + inner + "]" * depth)
+    return "\n".join(lines) + "\n"
+
+
+def test_aliases_cannot_nest_collections_past_the_depth_bound(tmp_path: Path) -> None:
+    """Each anchor is 90 deep (under the bound), but an alias stands at the bottom of the
+    next: replayed, the value nests 360 deep. Only the events read were checked for depth,
+    so building it recursed past Python's limit: a RecursionError traceback from
+    ``luminaguard validate``. The alias is now refused where it stands, with the file."""
+    text = _chain(4)
+    documents, problems = parse_yaml("f.yaml", text)
+    assert documents == []
+    assert [p.message for p in problems] == [
+        f"collections are nested more than {MAX_DEPTH} deep (through an alias)"
+    ]
+    assert problems[0].location == SourceLocation("f.yaml", 2, 99)  # the alias *a0
+    (tmp_path / "deep.yaml").write_text(_chain(12))
+    result = load_documents([str(tmp_path)])
+    assert [d.message.split(" (")[0] for d in result.diagnostics] == [
+        f"collections are nested more than {MAX_DEPTH} deep"
+    ]
+    # as deep as the bound through an alias still loads
+    shallow = "a: &a " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\nb: *a\n"
+    assert parse_yaml("f.yaml", shallow)[1] == []
+
+
+def test_many_documents_cannot_each_spend_the_alias_budget() -> None:
+    """The alias budget was per document: a file of many documents, each expanding
+    aliases just under MAX_ALIAS_NODES, built 50,000 nodes (and their locations) per
+    document - 95 KB of YAML took 600 MB and 6 s, a megabyte would take gigabytes. The
+    budget is now the file's."""
+    per_document = MAX_ALIAS_NODES // 2 - 2_000  # under the bound alone
+    aliases = per_document // 1000
+    document = "---\na: &a [" + ",".join(["x"] * 999) + "]\n"
+    document += "".join(f"k{i}: *a\n" for i in range(aliases))
+    one, problems = parse_yaml("f.yaml", document)
+    assert len(one) == 1 and problems == []
+    documents, problems = parse_yaml("f.yaml", document * 3)
+    assert documents == []
+    assert [p.message for p in problems] == [
+        f"aliases expand this file beyond {MAX_ALIAS_NODES} nodes"
+    ]
+    assert problems[0].location.line > 2 * document.count("\n")  # in the third document
+
+
+def test_a_tag_on_a_collection_is_not_dropped() -> None:
+    """Tags were checked on scalars only: ``!!python/object/apply:os.system [ls]`` loaded
+    as the list ``['ls']``, ``!!set {a, b}`` as a mapping of nulls, ``!!omap`` as a list,
+    ``!custom {...}`` as a mapping - the file said one thing and was read as another. A
+    collection's tag other than its own is now the same located problem as a scalar's."""
+    for text, tag in [
+        (
+            "a: !!python/object/apply:os.system [ls]\n",
+            "tag:yaml.org,2002:python/object/apply:os.system",
+        ),
+        ("a: !!set {x, y}\n", "tag:yaml.org,2002:set"),
+        ("a: !!omap [b: 1]\n", "tag:yaml.org,2002:omap"),
+        ("a: !custom {b: 1}\n", "!custom"),
+        ("a: !!seq {b: 1}\n", "tag:yaml.org,2002:seq"),
+        ("a: !!str [1]\n", "tag:yaml.org,2002:str"),
+    ]:
+        documents, problems = parse_yaml("f.yaml", text)
+        assert [(p.location, p.message) for p in problems] == [
+            (SourceLocation("f.yaml", 1, 4), f"unsupported YAML tag {tag!r}")
+        ], text
+        assert documents[0].data == {"a": None}
+    ok, problems = parse_yaml("f.yaml", "a: !!map {b: !!seq [1]}\nc: ! [2]\n")
+    assert problems == [] and ok[0].data == {"a": {"b": [1]}, "c": [2]}
