@@ -158,15 +158,37 @@ class _BoundedSandbox(SandboxedEnvironment):
         return operator.mul(left, right)
 
 
-ENVIRONMENT = _BoundedSandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
-#: For ``run:`` commands: each value is quoted as one shell word (``shell.template``).
-COMMAND_ENVIRONMENT = _BoundedSandbox(
-    undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=marker
-)
-
-
 class TemplateProblem(Exception):
     """A template that cannot be rendered; the message says why."""
+
+
+def _data(value: Any) -> Any:
+    """``value``, unless it is a method or function rather than data.
+
+    A lookup prefers attributes: ``x.items`` on ``{"items": [...]}`` is the dict's method,
+    and a step's hostile output may give a string where a mapping was meant, making
+    ``x.title`` ``str.title``. Such a value is refused (a failed step), never written out
+    (its address) nor passed on as an argument (it has no JSON form: the run crashed).
+    """
+    if callable(value) and not isinstance(value, Undefined):
+        raise TemplateProblem(
+            f"a template value is a Python {type(value).__name__}, not data "
+            "(to read a key named like a method, such as items or values, write x['items'])"
+        )
+    return value
+
+
+def _command_value(value: Any) -> str:
+    return marker(_data(value))
+
+
+ENVIRONMENT = _BoundedSandbox(
+    undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=_data
+)
+#: For ``run:`` commands: each value is quoted as one shell word (``shell.template``).
+COMMAND_ENVIRONMENT = _BoundedSandbox(
+    undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=_command_value
+)
 
 
 def is_template(text: str) -> bool:
@@ -354,7 +376,7 @@ class StringTemplate:
 
     def _output(self, value: Any) -> str:
         """One looked-up value as text, as the compiled template writes it."""
-        return str(value)
+        return str(_data(value))
 
     def _looked_up(self, context: Mapping[str, Any]) -> Any:
         """The value of a template of text and plain lookups only, without compiling it.
@@ -371,7 +393,7 @@ class StringTemplate:
             if value is missing:
                 return missing
             if self._lone and self.native:
-                return value  # the one expression, blanks around it dropped: its own value
+                return _data(value)  # the one expression, blanks around it: its own value
             texts.append(self._output(value))
         return "".join(texts)
 
@@ -384,7 +406,7 @@ class StringTemplate:
                     return value
             template = self._compiled()
             if isinstance(template, TemplateExpression):
-                return _defined(template(**context))
+                return _data(_defined(template(**context)))
             return template.render(**context)
         except _TooLarge as exc:
             raise TemplateProblem(f"template refused: {exc}") from exc
@@ -413,7 +435,7 @@ class CommandTemplate(StringTemplate):
         return COMMAND_ENVIRONMENT.from_string(ast)
 
     def _output(self, value: Any) -> str:
-        return str(marker(value))
+        return str(_command_value(value))
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The command with each value quoted, or TemplateProblem saying why it cannot be."""

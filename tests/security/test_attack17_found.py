@@ -1,12 +1,17 @@
-"""Attack round 17: the one-pass YAML loader (events replayed for aliases)."""
+"""Attack round 17: the one-pass YAML loader, and template values from hostile outputs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from luminaguard.config.loader import load_documents
 from luminaguard.config.location import SourceLocation
+from luminaguard.config.render import TemplateProblem, render_command_text, render_text
 from luminaguard.config.yamlsource import MAX_ALIAS_NODES, MAX_DEPTH, parse_yaml
+from luminaguard.transport.base import ToolInfo, ToolResult
+from tests.scheduler.harness import Harness, compile_steps
 
 
 def _chain(links: int, depth: int = 90) -> str:
@@ -82,3 +87,43 @@ def test_a_tag_on_a_collection_is_not_dropped() -> None:
         assert documents[0].data == {"a": None}
     ok, problems = parse_yaml("f.yaml", "a: !!map {b: !!seq [1]}\nc: ! [2]\n")
     assert problems == [] and ok[0].data == {"a": {"b": [1]}, "c": [2]}
+
+
+LOOKUP = ToolInfo("lookup", "Look a key up.", {"type": "object"}, {"readOnlyHint": True})
+CALLS = """\
+    - {id: ask, agent: a, call: tools.lookup, args: {key: colour}, timeout: 5s}
+    - id: use
+      agent: a
+      needs: [ask]
+      call: tools.lookup
+      args:
+        key: "{{ steps.ask.outputs.structured.values }}"
+        note: "x {{ steps.ask.outputs.structured.r.title }}"
+"""
+
+
+def test_a_hostile_output_cannot_make_a_template_value_a_method(tmp_path: Path) -> None:
+    """A lookup prefers attributes, so ``structured.values`` on a tool's hostile result
+    ``{"values": [...]}`` is the dict's bound method (and ``r.title``, where the result
+    gives a string for ``r``, is ``str.title``). The method went into the next call's
+    arguments and the run crashed with a PydanticSerializationError traceback (hashing
+    the action); written as text it disclosed a memory address. It is now refused: the
+    step fails with a message saying how to read such a key; the run goes on."""
+    harness = Harness(tmp_path / "state")
+    harness.tools.tools = [LOOKUP]
+    harness.tools.on("lookup", ToolResult(text="t", structured={"values": ["x"], "r": "s"}))
+    try:
+        assert harness.start(compile_steps(tmp_path, CALLS)).state == "failed"
+        use = harness.store.steps("r")["use"]
+        assert use.state == "failed"
+        assert "not data" in (use.error or "") and "x['items']" in (use.error or "")
+        assert len(harness.tools.calls) == 1  # only ask was called
+    finally:
+        harness.store.close()
+    context = {"steps": {"a": {"r": "s", "values": [1]}}}
+    for text in ("{{ steps.a.values }}", "x {{ steps.a.r.title }}", "{{ (steps.a.r).title }}"):
+        with pytest.raises(TemplateProblem, match="not data"):
+            render_text(text, context)
+        with pytest.raises(TemplateProblem, match="not data"):
+            render_command_text("echo " + text, context)
+    assert render_text("{{ steps.a['values'] }}", context) == [1]
