@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from luminaguard.compiler.compile import compile_paths
 from luminaguard.config.loader import load_documents
 from luminaguard.config.location import SourceLocation
 from luminaguard.config.render import TemplateProblem, render_command_text, render_text
 from luminaguard.config.yamlsource import MAX_ALIAS_NODES, MAX_DEPTH, parse_yaml
 from luminaguard.transport.base import ToolInfo, ToolResult
-from tests.scheduler.harness import Harness, compile_steps
+from tests.scheduler.harness import HEAD, Harness, compile_steps
 
 
 def _chain(links: int, depth: int = 90) -> str:
@@ -127,3 +128,37 @@ def test_a_hostile_output_cannot_make_a_template_value_a_method(tmp_path: Path) 
         with pytest.raises(TemplateProblem, match="not data"):
             render_command_text("echo " + text, context)
     assert render_text("{{ steps.a['values'] }}", context) == [1]
+
+
+PARAM_STEPS = """\
+  params: {who: "x"}
+  steps:
+    - {id: secret, agent: a, call: tools.lookup, args: {key: s}}
+    - {id: ask, agent: a, call: tools.lookup, args: {key: colour}}
+    - id: use
+      agent: a
+      needs: [ask]
+      call: tools.lookup
+      args: {a: "{{ params.who }}", b: "{{ steps.ask.outputs.text }}"}
+"""
+
+
+def test_a_param_value_is_not_rendered_again_at_run_time(tmp_path: Path) -> None:
+    """A call step's arguments were rendered at compile time (params), then all of them
+    again at run time when any one used a step's output: a param value (``--param``, or
+    a run's params posted to the server) holding ``{{ steps.secret.outputs.text }}
+    {{ 7*7 }}`` was evaluated as a template - it read the output of a step ``use`` does
+    not need (past the needs check) and computed 49. A runtime step's arguments are now
+    kept as written and rendered once, at run time: the param is data."""
+    harness = Harness(tmp_path / "state")
+    harness.tools.tools = [LOOKUP]
+    harness.tools.on("lookup", lambda args: ToolResult(text=f"T-{args.get('key')}"))
+    path = tmp_path / "w.yaml"
+    path.write_text((HEAD % {"approval": "1h"}).replace("  steps:\n", "") + PARAM_STEPS)
+    injected = "{{ steps.secret.outputs.text }} {{ 7*7 }}"
+    _, plans = compile_paths([str(path)], None, {"who": injected})
+    try:
+        assert harness.start(plans[0]).state == "succeeded"
+        assert harness.tools.calls[-1].arguments == {"a": injected, "b": "T-colour"}
+    finally:
+        harness.store.close()
