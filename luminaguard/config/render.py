@@ -129,6 +129,16 @@ class _BoundedSandbox(SandboxedEnvironment):
         super().__init__(**options)
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """A name of a Namespace (a param, a step ID) before the attributes it has as a dict.
+
+        ``params.label`` read the Namespace's own label ("params"), not the param
+        ``label``; ``params.items`` the dict's method, not the param ``items``.
+        """
+        if isinstance(obj, Namespace) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``__obj`` if the sandbox allows it and no argument sizes a huge result."""
         _bounded_args(args, kwargs)

@@ -9,7 +9,12 @@ import pytest
 from luminaguard.compiler.compile import compile_paths
 from luminaguard.config.loader import load_documents
 from luminaguard.config.location import SourceLocation
-from luminaguard.config.render import TemplateProblem, render_command_text, render_text
+from luminaguard.config.render import (
+    Namespace,
+    TemplateProblem,
+    render_command_text,
+    render_text,
+)
 from luminaguard.config.yamlsource import MAX_ALIAS_NODES, MAX_DEPTH, parse_yaml
 from luminaguard.transport.base import ToolInfo, ToolResult
 from tests.scheduler.harness import HEAD, Harness, compile_steps
@@ -162,3 +167,25 @@ def test_a_param_value_is_not_rendered_again_at_run_time(tmp_path: Path) -> None
         assert harness.tools.calls[-1].arguments == {"a": injected, "b": "T-colour"}
     finally:
         harness.store.close()
+
+
+def test_a_param_or_step_named_like_a_namespace_attribute_is_read() -> None:
+    """``params`` and ``steps`` are Namespaces (dicts with a ``label``): a lookup prefers
+    attributes, so ``{{ params.label }}`` rendered "params" - silently the wrong value -
+    and a step with ID ``label``, ``items`` or ``values`` could not be referenced at all
+    (``steps.label`` was the text "steps"). A Namespace's own names now come first."""
+    outputs = Namespace("steps.items.outputs", {"stdout": "out"})
+    context = {
+        "params": Namespace("params", {"label": "L", "items": [1], "get": "g"}),
+        "steps": Namespace("steps", {"items": Namespace("steps.items", {"outputs": outputs})}),
+    }
+    assert render_text("{{ params.label }}", context) == "L"
+    assert render_text("{{ (params).label }}", context) == "L"  # compiled by jinja2
+    assert render_text("{{ params.items }}", context) == [1]
+    assert render_text("x{{ params.get }}", context) == "xg"
+    assert render_text("{{ steps.items.outputs.stdout }}", context) == "out"
+    assert render_command_text("echo {{ params.label }}", context) == "echo 'L'"
+    with pytest.raises(TemplateProblem, match=r"undefined template variable params\.nope"):
+        render_text("{{ params.nope }}", context)
+    with pytest.raises(TemplateProblem, match="Python internals"):
+        render_text("{{ params.label.__class__ }}", context)
