@@ -11,7 +11,8 @@ turned into values: a collection nested deeper than ``MAX_DEPTH`` (the building
 recurses; an alias counts as deep as the node it repeats, where it stands), and aliases
 that would expand a file (all its documents) by more than ``MAX_ALIAS_NODES`` nodes (a
 "billion laughs", or many documents each under the bound). A tag on a collection that
-is not its own (``!!set``, ``!!omap``, ``!!python/...``) is a problem, as on a scalar.
+is not its own (``!!set``, ``!!omap``, ``!!python/...``) is a problem, as on a scalar
+or a key.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+_SCALAR_TAGS = frozenset({_STR, _NULL, _BOOL, _INT, _FLOAT})
 
 _ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -275,6 +277,9 @@ class _Builder:
         if tag == "tag:yaml.org,2002:merge" or event.value == "<<":
             self.error(event.start_mark, "merge keys ('<<') are not supported; write the keys")
             return None
+        if tag not in _SCALAR_TAGS:  # ``!!binary aGk=: 1`` is not the key ``aGk=``
+            self.error(event.start_mark, f"unsupported YAML tag {tag!r}")
+            return None
         try:
             key = str(_scalar(tag, event.value))
         except ValueError:  # ``!!int b: 1``
@@ -300,7 +305,7 @@ class _Builder:
 
     def _scalar(self, event: Any) -> Any:
         tag = self._tag(event)
-        if tag not in (_STR, _NULL, _BOOL, _INT, _FLOAT):
+        if tag not in _SCALAR_TAGS:
             self.error(event.start_mark, f"unsupported YAML tag {tag!r}")
             return None
         try:

@@ -73,8 +73,9 @@ def test_many_documents_cannot_each_spend_the_alias_budget() -> None:
 def test_a_tag_on_a_collection_is_not_dropped() -> None:
     """Tags were checked on scalars only: ``!!python/object/apply:os.system [ls]`` loaded
     as the list ``['ls']``, ``!!set {a, b}`` as a mapping of nulls, ``!!omap`` as a list,
-    ``!custom {...}`` as a mapping - the file said one thing and was read as another. A
-    collection's tag other than its own is now the same located problem as a scalar's."""
+    ``!custom {...}`` as a mapping, and ``!!binary aGk=: 1`` the key ``aGk=`` - the file
+    said one thing and was read as another. A collection's tag other than its own, and a
+    key's unsupported tag, are now the same located problem as a scalar value's."""
     for text, tag in [
         (
             "a: !!python/object/apply:os.system [ls]\n",
@@ -91,8 +92,18 @@ def test_a_tag_on_a_collection_is_not_dropped() -> None:
             (SourceLocation("f.yaml", 1, 4), f"unsupported YAML tag {tag!r}")
         ], text
         assert documents[0].data == {"a": None}
-    ok, problems = parse_yaml("f.yaml", "a: !!map {b: !!seq [1]}\nc: ! [2]\n")
-    assert problems == [] and ok[0].data == {"a": {"b": [1]}, "c": [2]}
+    for text, tag in [
+        ("!!binary aGk=: 1\n", "tag:yaml.org,2002:binary"),
+        ("!!python/name:os.system : 1\n", "tag:yaml.org,2002:python/name:os.system"),
+        ("!custom k: 1\n", "!custom"),
+    ]:  # a key's tag was dropped likewise: 'aGk=', '', 'k'
+        documents, problems = parse_yaml("f.yaml", text)
+        assert [(p.location, p.message) for p in problems] == [
+            (SourceLocation("f.yaml", 1, 1), f"unsupported YAML tag {tag!r}")
+        ], text
+        assert documents[0].data == {}
+    ok, problems = parse_yaml("f.yaml", "a: !!map {b: !!seq [1]}\nc: ! [2]\n!!str 1: x\n")
+    assert problems == [] and ok[0].data == {"a": {"b": [1]}, "c": [2], "1": "x"}
 
 
 LOOKUP = ToolInfo("lookup", "Look a key up.", {"type": "object"}, {"readOnlyHint": True})
