@@ -76,7 +76,9 @@ def _scalar(tag: str, text: str) -> Any:
         return text.lower() == "true"
     if tag == _INT:
         if text.startswith(("0o", "0x")):
-            return int(text, 0)
+            number = int(text, 0)
+            str(number)  # ValueError past Python's digit limit, as a decimal text has
+            return number
         return int(text)
     if tag == _FLOAT:
         lowered = text.lower()
@@ -86,6 +88,12 @@ def _scalar(tag: str, text: str) -> Any:
             return float("nan")
         return float(text)
     return text
+
+
+def _invalid(text: str, tag: str) -> str:
+    """The problem of a scalar its tag cannot read (a long one shortened)."""
+    shown = repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text)} characters)"
+    return f"{shown} is not a valid {tag.rsplit(':')[-1]}"
 
 
 def _mark(file: str, mark: Any) -> SourceLocation:
@@ -283,7 +291,7 @@ class _Builder:
         try:
             key = str(_scalar(tag, event.value))
         except ValueError:  # ``!!int b: 1``
-            self.error(event.start_mark, f"{event.value!r} is not a valid {tag.rsplit(':')[-1]}")
+            self.error(event.start_mark, _invalid(event.value, tag))
             return None
         if key in seen:
             first = self.index.keys[(*path, key)]
@@ -311,7 +319,7 @@ class _Builder:
         try:
             return _scalar(tag, event.value)
         except ValueError:
-            self.error(event.start_mark, f"{event.value!r} is not a valid {tag.rsplit(':')[-1]}")
+            self.error(event.start_mark, _invalid(event.value, tag))
             return None
 
 

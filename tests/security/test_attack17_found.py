@@ -200,3 +200,23 @@ def test_a_param_or_step_named_like_a_namespace_attribute_is_read() -> None:
         render_text("{{ params.nope }}", context)
     with pytest.raises(TemplateProblem, match="Python internals"):
         render_text("{{ params.label.__class__ }}", context)
+
+
+def test_a_huge_hexadecimal_integer_is_a_located_problem(tmp_path: Path) -> None:
+    """A decimal integer past Python's 4,300-digit limit was already 'not a valid int',
+    but ``0x`` + 4,000 ``f`` was read (hexadecimal has no limit) and every later ``str``
+    or ``json.dumps`` of it raised ValueError: ``luminaguard validate`` and ``plan``
+    ended in a traceback. It is now the same located problem, its text shortened."""
+    text = "a: 0x" + "f" * 4000 + "\nb: 0x" + "f" * 100 + "\n"
+    documents, problems = parse_yaml("f.yaml", text)
+    assert [(p.location, p.message) for p in problems] == [
+        (
+            SourceLocation("f.yaml", 1, 4),
+            "'0xffffffffffffffffffffffffffffffffffffff'... (4002 characters) is not a valid int",
+        )
+    ]
+    assert documents[0].data == {"a": None, "b": 16**100 - 1}
+    path = tmp_path / "h.yaml"
+    path.write_text("n: 0o" + "7" * 6000 + "\n")
+    result = load_documents([str(path)])
+    assert [str(d.location) for d in result.diagnostics][:1] == [f"{path}:1:4"]
