@@ -43,6 +43,11 @@ class Namespace(dict[str, Any]):
         self.label = label
 
 
+def _labelled(obj: Any) -> bool:
+    """Whether ``obj`` is a mapping that names itself like a Namespace (``label``)."""
+    return isinstance(obj, Mapping) and isinstance(getattr(obj, "label", None), str)
+
+
 class _Undefined(StrictUndefined):
     """Strict undefined whose message names the namespace and the close alternatives."""
 
@@ -133,9 +138,11 @@ class _BoundedSandbox(SandboxedEnvironment):
         """A name of a Namespace (a param, a step ID) before the attributes it has as a dict.
 
         ``params.label`` read the Namespace's own label ("params"), not the param
-        ``label``; ``params.items`` the dict's method, not the param ``items``.
+        ``label``; ``params.items`` the dict's method, not the param ``items``. Any
+        mapping that names itself with a ``label`` (a read-only view of the steps, as
+        the runner may pass) is read the same way.
         """
-        if isinstance(obj, Namespace) and attribute in obj:
+        if (isinstance(obj, Namespace) or _labelled(obj)) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
 

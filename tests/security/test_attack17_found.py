@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -200,6 +202,36 @@ def test_a_param_or_step_named_like_a_namespace_attribute_is_read() -> None:
         render_text("{{ params.nope }}", context)
     with pytest.raises(TemplateProblem, match="Python internals"):
         render_text("{{ params.label.__class__ }}", context)
+
+
+class _StepsView(Mapping[str, Any]):
+    """A read-only mapping naming itself with a class ``label``, as a runner's view may."""
+
+    label = "steps"
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def test_a_step_named_like_a_mapping_attribute_is_read_from_a_labelled_view() -> None:
+    """The same holds when ``steps`` is a labelled read-only mapping, not a Namespace:
+    ``steps.label`` would be the view's own label and ``steps.items`` its method."""
+    found = {k: Namespace(f"steps.{k}", {"outputs": {"text": k}}) for k in ("label", "items")}
+    context = {"params": Namespace("params", {}), "steps": _StepsView(found)}
+    assert render_text("{{ steps.label.outputs.text }}", context) == "label"
+    assert render_text("x{{ steps.items.outputs.text }}", context) == "xitems"
+    assert render_text("{{ (steps).items.outputs.text }}", context) == "items"
+    with pytest.raises(TemplateProblem, match="not data"):
+        render_text("{{ steps.values }}", context)
 
 
 def test_a_huge_hexadecimal_integer_is_a_located_problem(tmp_path: Path) -> None:
