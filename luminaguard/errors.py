@@ -154,7 +154,7 @@ Internal: translated before they reach a user, no exit code of their own::
      │     becomes: transport/questions.py: an error answered to the server, audited
      ├── _Refusal  config/yamlsource.py
      │     raised: yamlsource.py, as events are read: a collection nested too deep,
-     │             aliases expanding a document too far
+     │             aliases expanding a file too far
      │     becomes: parse_yaml: the file's one Diagnostic, none of its documents
      └── ValueError
           ├── FormError  transport/forms.py

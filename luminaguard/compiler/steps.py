@@ -138,6 +138,8 @@ class StepRenderer:
         if self.step.run is not None:
             command = str(self._value(self.step.run, ("run",)))
         args = {key: self._value(value, ("args", key)) for key, value in self.step.args.items()}
+        if self.runtime:  # all rendered once at run time: a param's value is never a template
+            args = dict(self.step.args)
         self._when()
         return RenderedStep(command, args, self.runtime, self.problems, self.references)
 

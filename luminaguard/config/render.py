@@ -43,6 +43,11 @@ class Namespace(dict[str, Any]):
         self.label = label
 
 
+def _labelled(obj: Any) -> bool:
+    """Whether ``obj`` is a mapping that names itself like a Namespace (``label``)."""
+    return isinstance(obj, Mapping) and isinstance(getattr(obj, "label", None), str)
+
+
 class _Undefined(StrictUndefined):
     """Strict undefined whose message names the namespace and the close alternatives."""
 
@@ -131,6 +136,18 @@ class _BoundedSandbox(SandboxedEnvironment):
         super().__init__(**options)
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """A name of a Namespace (a param, a step ID) before the attributes it has as a dict.
+
+        ``params.label`` read the Namespace's own label ("params"), not the param
+        ``label``; ``params.items`` the dict's method, not the param ``items``. Any
+        mapping that names itself with a ``label`` (a read-only view of the steps, as
+        the runner may pass) is read the same way.
+        """
+        if (isinstance(obj, Namespace) or _labelled(obj)) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``__obj`` if the sandbox allows it and no argument sizes a huge result."""
         _bounded_args(args, kwargs)
@@ -160,15 +177,37 @@ class _BoundedSandbox(SandboxedEnvironment):
         return operator.mul(left, right)
 
 
-ENVIRONMENT = _BoundedSandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
-#: For ``run:`` commands: each value is quoted as one shell word (``shell.template``).
-COMMAND_ENVIRONMENT = _BoundedSandbox(
-    undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=marker
-)
-
-
 class TemplateProblem(Exception):
     """A template that cannot be rendered; the message says why."""
+
+
+def _data(value: Any) -> Any:
+    """``value``, unless it is a method or function rather than data.
+
+    A lookup prefers attributes: ``x.items`` on ``{"items": [...]}`` is the dict's method,
+    and a step's hostile output may give a string where a mapping was meant, making
+    ``x.title`` ``str.title``. Such a value is refused (a failed step), never written out
+    (its address) nor passed on as an argument (it has no JSON form: the run crashed).
+    """
+    if callable(value) and not isinstance(value, Undefined):
+        raise TemplateProblem(
+            f"a template value is a Python {type(value).__name__}, not data "
+            "(to read a key named like a method, such as items or values, write x['items'])"
+        )
+    return value
+
+
+def _command_value(value: Any) -> str:
+    return marker(_data(value))
+
+
+ENVIRONMENT = _BoundedSandbox(
+    undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=_data
+)
+#: For ``run:`` commands: each value is quoted as one shell word (``shell.template``).
+COMMAND_ENVIRONMENT = _BoundedSandbox(
+    undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=_command_value
+)
 
 
 def is_template(text: str) -> bool:
@@ -356,7 +395,7 @@ class StringTemplate:
 
     def _output(self, value: Any) -> str:
         """One looked-up value as text, as the compiled template writes it."""
-        return str(value)
+        return str(_data(value))
 
     def _looked_up(self, context: Mapping[str, Any]) -> Any:
         """The value of a template of text and plain lookups only, without compiling it.
@@ -373,7 +412,7 @@ class StringTemplate:
             if value is missing:
                 return missing
             if self._lone and self.native:
-                return value  # the one expression, blanks around it dropped: its own value
+                return _data(value)  # the one expression, blanks around it: its own value
             texts.append(self._output(value))
         return "".join(texts)
 
@@ -386,7 +425,7 @@ class StringTemplate:
                     return value
             template = self._compiled()
             if isinstance(template, TemplateExpression):
-                return _defined(template(**context))
+                return _data(_defined(template(**context)))
             return template.render(**context)
         except _TooLarge as exc:
             raise TemplateProblem(f"template refused: {exc}") from exc
@@ -415,7 +454,7 @@ class CommandTemplate(StringTemplate):
         return COMMAND_ENVIRONMENT.from_string(ast)
 
     def _output(self, value: Any) -> str:
-        return str(marker(value))
+        return str(_command_value(value))
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The command with each value quoted, or TemplateProblem saying why it cannot be."""

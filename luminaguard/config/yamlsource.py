@@ -8,8 +8,11 @@ keys are refused, and so are non-scalar keys (usually an unquoted template).
 Values are built straight from the parser's events in one pass (``_Builder``), with no
 node tree. Hostile shapes are refused from those events as each is read, before it is
 turned into values: a collection nested deeper than ``MAX_DEPTH`` (the building
-recurses), and aliases that would expand a document by more than ``MAX_ALIAS_NODES``
-nodes (a "billion laughs").
+recurses; an alias counts as deep as the node it repeats, where it stands), and aliases
+that would expand a file (all its documents) by more than ``MAX_ALIAS_NODES`` nodes (a
+"billion laughs", or many documents each under the bound). A tag on a collection that
+is not its own (``!!set``, ``!!omap``, ``!!python/...``) is a problem, as on a scalar
+or a key.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+_SCALAR_TAGS = frozenset({_STR, _NULL, _BOOL, _INT, _FLOAT})
 
 _ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -38,7 +42,7 @@ _ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 #: Collections nested deeper than this are refused (no real document comes close).
 MAX_DEPTH = 100
-#: Nodes that aliases may add to one document when expanded, in all.
+#: Nodes that aliases may add to one file's documents when expanded, in all.
 MAX_ALIAS_NODES = 50_000
 
 
@@ -72,7 +76,9 @@ def _scalar(tag: str, text: str) -> Any:
         return text.lower() == "true"
     if tag == _INT:
         if text.startswith(("0o", "0x")):
-            return int(text, 0)
+            number = int(text, 0)
+            str(number)  # ValueError past Python's digit limit, as a decimal text has
+            return number
         return int(text)
     if tag == _FLOAT:
         lowered = text.lower()
@@ -82,6 +88,12 @@ def _scalar(tag: str, text: str) -> Any:
             return float("nan")
         return float(text)
     return text
+
+
+def _invalid(text: str, tag: str) -> str:
+    """The problem of a scalar its tag cannot read (a long one shortened)."""
+    shown = repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text)} characters)"
+    return f"{shown} is not a valid {tag.rsplit(':')[-1]}"
 
 
 def _mark(file: str, mark: Any) -> SourceLocation:
@@ -152,7 +164,7 @@ class _Builder:
         """Each document's values, locations and problems, read one after the other."""
         self._read()  # the stream's start
         while isinstance(self._read(), yaml.DocumentStartEvent):
-            self.shape = _Shape()
+            self.shape = self.shape.next_document()
             root = self._read()
             self.index = LocationIndex(root=_mark(self.file, root.start_mark))
             self.diagnostics, self.anchors = [], {}
@@ -205,10 +217,17 @@ class _Builder:
         if build:
             self.index.values[path] = _mark(self.file, event.start_mark)
         if isinstance(event, yaml.MappingStartEvent):
-            return self._mapping(source, path, build)
+            return self._mapping(source, path, build and self._own_tag(event, _MAP))
         if isinstance(event, yaml.SequenceStartEvent):
-            return self._sequence(source, path, build)
+            return self._sequence(source, path, build and self._own_tag(event, _SEQ))
         return self._scalar(event) if build else None
+
+    def _own_tag(self, event: Any, own: str) -> bool:
+        """Whether a collection has no tag but its own (else a problem: it is not read)."""
+        if event.tag in (None, "!", own):
+            return True
+        self.error(event.start_mark, f"unsupported YAML tag {event.tag!r}")
+        return False
 
     def _alias(self, event: Any, path: NodePath, build: bool) -> Any:
         """The anchored node's value again, its events replayed here."""
@@ -224,6 +243,9 @@ class _Builder:
         if not build:
             return None
         kept = self.anchors[anchor]
+        if len(path) + _depth(kept) > MAX_DEPTH:  # the building recurses as deep
+            problem = f"collections are nested more than {MAX_DEPTH} deep (through an alias)"
+            raise _Refusal(Diagnostic(_mark(self.file, event.start_mark), problem))
         return self._node(iter(kept[1:]).__next__, kept[0], path, True)
 
     def _sequence(self, source: Source, path: NodePath, build: bool) -> list[Any] | None:
@@ -263,10 +285,13 @@ class _Builder:
         if tag == "tag:yaml.org,2002:merge" or event.value == "<<":
             self.error(event.start_mark, "merge keys ('<<') are not supported; write the keys")
             return None
+        if tag not in _SCALAR_TAGS:  # ``!!binary aGk=: 1`` is not the key ``aGk=``
+            self.error(event.start_mark, f"unsupported YAML tag {tag!r}")
+            return None
         try:
             key = str(_scalar(tag, event.value))
         except ValueError:  # ``!!int b: 1``
-            self.error(event.start_mark, f"{event.value!r} is not a valid {tag.rsplit(':')[-1]}")
+            self.error(event.start_mark, _invalid(event.value, tag))
             return None
         if key in seen:
             first = self.index.keys[(*path, key)]
@@ -288,14 +313,26 @@ class _Builder:
 
     def _scalar(self, event: Any) -> Any:
         tag = self._tag(event)
-        if tag not in (_STR, _NULL, _BOOL, _INT, _FLOAT):
+        if tag not in _SCALAR_TAGS:
             self.error(event.start_mark, f"unsupported YAML tag {tag!r}")
             return None
         try:
             return _scalar(tag, event.value)
         except ValueError:
-            self.error(event.start_mark, f"{event.value!r} is not a valid {tag.rsplit(':')[-1]}")
+            self.error(event.start_mark, _invalid(event.value, tag))
             return None
+
+
+def _depth(events: list[Any]) -> int:
+    """How deep the collections of a node's events nest (0 for a scalar or an alias)."""
+    depth = deepest = 0
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return deepest
 
 
 def decode(file: str, data: bytes) -> tuple[str | None, Diagnostic | None]:
@@ -311,7 +348,7 @@ def decode(file: str, data: bytes) -> tuple[str | None, Diagnostic | None]:
 
 
 class _Shape:
-    """Depth and alias expansion of one document, followed event by event."""
+    """Depth of one document and alias expansion of the file so far, event by event."""
 
     def __init__(self) -> None:
         self.sizes: list[int] = [0]  # nodes of each open collection, expanded
@@ -326,7 +363,7 @@ class _Shape:
             self.sizes[-1] += size
             self.added += size
             if self.added > MAX_ALIAS_NODES:
-                return f"aliases expand this document beyond {MAX_ALIAS_NODES} nodes"
+                return f"aliases expand this file beyond {MAX_ALIAS_NODES} nodes"
         elif isinstance(event, yaml.CollectionStartEvent):
             if len(self.sizes) > MAX_DEPTH:
                 return f"collections are nested more than {MAX_DEPTH} deep"
@@ -343,6 +380,12 @@ class _Shape:
                 self.expanded[event.anchor] = 1
         return None
 
+    def next_document(self) -> _Shape:
+        """The shape of the file's next document: aliases expanded so far still count."""
+        shape = _Shape()
+        shape.added = self.added
+        return shape
+
 
 def _refused(file: str, text: str) -> Diagnostic | None:
     """The first node of a document too deep or with aliases too large (see module doc)."""
@@ -352,7 +395,7 @@ def _refused(file: str, text: str) -> Diagnostic | None:
         while loader.check_event():
             event = loader.get_event()
             if isinstance(event, yaml.DocumentStartEvent):
-                shape = _Shape()
+                shape = shape.next_document()
             problem = shape.problem(event)
             if problem is not None:
                 return Diagnostic(_mark(file, event.start_mark), problem)

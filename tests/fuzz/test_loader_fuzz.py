@@ -505,7 +505,7 @@ def _laughs(levels: int) -> bytes:
 
 
 def test_an_alias_bomb_is_refused_quickly(target: Path) -> None:
-    _bounded(target, _laughs(10), f"aliases expand this document beyond {MAX_ALIAS_NODES}")
+    _bounded(target, _laughs(10), f"aliases expand this file beyond {MAX_ALIAS_NODES}")
 
 
 def test_aliases_within_the_bound_are_read(target: Path) -> None:
