@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import os
 import statistics
 import tempfile
 import time
@@ -22,6 +24,7 @@ from mcp.client.stdio import stdio_client
 
 from luminaguard.compiler import compile_paths
 from luminaguard.hypervisor.base import Mount, SandboxSpec
+from luminaguard.hypervisor.linux import work_disk
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.scheduler.runner import Runner
 from luminaguard.scheduler.store import RunStore
@@ -130,13 +133,20 @@ async def start_to_ready(starts: int, root: Path) -> tuple[list[float], list[flo
     return sandboxed, direct
 
 
+def detach_work_disks(root: Path) -> None:
+    if os.getuid() == 0:
+        for point in work_disk.mounted_under(root):
+            work_disk.detach(point)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--starts", type=int, default=10)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
+        stack.callback(detach_work_disks, root)  # the sandboxes' /work disks, before rmtree
         (root / "x.txt").write_text("hello\n")
         bare = asyncio.run(bare_sdk(args.calls, root))
         ours = asyncio.run(through_scheduler(args.calls, root))
