@@ -360,3 +360,21 @@ def test_a_command_killed_by_its_cgroup_s_memory_limit_is_said_to_be(
 
     result = asyncio.run(go())
     assert result.failure() == "killed: over its memory limit", result
+
+
+def test_a_command_gets_the_runner_s_open_file_limit(tmp_path: Path, sandbox: None) -> None:
+    """The zygote raises its own limit (a status pipe per live sandbox), never a command's."""
+    import resource
+
+    async def go() -> ExecResult:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        try:
+            return await backend.exec(handle, "ulimit -n", 20)
+        finally:
+            await backend.destroy(handle)
+            await backend.aclose()
+
+    result = asyncio.run(go())
+    assert result.ok, result
+    assert result.stdout.strip() == str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])

@@ -313,6 +313,7 @@ def become(spec: Spec, argv: list[str], fds: list[int], service: Service) -> Non
         os.dup2(fd, target)
     for fd in {*fds, *service.private, *service.status.values()} - {0, 1, 2}:
         os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, service.files)
     check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig")
     if orphaned(service.lifeline):
         raise SetupError("the sandbox zygote died during setup")
@@ -340,6 +341,7 @@ class Service:
 
     def __init__(self, as_root: bool, *private: int) -> None:
         self.as_root = as_root
+        self.files = resource.getrlimit(resource.RLIMIT_NOFILE)  # what a sandbox gets back
         self.lifeline, keep_alive = os.pipe()  # sandboxes see EOF on it once we are gone
         self.woken, wake = os.pipe()  # SIGCHLD writes a byte here (set_wakeup_fd)
         os.set_blocking(wake, False)
@@ -437,9 +439,9 @@ def zygote(channel: int, parent: int) -> int:
         map_user()
     gc.disable()  # nothing here makes cycles; a collection would touch every shared page
     gc.freeze()
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a status pipe per live sandbox
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     service = Service(as_root, channel)
+    _, hard = service.files  # a status pipe per live sandbox: as many as allowed
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     _signal.signal(_signal.SIGCHLD, lambda _s, _f: None)  # wakes select() through the pipe
     sock = socket.socket(fileno=channel)
     while True:
