@@ -50,6 +50,21 @@ def run_in_sandbox(backend_name: str) -> Run:
     return run
 
 
+def in_namespaces(tmp_path: Path, command: str, timeout: float = 20, **spec: object) -> ExecResult:
+    """Run one command in a fresh namespace sandbox (a backend and zygote of its own)."""
+
+    async def go() -> ExecResult:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work", **spec))  # type: ignore[arg-type]
+        try:
+            return await backend.exec(handle, command, timeout)
+        finally:
+            await backend.destroy(handle)
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
 class Listener:
     """A TCP server on the host's loopback that counts the connections it accepts."""
 
@@ -322,15 +337,7 @@ def test_the_command_is_in_each_of_its_cgroups(
 
     monkeypatch.setattr(CgroupLimits, "create", recorded)
 
-    async def go() -> ExecResult:
-        backend = SandboxBackend()
-        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
-        try:
-            return await backend.exec(handle, "cat /proc/self/cgroup", 20)
-        finally:
-            await backend.destroy(handle)
-
-    result = asyncio.run(go())
+    result = in_namespaces(tmp_path, "cat /proc/self/cgroup")
     if not groups:
         pytest.skip("no writable cgroups here: limits are rlimits")
     assert result.ok, result
@@ -348,17 +355,7 @@ def test_a_command_killed_by_its_cgroup_s_memory_limit_is_said_to_be(
     if hierarchy() == "none":
         pytest.skip("no writable cgroups here: the memory limit is an rlimit")
 
-    async def go() -> ExecResult:
-        backend = SandboxBackend()
-        handle = await backend.create(
-            SandboxSpec(name="t", workdir=tmp_path / "work", memory_mib=64)
-        )
-        try:
-            return await backend.exec(handle, "python3 -c 'x = bytearray(300 << 20)'", 60)
-        finally:
-            await backend.destroy(handle)
-
-    result = asyncio.run(go())
+    result = in_namespaces(tmp_path, "python3 -c 'x = bytearray(300 << 20)'", 60, memory_mib=64)
     assert result.failure() == "killed: over its memory limit", result
 
 
@@ -366,19 +363,10 @@ def test_a_command_gets_the_runner_s_open_file_limit(tmp_path: Path, sandbox: No
     """The zygote raises its own limit (a status pipe per live sandbox), never a command's."""
     import resource
 
-    async def go() -> ExecResult:
-        backend = SandboxBackend()
-        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
-        try:
-            return await backend.exec(handle, "ulimit -n", 20)
-        finally:
-            await backend.destroy(handle)
-            await backend.aclose()
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard, 1000), hard))  # below the hard
     try:
-        result = asyncio.run(go())  # a new zygote, started with the lowered limit
+        result = in_namespaces(tmp_path, "ulimit -n")  # a new zygote, with the lowered limit
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert result.ok, result
