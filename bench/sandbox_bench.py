@@ -178,21 +178,20 @@ async def live_memory(root: Path) -> dict[str, tuple[float, float] | None]:
 
 
 async def _peer_memory(argv: list[str]) -> tuple[float, float]:
-    started = [subprocess.Popen(argv, stdin=subprocess.DEVNULL) for _ in range(LIVE)]
+    # a session each: the kill reaches what the peer forked (unshare's sleep outlives it)
+    started = [
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(LIVE)
+    ]
     try:
         for process in started:
             await until_running(process.pid, "sleep")
         return _median_mb([memory_kib(p.pid) for p in started])
     finally:
         for process in started:
-            os.killpg(process.pid, 9) if _own_group(process.pid) else process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 9)
             process.wait()
-
-
-def _own_group(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return os.getpgid(pid) == pid
-    return False
 
 
 def _median_mb(pairs: list[tuple[int, int]]) -> tuple[float, float]:
