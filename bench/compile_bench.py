@@ -7,8 +7,9 @@ Run: .venv/bin/python bench/compile_bench.py [--steps N] [--rules N] [--repeat N
 print the plan table for chains, wide fan-out/fan-in DAGs and template-heavy chains
 (every step's command or arguments use ``params`` and earlier steps' outputs), run
 steps only or half ``call`` steps checked against a lock; each case in a process of
-its own (the median of three up to 10,000 steps), printing wall and CPU time, peak RSS and the growth from one size to the next (target: 10,000
-steps <= 1.5 s and <= 300 MB; 10x the steps <= 12x the time).
+its own (the median of three up to 10,000 steps), printing wall and CPU time, peak
+RSS and the growth from one size to the next (target: 10,000 steps <= 1.5 s and
+<= 300 MB; 10x the steps <= 12x the time).
 """
 
 from __future__ import annotations

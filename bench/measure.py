@@ -2,9 +2,10 @@
 
 Each bench prints its report (shown as it runs, and kept in ``bench/results/NAME.txt``)
 and one ``figure:`` line per headline figure (``bench/figures.py``). The table between
-the README's ``measured`` markers is rewritten from those lines alone, with the machine
-they were measured on: no figure in it that a command did not print. A bench that
-fails is named in the table and makes this exit 1.
+the README's ``measured`` markers is rewritten from the kept outputs' figure lines
+alone, with the machine they were measured on: no figure in it that a command did not
+print. ``--only NAME...`` runs those benches again and keeps the others' last outputs.
+A bench that fails is named in the table and makes this exit 1.
 Run: .venv/bin/python bench/measure.py [--only NAME ...] [--no-readme]
 """
 
@@ -67,11 +68,20 @@ def machine() -> str:
     )
 
 
-def run(name: str, arguments: list[str]) -> tuple[list[dict[str, object]], bool]:
-    """Run one bench, echoing and keeping its output; its figure lines and whether it passed."""
-    script = ROOT / "bench" / f"{name.split()[0]}.py"
-    command = [sys.executable, str(script), *arguments]
-    print(f"\n=== {' '.join(['bench/' + script.name, *arguments])}", flush=True)
+def result_file(name: str) -> Path:
+    """Where a bench's last output is kept."""
+    return RESULTS / f"{name.replace(' --', '-')}.txt"
+
+
+def command_of(name: str) -> str:
+    """The command line of a bench, as the table names it."""
+    return " ".join([f"bench/{name.split()[0]}.py", *BENCHES[name]])
+
+
+def run(name: str) -> bool:
+    """Run one bench, echoing its output and keeping it; whether it passed."""
+    command = [sys.executable, str(ROOT / command_of(name).split()[0]), *BENCHES[name]]
+    print(f"\n=== {command_of(name)}", flush=True)
     started = time.monotonic()
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -83,12 +93,21 @@ def run(name: str, arguments: list[str]) -> tuple[list[dict[str, object]], bool]
         lines.append(line)
     ok = process.wait() == 0
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name.replace(' --', '-')}.txt").write_text("".join(lines))
+    result_file(name).write_text("".join(lines))
     print(f"=== {name}: exit {process.returncode}, {time.monotonic() - started:.0f} s", flush=True)
+    return ok
+
+
+def figures_of(name: str) -> list[dict[str, object]]:
+    """The figure lines of a bench's last kept output."""
+    path = result_file(name)
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
     figures = [json.loads(line[len(PREFIX) :]) for line in lines if line.startswith(PREFIX)]
     for figure in figures:
-        figure["command"] = " ".join(["bench/" + script.name, *arguments])
-    return figures, ok
+        figure["command"] = command_of(name)
+    return figures
 
 
 def table(figures: list[dict[str, object]], failed: list[str], when: str) -> str:
@@ -121,21 +140,17 @@ def write_readme(text: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", help="bench names to run (default: all)")
+    parser.add_argument("--only", nargs="*", help="bench names to run again (default: all)")
     parser.add_argument("--no-readme", action="store_true", help="print the table only")
     args = parser.parse_args()
-    figures: list[dict[str, object]] = []
-    failed = []
-    for name, arguments in BENCHES.items():
-        if args.only and name not in args.only:
-            continue
-        found, ok = run(name, arguments)
-        figures += found
-        if not ok:
-            failed.append(name)
+    unknown = set(args.only or []) - set(BENCHES)
+    if unknown:
+        parser.error(f"--only: not benches: {', '.join(sorted(unknown))}; of {', '.join(BENCHES)}")
+    failed = [name for name in BENCHES if (not args.only or name in args.only) and not run(name)]
+    figures = [figure for name in BENCHES for figure in figures_of(name)]
     text = table(figures, failed, time.strftime("%Y-%m-%d"))
     print("\n" + text)
-    if not args.no_readme and not args.only:
+    if not args.no_readme:
         write_readme(text)
         print("\nREADME.md: Measured table rewritten")
     return 1 if failed else 0
