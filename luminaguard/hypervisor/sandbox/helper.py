@@ -374,11 +374,12 @@ class Service:
         for fd in fds[:3]:
             os.close(fd)
         if pid < 0:
-            os.write(fds[3], f"exit {SETUP_FAILED}\n".encode())
+            report(fds[3], f"exit {SETUP_FAILED}\n")
             os.close(fds[3])
             return
-        os.write(fds[3], f"pid {pid}\n".encode())
-        self.status[pid] = fds[3]
+        if not report(fds[3], f"pid {pid}\n"):  # nobody will wait for it: end it now
+            os.kill(pid, SIGKILL)
+        self.status[pid] = fds[3]  # reaped (and the end reported, if still read) all the same
 
     def reap(self) -> None:
         """Report the exit status of every sandbox that has ended, on its status pipe."""
@@ -396,8 +397,21 @@ class Service:
                 return
             fd = self.status.pop(pid, None)
             if fd is not None:
-                os.write(fd, f"exit {exit_code(status)}\n".encode())
+                report(fd, f"exit {exit_code(status)}\n")
                 os.close(fd)
+
+
+def report(fd: int, line: str) -> bool:
+    """Write ``line`` on a sandbox's status pipe; whether it got there.
+
+    The host may have closed its end (a spawn cancelled, an event loop gone): a broken
+    pipe there ends that report, never the zygote, whose death kills every sandbox.
+    """
+    try:
+        os.write(fd, line.encode())
+    except OSError:
+        return False
+    return True
 
 
 def exit_code(status: int) -> int:

@@ -1,0 +1,91 @@
+"""Attack round 18: the zygote that clones each sandbox's PID 1 and reports its exit."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+from luminaguard.hypervisor.sandbox.zygote import SandboxProcess
+from tests.integration.conftest import sandbox_problem
+
+
+@pytest.fixture
+def sandbox() -> None:
+    """Skip (with the reason) where Linux namespaces cannot be created."""
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+
+
+def test_a_dropped_status_pipe_does_not_kill_the_other_sandboxes(
+    sandbox: None, tmp_path: Path
+) -> None:
+    """The host drops one sandbox's status pipe (a spawn cancelled while it read the pid,
+    an event loop gone with a server in it). The zygote wrote that sandbox's exit there,
+    got EPIPE, and died of the BrokenPipeError: every other live sandbox died with it
+    (PR_SET_PDEATHSIG), a long-lived server killed by another agent's cancellation. A
+    report that cannot be delivered is now dropped; the zygote serves on."""
+
+    async def go() -> tuple[int | None, int | None]:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        try:
+            other = await backend.spawn(handle, ["/bin/sh", "-c", "sleep 30"])
+            zygote = backend.zygote.pid
+            dropped = await backend.spawn(handle, ["/bin/sh", "-c", "sleep 0.3"])
+            dropped._status._transport.close()  # type: ignore[attr-defined]
+            await asyncio.sleep(1.5)  # its exit reported on the closed pipe
+            with pytest.raises(TimeoutError):  # the other server still runs
+                await asyncio.wait_for(asyncio.shield(other.wait()), 0.5)
+            after = backend.zygote.pid
+            other.kill()
+            return zygote, after
+        finally:
+            await backend.destroy(handle)
+            await backend.aclose()
+
+    zygote, after = asyncio.run(go())
+    assert after == zygote is not None
+
+
+def test_a_kill_before_pid_1_leads_its_group_is_not_lost() -> None:
+    """The zygote reports a sandbox's pid as soon as clone returns, before the child has
+    called setsid. ``kill`` sent SIGKILL to the process group alone, which did not exist
+    yet: a run cancelled (or a sandbox destroyed) right after a spawn left the command
+    running, and the cancelled exec then waited for it to end by itself (8 of 40 such
+    kills were lost here). PID 1 is now killed by its pid as well."""
+    child = subprocess.Popen(["sleep", "30"])  # in our process group: it leads none
+    try:
+        SandboxProcess(child.pid, None, None, None, None).kill()  # type: ignore[arg-type]
+        assert child.wait(timeout=5) == -9
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_cancel_right_after_spawn_kills_the_command(sandbox: None, tmp_path: Path) -> None:
+    """The same, end to end: each command killed the moment its pid is known ends at once."""
+
+    async def go() -> list[float]:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        took = []
+        try:
+            for _ in range(15):
+                args = [*backend._helper_args(handle, []), "--", "/bin/sleep", "20"]
+                process = await backend.zygote.spawn(args)
+                process.kill()
+                start = asyncio.get_running_loop().time()
+                await asyncio.wait_for(process.wait(), 10)
+                took.append(asyncio.get_running_loop().time() - start)
+        finally:
+            await backend.destroy(handle)
+            await backend.aclose()
+        return took
+
+    assert max(asyncio.run(go())) < 2
