@@ -72,9 +72,14 @@ class SandboxProcess:
         return await asyncio.shield(self._ended)
 
     def kill(self) -> None:
-        """Kill the helper's process group, and with it the sandbox's PID namespace."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        """Kill the sandbox's PID 1, and with it its PID namespace; and its process group.
+
+        PID 1 itself first: until it has called setsid (a moment after the zygote reports
+        its pid) it leads no process group, and a killpg alone would be lost.
+        """
+        for kill in (os.kill, os.killpg):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                kill(self.pid, signal.SIGKILL)
 
 
 class Zygote:
