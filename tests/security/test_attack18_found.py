@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.linux.system import NOBODY
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.hypervisor.sandbox.zygote import SandboxProcess
+from tests.conftest import ROOT
 from tests.integration.conftest import sandbox_problem
 
 
@@ -89,3 +95,59 @@ def test_a_cancel_right_after_spawn_kills_the_command(sandbox: None, tmp_path: P
         return took
 
     assert max(asyncio.run(go())) < 2
+
+
+#: run by an unprivileged runner: sandbox A holds 30 processes, B (pids 32 too) forks 5
+SHARED_COUNT = """
+import asyncio, sys
+from pathlib import Path
+from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.linux.system import NOBODY
+from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+
+async def go():
+    backend = SandboxBackend()
+    base = Path(sys.argv[1])
+    a = await backend.create(SandboxSpec(name="a", workdir=base / "a", pids=32))
+    b = await backend.create(SandboxSpec(name="b", workdir=base / "b", pids=32))
+    hog = await backend.spawn(a, ["/bin/sh", "-c", "for i in $(seq 30); do sleep 30 & done; wait"])
+    try:
+        await asyncio.sleep(1)
+        command = "for i in 1 2 3 4 5; do sleep 0.1 & done; wait; echo forked"
+        result = await backend.exec(b, command, 20)
+        print(result.exit_code, result.stdout.strip(), result.stderr.strip())
+    finally:
+        hog.kill()
+        await hog.wait()
+        await backend.destroy(a)
+        await backend.destroy(b)
+        await backend.aclose()
+
+asyncio.run(go())
+"""
+
+
+def test_a_rootless_sandbox_cannot_use_up_another_sandboxs_process_limit() -> None:
+    """Not root, and so without cgroups, ``pids`` is RLIMIT_NPROC, which the kernel counts
+    per user of a user namespace. The zygote made one user namespace for all its
+    sandboxes: every sandbox's processes counted against each sandbox's limit, and one
+    holding 30 processes left another (``pids: 32``) unable to fork at all ("Cannot
+    fork"). Each sandbox is now cloned into a user namespace of its own, as it was
+    before the zygote cloned them itself."""
+    folder = Path(tempfile.mkdtemp(prefix="lg-rootless-"))
+    try:
+        prefix: list[str] = []
+        if os.getuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("setpriv is needed to run the runner unprivileged")
+            os.chown(folder, NOBODY, NOBODY)
+            prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        python = "/usr/bin/python3" if os.getuid() == 0 else sys.executable
+        done = subprocess.run(
+            [*prefix, python, "-c", SHARED_COUNT, str(folder)],
+            capture_output=True, text=True, timeout=120, check=False, cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert done.stdout.split()[:2] == ["0", "forked"], done.stdout + done.stderr

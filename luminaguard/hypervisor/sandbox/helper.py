@@ -9,7 +9,8 @@ cpu_seconds, memory_mib, pids, network (0/1), cgroup (a file to write ``0`` in t
 a cgroup; repeated), mount (SOURCE:TARGET:ro|rw; repeated) and env (NAME=VALUE; repeated).
 
 1. the zygote clones a child that is PID 1 of a new PID namespace (when not root, the
-   zygote made a user namespace of its own first), waits for it and reports its exit;
+   zygote made a user namespace of its own first, and clones each child into one inside it),
+   waits for it and reports its exit;
 2. the child dies with the zygote (PR_SET_PDEATHSIG), joins the cgroups it is given,
    and unshare(2)s mount, network, IPC and UTS namespaces;
 3. it builds a new root on a tmpfs: host system folders bound read-only, a fresh
@@ -272,6 +273,11 @@ def map_user() -> None:
     """In a new user namespace, map ourselves to root so that mounts are allowed."""
     uid, gid = os.getuid(), os.getgid()
     check(libc.unshare(CLONE_NEWUSER), "unshare user namespace")
+    map_ids(uid, gid)
+
+
+def map_ids(uid: int, gid: int) -> None:
+    """Map root of our new user namespace to ``uid`` and ``gid`` of the one around it."""
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
@@ -309,6 +315,8 @@ def become(spec: Spec, argv: list[str], fds: list[int], service: Service) -> Non
     _signal.set_wakeup_fd(-1)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     os.setsid()  # its own session and group: the host kills the whole sandbox through it
+    if not service.as_root:  # cloned into a user namespace of its own (see Service.clone)
+        map_ids(*service.ids)
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
     for fd in {*fds, *service.private, *service.status.values()} - {0, 1, 2}:
@@ -341,6 +349,7 @@ class Service:
 
     def __init__(self, as_root: bool, *private: int) -> None:
         self.as_root = as_root
+        self.ids = os.getuid(), os.getgid()  # what root of each sandbox's user namespace maps to
         self.files = resource.getrlimit(resource.RLIMIT_NOFILE)  # what a sandbox gets back
         self.lifeline, keep_alive = os.pipe()  # sandboxes see EOF on it once we are gone
         self.woken, wake = os.pipe()  # SIGCHLD writes a byte here (set_wakeup_fd)
@@ -358,7 +367,10 @@ class Service:
         """
         split = args.index("--")
         spec, argv = parse(args[:split]), args[split + 1 :]
-        pid = clone_pid_namespace()
+        # not root: each sandbox in a user namespace of its own, inside the zygote's. The
+        # kernel counts RLIMIT_NPROC per user of a namespace: in one shared by all, every
+        # sandbox's processes counted against each sandbox's ``pids`` (one starved the rest)
+        pid = clone_pid_namespace(0 if self.as_root else CLONE_NEWUSER)
         if pid == 0:
             try:
                 become(spec, argv, fds, self)
@@ -420,8 +432,8 @@ def exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def clone_pid_namespace() -> int:
-    """fork(2) whose child is PID 1 of a new PID namespace (clone with CLONE_NEWPID).
+def clone_pid_namespace(flags: int) -> int:
+    """fork(2) whose child is PID 1 of a new PID namespace (clone with CLONE_NEWPID | flags).
 
     One copy of this small process per sandbox, and none left beside it: the zygote
     itself waits for the sandbox and reports its end. Safe here as a raw system call:
@@ -430,7 +442,7 @@ def clone_pid_namespace() -> int:
     arch = seccomp.ARCHES.get(MACHINE)
     if arch is None:
         return -1
-    pid: int = libc.syscall(arch.numbers["clone"], CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0)
+    pid: int = libc.syscall(arch.numbers["clone"], flags | CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0)
     return pid
 
 
