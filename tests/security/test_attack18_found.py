@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.linux.system import NOBODY
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
-from luminaguard.hypervisor.sandbox.zygote import SandboxProcess
+from luminaguard.hypervisor.sandbox.zygote import SandboxProcess, Zygote
 from tests.conftest import ROOT
 from tests.integration.conftest import sandbox_problem
 
@@ -151,3 +153,30 @@ def test_a_rootless_sandbox_cannot_use_up_another_sandboxs_process_limit() -> No
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     assert done.stdout.split()[:2] == ["0", "forked"], done.stdout + done.stderr
+
+
+def test_a_failed_clone_is_not_taken_for_a_sandbox_with_its_exit_code_as_pid() -> None:
+    """When the zygote cannot clone (EAGAIN at a process limit, ENOSPC at the namespace
+    limits) it writes only ``exit 125``. The host read that first line as ``pid 125``:
+    a SandboxProcess for host pid 125, which a timeout, cancel or destroy then sent
+    SIGKILL (and its group, 125); its status read as 137, killed. Now only ``pid N``
+    starts a sandbox; anything else is an error, as a missing line was."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+    def refuse() -> None:  # a zygote whose clone failed
+        _, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 4)
+        os.write(fds[3], b"exit 125\n")
+        for fd in fds:
+            os.close(fd)
+
+    zygote = Zygote()
+    zygote._started = lambda: ours  # type: ignore[method-assign]
+    server = threading.Thread(target=refuse)
+    server.start()
+    try:
+        with pytest.raises(OSError, match="started no sandbox"):
+            asyncio.run(zygote.spawn(["workdir=/nonexistent", "--", "true"]))
+    finally:
+        server.join()
+        ours.close()
+        theirs.close()

@@ -129,8 +129,12 @@ class Zygote:
                 os.close(fd)
         status = await _reader(pipes[3][0])
         first = (await status.readline()).split()
-        if len(first) != 2:
-            raise OSError("the sandbox zygote did not start a helper")
+        if len(first) != 2 or first[0] != b"pid" or not first[1].isdigit():
+            # "exit 125" alone: no clone could be made. Never its code taken for a pid,
+            # which kill() would signal (another process, or with 0 our own group)
+            for fd in (pipes[0][1], pipes[1][0], pipes[2][0]):
+                os.close(fd)
+            raise OSError(f"the sandbox zygote started no sandbox: {b' '.join(first)!r}")
         return SandboxProcess(
             int(first[1]),
             await _writer(pipes[0][1]),
