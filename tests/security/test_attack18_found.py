@@ -10,11 +10,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.linux.completion import DRAIN_SECONDS
 from luminaguard.hypervisor.linux.system import NOBODY
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.hypervisor.sandbox.zygote import SandboxProcess, Zygote
@@ -104,6 +106,7 @@ SHARED_COUNT = """
 import asyncio, sys
 from pathlib import Path
 from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.linux.completion import DRAIN_SECONDS
 from luminaguard.hypervisor.linux.system import NOBODY
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 
@@ -180,3 +183,59 @@ def test_a_failed_clone_is_not_taken_for_a_sandbox_with_its_exit_code_as_pid() -
         server.join()
         ours.close()
         theirs.close()
+
+
+#: a server in the agent's sandbox that takes the file descriptors handed to it, and keeps them
+HOLD = """
+import socket, time
+server = socket.socket(socket.AF_UNIX)
+server.bind("/work/hold.sock")
+server.listen(1)
+connection, _ = server.accept()
+kept = socket.recv_fds(connection, 10, 4)
+time.sleep(1000)
+"""
+
+#: a command that hands its stdout and stderr to that server, then ends
+HAND_OVER = """
+import socket, time
+for _ in range(200):
+    try:
+        connection = socket.socket(socket.AF_UNIX)
+        connection.connect("/work/hold.sock")
+        break
+    except OSError:
+        time.sleep(0.05)
+socket.send_fds(connection, [b"x"], [1, 2])
+"""
+
+
+def test_a_command_cannot_outlast_its_timeout_by_handing_its_output_away(
+    sandbox: None, tmp_path: Path
+) -> None:
+    """Two sandboxes of one agent share its /work: a command passed its stdout and stderr
+    over a Unix socket there to a long-lived process of the agent (an MCP server, a
+    parallel step) and ended. Its pipes never reached EOF, and after the timeout's kill
+    the exec waited for the rest of the output without bound: the step hung until the
+    holder died (for a server, never). The output is now drained for DRAIN_SECONDS after
+    the kill, then left."""
+    workdir = tmp_path / "work"
+
+    async def go() -> tuple[float, bool]:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=workdir))
+        (workdir / "hold.py").write_text(HOLD)
+        (workdir / "hand.py").write_text(HAND_OVER)
+        server = await backend.spawn(handle, ["python3", "/work/hold.py"])
+        try:
+            start = time.monotonic()
+            result = await asyncio.wait_for(backend.exec(handle, "python3 /work/hand.py", 1), 20)
+            return time.monotonic() - start, result.timed_out
+        finally:
+            server.kill()
+            await backend.destroy(handle)
+            await backend.aclose()
+
+    took, timed_out = asyncio.run(go())
+    assert timed_out
+    assert took < 1 + DRAIN_SECONDS + 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from luminaguard.hypervisor.base import ExecResult, SandboxProcess
 
@@ -36,41 +36,62 @@ class Completion:
         )
 
 
-async def read_capped(stream: asyncio.StreamReader | None) -> tuple[bytes, bool]:
-    """Everything ``stream`` yields, keeping the first OUTPUT_LIMIT bytes; and whether it cut."""
+#: seconds the output may take to end once the process is killed: its pipes close as its
+#: processes die, unless a process outside it holds them (one of another sandbox sharing
+#: its /work, handed them over a Unix socket), which would keep the step from ending
+DRAIN_SECONDS = 2.0
+
+
+@dataclass
+class Capped:
+    """Output read so far: the first OUTPUT_LIMIT bytes, and whether more came."""
+
+    data: bytearray = field(default_factory=bytearray)
+    truncated: bool = False
+
+
+async def read_capped(stream: asyncio.StreamReader | None, into: Capped) -> None:
+    """Read ``stream`` to its end into ``into``, keeping its first OUTPUT_LIMIT bytes."""
     if stream is None:
-        return b"", False
-    data = bytearray()
-    truncated = False
+        return
     while chunk := await stream.read(65536):
-        room = OUTPUT_LIMIT - len(data)
+        room = OUTPUT_LIMIT - len(into.data)
         if len(chunk) > room:
-            truncated = True
-        data += chunk[: max(room, 0)]
-    return bytes(data), truncated
+            into.truncated = True
+        into.data += chunk[: max(room, 0)]
 
 
 async def complete(
     process: SandboxProcess, timeout: float, kill: Callable[[], object]
 ) -> Completion:
-    """Close stdin, collect output until exit; on timeout call ``kill`` and collect the rest."""
+    """Close stdin, collect output until exit; on timeout call ``kill`` and collect the rest.
+
+    The rest is awaited DRAIN_SECONDS at most: what was read by then is kept.
+    """
     started = time.monotonic()
     if process.stdin is not None:
         process.stdin.close()
-    reading = asyncio.gather(read_capped(process.stdout), read_capped(process.stderr))
+    out, err = Capped(), Capped()
+    reading = asyncio.gather(read_capped(process.stdout, out), read_capped(process.stderr, err))
     timed_out = False
     try:
-        (out, out_cut), (err, err_cut) = await asyncio.wait_for(asyncio.shield(reading), timeout)
+        await asyncio.wait_for(asyncio.shield(reading), timeout)
     except TimeoutError:
         timed_out = True
         kill()
-        (out, out_cut), (err, err_cut) = await reading
+        try:
+            await asyncio.wait_for(reading, DRAIN_SECONDS)
+        except TimeoutError:  # held open from outside: stop reading what it may still send
+            for stream in (process.stdout, process.stderr):
+                transport = getattr(stream, "_transport", None)
+                if transport is not None:
+                    transport.close()
     code = await process.wait()
     return Completion(
         exit_code=code,
-        stdout=out.decode("utf-8", "replace"),
-        stderr=err.decode("utf-8", "replace"),
+        stdout=out.data.decode("utf-8", "replace"),
+        stderr=err.data.decode("utf-8", "replace"),
         duration=time.monotonic() - started,
         timed_out=timed_out,
-        truncated=out_cut or err_cut,
+        truncated=out.truncated or err.truncated,
     )
