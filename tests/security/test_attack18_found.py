@@ -71,7 +71,9 @@ def test_a_kill_before_pid_1_leads_its_group_is_not_lost() -> None:
     kills were lost here). PID 1 is now killed by its pid as well."""
     child = subprocess.Popen(["sleep", "30"])  # in our process group: it leads none
     try:
-        SandboxProcess(child.pid, None, None, None, None).kill()  # type: ignore[arg-type]
+        pidfd = os.pidfd_open(child.pid)
+        SandboxProcess(child.pid, None, None, None, None, pidfd).kill()  # type: ignore[arg-type]
+        os.close(pidfd)
         assert child.wait(timeout=5) == -9
     finally:
         child.kill()
@@ -239,3 +241,37 @@ def test_a_command_cannot_outlast_its_timeout_by_handing_its_output_away(
     took, timed_out = asyncio.run(go())
     assert timed_out
     assert took < 1 + DRAIN_SECONDS + 2
+
+
+def test_a_kill_after_pid_1_was_reaped_cannot_hit_the_process_reusing_its_pid(
+    sandbox: None, tmp_path: Path
+) -> None:
+    """``kill`` signalled PID 1 by its number. Once the zygote has reaped it that number is
+    free, and the host still kills when a timeout fires: a command that hands its output
+    away (see above) ends at once yet keeps its exec waiting for the timeout, while the
+    agent's other process forks through the pids (pid_max 32768 here: seconds). The
+    root runner then SIGKILLed whatever host process had the number. Simulated here by
+    giving the ended sandbox's pid to a host process; kill now goes through a pidfd taken
+    when the pid was reported."""
+
+    async def go() -> bool:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        victim = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        try:
+            process = await backend.spawn(handle, ["/bin/true"])
+            for _ in range(500):  # until the zygote has reaped it (not through our wait)
+                if not Path(f"/proc/{process.pid}").exists():
+                    break
+                await asyncio.sleep(0.01)
+            process.pid = victim.pid  # its number, now another process's
+            process.kill()
+            await asyncio.sleep(0.2)
+            return victim.poll() is None
+        finally:
+            victim.kill()
+            victim.wait()
+            await backend.destroy(handle)
+            await backend.aclose()
+
+    assert asyncio.run(go())

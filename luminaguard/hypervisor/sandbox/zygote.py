@@ -50,8 +50,10 @@ class SandboxProcess:
         stdout: asyncio.StreamReader,
         stderr: asyncio.StreamReader,
         status: asyncio.StreamReader,
+        pidfd: int | None,
     ) -> None:
         self.pid = pid
+        self._pidfd = pidfd  # PID 1 for good: its pid may name another process once reaped
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
@@ -63,6 +65,9 @@ class SandboxProcess:
         words = (await self._status.read()).decode().split()
         codes = [int(words[i + 1]) for i, word in enumerate(words[:-1]) if word == "exit"]
         self.returncode = codes[-1] if codes else KILLED  # no report: the helper was killed
+        if self._pidfd is not None:  # reaped (or the zygote gone, and PID 1 with it)
+            os.close(self._pidfd)
+            self._pidfd = None
         return self.returncode
 
     async def wait(self) -> int:
@@ -72,14 +77,17 @@ class SandboxProcess:
         return await asyncio.shield(self._ended)
 
     def kill(self) -> None:
-        """Kill the sandbox's PID 1, and with it its PID namespace; and its process group.
+        """Kill the sandbox's PID 1, and with it its whole PID namespace.
 
-        PID 1 itself first: until it has called setsid (a moment after the zygote reports
-        its pid) it leads no process group, and a killpg alone would be lost.
+        Through a pidfd taken when the zygote reported the pid: once the zygote has
+        reaped PID 1 its pid is free, and a command that handed its output away can keep
+        its exec waiting, and so this kill coming, while the pids wrap (32768 of them
+        here: a few seconds of forks). Not the process group either: until PID 1 has
+        called setsid, a moment after the report, it leads none.
         """
-        for kill in (os.kill, os.killpg):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(self.pid, signal.SIGKILL)
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
 
 
 class Zygote:
@@ -135,12 +143,18 @@ class Zygote:
             for fd in (pipes[0][1], pipes[1][0], pipes[2][0]):
                 os.close(fd)
             raise OSError(f"the sandbox zygote started no sandbox: {b' '.join(first)!r}")
+        pid = int(first[1])
+        try:  # still the zygote's child, unreaped: the pid names the sandbox's PID 1
+            pidfd: int | None = os.pidfd_open(pid)
+        except OSError:  # gone already (and reaped): nothing left to kill
+            pidfd = None
         return SandboxProcess(
-            int(first[1]),
+            pid,
             await _writer(pipes[0][1]),
             await _reader(pipes[1][0]),
             await _reader(pipes[2][0]),
             status,
+            pidfd,
         )
 
     def close(self) -> None:
