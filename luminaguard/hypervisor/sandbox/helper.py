@@ -314,7 +314,7 @@ def become(spec: Spec, argv: list[str], fds: list[int], service: Service) -> Non
     """
     _signal.set_wakeup_fd(-1)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-    os.setsid()  # its own session and group: the host kills the whole sandbox through it
+    os.setsid()  # a session of its own (the host kills the sandbox through PID 1, by pidfd)
     if not service.as_root:  # cloned into a user namespace of its own (see Service.clone)
         map_ids(*service.ids)
     for target, fd in enumerate(fds[:3]):
