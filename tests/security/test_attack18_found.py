@@ -18,6 +18,7 @@ import pytest
 from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.linux.completion import DRAIN_SECONDS
 from luminaguard.hypervisor.linux.system import NOBODY
+from luminaguard.hypervisor.sandbox import zygote as zygote_module
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.hypervisor.sandbox.zygote import SandboxProcess, Zygote
 from tests.conftest import ROOT
@@ -275,3 +276,35 @@ def test_a_kill_after_pid_1_was_reaped_cannot_hit_the_process_reusing_its_pid(
             await backend.aclose()
 
     assert asyncio.run(go())
+
+
+def test_a_spawn_cancelled_half_way_leaves_no_sandbox_running(
+    sandbox: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spawn cancelled after the zygote reported the pid (while its pipes were being
+    wrapped) left the sandbox running with nobody to wait for it, kill it at its timeout
+    or close its pipes (raw fds, never closed): where no cgroup is writable, nothing
+    removed it, and as root only the cgroups did. The sandbox is now killed and what was
+    opened for it closed."""
+
+    async def cancelled(fd: int) -> None:
+        os.close(fd)
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(zygote_module, "_writer", cancelled)
+
+    async def go() -> list[str]:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        try:
+            args = [*backend._helper_args(handle, []), "--", "/bin/sleep", "30"]
+            with pytest.raises(asyncio.CancelledError):
+                await backend.zygote.spawn(args)
+            await asyncio.sleep(0.5)
+            zygote = backend.zygote.pid
+            return Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split()
+        finally:
+            await backend.destroy(handle)
+            await backend.aclose()
+
+    assert asyncio.run(go()) == []

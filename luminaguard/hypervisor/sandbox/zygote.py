@@ -18,6 +18,7 @@ import sys
 import threading
 import weakref
 from pathlib import Path
+from typing import Any
 
 HELPER = Path(__file__).with_name("helper.py")
 KILLED = 128 + signal.SIGKILL
@@ -135,33 +136,52 @@ class Zygote:
         finally:
             for fd in theirs:
                 os.close(fd)
+        ours = [pipes[0][1], pipes[1][0], pipes[2][0]]
         status = await _reader(pipes[3][0])
-        first = (await status.readline()).split()
-        if len(first) != 2 or first[0] != b"pid" or not first[1].isdigit():
-            # "exit 125" alone: no clone could be made. Never its code taken for a pid,
-            # which kill() would signal (another process, or with 0 our own group)
-            for fd in (pipes[0][1], pipes[1][0], pipes[2][0]):
-                os.close(fd)
-            raise OSError(f"the sandbox zygote started no sandbox: {b' '.join(first)!r}")
-        pid = int(first[1])
-        try:  # still the zygote's child, unreaped: the pid names the sandbox's PID 1
-            pidfd: int | None = os.pidfd_open(pid)
-        except OSError:  # gone already (and reaped): nothing left to kill
-            pidfd = None
-        return SandboxProcess(
-            pid,
-            await _writer(pipes[0][1]),
-            await _reader(pipes[1][0]),
-            await _reader(pipes[2][0]),
-            status,
-            pidfd,
-        )
+        pidfd: int | None = None
+        streams: list[Any] = []  # stdin's transport, then the stdout and stderr readers
+        try:
+            first = (await status.readline()).split()
+            if len(first) != 2 or first[0] != b"pid" or not first[1].isdigit():
+                # "exit 125" alone: no clone could be made. Never its code taken for a
+                # pid, which kill() would signal (another process, or with 0 our group)
+                raise OSError(f"the sandbox zygote started no sandbox: {b' '.join(first)!r}")
+            pid = int(first[1])
+            with contextlib.suppress(OSError):  # gone already (reaped): nothing to kill
+                pidfd = os.pidfd_open(pid)  # the zygote's unreaped child: its PID 1
+            # each fd is owned by its stream from the call on (fdopen comes before any await)
+            stdin = await _writer(ours.pop(0))
+            streams.append(stdin.transport)
+            for _ in range(2):
+                streams.append(await _reader(ours.pop(0)))
+            return SandboxProcess(pid, stdin, streams[1], streams[2], status, pidfd)
+        except BaseException:  # cancelled, say: no sandbox left running unwatched
+            _abandon(ours, [status, *streams], pidfd)
+            raise
 
     def close(self) -> None:
         """Stop the zygote (helpers still running die with it)."""
         if self._socket is not None and self._process is not None:
             _stop(self._socket, self._process)
         self._socket = None
+
+
+def _abandon(fds: list[int], streams: list[Any], pidfd: int | None) -> None:
+    """A spawn that fails half-way: kill its sandbox, close what was opened for it.
+
+    Closing the status pipe before the zygote wrote the pid makes it kill the sandbox (it
+    cannot report the pid); closing its pipes gives a command EOF on stdin, EPIPE out.
+    ``streams`` are readers and transports; ``fds`` the pipe ends not wrapped yet.
+    """
+    if pidfd is not None:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        os.close(pidfd)
+    for stream in streams:
+        transport = getattr(stream, "_transport", stream)  # a reader's, or a transport
+        transport.close()
+    for fd in fds:
+        os.close(fd)
 
 
 def _stop(sock: socket.socket, process: subprocess.Popen[bytes]) -> None:
