@@ -18,7 +18,7 @@ from luminaguard.config.diagnostics import ConfigError
 from luminaguard.config.yamlsource import MAX_ALIAS_NODES, MAX_DEPTH
 from tests.fuzz import fuzz
 
-PER_EXAMPLE = 2.0  # seconds
+PER_EXAMPLE = 2.0  # seconds of CPU
 MAX_SIZE = 1 << 20
 
 #: Line breaks as YAML counts them (libyaml's marks count every one of these).
@@ -35,7 +35,9 @@ def _lines(data: bytes) -> list[str]:
 def check(path: Path, data: bytes) -> ConfigError | None:
     """``data`` in ``path`` compiles, or every problem is located inside it; in time."""
     path.write_bytes(data)
-    started = time.monotonic()
+    # CPU time, not wall time: on a loaded 2-core machine (the test shards, sandboxes and
+    # VMs beside it) wall time measured the queue for a core: 2.25 s for 0.27 s of work
+    started = time.process_time()
     refused = None
     try:
         compile_paths([str(path)])
@@ -48,8 +50,8 @@ def check(path: Path, data: bytes) -> ConfigError | None:
             assert where.file == str(path), diagnostic
             assert 1 <= where.line <= len(lines), diagnostic
             assert 1 <= where.column <= len(lines[where.line - 1]) + 1, diagnostic
-    elapsed = time.monotonic() - started
-    assert elapsed < PER_EXAMPLE, f"{elapsed:.2f}s for {len(data)} bytes"
+    elapsed = time.process_time() - started
+    assert elapsed < PER_EXAMPLE, f"{elapsed:.2f}s of CPU for {len(data)} bytes"
     return refused
 
 
