@@ -34,7 +34,7 @@ PERIOD_US = 100_000
 #: where a process writes ``0`` to join a cgroup: on v1, ``tasks`` moves the writing thread
 #: alone, which the kernel does without the global lock that moving a whole process takes
 #: (``cgroup.procs``), and that lock waits for an RCU grace period (about 10 ms here) once
-#: the system has been idle. The joiners (the sandbox helper, gVisor's pre-exec hook) have
+#: the system has been idle. The joiners (a sandbox's PID 1, gVisor's pre-exec hook) have
 #: one thread, and what they fork inherits its cgroups. v2 has no such file: ``cgroup.procs``.
 JOIN_FILE = {"v1": "tasks", "v2": "cgroup.procs"}
 #: how long ``remove`` waits for the cgroups' last processes to finish exiting, seconds
@@ -181,7 +181,7 @@ def _quota(cpus: float) -> int:
 
 @dataclass
 class CgroupLimits:
-    """One sandbox's cgroups: created with limits, joined by the helper, removed after."""
+    """One sandbox's cgroups: created with limits, joined by the sandbox, removed after."""
 
     name: str
     memory_bytes: int

@@ -134,7 +134,7 @@ def build_root(spec: Spec, root: str) -> None:
 def no_links_on_the_way(root: str, target: str) -> None:
     """Refuse a mount target reached through a symlink (one planted in ``/work``, say).
 
-    The helper is root on the host's file system until it pivots: following a link the
+    The sandbox's PID 1 is root on the host's file system until it pivots: following a link the
     guest made would create files or folders wherever the link points.
     """
     path = root
@@ -242,7 +242,7 @@ def execute(argv: list[str], env: dict[str, str]) -> None:
 
 
 def orphaned(lifeline: int) -> bool:
-    """Whether the helper died before we armed PDEATHSIG (its end of the pipe is closed).
+    """Whether the zygote died before we armed PDEATHSIG (its end of the pipe is closed).
 
     Across the PID namespace getppid() says 0 whether or not the parent lives.
     """

@@ -1,9 +1,9 @@
-"""The host side of the sandbox zygote: one pre-started helper that forks a helper per sandbox.
+"""The host side of the sandbox zygote: one pre-started process that clones each sandbox.
 
-Starting a Python interpreter costs about 10 ms; forking one that has already started
+Starting a Python interpreter costs about 10 ms; cloning one that has already started
 costs well under one. Each request sends the sandbox's arguments and four pipe ends
 (stdin, stdout, stderr, status) over a ``SOCK_SEQPACKET`` socket pair. The zygote dies
-with the runner, and every helper with the zygote.
+with the runner, and every sandbox with the zygote.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ async def _writer(fd: int) -> asyncio.StreamWriter:
 
 
 class SandboxProcess:
-    """A command running in a sandbox: its pipes, its helper's pid, its exit status."""
+    """A command running in a sandbox: its pipes, its PID 1's pid, its exit status."""
 
     def __init__(
         self,
@@ -65,7 +65,7 @@ class SandboxProcess:
     async def _read_status(self) -> int:
         words = (await self._status.read()).decode().split()
         codes = [int(words[i + 1]) for i, word in enumerate(words[:-1]) if word == "exit"]
-        self.returncode = codes[-1] if codes else KILLED  # no report: the helper was killed
+        self.returncode = codes[-1] if codes else KILLED  # no report: the zygote was killed
         if self._pidfd is not None:  # reaped (or the zygote gone, and PID 1 with it)
             os.close(self._pidfd)
             self._pidfd = None
@@ -92,7 +92,7 @@ class SandboxProcess:
 
 
 class Zygote:
-    """One started ``helper.py --zygote``, serving sandbox helpers on request.
+    """One started ``helper.py --zygote``, cloning sandboxes on request.
 
     Started on first use with ``subprocess`` (not asyncio), so one zygote serves any
     event loop; it exits when its socket closes, which happens when this object goes.
@@ -122,7 +122,7 @@ class Zygote:
 
     @property
     def pid(self) -> int | None:
-        """The zygote's process id while it runs (its helpers are its children)."""
+        """The zygote's process id while it runs (each sandbox's PID 1 is its child)."""
         process = self._process
         return process.pid if process is not None and process.poll() is None else None
 
@@ -160,7 +160,7 @@ class Zygote:
             raise
 
     def close(self) -> None:
-        """Stop the zygote (helpers still running die with it)."""
+        """Stop the zygote (sandboxes still running die with it)."""
         if self._socket is not None and self._process is not None:
             _stop(self._socket, self._process)
         self._socket = None
