@@ -223,23 +223,30 @@ def test_timeout_kills_the_whole_sandbox(tmp_path: Path, run_in_sandbox: Run) ->
     assert result.failure() is not None and "timed out" in result.failure()  # type: ignore[operator]
 
 
+@pytest.fixture
+def created_cgroups(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The folders of every cgroup the sandboxes of the test create, as they are created."""
+    groups: list[Path] = []
+    create = CgroupLimits.create
+
+    def recorded(self: CgroupLimits) -> list[str]:
+        joins = create(self)
+        groups.extend(self.dirs)
+        return joins
+
+    monkeypatch.setattr(CgroupLimits, "create", recorded)
+    return groups
+
+
 def test_no_cgroup_is_left_behind(
-    tmp_path: Path, run_in_sandbox: Run, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_in_sandbox: Run, created_cgroups: list[Path]
 ) -> None:
     """Each command's cgroups are removed after it, though its last process leaves late.
 
     A process closes its pipes a moment before the kernel takes it out of its cgroups;
     they were removed in that moment (EBUSY, ignored) for about a third of the commands.
     """
-    groups: list[Path] = []
-    create = CgroupLimits.create
-
-    def recorded(self: CgroupLimits) -> list[str]:
-        procs = create(self)
-        groups.extend(self.dirs)
-        return procs
-
-    monkeypatch.setattr(CgroupLimits, "create", recorded)
+    groups = created_cgroups
     for _ in range(5):
         assert run_in_sandbox(tmp_path, "true").ok
     assert [group for group in groups if group.exists()] == []
@@ -323,20 +330,11 @@ def test_a_cancelled_command_is_killed(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_the_command_is_in_each_of_its_cgroups(
-    tmp_path: Path, sandbox: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sandbox: None, created_cgroups: list[Path]
 ) -> None:
-    """The helper joins by writing ``0`` (itself alone: see ``cgroups.JOIN_FILE``), so what it
+    """PID 1 joins by writing ``0`` (itself alone: see ``cgroups.JOIN_FILE``), so what it
     forks and execs, the command, is in every one of the sandbox's cgroups."""
-    groups: list[Path] = []
-    create = CgroupLimits.create
-
-    def recorded(self: CgroupLimits) -> list[str]:
-        joins = create(self)
-        groups.extend(self.dirs)
-        return joins
-
-    monkeypatch.setattr(CgroupLimits, "create", recorded)
-
+    groups = created_cgroups
     result = in_namespaces(tmp_path, "cat /proc/self/cgroup")
     if not groups:
         pytest.skip("no writable cgroups here: limits are rlimits")
