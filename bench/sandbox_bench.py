@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from figures import emit
-from peers import bwrap_argv, memory_kib, own_cpu, tree_cpu, unshare_argv
+from peers import bwrap_argv, descendants, memory_kib, own_cpu, tree_cpu, unshare_argv
 
 from luminaguard.compiler import compile_paths
 from luminaguard.hypervisor.base import ExecResult, SandboxSpec
@@ -143,8 +143,6 @@ async def spawns(root: Path, count: int, rounds: int) -> dict[str, Spawns]:
 
 async def until_running(pid: int, program: str) -> None:
     """Wait until a process named ``program`` runs below ``pid`` (its setup is done)."""
-    from peers import descendants
-
     for _ in range(500):
         names = []
         for member in descendants(pid):
