@@ -1,0 +1,65 @@
+"""Attack round 19: step outputs given to templates, output draining, the sandbox zygote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from luminaguard.scheduler.store import RunStore
+from tests.conftest import CliRunner, Writer
+
+UNNEEDED = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  rules:
+    - id: talk
+      match: {program: [echo, sleep]}
+      risk: green
+      reason: prints
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec:
+  policy: p
+  limits: {timeout: 20s}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {name: w}
+spec:
+  steps:
+    - {id: secret, agent: a, run: "echo TOPSECRET"}
+    - {id: slow, agent: a, run: "sleep 2"}
+    - id: leak
+      agent: a
+      needs: [slow]
+      run: >-
+        echo {{ steps.slow.outputs.exit_code }}
+        {% for k in steps %}{{ k }}={{ steps[k].outputs.stdout }}{% endfor %}
+"""
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_a_template_reads_only_the_steps_its_step_needs(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """The compiler checks that the steps a template names (``steps.ID``, ``steps['ID']``)
+    are steps its step needs. A template that names one of its needs (so it renders at run
+    time) and also looks steps up by a computed key (``steps[k]`` over ``steps``) read the
+    outputs of any step that had happened to succeed by then: ``leak`` (needing only
+    ``slow``) printed ``secret``'s TOPSECRET, a step it does not need, by timing. The
+    runner's view of the outputs now holds only the step's needs, direct or not."""
+    state = tmp_path / "state"
+    path = write("w.yaml", UNNEEDED)
+    result = cli("run", str(path), "--state", str(state), "--run-id", "r")
+    store = RunStore(state)
+    try:
+        steps = store.steps("r")
+    finally:
+        store.close()
+    assert steps["secret"].outputs["stdout"] == "TOPSECRET\n", result.out + result.err
+    assert "TOPSECRET" not in str(steps["leak"].outputs.get("stdout", ""))
