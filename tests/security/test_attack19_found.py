@@ -63,3 +63,26 @@ def test_a_template_reads_only_the_steps_its_step_needs(
         store.close()
     assert steps["secret"].outputs["stdout"] == "TOPSECRET\n", result.out + result.err
     assert "TOPSECRET" not in str(steps["leak"].outputs.get("stdout", ""))
+
+
+def test_the_steps_view_hides_every_step_not_needed() -> None:
+    """Each way a template reaches the view (a name, a computed key, ``get``, ``values``,
+    iteration, ``in``) sees only the needed steps."""
+    from luminaguard.config.render import render_text
+    from luminaguard.scheduler.states import StepState
+    from luminaguard.scheduler.store import StepRecord
+    from luminaguard.scheduler.templates import StepOutputs, needed_steps
+
+    records = {
+        name: StepRecord(name, StepState.SUCCEEDED, 1, None, {"stdout": name.upper()}, None)
+        for name in ("a", "b", "secret")
+    }
+    visible = needed_steps({"c": ["b"], "b": ["a"], "a": [], "secret": []}, "c")
+    assert visible == {"a", "b"}
+    context = {"steps": StepOutputs(records, visible)}
+    for text in (
+        "{% for k in steps %}{{ steps[k].outputs.stdout }}{% endfor %}",
+        "{% for v in steps.values() %}{{ v.outputs.stdout }}{% endfor %}",
+        "{{ steps.get('secret') }}{{ 'secret' in steps }}{{ steps | length }}",
+    ):
+        assert "SECRET" not in str(render_text(text, context))
