@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from luminaguard.scheduler.states import StepState
 from luminaguard.scheduler.store import RunStore
 from tests.conftest import CliRunner, Writer
 
@@ -69,7 +70,6 @@ def test_the_steps_view_hides_every_step_not_needed() -> None:
     """Each way a template reaches the view (a name, a computed key, ``get``, ``values``,
     iteration, ``in``) sees only the needed steps."""
     from luminaguard.config.render import render_text
-    from luminaguard.scheduler.states import StepState
     from luminaguard.scheduler.store import StepRecord
     from luminaguard.scheduler.templates import StepOutputs, needed_steps
 
@@ -86,3 +86,67 @@ def test_the_steps_view_hides_every_step_not_needed() -> None:
         "{{ steps.get('secret') }}{{ 'secret' in steps }}{{ steps | length }}",
     ):
         assert "SECRET" not in str(render_text(text, context))
+
+
+HELD = """\
+apiVersion: luminaguard.dev/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  rules:
+    - id: all
+      match: {program: ["*"]}
+      risk: green
+      reason: anything
+---
+apiVersion: luminaguard.dev/v1
+kind: Agent
+metadata: {name: a}
+spec:
+  policy: p
+  limits: {timeout: 20s}
+---
+apiVersion: luminaguard.dev/v1
+kind: Workload
+metadata: {name: w}
+spec:
+  steps:
+    - id: holder
+      agent: a
+      run: >-
+        python3 -c 'import socket,os,time,array;
+        s=socket.socket(socket.AF_UNIX); s.bind("/work/sock"); s.listen();
+        c,_=s.accept(); m,a,f,_=c.recvmsg(1,socket.CMSG_LEN(4));
+        fd=array.array("i",a[0][2])[0]; time.sleep(4); os.write(fd,b"INJECTED\\\\n");
+        time.sleep(8)'
+    - id: victim
+      agent: a
+      run: >-
+        python3 -c 'import socket,time,array; time.sleep(0.5);
+        c=socket.socket(socket.AF_UNIX); c.connect("/work/sock");
+        c.sendmsg([b"x"],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array("i",[1]))]);
+        print("victim done")'
+"""
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_a_step_ends_with_its_process_not_with_who_holds_its_output(
+    cli: CliRunner, write: Writer, tmp_path: Path
+) -> None:
+    """Two steps of one agent run at once and share /work. ``victim`` hands its stdout over
+    a Unix socket to ``holder`` and exits at once. Its output was read to its end, not to
+    the exit: ``victim`` stayed running as long as ``holder`` kept the pipe (to its
+    timeout, then failed as timed out though it exited 0), and what ``holder`` wrote
+    seconds after ``victim`` ended was recorded as ``victim``'s output, to be fed to the
+    steps needing it. The output is now awaited DRAIN_SECONDS at most after the exit."""
+    state = tmp_path / "state"
+    path = write("w.yaml", HELD)
+    result = cli("run", str(path), "--state", str(state), "--run-id", "r")
+    store = RunStore(state)
+    try:
+        victim = store.steps("r")["victim"]
+    finally:
+        store.close()
+    # (holder's late write meets a closed pipe: holder fails, which is its own business)
+    assert victim.state == StepState.SUCCEEDED, result.out + result.err
+    assert victim.outputs["stdout"] == "victim done\n"
