@@ -38,7 +38,13 @@ from luminaguard.scheduler.sandboxes import absolute_plan, mounts_of
 from luminaguard.scheduler.secrets import environment, run_secrets
 from luminaguard.scheduler.states import ApprovalState, RunState, StepState
 from luminaguard.scheduler.store import RunRecord, RunStore, StepRecord
-from luminaguard.scheduler.templates import StepError, actual_action, should_run, template_context
+from luminaguard.scheduler.templates import (
+    StepError,
+    actual_action,
+    needed_steps,
+    should_run,
+    template_context,
+)
 from luminaguard.scheduler.tools import Connector, ToolBroker, connect
 
 
@@ -169,6 +175,7 @@ class _Execution:
         self.store = runner.store
         self.run_id = run_id
         self.plan = plan
+        self.needs = {s.id: s.needs for s in plan.steps}  # each step's own needs
         self.token = token
         self.classifier = Classifier(plan)
         self.sandboxes = SandboxSet(runner.backend, plan.pools, self._workdir, runner.environ)
@@ -257,7 +264,8 @@ class _Execution:
         """Decide whether, and how, one step runs; run it; record how it ended."""
         # only steps with a condition or run-time arguments need the outputs of earlier steps
         needed = step.when is not None or step.runtime
-        context = template_context(self.plan, states) if needed else {}
+        visible = needed_steps(self.needs, step.id) if needed else None
+        context = template_context(self.plan, states, visible) if needed else {}
         try:
             if not should_run(step, context):
                 self._record(step.id, Outcome.skipped(f"when: {step.when} is false"))

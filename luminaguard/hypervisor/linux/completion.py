@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from luminaguard.hypervisor.base import ExecResult, SandboxProcess
 
@@ -61,32 +62,48 @@ async def read_capped(stream: asyncio.StreamReader | None, into: Capped) -> None
         into.data += chunk[: max(room, 0)]
 
 
+def _stop_reading(process: SandboxProcess) -> None:
+    """Close the output pipes: whatever a process outside may still send is not read."""
+    for stream in (process.stdout, process.stderr):
+        transport = getattr(stream, "_transport", None)
+        if transport is not None:
+            transport.close()
+
+
+async def _drain(reading: asyncio.Future[tuple[None, None]], process: SandboxProcess) -> None:
+    """The rest of the output, awaited DRAIN_SECONDS at most (then the pipes are closed)."""
+    try:
+        await asyncio.wait_for(reading, DRAIN_SECONDS)
+    except TimeoutError:  # held open from outside: stop reading what it may still send
+        _stop_reading(process)
+
+
 async def complete(
     process: SandboxProcess, timeout: float, kill: Callable[[], object]
 ) -> Completion:
     """Close stdin, collect output until exit; on timeout call ``kill`` and collect the rest.
 
-    The rest is awaited DRAIN_SECONDS at most: what was read by then is kept.
+    The rest (after the exit, or the timeout's kill) is awaited DRAIN_SECONDS at most:
+    what was read by then is kept. A process of another sandbox sharing the step's /work
+    may hold its output open (handed over a Unix socket): the step ends with its own
+    process, not when that one lets go, nor with what it writes after.
     """
     started = time.monotonic()
     if process.stdin is not None:
         process.stdin.close()
     out, err = Capped(), Capped()
     reading = asyncio.gather(read_capped(process.stdout, out), read_capped(process.stderr, err))
-    timed_out = False
-    try:
-        await asyncio.wait_for(asyncio.shield(reading), timeout)
-    except TimeoutError:
-        timed_out = True
+    exited = asyncio.ensure_future(process.wait())
+    both: set[asyncio.Future[Any]] = {reading, exited}
+    await asyncio.wait(both, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if not exited.done():  # its output closed before it ended: the rest of its time
+        await asyncio.wait({exited}, timeout=max(0.0, started + timeout - time.monotonic()))
+    timed_out = not exited.done()
+    if timed_out:
         kill()
-        try:
-            await asyncio.wait_for(reading, DRAIN_SECONDS)
-        except TimeoutError:  # held open from outside: stop reading what it may still send
-            for stream in (process.stdout, process.stderr):
-                transport = getattr(stream, "_transport", None)
-                if transport is not None:
-                    transport.close()
-    code = await process.wait()
+    if not reading.done():
+        await _drain(reading, process)
+    code = await exited
     return Completion(
         exit_code=code,
         stdout=out.data.decode("utf-8", "replace"),
