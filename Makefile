@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-soak lint typecheck unit bench schemas clean mcp-servers vm-deps graph-deps git-deps browser-deps
+.PHONY: demo test test-soak lint typecheck unit bench schemas clean mcp-servers vm-deps graph-deps git-deps browser-deps zygote
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ $(NPM_STAMP): mcp-servers/package.json mcp-servers/package-lock.json
 	touch $@
 
 mcp-servers: $(NPM_STAMP)
+
+# The sandbox's zygote compiled from C (the Python zygote serves where no compiler is).
+zygote: $(STAMP)
+	scripts/install-cc.sh
+	-$(BIN)/python -m luminaguard.hypervisor.sandbox.native
 
 # QEMU, dash, lz4, cpio for the micro-VM tests (skipped with the reason where missing).
 vm-deps:
@@ -45,7 +50,7 @@ DEMO_STATE := .luminaguard-demo
 
 # Validate and plan everything, then run a workload in the namespace sandbox: it halts
 # (exit 3) at its Red step, is approved, resumes to completion, and the audit verifies.
-demo: $(STAMP) $(NPM_STAMP)
+demo: $(STAMP) $(NPM_STAMP) zygote
 	$(BIN)/luminaguard validate examples/ policies/ workloads/
 	$(BIN)/luminaguard plan examples/ policies/ --workload repo-report
 	$(BIN)/luminaguard policy test policies/ --coverage
@@ -72,7 +77,7 @@ typecheck: $(STAMP)
 PYTEST := $(BIN)/pytest --cov --cov-report=term --cov-fail-under=85 --durations=15
 
 # Two shards at once (what runs things, and the rest), coverage combined: see the script.
-unit: $(STAMP) $(NPM_STAMP) vm-deps graph-deps git-deps browser-deps
+unit: $(STAMP) $(NPM_STAMP) zygote vm-deps graph-deps git-deps browser-deps
 	scripts/pytest-shards.sh
 
 test: lint typecheck unit
@@ -80,12 +85,12 @@ test: lint typecheck unit
 # The same tests SOAK times in a row while stress-ng keeps every core busy (a Python busy
 # loop per core where it cannot be installed); stops at the first failing pass.
 SOAK ?= 5
-test-soak: $(STAMP) $(NPM_STAMP) vm-deps graph-deps git-deps browser-deps
+test-soak: $(STAMP) $(NPM_STAMP) zygote vm-deps graph-deps git-deps browser-deps
 	scripts/soak.sh $(SOAK) $(PYTEST)
 
 # Every benchmark, each printing its figures and its peers (bench/README.md); the README's
 # Measured table is then rewritten from what they printed (bench/measure.py).
-bench: $(STAMP) $(NPM_STAMP) vm-deps git-deps
+bench: $(STAMP) $(NPM_STAMP) zygote vm-deps git-deps
 	scripts/install-bwrap.sh
 	$(BIN)/python bench/measure.py
 

@@ -8,6 +8,8 @@ fresh /proc, a few devices, a private /tmp and the work folder read-write. ``uns
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import resource
 import shutil
@@ -43,6 +45,38 @@ def unshare_argv(argv: list[str]) -> list[str] | None:
     return [program, *flags, "--net", "--ipc", "--uts", *argv]
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans() -> None:
+    """Make this process the reaper of its orphaned descendants.
+
+    bwrap's outer process exits once its command's status is known, leaving the process
+    that set the sandbox up (most of bwrap's CPU: it reads /proc/self/mountinfo) to be
+    reaped by init. Counted as our children's CPU only when we reap them: without this,
+    bwrap's CPU per spawn read 2.2 ms where it is 9.4 ms.
+    """
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def reap_orphans(keep: set[int]) -> None:
+    """Wait for every child of this process not in ``keep`` (the orphans a peer left)."""
+    while children := set(children_of(os.getpid())) - keep:
+        for child in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids of ``pid``'s children."""
+    found = []
+    for task in Path("/proc", str(pid), "task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def own_cpu() -> float:
     """CPU seconds used by this process and the children it has reaped."""
     total = 0.0
@@ -62,13 +96,8 @@ def tree_cpu(pid: int) -> float:
 def descendants(pid: int) -> Iterator[int]:
     """``pid`` and every process below it."""
     yield pid
-    for task in Path("/proc", str(pid), "task").iterdir():
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            yield from descendants(int(child))
+    for child in children_of(pid):
+        yield from descendants(child)
 
 
 def memory_kib(pid: int, tree: bool = True) -> tuple[int, int]:

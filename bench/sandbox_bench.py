@@ -5,7 +5,8 @@ bwrap's, back to back and after 20 ms of idle; a live sandbox costs no more memo
 than bwrap's; a Green chain through the scheduler costs <= 1.2x a loop of bwrap
 running the same commands, per step. The peers (``bench/peers.py``) run in the same
 rounds, interleaved, so a busy machine slows them alike; medians are quoted.
-CPU time is the kernel's for every process involved (our zygote reaps its helpers).
+CPU time is the kernel's for every process involved: this process is the reaper of
+the orphans a peer leaves (``peers.adopt_orphans``), and our zygote reaps its sandboxes.
 Run: .venv/bin/python bench/sandbox_bench.py [--spawns N] [--steps N] [--rounds N]
 """
 
@@ -24,7 +25,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from figures import emit
-from peers import bwrap_argv, descendants, memory_kib, own_cpu, tree_cpu, unshare_argv
+from peers import (
+    adopt_orphans,
+    bwrap_argv,
+    descendants,
+    memory_kib,
+    own_cpu,
+    reap_orphans,
+    tree_cpu,
+    unshare_argv,
+)
 
 from luminaguard.compiler import compile_paths
 from luminaguard.hypervisor.base import ExecResult, SandboxSpec
@@ -96,9 +106,19 @@ class Ours:
 
 
 async def spawn_batch(
-    count: int, idle: bool, run: Callable[[], object], cpu: Callable[[], float], into: Spawns
+    count: int,
+    idle: bool,
+    run: Callable[[], object],
+    cpu: Callable[[], float],
+    into: Spawns,
+    keep: set[int],
 ) -> None:
-    """``count`` spawns; CPU per spawn is the batch's, idle time excluded (it is idle)."""
+    """``count`` spawns; CPU per spawn is the batch's, idle time excluded (it is idle).
+
+    Wall time ends when the caller knows the command's exit; CPU time includes what the
+    spawn left running after that (bwrap's setup process), reaped before it is read;
+    ``keep`` are the children that are not to be waited for (our zygote).
+    """
     used = 0.0
     for _ in range(count):
         if idle:
@@ -108,6 +128,7 @@ async def spawn_batch(
         if asyncio.iscoroutine(result):
             result = await result
         into.wall[idle].append(time.perf_counter() - start)
+        reap_orphans(keep)
         used += cpu() - before
     into.cpu[idle].append(used / count)
 
@@ -129,12 +150,13 @@ async def spawns(root: Path, count: int, rounds: int) -> dict[str, Spawns]:
         "unshare": peer(unshare_argv(ARGV)),
     }
     found = {name: Spawns() for name in contenders}
+    keep = {ours.backend.zygote.pid or 0}
     for _ in range(rounds):
         for idle in (False, True):
             for name, run in contenders.items():
                 cpu = ours.cpu if name == "luminaguard" else own_cpu
                 if run is not None:
-                    await spawn_batch(count, idle, run, cpu, found[name])
+                    await spawn_batch(count, idle, run, cpu, found[name], keep)
     assert ours.handle is not None
     await ours.backend.destroy(ours.handle)
     await ours.backend.aclose()
@@ -190,6 +212,7 @@ async def _peer_memory(argv: list[str]) -> tuple[float, float]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, 9)
             process.wait()
+        reap_orphans(keep=set())
 
 
 def _median_mb(pairs: list[tuple[int, int]]) -> tuple[float, float]:
@@ -220,7 +243,9 @@ def bwrap_loop(root: Path, steps: int) -> float | None:
     start = time.perf_counter()
     for _ in range(steps):
         subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    reap_orphans(keep=set())
+    return elapsed
 
 
 async def chains(root: Path, steps: int, rounds: int) -> dict[str, list[float]]:
@@ -341,6 +366,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    adopt_orphans()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
         stack.callback(detach_work_disks, root)  # before the folder is removed

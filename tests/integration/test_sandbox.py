@@ -15,16 +15,27 @@ import pytest
 from luminaguard.hypervisor.base import Backend, ExecResult, Mount, SandboxSpec
 from luminaguard.hypervisor.gvisor.backend import GvisorBackend
 from luminaguard.hypervisor.linux.cgroups import CgroupLimits, hierarchy
+from luminaguard.hypervisor.sandbox import native
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 
 Run = Callable[..., ExecResult]
 
 
-@pytest.fixture(params=["sandbox", "gvisor"])
+@pytest.fixture(params=["sandbox", "sandbox-python-zygote", "gvisor"])
 def backend_name(request: pytest.FixtureRequest) -> str:
-    """Each isolating backend in turn; skipped, with the reason, where it cannot run."""
+    """Each isolating backend in turn; skipped, with the reason, where it cannot run.
+
+    The namespace sandbox twice: with the compiled zygote (where a C compiler built it)
+    and with the Python zygote that serves where none could.
+    """
     if request.param == "sandbox":
         request.getfixturevalue("sandbox")
+        if native.program() is None:
+            pytest.skip("no compiled sandbox zygote (no C compiler): the Python one is tested")
+    elif request.param == "sandbox-python-zygote":
+        request.getfixturevalue("sandbox")
+        request.getfixturevalue("monkeypatch").setattr(native, "program", lambda: None)
+        return "sandbox"
     else:
         available = GvisorBackend().availability()
         if not available.usable:

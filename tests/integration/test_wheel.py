@@ -33,6 +33,7 @@ PROGRAMS = {
     "luminaguard/hypervisor/vm/guest/agent/luminaguard_agent.py",
     "luminaguard/hypervisor/vm/guest/agent/init.py",
     "luminaguard/hypervisor/sandbox/helper.py",
+    "luminaguard/hypervisor/sandbox/zygote.c",
     "luminaguard/hypervisor/vm/qemu/egress_relay.py",
     # the approval page `luminaguard serve` serves (package data)
     "luminaguard/server/static/index.html",

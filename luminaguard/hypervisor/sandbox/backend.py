@@ -30,6 +30,7 @@ from luminaguard.hypervisor.base import (
 from luminaguard.hypervisor.linux import cgroups, work_disk
 from luminaguard.hypervisor.linux.cgroups import CgroupLimits, cpu_quota, hierarchy
 from luminaguard.hypervisor.linux.completion import complete
+from luminaguard.hypervisor.linux.env import environment
 from luminaguard.hypervisor.linux.users import SandboxUser, allocate, hand_over
 from luminaguard.hypervisor.sandbox.zygote import Zygote
 
@@ -125,7 +126,8 @@ class SandboxBackend(AsyncClosing):
         args += [
             f"mount={m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
         ]
-        args += [f"env={name}={value}" for name, value in {**spec.env, **(env or {})}.items()]
+        declared = {**spec.env, **(env or {})}
+        args += [f"env={name}={value}" for name, value in environment(declared).items()]
         return args
 
     async def _start(

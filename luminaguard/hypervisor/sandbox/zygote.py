@@ -20,8 +20,24 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from luminaguard.hypervisor.linux import seccomp
+from luminaguard.hypervisor.linux.system import SYSTEM_DIRS
+from luminaguard.hypervisor.sandbox import native
+
 HELPER = Path(__file__).with_name("helper.py")
 KILLED = 128 + signal.SIGKILL
+
+
+def command(channel: int) -> list[str]:
+    """The zygote to start on ``channel``: the compiled one if there is one, else Python's."""
+    compiled = native.program()
+    if compiled is None:
+        return [sys.executable, "-I", "-S", str(HELPER), "--zygote", str(channel), str(os.getpid())]
+    machine = os.uname().machine
+    if machine not in seccomp.ARCHES:
+        raise OSError(f"no seccomp filter for architecture {machine}: no sandbox")
+    hex_filter = seccomp.program(machine).hex()
+    return [str(compiled), str(channel), str(os.getpid()), hex_filter, ":".join(SYSTEM_DIRS)]
 
 
 async def _reader(fd: int) -> asyncio.StreamReader:
@@ -92,7 +108,7 @@ class SandboxProcess:
 
 
 class Zygote:
-    """One started ``helper.py --zygote``, cloning sandboxes on request.
+    """One started zygote (see ``command``), cloning sandboxes on request.
 
     Started on first use with ``subprocess`` (not asyncio), so one zygote serves any
     event loop; it exits when its socket closes, which happens when this object goes.
@@ -107,10 +123,8 @@ class Zygote:
         with self._lock:
             if self._socket is None or self._process is None or self._process.poll() is not None:
                 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-                command = [sys.executable, "-I", "-S", str(HELPER), "--zygote"]
-                command += [str(theirs.fileno()), str(os.getpid())]
                 self._process = subprocess.Popen(
-                    command,
+                    command(theirs.fileno()),
                     pass_fds=[theirs.fileno()],
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
@@ -128,11 +142,14 @@ class Zygote:
 
     async def spawn(self, args: list[str]) -> SandboxProcess:
         """Start ``KEY=VALUE... -- ARGV...`` in a new sandbox; return its process."""
+        if any("\0" in arg for arg in args):  # NUL separates them: never an argument split
+            raise ValueError("a sandbox argument holds a NUL byte")
+        request = "\0".join(args).encode()
         sock = self._started()
         pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, status
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
         try:
-            socket.send_fds(sock, ["\0".join(args).encode()], theirs)
+            socket.send_fds(sock, [request], theirs)
         finally:
             for fd in theirs:
                 os.close(fd)

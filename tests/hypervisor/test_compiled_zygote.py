@@ -1,0 +1,138 @@
+"""The compiled sandbox zygote: where it is built and run from, and what it refuses.
+
+How a sandbox behaves is tested for both zygotes by ``tests/integration/test_sandbox.py``
+(its ``backend_name`` fixture) and, through the backend, by the security tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor.linux import seccomp
+from luminaguard.hypervisor.sandbox import native, zygote
+from luminaguard.hypervisor.sandbox.zygote import Zygote
+from tests.integration.conftest import sandbox_problem
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty cache and no build beside the source: ``program`` must build or give up."""
+    monkeypatch.setenv("LUMINAGUARD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(native, "BUILT", tmp_path / "none")
+    monkeypatch.delenv(native.CHOICE, raising=False)
+    native.program.cache_clear()
+    yield tmp_path / "cache" / "zygote"
+    native.program.cache_clear()
+
+
+@pytest.fixture
+def compiler() -> None:
+    """Skip, with the reason, where no C compiler can build the zygote."""
+    if native.shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler (cc): the Python zygote serves, and is tested")
+
+
+@pytest.fixture
+def built(compiler: None, cache: Path) -> Path:
+    """The compiled zygote, built into the test's cache."""
+    found = native.program()
+    assert found is not None and found.parent == cache
+    return found
+
+
+def test_a_changed_source_is_never_run_from_an_old_build(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed = tmp_path / "zygote.c"
+    changed.write_text(native.SOURCE.read_text() + "\n/* changed */\n")
+    monkeypatch.setattr(native, "SOURCE", changed)
+    native.program.cache_clear()
+    rebuilt = native.program()
+    assert rebuilt is not None and rebuilt != built and rebuilt.is_file()
+    assert built.stat().st_mode & 0o022 == 0 and built.parent.stat().st_mode & 0o077 == 0
+
+
+def test_a_binary_others_may_write_is_replaced_not_run(built: Path) -> None:
+    built.write_text("#!/bin/sh\necho planted\n")
+    built.chmod(0o777)
+    native.program.cache_clear()
+    found = native.program()
+    assert found == built and found.read_bytes()[:4] == b"\x7fELF"
+    assert found.stat().st_mode & 0o022 == 0
+
+
+def test_a_folder_others_may_write_is_not_trusted(built: Path) -> None:
+    built.parent.chmod(0o777)
+    native.program.cache_clear()
+    assert native.program() is None  # the Python zygote serves instead
+
+
+def test_without_a_compiler_the_python_zygote_serves(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert native.program() is None
+    assert zygote.command(7)[:4] == [sys.executable, "-I", "-S", str(zygote.HELPER)]
+    assert not cache.exists() or not any(cache.iterdir())  # no half-built file left
+
+
+def test_the_python_zygote_can_be_chosen(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.CHOICE, "python")
+    native.program.cache_clear()
+    assert native.program() is None
+
+
+def test_a_failed_build_says_why(
+    compiler: None, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken.c"
+    broken.write_text("int main(void) { return undeclared; }\n")
+    monkeypatch.setattr(native, "SOURCE", broken)
+    with pytest.raises(native.BuildError, match="undeclared"):
+        native.build(cache)
+    assert [p.name for p in cache.iterdir()] == []  # the temporary file removed
+
+
+@pytest.mark.integration
+def test_the_compiled_zygote_serves_only_its_parent(built: Path) -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        hex_filter = seccomp.program(os.uname().machine).hex()
+        done = subprocess.run(
+            [built, str(theirs.fileno()), "1", hex_filter, "usr"],
+            pass_fds=[theirs.fileno()], timeout=10, check=False,
+        )  # fmt: skip
+    assert done.returncode == 125
+
+
+@pytest.mark.integration
+def test_a_malformed_request_starts_no_sandbox(built: Path) -> None:
+    if sandbox_problem():
+        pytest.skip(sandbox_problem() or "")
+
+    async def go() -> None:
+        found = Zygote()
+        try:
+            for request in (["workdir=/tmp", "--", "true"], ["nonsense", "--", "true"]):
+                with pytest.raises(OSError, match="started no sandbox"):
+                    await found.spawn(request)
+        finally:
+            found.close()
+
+    asyncio.run(go())
+
+
+def test_a_nul_byte_never_splits_an_argument() -> None:
+    async def go() -> None:
+        await Zygote().spawn(["workdir=/tmp", "env=A=x\0--\0/bin/evil", "--", "true"])
+
+    with pytest.raises(ValueError, match="NUL"):
+        asyncio.run(go())
