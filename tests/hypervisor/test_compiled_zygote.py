@@ -121,7 +121,12 @@ def test_a_malformed_request_starts_no_sandbox(built: Path) -> None:
     async def go() -> None:
         found = Zygote()
         try:
-            for request in (["workdir=/tmp", "--", "true"], ["nonsense", "--", "true"]):
+            too_many = [f"env=V{i}=x" for i in range(5000)]  # refused, never cut short
+            for request in (
+                ["workdir=/tmp", "--", "true"],
+                ["nonsense", "--", "true"],
+                ["workdir=/tmp", "root=/tmp/r", *too_many, "--", "true"],
+            ):
                 with pytest.raises(OSError, match="started no sandbox"):
                     await found.spawn(request)
         finally:

@@ -513,11 +513,13 @@ static int parse(char *message, size_t length, struct spec *spec, char **words, 
         if (!value)
             return 0;
         *value++ = 0;
-        if (!strcmp(word, "cgroup") && spec->n_cgroups < MAX_LIST)
+        if (spec->n_cgroups == MAX_LIST || spec->n_mounts == MAX_LIST || spec->n_env == MAX_LIST)
+            return 0; /* more than a sandbox may have: refused, never cut short */
+        if (!strcmp(word, "cgroup"))
             spec->cgroups[spec->n_cgroups++] = value;
-        else if (!strcmp(word, "mount") && spec->n_mounts < MAX_LIST)
+        else if (!strcmp(word, "mount"))
             spec->mounts[spec->n_mounts++] = value;
-        else if (!strcmp(word, "env") && spec->n_env < MAX_LIST)
+        else if (!strcmp(word, "env"))
             spec->env[spec->n_env++] = value;
         else if (!strcmp(word, "workdir"))
             spec->workdir = value;
