@@ -32,6 +32,7 @@ from luminaguard.hypervisor.linux.cgroups import CgroupLimits, cpu_quota, hierar
 from luminaguard.hypervisor.linux.completion import complete
 from luminaguard.hypervisor.linux.env import environment
 from luminaguard.hypervisor.linux.users import SandboxUser, allocate, hand_over
+from luminaguard.hypervisor.sandbox import native
 from luminaguard.hypervisor.sandbox.zygote import Zygote
 
 
@@ -79,9 +80,12 @@ class SandboxBackend(AsyncClosing):
             if disk
             else "/work a disk of disk_mib"
         )
+        compiled = native.program()
+        zygote = f"zygote {compiled.name}" if compiled else "the Python zygote (no C compiler)"
         return Availability(
             True,
-            f"Linux namespaces; memory and process limits by {limits[hierarchy()]}; {cpu}; {disk}",
+            f"Linux namespaces; memory and process limits by {limits[hierarchy()]}; {cpu}; {disk};"
+            f" {zygote}",
         )
 
     async def create(self, spec: SandboxSpec) -> Sandbox:
