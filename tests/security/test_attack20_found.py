@@ -1,0 +1,119 @@
+"""Attack round 20: what host code does with a work folder a sandbox shaped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor.base import BackendError
+from luminaguard.hypervisor.linux import users as sandbox_users
+
+needs_root = pytest.mark.skipif(os.getuid() != 0, reason="giving files to a sandbox uid needs root")
+UID = 300000
+
+
+def _after_listing(
+    monkeypatch: pytest.MonkeyPatch, act: Callable[[], None], count: int = 1
+) -> None:
+    """Run ``act`` once, the moment the walk has listed ``count`` folders (a racing process)."""
+    real = os.scandir
+    done: list[bool] = []
+
+    @contextlib.contextmanager
+    def scandir(path: str | int) -> Iterator[Iterator[os.DirEntry[str]]]:
+        with real(path) as entries:  # type: ignore[arg-type]
+            yield entries
+        done.append(True)
+        if len(done) == count:
+            act()
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def _host_folder(tmp_path: Path) -> Path:
+    host = tmp_path / "host"
+    host.mkdir(mode=0o700)
+    (host / "shadow").write_text("root:secret\n")
+    os.chmod(host / "shadow", 0o600)
+    return host
+
+
+@needs_root
+def test_a_folder_swapped_for_a_symlink_mid_walk_gives_no_host_file_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: a process of the folder's earlier sandbox (a gVisor container a dead runner
+    left, a sandbox whose destroy was interrupted) swaps ``/work/sub`` for a symlink to a
+    host folder once ``hand_over`` has listed ``/work`` and before it walks ``sub``.
+
+    ``_chown_below`` walked by path (``os.scandir(entry.path)``, ``os.lchown(entry.path)``):
+    the symlink was followed and root gave the host folder's files to the sandbox's uid
+    (``/etc/shadow``, say: read and rewritten by the sandbox). Fix: each folder opened from
+    its parent's descriptor with O_NOFOLLOW, entries changed by name relative to it.
+    """
+    host = _host_folder(tmp_path)
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "sub" / "mine").write_text("x")
+
+    def swap() -> None:
+        os.rename(work / "sub", work / "moved")
+        os.symlink(host, work / "sub")
+
+    _after_listing(monkeypatch, swap)
+    with contextlib.suppress(BackendError):  # refusing is right: the tree changed under it
+        sandbox_users.hand_over(work, sandbox_users.SandboxUser(UID, None))
+    assert os.lstat(host / "shadow").st_uid == 0
+    assert os.lstat(host).st_uid == 0
+
+
+@needs_root
+def test_a_folder_moved_mid_walk_stops_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk climbs back by ``..``: a folder moved while it was walked is noticed."""
+    work = tmp_path / "work"
+    (work / "a" / "b").mkdir(parents=True)
+
+    # listed: work, a, b; b then moves up, so its ``..`` is work, not a
+    _after_listing(monkeypatch, lambda: os.rename(work / "a" / "b", work / "b"), count=3)
+    with pytest.raises(BackendError, match="moved during the hand-over"):
+        sandbox_users.hand_over(work, sandbox_users.SandboxUser(UID, None))
+
+
+@needs_root
+def test_a_tree_deeper_than_a_path_can_be_long_is_handed_over(tmp_path: Path) -> None:
+    """2,500 nested folders: no path is built, one descriptor is held at a time."""
+    work = tmp_path / "work"
+    work.mkdir()
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(2500):
+            os.mkdir("dd", dir_fd=fd)
+            inner = os.open("dd", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd))
+        sandbox_users.hand_over(work, sandbox_users.SandboxUser(UID, None))
+        assert os.stat("leaf", dir_fd=fd, follow_symlinks=False).st_uid == UID
+        assert os.fstat(fd).st_uid == UID
+    finally:
+        os.close(fd)
+        _flatten(work)
+    assert os.lstat(work).st_uid == UID
+
+
+def _flatten(work: Path) -> None:
+    """Remove the nested ``dd`` folders one level at a time (``rmtree`` recurses)."""
+    while (work / "dd").exists():
+        if (work / "dd" / "dd").exists():
+            os.rename(work / "dd" / "dd", work / "next")
+            os.rmdir(work / "dd")
+            os.rename(work / "next", work / "dd")
+        else:
+            os.unlink(work / "dd" / "leaf")
+            os.rmdir(work / "dd")
