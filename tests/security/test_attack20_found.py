@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Iterator
@@ -117,3 +118,38 @@ def _flatten(work: Path) -> None:
         else:
             os.unlink(work / "dd" / "leaf")
             os.rmdir(work / "dd")
+
+
+@pytest.mark.integration  # calls GvisorBackend.create (runsc and the disk faked)
+def test_every_gvisor_sandbox_creation_reaps_a_dead_runners_containers_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: a runner driving a run on gVisor is killed; its containers live on (``runsc
+    run`` dies, the sandbox stays) running the agent's code as the old uid in ``/work``.
+    A long-lived runner (the server) then resumes the run: its backend reaped orphans once,
+    at its first use, long before, so the orphan keeps running while ``hand_over`` walks
+    the folder it writes in (the race above) and while the resumed steps run beside it.
+
+    Fix: ``GvisorBackend.create`` reaps dead runners' containers every time, before the
+    hand-over of the work folder.
+    """
+    from luminaguard.hypervisor.base import SandboxSpec
+    from luminaguard.hypervisor.gvisor import backend as gvisor
+    from luminaguard.hypervisor.gvisor import runsc
+
+    events: list[str] = []
+    found = runsc.Runsc("runsc", 20240729, tmp_path / "runsc")
+    monkeypatch.setattr(gvisor, "find_runsc", lambda: found)
+    monkeypatch.setattr(runsc.Runsc, "reap_orphans", lambda self: events.append("reap") or [])
+    monkeypatch.setattr(gvisor, "allocate", lambda: sandbox_users.SandboxUser(UID, None))
+    monkeypatch.setattr(gvisor.work_disk, "provide", lambda workdir, size: None)
+    monkeypatch.setattr(gvisor, "hand_over", lambda folder, user: events.append("hand over"))
+
+    async def two_drives() -> None:
+        backend = gvisor.GvisorBackend()
+        for name in ("first", "second"):
+            await backend.create(SandboxSpec(name=name, workdir=tmp_path / "work"))
+            assert events[-2:] == ["reap", "hand over"], events
+            events.clear()
+
+    asyncio.run(two_drives())
