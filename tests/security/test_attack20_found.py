@@ -153,3 +153,52 @@ def test_every_gvisor_sandbox_creation_reaps_a_dead_runners_containers_first(
             events.clear()
 
     asyncio.run(two_drives())
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("sandbox")
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: the helper binds a mount's source by path, following links (fix in "
+    "sandbox/helper.py, being rewritten: open the source O_PATH with openat2 "
+    "RESOLVE_NO_SYMLINKS and bind /proc/self/fd/N)",
+)
+def test_a_mount_source_swapped_for_a_symlink_binds_no_host_folder(tmp_path: Path) -> None:
+    """Attack: an agent mounts ``data`` read-write at ``/data`` and ``data/sub`` at ``/sub``
+    (or another agent mounts ``data/sub``). A step replaces ``/data/sub`` with a symlink to
+    a host folder; the next command's ``/sub`` is that host folder.
+
+    ``mounts_of`` resolved the source when the plan was made, so a link in it now was put
+    there since; the helper's ``bind`` (``mount(source, ...)``, root on the host's file
+    system) follows it. As root the sandbox's uid then reads what the host folder lets
+    others read (or, read-write, plants files in a world-writable one); rootless, it is the
+    runner's own uid on the runner's files. Root cause: ``sandbox/helper.py::bind`` (and
+    gVisor's bundle, whose gofer opens the source by path).
+    """
+    from luminaguard.hypervisor.base import Mount, SandboxSpec
+    from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+
+    host = _host_folder(tmp_path)
+    os.chmod(host, 0o755)
+    os.chmod(host / "shadow", 0o644)  # readable by others, yet outside every system folder
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    os.chmod(data, 0o777)
+    spec = SandboxSpec(
+        name="swap",
+        workdir=tmp_path / "work",
+        mounts=(Mount(data, "/data", read_only=False), Mount(data / "sub", "/sub")),
+    )
+
+    async def attempt() -> str:
+        backend = SandboxBackend()
+        handle = await backend.create(spec)
+        try:
+            swap = await backend.exec(handle, f"rm -rf /data/sub && ln -s {host} /data/sub", 20)
+            assert swap.exit_code == 0, swap.stderr
+            return (await backend.exec(handle, "cat /sub/shadow", 20)).stdout
+        finally:
+            await backend.destroy(handle)
+            await backend.aclose()
+
+    assert "root:secret" not in asyncio.run(attempt())
