@@ -202,3 +202,37 @@ def test_a_mount_source_swapped_for_a_symlink_binds_no_host_folder(tmp_path: Pat
             await backend.aclose()
 
     assert "root:secret" not in asyncio.run(attempt())
+
+
+def test_a_sandbox_whose_destruction_fails_leaves_the_others_destroyed() -> None:
+    """Attack: the end of a drive destroys its agents' sandboxes one after the other. When
+    one destroy fails (``runsc delete`` past its 30 s on a loaded host; the drive cancelled
+    again while it waits), ``SandboxSet.aclose`` stopped there: the other agents' sandboxes
+    lived on, their processes still running the agents' code (and, on gVisor, holding their
+    ``/work``) while the run was resumed beside them. Fix: every sandbox is destroyed, the
+    first failure raised after.
+    """
+    from luminaguard.hypervisor.base import SandboxHandle, SandboxSpec
+    from luminaguard.hypervisor.fake import FakeBackend
+    from luminaguard.scheduler.sandbox_set import SandboxSet
+
+    backend = FakeBackend()
+    real = backend.destroy
+
+    async def destroy(handle: SandboxHandle) -> None:
+        if handle is backend.sandboxes[0]:
+            raise BackendError("runsc delete timed out")
+        await real(handle)
+
+    async def drive_ends() -> None:
+        sandboxes = SandboxSet(backend, {}, lambda name: Path("/nonexistent") / name, {})
+        for name in ("a", "b", "c"):
+            sandboxes.handles[name] = await backend.create(
+                SandboxSpec(name=name, workdir=Path("/nonexistent") / name)
+            )
+        backend.destroy = destroy  # type: ignore[method-assign]
+        with pytest.raises(BackendError, match="runsc delete timed out"):
+            await sandboxes.aclose()
+
+    asyncio.run(drive_ends())
+    assert [sandbox.spec.name for sandbox in backend.live] == ["a"]
