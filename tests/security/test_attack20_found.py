@@ -168,9 +168,9 @@ def test_a_mount_source_swapped_for_a_symlink_binds_no_host_folder(tmp_path: Pat
     (or another agent mounts ``data/sub``). A step replaces ``/data/sub`` with a symlink to
     a host folder; the next command's ``/sub`` is that host folder.
 
-    ``mounts_of`` resolved the source when the plan was made, so a link in it now was put
-    there since; the helper's ``bind`` (``mount(source, ...)``, root on the host's file
-    system) follows it. As root the sandbox's uid then reads what the host folder lets
+    The helper's ``bind`` (``mount(source, ...)``, root on the host's file system) follows
+    the link, as does ``mounts_of`` (it resolves each source again whenever a sandbox is
+    made). As root the sandbox's uid then reads what the host folder lets
     others read (or, read-write, plants files in a world-writable one); rootless, it is the
     runner's own uid on the runner's files. Root cause: ``sandbox/helper.py::bind`` (and
     gVisor's bundle, whose gofer opens the source by path).
@@ -236,3 +236,52 @@ def test_a_sandbox_whose_destruction_fails_leaves_the_others_destroyed() -> None
 
     asyncio.run(drive_ends())
     assert [sandbox.spec.name for sandbox in backend.live] == ["a"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: mounts_of resolves a mount's source anew each time, following links a "
+    "step planted; the fix is a source resolved once, when the run is made, and read "
+    "without links since",
+)
+def test_an_approval_card_reads_no_host_file_through_a_swapped_mount_source(
+    tmp_path: Path,
+) -> None:
+    """Attack: as above, a step swaps ``data/sub`` (the source of ``/sub``) for a symlink to
+    a host folder, then asks to write ``/sub/shadow`` (a Red step). The card's diff reads
+    the file "now" beneath the view's folder, ``mounts_of``'s resolved source: the link's
+    target, read as root. What the sandbox's uid could never read (mode 0600) is shown to
+    the approver, a remote role perhaps. Root cause: ``scheduler/sandboxes.py::mounts_of``
+    (``(base / source).resolve()`` at every use) with ``runner._views``.
+    """
+    from luminaguard.compiler.plan import PlannedAgent
+    from luminaguard.policy.action import Action
+    from luminaguard.scheduler.cards import file_diff
+    from luminaguard.scheduler.sandboxes import mounts_of
+
+    host = _host_folder(tmp_path)  # shadow: mode 0600, root's
+    base = tmp_path / "config"
+    (base / "data" / "sub").mkdir(parents=True)
+    agent = PlannedAgent.model_validate(
+        {
+            "spec": {
+                "policy": "p",
+                "mounts": [
+                    {"source": "data", "target": "/data", "read_only": False},
+                    {"source": "data/sub", "target": "/sub"},
+                ],
+            },
+            "source": "agent.yaml",
+            "base_dir": str(base),
+        }
+    )
+    (base / "data" / "sub").rmdir()  # the step, through /data
+    (base / "data" / "sub").symlink_to(host)
+    views = {"/work": tmp_path / "work", **{m.target: m.source for m in mounts_of(agent)}}
+    write = Action(
+        kind="call",
+        server="filesystem",
+        tool="write_file",
+        args={"path": "/sub/shadow", "content": "x\n"},
+    )
+    assert "root:secret" not in (file_diff(write, views) or "")
