@@ -68,8 +68,20 @@ class SandboxSet:
         return spec
 
     async def aclose(self) -> None:
-        """Destroy every sandbox created (the backend stays open)."""
+        """Destroy every sandbox created (the backend stays open).
+
+        Each one, even when destroying an earlier one failed or was cancelled: a sandbox
+        skipped keeps the agent's processes (its servers, what its steps left) running
+        after the drive, beside the next drive's sandbox on the same work folder. The
+        first failure is raised once every sandbox was destroyed.
+        """
         handles = list(self.handles.values())
         self.handles.clear()
+        failure: BaseException | None = None
         for handle in handles:
-            await self.backend.destroy(handle)
+            try:
+                await self.backend.destroy(handle)
+            except BaseException as exc:  # a cancellation included: raised below
+                failure = failure or exc
+        if failure is not None:
+            raise failure

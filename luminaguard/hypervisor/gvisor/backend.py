@@ -206,8 +206,13 @@ class GvisorBackend(AsyncClosing):
         return self._runsc
 
     async def create(self, spec: SandboxSpec) -> GvisorSandbox:
-        """Take the sandbox's own uid; its work folder (a disk, that uid's alone); bundles."""
-        _ = self.runsc  # fails early when runsc is missing; reaps what dead runners left
+        """Take the sandbox's own uid; its work folder (a disk, that uid's alone); bundles.
+
+        Containers of dead runners are deleted first, every time: a long-lived runner (the
+        server) resuming a run a killed one drove would otherwise hand its work folder over
+        while that runner's containers still run the agent's code in it.
+        """
+        await asyncio.to_thread(self.runsc.reap_orphans)  # fails early when runsc is missing
         spec.workdir.mkdir(parents=True, exist_ok=True)
         user = allocate()
         try:

@@ -131,12 +131,61 @@ def hand_over(folder: Path, user: SandboxUser) -> None:
         raise BackendError(f"cannot give {folder} to the sandbox's user: {exc}") from exc
 
 
+#: How each folder of a work folder is opened: never through a symbolic link.
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass
+class _Level:
+    """A folder of the walk: its identity (device, inode), its sub-folders not yet walked."""
+
+    identity: tuple[int, int]
+    folders: list[str]
+
+
 def _chown_below(top: str, uid: int, gid: int) -> None:
-    """Every entry below ``top``, links not followed; iterative (a hostile tree is deep)."""
-    folders = [top]
-    while folders:
-        with os.scandir(folders.pop()) as entries:
-            for entry in entries:
-                os.lchown(entry.path, uid, gid)
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.path)
+    """Every entry below ``top``, links not followed, by descriptor: no path resolved twice.
+
+    A process of the sandbox (one that outlived it, or a later sandbox of the folder) may
+    swap a folder for a symlink to a host folder between its listing and its walk; a walk
+    by paths would follow it and give host files away. Each folder is instead opened from
+    its parent's descriptor with ``O_NOFOLLOW`` (a swapped one fails with ELOOP), each
+    entry changed by name relative to it. Iterative, with one descriptor at a time (a
+    hostile tree is deep): the walk climbs back by ``..``, checking where it arrived.
+    """
+    fd = os.open(top, _FOLDER)
+    try:
+        trail = [_listed(fd, uid, gid)]
+        while trail:
+            if trail[-1].folders:
+                fd = _moved(fd, os.open(trail[-1].folders.pop(), _FOLDER, dir_fd=fd))
+                trail.append(_listed(fd, uid, gid))
+                continue
+            trail.pop()
+            if trail:
+                fd = _moved(fd, os.open("..", _FOLDER, dir_fd=fd))
+                if _identity(fd) != trail[-1].identity:
+                    raise OSError(f"a folder of {top} was moved during the hand-over")
+    finally:
+        os.close(fd)
+
+
+def _moved(old: int, new: int) -> int:
+    os.close(old)
+    return new
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    found = os.fstat(fd)
+    return found.st_dev, found.st_ino
+
+
+def _listed(fd: int, uid: int, gid: int) -> _Level:
+    """Give each entry of the folder open as ``fd`` to ``uid``; the folder and its sub-folders."""
+    folders: list[str] = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            os.chown(entry.name, uid, gid, dir_fd=fd, follow_symlinks=False)
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.name)
+    return _Level(_identity(fd), folders)
