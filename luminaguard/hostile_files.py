@@ -170,11 +170,41 @@ def _failure(exc: OSError) -> Unreadable:
     return Unreadable(_REFUSALS.get(exc.errno or 0) or exc.strerror or str(exc))
 
 
-def read_beneath(root: Path, path: str | PurePosixPath, limit: int, *, tail: bool = False) -> bytes:
+def open_folder(path: Path) -> int:
+    """An O_PATH descriptor of the absolute folder ``path``, never through a link.
+
+    For a root that may lie below a folder a sandbox writes (a mount's source): a step
+    can replace a folder there with a link to anywhere on the host.
+    """
+    fd = os.open("/", _PATH_FLAGS | os.O_DIRECTORY)
+    try:
+        for name in PurePosixPath(path).parts[1:]:
+            following = os.open(name, _PATH_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = following
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_beneath(
+    root: Path,
+    path: str | PurePosixPath,
+    limit: int,
+    *,
+    tail: bool = False,
+    root_links: bool = True,
+) -> bytes:
     """The content of the regular file at ``path`` (relative) beneath the folder ``root``.
 
-    ``root`` is the host's own (a work folder, a mount's source) and is followed as it
-    is; nothing beneath it is. Raises ``Missing`` when there is nothing at ``path``,
+    ``root`` is the host's own (a work folder, a log's folder) and is followed as it
+    is, unless ``root_links`` is false (a mount's source: see ``open_folder``); nothing
+    beneath it is. Raises ``Missing`` when there is nothing at ``path``,
     ``TooLarge`` when the file holds more than ``limit`` bytes (with ``tail``, a log's
     last ``limit`` bytes are returned instead), and ``Unreadable`` when the path is not
     a plain way down to a regular file (a symbolic link on the way, a FIFO, a device,
@@ -183,7 +213,9 @@ def read_beneath(root: Path, path: str | PurePosixPath, limit: int, *, tail: boo
     parts = _parts(path)
     opened: list[int] = []
     try:
-        opened.append(os.open(root, _PATH_FLAGS | os.O_DIRECTORY))
+        opened.append(
+            os.open(root, _PATH_FLAGS | os.O_DIRECTORY) if root_links else open_folder(root)
+        )
         opened.append(_open_path(opened[0], parts))
         opened.append(_reopen(opened[1]))
         return _read(opened[2], limit, tail)

@@ -37,10 +37,12 @@ def current_content(root: Path, path: PurePosixPath) -> str:
     """The file's content now ("" for a new file), or why it is not shown.
 
     Read beneath its view without following the guest's symbolic links, regular files
-    of at most the diff limit only.
+    of at most the diff limit only. The view's folder itself is reached without links
+    too: a mount's source may lie below a folder a sandbox writes (the work folder is
+    given resolved, see ``Runner._views``).
     """
     try:
-        return read_beneath(root, path, _DIFF_LIMIT).decode("utf-8")
+        return read_beneath(root, path, _DIFF_LIMIT, root_links=False).decode("utf-8")
     except Missing:
         return ""
     except UnicodeDecodeError as exc:

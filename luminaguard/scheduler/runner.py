@@ -336,7 +336,8 @@ class _Execution:
 
     def _views(self, agent: str) -> dict[str, Path]:
         mounts = mounts_of(self.plan.agents[agent])
-        return {"/work": self._workdir(agent), **{m.target: m.source for m in mounts}}
+        # the work folder is the host's own: resolved here, as cards read views without links
+        return {"/work": self._workdir(agent).resolve(), **{m.target: m.source for m in mounts}}
 
     def _workdir(self, agent: str) -> Path:
         return self.base / "agents" / agent / "work"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,10 +14,17 @@ from luminaguard.scheduler.secrets import resolve
 
 
 def mounts_of(agent: PlannedAgent) -> tuple[Mount, ...]:
-    """The agent's mounts with sources resolved against the folder of its file."""
-    base = Path(agent.base_dir)
+    """The agent's mounts, sources made absolute against the folder of its file.
+
+    The folder is resolved (it is the author's); the source's own path is only
+    normalised, never resolved: it may lie below a folder a sandbox writes, where a step
+    can plant a link. The sandbox then refuses a source that passes through a link, and
+    a card reads none of it.
+    """
+    base = Path(agent.base_dir).resolve()
     return tuple(
-        Mount((base / m.source).resolve(), m.target, m.read_only) for m in agent.spec.mounts
+        Mount(Path(os.path.normpath(base / m.source)), m.target, m.read_only)
+        for m in agent.spec.mounts
     )
 
 

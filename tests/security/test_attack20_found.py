@@ -157,13 +157,10 @@ def test_every_gvisor_sandbox_creation_reaps_a_dead_runners_containers_first(
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("sandbox")
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the helper binds a mount's source by path, following links (fix in "
-    "sandbox/helper.py, being rewritten: open the source O_PATH with openat2 "
-    "RESOLVE_NO_SYMLINKS and bind /proc/self/fd/N)",
-)
-def test_a_mount_source_swapped_for_a_symlink_binds_no_host_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("zygote", ["compiled", "python"])
+def test_a_mount_source_swapped_for_a_symlink_binds_no_host_folder(
+    tmp_path: Path, zygote: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Attack: an agent mounts ``data`` read-write at ``/data`` and ``data/sub`` at ``/sub``
     (or another agent mounts ``data/sub``). A step replaces ``/data/sub`` with a symlink to
     a host folder; the next command's ``/sub`` is that host folder.
@@ -173,10 +170,17 @@ def test_a_mount_source_swapped_for_a_symlink_binds_no_host_folder(tmp_path: Pat
     made). As root the sandbox's uid then reads what the host folder lets
     others read (or, read-write, plants files in a world-writable one); rootless, it is the
     runner's own uid on the runner's files. Root cause: ``sandbox/helper.py::bind`` (and
-    gVisor's bundle, whose gofer opens the source by path).
+    gVisor's bundle, whose gofer opens the source by path). Fixed: both zygotes reach an
+    extra mount's source one component at a time without links, and refuse a link.
     """
     from luminaguard.hypervisor.base import Mount, SandboxSpec
+    from luminaguard.hypervisor.sandbox import native
     from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+
+    if zygote == "python":
+        monkeypatch.setattr(native, "program", lambda: None)
+    elif native.program() is None:
+        pytest.skip("no compiled sandbox zygote (no C compiler)")
 
     host = _host_folder(tmp_path)
     os.chmod(host, 0o755)
@@ -190,18 +194,21 @@ def test_a_mount_source_swapped_for_a_symlink_binds_no_host_folder(tmp_path: Pat
         mounts=(Mount(data, "/data", read_only=False), Mount(data / "sub", "/sub")),
     )
 
-    async def attempt() -> str:
+    async def attempt() -> tuple[int, str, str]:
         backend = SandboxBackend()
         handle = await backend.create(spec)
         try:
             swap = await backend.exec(handle, f"rm -rf /data/sub && ln -s {host} /data/sub", 20)
             assert swap.exit_code == 0, swap.stderr
-            return (await backend.exec(handle, "cat /sub/shadow", 20)).stdout
+            done = await backend.exec(handle, "cat /sub/shadow", 20)
+            return done.exit_code, done.stdout, done.stderr
         finally:
             await backend.destroy(handle)
             await backend.aclose()
 
-    assert "root:secret" not in asyncio.run(attempt())
+    code, out, err = asyncio.run(attempt())
+    assert "root:secret" not in out
+    assert code == 125 and "passes through a symlink" in err, (code, err)
 
 
 def test_a_sandbox_whose_destruction_fails_leaves_the_others_destroyed() -> None:
@@ -238,12 +245,6 @@ def test_a_sandbox_whose_destruction_fails_leaves_the_others_destroyed() -> None
     assert [sandbox.spec.name for sandbox in backend.live] == ["a"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: mounts_of resolves a mount's source anew each time, following links a "
-    "step planted; the fix is a source resolved once, when the run is made, and read "
-    "without links since",
-)
 def test_an_approval_card_reads_no_host_file_through_a_swapped_mount_source(
     tmp_path: Path,
 ) -> None:
@@ -252,7 +253,8 @@ def test_an_approval_card_reads_no_host_file_through_a_swapped_mount_source(
     the file "now" beneath the view's folder, ``mounts_of``'s resolved source: the link's
     target, read as root. What the sandbox's uid could never read (mode 0600) is shown to
     the approver, a remote role perhaps. Root cause: ``scheduler/sandboxes.py::mounts_of``
-    (``(base / source).resolve()`` at every use) with ``runner._views``.
+    (``(base / source).resolve()`` at every use) with ``runner._views``. Fixed: a source
+    is only normalised, and a card reaches its view's folder without links.
     """
     from luminaguard.compiler.plan import PlannedAgent
     from luminaguard.policy.action import Action
@@ -284,4 +286,25 @@ def test_an_approval_card_reads_no_host_file_through_a_swapped_mount_source(
         tool="write_file",
         args={"path": "/sub/shadow", "content": "x\n"},
     )
-    assert "root:secret" not in (file_diff(write, views) or "")
+    diff = file_diff(write, views) or ""
+    assert "root:secret" not in diff and "symbolic link" in diff, diff
+
+
+def test_gvisor_refuses_a_mount_source_that_passes_through_a_link(tmp_path: Path) -> None:
+    """The same swap on gVisor: runsc opens a mount's source by path, following links. The
+    bundle now refuses a source with a link on the way (checked when each command's bundle
+    is written; runsc's open comes later, which docs/security.md says)."""
+    from luminaguard.hypervisor.base import Mount, SandboxSpec
+    from luminaguard.hypervisor.gvisor.bundle import mounts
+
+    host = _host_folder(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sub").symlink_to(host)
+    spec = SandboxSpec(
+        name="swap", workdir=tmp_path / "work", mounts=(Mount(tmp_path / "data" / "sub", "/sub"),)
+    )
+    with pytest.raises(BackendError, match="passes through a symlink"):
+        mounts(spec)
+    (tmp_path / "data" / "sub").unlink()
+    (tmp_path / "data" / "sub").mkdir()
+    assert mounts(spec)[-1]["source"] == str(tmp_path / "data" / "sub")

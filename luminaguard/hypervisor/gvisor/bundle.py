@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from luminaguard.hypervisor.base import SandboxSpec
+from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.linux import env as sandbox_env
 from luminaguard.hypervisor.linux import seccomp
 from luminaguard.hypervisor.linux.system import SYSTEM_DIRS
@@ -38,8 +38,23 @@ def mounts(spec: SandboxSpec) -> list[dict[str, Any]]:
         if os.path.isdir("/" + name)
     ]
     found.append(_bind(spec.workdir, "/work", read_only=False))
-    found += [_bind(m.source, m.target, m.read_only) for m in spec.mounts]
+    found += [_bind(_without_links(m.source), m.target, m.read_only) for m in spec.mounts]
     return found
+
+
+def _without_links(source: Path) -> Path:
+    """``source``, refused when a part of it is a symbolic link.
+
+    A mount's source may lie below a folder a sandbox writes, where a step can replace a
+    folder with a link to anywhere on the host. runsc opens the source by path, so this
+    check and its open are apart in time; the namespace sandbox binds by descriptor.
+    """
+    path = Path("/")
+    for part in Path(source).parts[1:]:
+        path /= part
+        if path.is_symlink():
+            raise BackendError(f"mount source {source} passes through a symlink ({path})")
+    return Path(source)
 
 
 def _rlimit(kind: str, value: int) -> dict[str, Any]:

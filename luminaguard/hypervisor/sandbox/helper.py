@@ -31,6 +31,7 @@ import ctypes
 import os
 import resource  # imported now: after the pivot the host's library is out of sight
 import select
+import stat
 import sys
 
 # with -I the script's folder is not on sys.path: add the folder holding the package
@@ -86,18 +87,49 @@ def mount(
     check(libc.mount(encoded[0], encoded[1], encoded[2], flags, encoded[3]), f"mount {target}")
 
 
-def bind(source: str, target: str, read_only: bool) -> None:
-    """Bind ``source`` onto ``target``; remount read-only, nosuid, nodev when asked."""
-    if os.path.isdir(source):
-        os.makedirs(target, exist_ok=True)
-    else:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        open(target, "a").close()
-    mount(source, target, None, MS_BIND | MS_REC)
+def bind(source: str, target: str, read_only: bool, trusted: bool = True) -> None:
+    """Bind ``source`` onto ``target``; remount read-only, nosuid, nodev when asked.
+
+    A source not ``trusted`` (an extra mount's, which may lie below a folder a sandbox
+    writes) is reached without links (``open_source``) and bound through its descriptor.
+    """
+    fd = None if trusted else open_source(source)
+    try:
+        if os.path.isdir(source) if fd is None else stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "a").close()
+        mount(source if fd is None else f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+    finally:
+        if fd is not None:
+            os.close(fd)
     flags = MS_REMOUNT | MS_BIND | MS_NOSUID | (MS_RDONLY if read_only else 0)
     if not source.startswith("/dev/"):
         flags |= MS_NODEV
     mount(None, target, None, flags)
+
+
+def open_source(path: str) -> int:
+    """``path`` opened O_PATH one component at a time, never through a link.
+
+    A step can replace a folder below a read-write mount with a link to anywhere on the
+    host; a mount whose source lies there must not follow it.
+    """
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in path.split("/"):
+            if not part:
+                continue
+            step = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = step
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise SetupError(f"mount source {path} passes through a symlink")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def build_root(spec: Spec, root: str) -> None:
@@ -128,7 +160,7 @@ def build_root(spec: Spec, root: str) -> None:
     for extra in spec.get("mounts", []):
         target = root + extra["target"]
         no_links_on_the_way(root, target)
-        bind(extra["source"], target, read_only=extra["read_only"])
+        bind(extra["source"], target, read_only=extra["read_only"], trusted=False)
 
 
 def no_links_on_the_way(root: str, target: str) -> None:

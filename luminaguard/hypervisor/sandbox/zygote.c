@@ -16,10 +16,10 @@
  * status pipe: ``pid N`` once PID 1 of the sandbox is cloned, ``exit CODE`` when it ends
  * (128 + the signal when killed); ``exit 125`` alone when no clone could be made.
  *
- * Mount targets are reached through descriptors opened without following links, and
- * bind mounts are made with open_tree/mount_setattr/move_mount (Linux 5.12): a command
- * of another sandbox sharing /work cannot swap a folder for a link between a check and
- * the mount. Any failure before the exec exits 125 with one line on stderr.
+ * Mount targets, and the sources of extra mounts, are reached through descriptors opened
+ * without following links, and bind mounts are made with open_tree/mount_setattr/
+ * move_mount (Linux 5.12): a command of another sandbox sharing /work (or a folder
+ * mounted read-write) cannot swap a folder for a link between a check and the mount. Any failure before the exec exits 125 with one line on stderr.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -201,17 +201,54 @@ static int open_target(int dir, const char *path, int folder, const char *shown)
     return at;
 }
 
+/*
+ * Open the absolute ``path`` (O_PATH) one component at a time, never through a link: a
+ * mount's source may lie below another mount a sandbox writes, where a step can replace
+ * a folder with a link to anywhere on the host.
+ */
+static int open_source(const char *path, const char *shown)
+{
+    char copy[4096];
+    if (path[0] != '/' || strlen(path) >= sizeof copy) {
+        errno = 0;
+        fail("mount source %s: not an absolute path", shown);
+    }
+    strcpy(copy, path);
+    int at = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    char *save = NULL;
+    for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+        int fd = openat(at, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
+            errno = 0;
+            fail("mount source %s passes through a symlink", shown);
+        }
+        if (fd < 0)
+            fail("mount source %s", shown);
+        close(at);
+        at = fd;
+    }
+    return at;
+}
+
 /* Bind ``source`` (recursively) at ``target`` below ``root``: read-only when asked,
- * always nosuid, nodev unless it is a device. */
-static void bind_tree(int root, const char *source, const char *target, int read_only)
+ * always nosuid, nodev unless it is a device. ``source`` is followed as it is when
+ * ``trusted`` (the host's own folders), else reached without links (``open_source``). */
+static void bind_tree(int root, const char *source, const char *target, int read_only,
+                      int trusted)
 {
     struct stat st;
-    if (stat(source, &st) != 0)
+    int from = trusted ? AT_FDCWD : open_source(source, source);
+    const char *path = trusted ? source : "";
+    int empty = trusted ? 0 : AT_EMPTY_PATH;
+    if (fstatat(from, path, &st, empty) != 0)
         fail("mount %s", target);
-    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source,
-                            LG_OPEN_TREE_CLONE | LG_AT_RECURSIVE | O_CLOEXEC);
+    int tree = (int)syscall(SYS_open_tree, from, path,
+                            LG_OPEN_TREE_CLONE | LG_AT_RECURSIVE | O_CLOEXEC | empty);
     if (tree < 0)
         fail("mount %s", target);
+    if (!trusted)
+        close(from);
     struct lg_mount_attr attr = {.attr_set = LG_ATTR_NOSUID};
     if (read_only)
         attr.attr_set |= LG_ATTR_RDONLY;
@@ -253,7 +290,7 @@ static void system_folders(int root)
             link[n] = 0;
             check(symlinkat(link, root, system_dirs[i]), "symlink", host);
         } else if (S_ISDIR(st.st_mode)) {
-            bind_tree(root, host, system_dirs[i], 1);
+            bind_tree(root, host, system_dirs[i], 1, 1);
         }
     }
 }
@@ -271,7 +308,7 @@ static void devices(int root)
     for (size_t i = 0; i < sizeof DEVICES / sizeof *DEVICES; i++) {
         snprintf(source, sizeof source, "/dev/%s", DEVICES[i]);
         snprintf(target, sizeof target, "dev/%s", DEVICES[i]);
-        bind_tree(root, source, target, 0);
+        bind_tree(root, source, target, 0, 1);
     }
     for (size_t i = 0; i < sizeof links / sizeof *links; i++) {
         snprintf(target, sizeof target, "dev/%s", links[i][0]);
@@ -294,7 +331,7 @@ static void extra_mount(int root, char *text)
         fail("mount %s: expected SOURCE:TARGET:MODE", text);
     }
     *target++ = 0;
-    bind_tree(root, text, target, strcmp(mode, "ro") == 0);
+    bind_tree(root, text, target, strcmp(mode, "ro") == 0, 0);
 }
 
 static void build_root(const struct spec *spec)
@@ -308,7 +345,7 @@ static void build_root(const struct spec *spec)
     mount_at(spec->root, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     devices(root);
     mount_at(spec->root, "tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777");
-    bind_tree(root, spec->workdir, "work", 0);
+    bind_tree(root, spec->workdir, "work", 0, 1);
     for (int i = 0; i < spec->n_mounts; i++)
         extra_mount(root, spec->mounts[i]);
     close(root);
