@@ -308,3 +308,28 @@ def test_gvisor_refuses_a_mount_source_that_passes_through_a_link(tmp_path: Path
     (tmp_path / "data" / "sub").unlink()
     (tmp_path / "data" / "sub").mkdir()
     assert mounts(spec)[-1]["source"] == str(tmp_path / "data" / "sub")
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("sandbox")
+def test_a_destroy_cancelled_while_it_waits_leaves_no_process_running(tmp_path: Path) -> None:
+    """Attack: ``destroy`` killed a sandbox's processes one at a time, waiting for each;
+    cancelled during the first wait (a drive cancelled again), the others lived on. Now
+    every process is killed before any is waited for."""
+    from luminaguard.hypervisor.base import SandboxSpec
+    from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+
+    async def go() -> list[int | None]:
+        backend = SandboxBackend()
+        handle = await backend.create(SandboxSpec(name="t", workdir=tmp_path / "work"))
+        started = [await backend.spawn(handle, ["sleep", "60"]) for _ in range(3)]
+        destroying = asyncio.ensure_future(backend.destroy(handle))
+        await asyncio.sleep(0)  # the kills sent, the first wait begun
+        destroying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await destroying
+        codes = [await asyncio.wait_for(p.wait(), 10) for p in started]
+        await backend.aclose()
+        return codes
+
+    assert asyncio.run(go()) == [137, 137, 137]

@@ -188,8 +188,9 @@ class SandboxBackend(AsyncClosing):
     async def destroy(self, handle: SandboxHandle) -> None:
         """Kill every process still running in the sandbox; remove its mount point."""
         assert isinstance(handle, Sandbox)
-        for process in list(handle.processes):
+        for process in list(handle.processes):  # all killed first: a cancelled wait spares none
             _kill_group(process)
+        for process in list(handle.processes):
             with suppress(ProcessLookupError):
                 await process.wait()
         handle.processes.clear()
