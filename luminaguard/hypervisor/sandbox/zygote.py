@@ -148,12 +148,16 @@ class Zygote:
         sock = self._started()
         pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, status
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+        ours = [pipes[0][1], pipes[1][0], pipes[2][0]]
         try:
             socket.send_fds(sock, [request], theirs)
+        except BaseException:  # too long to send (EMSGSIZE), say: our ends go too
+            for fd in [*ours, pipes[3][0]]:
+                os.close(fd)
+            raise
         finally:
             for fd in theirs:
                 os.close(fd)
-        ours = [pipes[0][1], pipes[1][0], pipes[2][0]]
         status = await _reader(pipes[3][0])
         pidfd: int | None = None
         streams: list[Any] = []  # stdin's transport, then the stdout and stderr readers
