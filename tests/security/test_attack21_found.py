@@ -11,13 +11,17 @@ Each test performs one attack that got through and asserts that it no longer doe
    a binary of their own in its place, which the next zygote start runs as root;
 3. the compiled zygote built a ``PATH`` candidate in a 4096-byte buffer, cut short without
    a word: a long ``PATH`` folder ran ``FOLDER/s`` for ``sh`` (the Python zygote refuses
-   it: ENAMETOOLONG).
+   it: ENAMETOOLONG);
+4. a spawn cancelled once the zygote had written ``pid N`` but before the host read it
+   (the event loop busy a moment) closed the status pipe and left the sandbox running,
+   watched by nobody and killed by nothing (without cgroups: until the zygote stops).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +159,41 @@ def test_a_long_path_folder_is_never_cut_into_another_program(tmp_path: Path) ->
 
     out, err = asyncio.run(go())
     assert b"cut short" not in out, (out, err)
+
+
+@pytest.mark.integration
+def test_a_spawn_cancelled_after_the_pid_was_written_leaves_no_sandbox(tmp_path: Path) -> None:
+    """The pid sat in the pipe, unread, when the cancellation came: nobody killed PID 1."""
+    if sandbox_problem():
+        pytest.skip(sandbox_problem() or "")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work").chmod(0o777)  # the sandbox's user (nobody, as root) writes there
+    (tmp_path / "root").mkdir()
+    marker = tmp_path / "work" / "alive"
+    request = [
+        f"workdir={tmp_path / 'work'}", f"root={tmp_path / 'root'}", "cpu_seconds=5",
+        "memory_mib=256", "pids=16", "network=0",
+        "--", "/bin/sh", "-c", "while :; do date +%s%N > /work/alive; sleep 0.05; done",
+    ]  # fmt: skip
+
+    async def go() -> None:
+        zygote = Zygote()
+        try:
+            zygote._started()
+            task = asyncio.ensure_future(zygote.spawn(request))
+            for _ in range(5):  # to its wait for the pid line
+                await asyncio.sleep(0)
+            time.sleep(1)  # the loop busy: the zygote writes the pid, and PID 1 runs
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0.5)
+            assert marker.exists(), "the sandbox never ran"
+            before = marker.read_text() if marker.exists() else ""
+            await asyncio.sleep(0.5)
+            after = marker.read_text() if marker.exists() else ""
+            assert before == after, "the sandbox still runs"
+        finally:
+            zygote.close()
+
+    asyncio.run(go())
