@@ -14,13 +14,18 @@ Each test performs one attack that got through and asserts that it no longer doe
    it: ENAMETOOLONG);
 4. a spawn cancelled once the zygote had written ``pid N`` but before the host read it
    (the event loop busy a moment) closed the status pipe and left the sandbox running,
-   watched by nobody and killed by nothing (without cgroups: until the zygote stops).
+   watched by nobody and killed by nothing (without cgroups: until the zygote stops);
+5. the Python zygote (the fallback where no compiler is) checked a mount target for links,
+   then made it and mounted on it by path: another sandbox of the agent looping renames
+   in ``/work`` had it make a folder (with a file source: a file) anywhere on the host.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +35,7 @@ import pytest
 from luminaguard.hypervisor.linux.system import NOBODY
 from luminaguard.hypervisor.sandbox import native
 from luminaguard.hypervisor.sandbox.zygote import Zygote
+from tests.conftest import ROOT
 from tests.integration.conftest import sandbox_problem
 
 
@@ -197,3 +203,50 @@ def test_a_spawn_cancelled_after_the_pid_was_written_leaves_no_sandbox(tmp_path:
             zygote.close()
 
     asyncio.run(go())
+
+
+#: as root, in a mount namespace of its own: the Python zygote's build_root, with the
+#: other sandbox's swap (folder -> link to a host folder) made right after the check
+PYTHON_ZYGOTE_RACE = """
+import ctypes, os, sys
+from luminaguard.hypervisor.sandbox import helper
+base, victim = sys.argv[1], sys.argv[2]
+if ctypes.CDLL(None, use_errno=True).unshare(0x00020000) != 0:
+    sys.exit("unshare")
+helper.mount(None, "/", None, helper.MS_REC | helper.MS_PRIVATE)
+work, root, source = base + "/work", base + "/root", base + "/source"
+checked = helper.no_links_on_the_way
+
+def check_then_swap(root: str, target: str) -> None:
+    checked(root, target)
+    os.rename(work + "/sub", work + "/moved")  # another sandbox of the agent, racing
+    os.symlink(victim, work + "/sub")
+
+helper.no_links_on_the_way = check_then_swap
+spec = {"workdir": work, "mounts": [{"source": source, "target": "/work/sub/data",
+                                     "read_only": True}]}
+try:
+    helper.build_root(spec, root)
+except (helper.SetupError, OSError) as exc:
+    print("refused:", exc)
+"""
+
+
+def test_the_python_zygote_makes_no_folder_outside_through_a_swapped_target(
+    tmp_path: Path,
+) -> None:
+    """``build_root`` checked the target for links (``no_links_on_the_way``), then made it
+    and mounted on it by path (``os.makedirs``, ``mount``): a folder swapped for a link in
+    between (another sandbox sharing ``/work``, looping) made ``data`` wherever the link
+    pointed, as root on the host: won within 20 s by a sandbox looping renames."""
+    if os.getuid() != 0:
+        pytest.skip("the Python zygote's setup, by hand, needs root")
+    for name in ("work/sub", "root", "source", "victim"):
+        (tmp_path / name).mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PYTHON_ZYGOTE_RACE, str(tmp_path), str(tmp_path / "victim")],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list((tmp_path / "victim").iterdir()) == [], done.stdout + done.stderr
