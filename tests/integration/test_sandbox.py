@@ -273,7 +273,8 @@ def test_setup_failure_is_reported(tmp_path: Path, run_in_sandbox: Run) -> None:
     missing = (Mount(tmp_path / "nope", "/data/nope"),)
     result = run_in_sandbox(tmp_path, "true", mounts=missing)
     assert result.exit_code == 125
-    assert "luminaguard-sandbox: mount /" in (result.failure() or "")
+    said = result.failure() or ""
+    assert "luminaguard-sandbox: mount " in said and f"{tmp_path}/nope" in said, said
 
 
 @pytest.mark.usefixtures("sandbox")

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 28, 47, 4
@@ -121,7 +121,10 @@ def open_source(path: str) -> int:
         for part in path.split("/"):
             if not part:
                 continue
-            step = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            try:
+                step = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                raise SetupError(f"mount source {path}: {os.strerror(exc.errno or 0)}") from exc
             os.close(fd)
             fd = step
             if stat.S_ISLNK(os.fstat(fd).st_mode):
@@ -157,10 +160,64 @@ def build_root(spec: Spec, root: str) -> None:
     os.makedirs(tmp)
     mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     bind(spec["workdir"], os.path.join(root, "work"), read_only=False)
-    for extra in spec.get("mounts", []):
-        target = root + extra["target"]
-        no_links_on_the_way(root, target)
-        bind(extra["source"], target, read_only=extra["read_only"], trusted=False)
+    for index, extra in enumerate(spec.get("mounts", [])):
+        no_links_on_the_way(root, root + extra["target"])  # said plainly; bind_at enforces it
+        bind_at(root, index, extra["source"], extra["target"], extra["read_only"])
+
+
+def bind_at(root: str, index: int, source: str, target: str, read_only: bool) -> None:
+    """Bind ``source`` at ``target`` below ``root``, never through a link on the way.
+
+    Bound and flagged at a place of our fresh root first, then moved onto a descriptor of
+    the target (``open_target``): another sandbox sharing ``/work`` may swap a folder on
+    the way for a link at any moment, and a path would follow it (as root, on the host).
+    """
+    stage = os.path.join(root, f".mount-{index}")
+    bind(source, stage, read_only, trusted=False)  # the source reached without links too
+    target_fd = open_target(root, target, os.path.isdir(stage))
+    try:
+        mount(stage, f"/proc/self/fd/{target_fd}", None, MS_MOVE)
+    finally:
+        os.close(target_fd)
+    (os.rmdir if os.path.isdir(stage) else os.unlink)(stage)
+
+
+def open_target(root: str, target: str, folder: bool) -> int:
+    """An ``O_PATH`` descriptor of ``target`` below ``root``, reached through no link.
+
+    One component at a time, each opened ``O_NOFOLLOW`` from the one before, making
+    what is missing: folders on the way, at the end a folder (``folder``) or an empty file.
+    """
+    at = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    parts = [part for part in target.split("/") if part]
+    for i, part in enumerate(parts):
+        try:
+            step = _open_below(at, part, folder or i < len(parts) - 1, target)
+        finally:
+            os.close(at)
+        at = step
+    return at
+
+
+def _open_below(at: int, name: str, folder: bool, target: str) -> int:
+    """``name`` in the folder ``at``, made if missing, opened without following a link."""
+    if name in (".", ".."):
+        raise SetupError(f"mount target {target} has a '{name}' component")
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        if folder:
+            os.mkdir(name, 0o755, dir_fd=at)
+        else:
+            made = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            os.close(os.open(name, made, 0o644, dir_fd=at))
+    except FileExistsError:
+        pass
+    fd = os.open(name, flags | (os.O_DIRECTORY if folder else 0), dir_fd=at)
+    mode = os.fstat(fd).st_mode
+    if (mode & 0o170000) != (0o040000 if folder else 0o100000):  # a folder, or a file
+        os.close(fd)
+        raise SetupError(f"mount target {target} passes through a symlink or a special file")
+    return fd
 
 
 def no_links_on_the_way(root: str, target: str) -> None:

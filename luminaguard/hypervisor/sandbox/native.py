@@ -9,7 +9,8 @@ Without a C compiler, or with ``LUMINAGUARD_SANDBOX_ZYGOTE=python``, the Python 
 serves instead: the same sandbox, slower to spawn.
 
 A binary is run only from a folder that this user (or root) owns and nobody else may
-write, as is the binary itself: the zygote runs with the runner's privileges.
+write, as is the binary itself and every folder above (but sticky ones like ``/tmp``),
+by a path with no link in it: the zygote runs with the runner's privileges.
 """
 
 from __future__ import annotations
@@ -50,13 +51,23 @@ def name() -> str:
 
 
 def _trusted(path: Path) -> bool:
-    """Whether ``path`` and its folder belong to us (or root) and only the owner writes."""
-    for entry in (path.parent, path):
+    """Whether ``path`` (link-free) is ours (or root's) to run, up to ``/``.
+
+    The binary and its folder belong to us or root and only the owner writes them, and
+    so does every folder above, unless sticky (``/tmp``: nobody else renames what we own
+    there). Whoever may write a folder above could rename ours away and put their own
+    binary at the same path, which the next zygote start runs with our privileges.
+    """
+    for entry in (path, *path.parents):
         try:
-            info = entry.stat()
+            info = entry.lstat()
         except OSError:
             return False
-        if info.st_uid not in (0, os.getuid()) or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        writable = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        if stat.S_ISLNK(info.st_mode) or info.st_uid not in (0, os.getuid()):
+            return False
+        if writable and (entry in (path, path.parent) or not sticky):
             return False
     return True
 
@@ -99,11 +110,11 @@ def program() -> Path | None:
     if os.environ.get(CHOICE) == "python" or sys.platform != "linux":
         return None
     for folder in (BUILT, _cache()):
-        candidate = folder / name()
+        candidate = folder.resolve() / name()  # run by a path with no link in it
         if candidate.is_file() and _trusted(candidate):
             return candidate
     try:
-        built = build(_cache())
+        built = build(_cache()).resolve()
     except (BuildError, OSError, subprocess.SubprocessError):
         return None
     return built if _trusted(built) else None

@@ -442,8 +442,12 @@ static void __attribute__((noreturn)) execute(char **argv, char **env)
     for (;;) {
         const char *end = strchrnul(folder, ':');
         int length = (int)(end - folder);
-        snprintf(candidate, sizeof candidate, "%.*s/%s", length ? length : 1,
-                 length ? folder : ".", argv[0]);
+        int n = snprintf(candidate, sizeof candidate, "%.*s/%s", length ? length : 1,
+                         length ? folder : ".", argv[0]);
+        if (n >= (int)sizeof candidate) { /* cut short it would name another program */
+            errno = ENAMETOOLONG;
+            fail("%.*s/%s", length, folder, argv[0]);
+        }
         execve(candidate, argv, env);
         if (errno == EACCES)
             denied = 1;

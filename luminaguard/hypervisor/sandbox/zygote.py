@@ -148,32 +148,37 @@ class Zygote:
         sock = self._started()
         pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, status
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+        ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]  # the status pipe last
         try:
             socket.send_fds(sock, [request], theirs)
+        except BaseException:  # too long to send (EMSGSIZE), say: our ends go too
+            for fd in ours:
+                os.close(fd)
+            raise
         finally:
             for fd in theirs:
                 os.close(fd)
-        ours = [pipes[0][1], pipes[1][0], pipes[2][0]]
-        status = await _reader(pipes[3][0])
+        line = bytearray()  # the status pipe's first line
+        taken = False  # its pid: killed through the pidfd once taken
         pidfd: int | None = None
-        streams: list[Any] = []  # stdin's transport, then the stdout and stderr readers
+        streams: list[Any] = []  # the status reader, stdin's transport, stdout's and stderr's
         try:
-            first = (await status.readline()).split()
-            if len(first) != 2 or first[0] != b"pid" or not first[1].isdigit():
-                # "exit 125" alone: no clone could be made. Never its code taken for a
-                # pid, which kill() would signal (another process, or with 0 our group)
-                raise OSError(f"the sandbox zygote started no sandbox: {b' '.join(first)!r}")
-            pid = int(first[1])
+            await _first_line(ours[-1], line)
+            pid = _pid(bytes(line))
             with contextlib.suppress(OSError):  # gone already (reaped): nothing to kill
                 pidfd = os.pidfd_open(pid)  # the zygote's unreaped child: its PID 1
+            taken = True
             # each fd is owned by its stream from the call on (fdopen comes before any await)
+            streams.append(await _reader(ours.pop()))
             stdin = await _writer(ours.pop(0))
             streams.append(stdin.transport)
             for _ in range(2):
                 streams.append(await _reader(ours.pop(0)))
-            return SandboxProcess(pid, stdin, streams[1], streams[2], status, pidfd)
+            return SandboxProcess(pid, stdin, streams[2], streams[3], streams[0], pidfd)
         except BaseException:  # cancelled, say: no sandbox left running unwatched
-            _abandon(ours, [status, *streams], pidfd)
+            if not taken:  # the pid may be written, unread: the zygote would not kill it then
+                pidfd = _written_pid(ours[-1], line)
+            _abandon(ours, streams, pidfd)
             raise
 
     def close(self) -> None:
@@ -181,6 +186,65 @@ class Zygote:
         if self._socket is not None and self._process is not None:
             _stop(self._socket, self._process)
         self._socket = None
+
+
+def _read_line(fd: int, line: bytearray) -> bool:
+    """Add to ``line`` what the status pipe holds of its first line; False at end of file.
+
+    A byte at a time: what follows the line stays in the pipe for its reader.
+    """
+    while not line.endswith(b"\n"):
+        try:
+            byte = os.read(fd, 1)
+        except BlockingIOError:
+            return True
+        if not byte:
+            return False
+        line += byte
+    return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # a reader's callback may run again before its waiter does
+        future.set_result(None)
+
+
+async def _first_line(fd: int, line: bytearray) -> None:
+    """Read the status pipe's first line (``pid N`` or ``exit 125``) into ``line``."""
+    os.set_blocking(fd, False)
+    loop = asyncio.get_running_loop()
+    while not line.endswith(b"\n"):
+        readable: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, _resolve, readable)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(fd)
+        if not _read_line(fd, line):
+            return
+
+
+def _pid(line: bytes) -> int:
+    """The pid in a ``pid N`` line; OSError for anything else.
+
+    "exit 125" alone: no clone could be made. Never its code taken for a pid, which
+    kill() would signal (another process, or with 0 our group).
+    """
+    words = line.split()
+    if len(words) != 2 or words[0] != b"pid" or not words[1].isdigit():
+        raise OSError(f"the sandbox zygote started no sandbox: {b' '.join(words)!r}")
+    return int(words[1])
+
+
+def _written_pid(fd: int, line: bytearray) -> int | None:
+    """A pidfd for the sandbox whose ``pid N`` the zygote wrote but we had not taken.
+
+    The zygote kills a sandbox whose pid it cannot write, not one whose pid nobody read.
+    """
+    _read_line(fd, line)
+    with contextlib.suppress(OSError):
+        return os.pidfd_open(_pid(bytes(line)))
+    return None
 
 
 def _abandon(fds: list[int], streams: list[Any], pidfd: int | None) -> None:
