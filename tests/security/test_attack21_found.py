@@ -250,3 +250,27 @@ def test_the_python_zygote_makes_no_folder_outside_through_a_swapped_target(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert list((tmp_path / "victim").iterdir()) == [], done.stdout + done.stderr
+
+
+def test_a_pid_whose_exit_was_reported_is_never_killed_on_cancel() -> None:
+    """The cancel path kills a sandbox whose ``pid N`` was written but not read. When its
+    ``exit`` was written too, the zygote has reaped it and the number may name another
+    process by now: that process must not be killed."""
+    from luminaguard.hypervisor.sandbox.zygote import _written_pid
+
+    bystander = subprocess.Popen(["sleep", "30"])
+    read, write = os.pipe()
+    try:
+        os.set_blocking(read, False)
+        os.write(write, f"pid {bystander.pid}\nexit 0\n".encode())
+        assert _written_pid(read, bytearray()) is None
+        assert bystander.poll() is None
+        os.write(write, f"pid {bystander.pid}\n".encode())  # not ended: its pidfd
+        pidfd = _written_pid(read, bytearray())
+        assert pidfd is not None
+        os.close(pidfd)
+    finally:
+        bystander.kill()
+        bystander.wait()
+        os.close(read)
+        os.close(write)

@@ -242,9 +242,18 @@ def _written_pid(fd: int, line: bytearray) -> int | None:
     The zygote kills a sandbox whose pid it cannot write, not one whose pid nobody read.
     """
     _read_line(fd, line)
-    with contextlib.suppress(OSError):
-        return os.pidfd_open(_pid(bytes(line)))
-    return None
+    try:
+        pidfd = os.pidfd_open(_pid(bytes(line)))
+    except OSError:
+        return None
+    try:  # its exit reported already: reaped, and its pid may be another process's now
+        ended = b"exit" in os.read(fd, 64)
+    except OSError:  # nothing more written (BlockingIOError): still ours, unreaped
+        ended = False
+    if ended:
+        os.close(pidfd)
+        return None
+    return pidfd
 
 
 def _abandon(fds: list[int], streams: list[Any], pidfd: int | None) -> None:
