@@ -141,3 +141,30 @@ def test_a_nul_byte_never_splits_an_argument() -> None:
 
     with pytest.raises(ValueError, match="NUL"):
         asyncio.run(go())
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("value", ["0", "-0", "+5", " 5", "4294967296", "x"])
+def test_a_uid_that_is_root_or_not_a_plain_number_is_refused(
+    built: Path, tmp_path: Path, value: str
+) -> None:
+    if sandbox_problem():
+        pytest.skip(sandbox_problem() or "")
+    if os.getuid() != 0:
+        pytest.skip("the uid is used only when the runner is root")
+    (tmp_path / "work").mkdir()
+
+    async def go() -> tuple[int, bytes]:
+        found = Zygote()
+        try:
+            args = [f"workdir={tmp_path / 'work'}", f"root={tmp_path / 'root'}", f"uid={value}"]
+            args += ["cpu_seconds=10", "memory_mib=256", "pids=16", "--", "/bin/true"]
+            process = await found.spawn(args)
+            said = await process.stderr.read()
+            return await process.wait(), said
+        finally:
+            found.close()
+
+    (tmp_path / "root").mkdir()
+    code, said = asyncio.run(go())
+    assert code == 125 and b"uid" in said, said

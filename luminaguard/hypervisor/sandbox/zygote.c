@@ -137,13 +137,16 @@ static void write_file(const char *path, const char *text)
     close(fd);
 }
 
-static long number(const char *text, const char *name)
+/* A count of at most ``most``, in plain decimal digits (no sign, no space, no wrap). */
+static long number(const char *text, const char *name, long most)
 {
     char *end;
     errno = 0;
-    long value = text ? strtol(text, &end, 10) : -1;
-    if (!text || errno || *end || value < 0)
-        fail("%s: not a number: %s", name, text ? text : "(missing)");
+    long value = text && *text >= '0' && *text <= '9' ? strtol(text, &end, 10) : -1;
+    if (value < 0 || errno || *end || value > most) {
+        errno = 0;
+        fail("%s: not a number of at most %ld: %s", name, most, text ? text : "(missing)");
+    }
     return value;
 }
 
@@ -374,17 +377,17 @@ static void set_limit(int resource, rlim_t soft, rlim_t hard, const char *name)
 
 static void limit(const struct spec *spec)
 {
-    rlim_t cpu = (rlim_t)number(spec->cpu_seconds, "cpu_seconds");
+    rlim_t cpu = (rlim_t)number(spec->cpu_seconds, "cpu_seconds", 1L << 40);
     set_limit(RLIMIT_CPU, cpu, cpu + 1, "cpu");
     set_limit(RLIMIT_CORE, 0, 0, "core");
     if (spec->n_cgroups == 0) { /* no cgroup enforces memory and processes */
-        rlim_t size = (rlim_t)number(spec->memory_mib, "memory_mib") << 20;
-        rlim_t pids = (rlim_t)number(spec->pids, "pids");
+        rlim_t size = (rlim_t)number(spec->memory_mib, "memory_mib", 1L << 40) << 20;
+        rlim_t pids = (rlim_t)number(spec->pids, "pids", 1L << 30);
         set_limit(RLIMIT_AS, size, size, "memory");
         set_limit(RLIMIT_NPROC, pids, pids, "processes");
     }
     if (spec->fsize_mib) { /* /work has no disk of its own: bound each file instead */
-        rlim_t size = (rlim_t)number(spec->fsize_mib, "fsize_mib") << 20;
+        rlim_t size = (rlim_t)number(spec->fsize_mib, "fsize_mib", 1L << 40) << 20;
         set_limit(RLIMIT_FSIZE, size, size, "file size");
         signal(SIGXFSZ, SIG_IGN); /* a write past it fails (EFBIG), no kill */
     }
@@ -407,7 +410,11 @@ static void drop_capabilities(void)
 static void drop_privileges(const struct spec *spec)
 {
     if (as_root) {
-        long uid = spec->uid ? number(spec->uid, "uid") : 65534;
+        long uid = spec->uid ? number(spec->uid, "uid", 0x7FFFFFFE) : 65534;
+        if (uid == 0) {
+            errno = 0;
+            fail("uid 0: a sandbox never runs as root");
+        }
         check(setgroups(0, NULL), "setgroups", NULL);
         check(setgid((gid_t)uid), "setgid", NULL);
         check(setuid((uid_t)uid), "setuid", NULL);
