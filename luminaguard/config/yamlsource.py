@@ -35,6 +35,7 @@ _FLOAT = "tag:yaml.org,2002:float"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _SCALAR_TAGS = frozenset({_STR, _NULL, _BOOL, _INT, _FLOAT})
+_ScalarEvent = yaml.ScalarEvent
 
 _ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -149,15 +150,15 @@ class _Builder:
     def _read(self) -> Any:
         """The next event from the parser: checked, and kept for every open anchor."""
         event = self.loader.get_event()
-        if type(event) is yaml.ScalarEvent and event.anchor is None:
+        if type(event) is _ScalarEvent and event.anchor is None:
             self.shape.sizes[-1] += 1  # the commonest event: what ``_Shape.problem`` does
-            problem = None
         else:
             problem = self.shape.problem(event)
-        if problem is not None:
-            raise _Refusal(Diagnostic(_mark(self.file, event.start_mark), problem))
-        for kept in self.recording:
-            kept.append(event)
+            if problem is not None:
+                raise _Refusal(Diagnostic(_mark(self.file, event.start_mark), problem))
+        if self.recording:
+            for kept in self.recording:
+                kept.append(event)
         return event
 
     def documents(self) -> Iterator[tuple[Any, LocationIndex, list[Diagnostic]]]:
@@ -178,6 +179,10 @@ class _Builder:
 
     def _node(self, source: Source, event: Any, path: NodePath, build: bool) -> Any:
         """The value of the node ``event`` starts (read only, None, unless ``build``)."""
+        if type(event) is _ScalarEvent and event.anchor is None and build:
+            start: Any = event.start_mark  # the commonest node: what ``_plain`` does for it
+            self.index.values[path] = SourceLocation(self.file, start.line + 1, start.column + 1)
+            return self._scalar(event)
         if isinstance(event, yaml.AliasEvent):
             return self._alias(event, path, build)
         anchor = event.anchor
@@ -267,6 +272,8 @@ class _Builder:
         self, source: Source, event: Any, path: NodePath, seen: dict[str, Any], build: bool
     ) -> str | None:
         """The key ``event`` starts, or None (and a problem, if ``build``) if it is none."""
+        if type(event) is _ScalarEvent and event.anchor is None:  # the commonest key
+            return self._scalar_key(event, path, seen) if build else None
         start = event
         if isinstance(event, yaml.AliasEvent):
             anchor = event.anchor or ""
@@ -313,6 +320,8 @@ class _Builder:
 
     def _scalar(self, event: Any) -> Any:
         tag = self._tag(event)
+        if tag is _STR:
+            return event.value
         if tag not in _SCALAR_TAGS:
             self.error(event.start_mark, f"unsupported YAML tag {tag!r}")
             return None
