@@ -10,6 +10,7 @@ and is refused. A value is data: it can never end a word, start a command or exp
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import secrets
@@ -105,25 +106,58 @@ def render_command(render: Callable[[], str]) -> str:
 
 
 def place(text: str, values: list[str]) -> str:
-    """Replace each marker in ``text`` by its value, quoted for where it stands."""
+    """Replace each marker in ``text`` by its value, quoted for where it stands.
+
+    Where each marker stands depends on the text alone, never on the values: it is found
+    once per text (``_placements``, cached by the whole text) and reused for the same text
+    with other values (a template used by many steps, each with its own outputs).
+    """
+    pieces: list[str] = []
+    position = 0
+    for start, end, index, quote in _placements(text):
+        if isinstance(quote, str):
+            raise PlacementError(quote)
+        pieces += [text[position:start], quote(values[index])]
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+#: Texts whose markers' places are kept (the key is the whole text: no two texts share).
+PLACEMENTS_CACHE = 4096
+#: A marker's start and end in the text, its value's number, and how to quote the value
+#: there (or, last, why no value can stand there).
+_Placement = tuple[int, int, int, Callable[[str], str] | str]
+
+
+@functools.lru_cache(maxsize=PLACEMENTS_CACHE)
+def _placements(text: str) -> tuple[_Placement, ...]:
+    """Where each marker of ``text`` stands, in order, up to the first one misplaced."""
     source = text.encode("utf-8", "surrogateescape")
     root = _PARSER.parse(source).root_node
     shells: _Shells = {}
-    pieces: list[str] = []
-    position = 0
-    for found in _MARKER.finditer(text):
-        before = text[: found.start()]
-        start = found.start() if len(source) == len(text) else len(_bytes(before))
-        node = root.descendant_for_byte_range(start, start + len(found.group(0)))
-        if (len(before) - len(before.rstrip("\\"))) % 2:
-            raise PlacementError("a template value cannot follow a backslash in a run: command")
-        if before.endswith(("$", "${")):
-            raise PlacementError("a template value cannot follow a $ in a run: command")
-        quote = _placed(_ancestors(node), shells)
-        pieces += [text[position : found.start()], quote(values[int(found.group(1))])]
-        position = found.end()
-    pieces.append(text[position:])
-    return "".join(pieces)
+    found: list[_Placement] = []
+    for marker_ in _MARKER.finditer(text):
+        before = text[: marker_.start()]
+        start = marker_.start() if len(source) == len(text) else len(_bytes(before))
+        node = root.descendant_for_byte_range(start, start + len(marker_.group(0)))
+        try:
+            quote = _misplaced(before) or _placed(_ancestors(node), shells)
+        except PlacementError as exc:
+            quote = str(exc)
+        found.append((marker_.start(), marker_.end(), int(marker_.group(1)), quote))
+        if isinstance(quote, str):
+            break
+    return tuple(found)
+
+
+def _misplaced(before: str) -> str | None:
+    """Why no value can follow ``before`` (a backslash, a $), if it cannot."""
+    if (len(before) - len(before.rstrip("\\"))) % 2:
+        return "a template value cannot follow a backslash in a run: command"
+    if before.endswith(("$", "${")):
+        return "a template value cannot follow a $ in a run: command"
+    return None
 
 
 def _bytes(text: str) -> bytes:
