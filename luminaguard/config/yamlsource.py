@@ -289,6 +289,8 @@ class _Builder:
 
     def _scalar_key(self, event: Any, path: NodePath, seen: dict[str, Any]) -> str | None:
         tag = self._tag(event)
+        if tag is _STR and event.value != "<<":  # the commonest key: a string, itself
+            return self._new_key(event, event.value, path, seen)
         if tag == "tag:yaml.org,2002:merge" or event.value == "<<":
             self.error(event.start_mark, "merge keys ('<<') are not supported; write the keys")
             return None
@@ -300,13 +302,18 @@ class _Builder:
         except ValueError:  # ``!!int b: 1``
             self.error(event.start_mark, _invalid(event.value, tag))
             return None
+        return self._new_key(event, key, path, seen)
+
+    def _new_key(self, event: Any, key: str, path: NodePath, seen: dict[str, Any]) -> str | None:
+        """``key``, where ``event`` is; None (a problem) if the mapping has it already."""
         if key in seen:
             first = self.index.keys[(*path, key)]
             self.error(
                 event.start_mark, f"duplicate key {key!r} (first defined at line {first.line})"
             )
             return None
-        self.index.keys[(*path, key)] = _mark(self.file, event.start_mark)
+        start = event.start_mark
+        self.index.keys[(*path, key)] = SourceLocation(self.file, start.line + 1, start.column + 1)
         return key
 
     def _tag(self, event: Any) -> str:
@@ -367,13 +374,7 @@ class _Shape:
 
     def problem(self, event: yaml.Event) -> str | None:
         """What is wrong with the document once ``event`` is read, if anything."""
-        if isinstance(event, yaml.AliasEvent):
-            size = self.expanded.get(event.anchor or "", 1)
-            self.sizes[-1] += size
-            self.added += size
-            if self.added > MAX_ALIAS_NODES:
-                return f"aliases expand this file beyond {MAX_ALIAS_NODES} nodes"
-        elif isinstance(event, yaml.CollectionStartEvent):
+        if isinstance(event, yaml.CollectionStartEvent):
             if len(self.sizes) > MAX_DEPTH:
                 return f"collections are nested more than {MAX_DEPTH} deep"
             self.sizes.append(1)
@@ -387,6 +388,12 @@ class _Shape:
             self.sizes[-1] += 1
             if event.anchor is not None:
                 self.expanded[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            size = self.expanded.get(event.anchor or "", 1)
+            self.sizes[-1] += size
+            self.added += size
+            if self.added > MAX_ALIAS_NODES:
+                return f"aliases expand this file beyond {MAX_ALIAS_NODES} nodes"
         return None
 
     def next_document(self) -> _Shape:

@@ -11,7 +11,6 @@ and is refused. A value is data: it can never end a word, start a command or exp
 from __future__ import annotations
 
 import functools
-import posixpath
 import re
 import secrets
 from collections.abc import Callable
@@ -26,6 +25,7 @@ _MARK = "lgv" + secrets.token_hex(6)
 _MARKER = re.compile(_MARK + r"(\d+)z")
 _VALUES: ContextVar[list[str] | None] = ContextVar("command_template_values", default=None)
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox"})
+_SHELL_NAMES = frozenset(name.encode() for name in _SHELLS)
 _UNSAFE = {
     "expansion": "a parameter expansion",
     "simple_expansion": "a parameter expansion",
@@ -219,6 +219,10 @@ def _first_shell(command: Node, shells: _Shells) -> int | None:
 
 
 def _names_shell(word: Node) -> bool:
-    """Whether ``word``, its quotes and backslashes dropped, names a shell: 's'h is sh."""
-    written = re.sub(r"[\\'\"]", "", (word.text or b"").decode("utf-8", "replace"))
-    return posixpath.basename(written) in _SHELLS
+    """Whether ``word``, its quotes and backslashes dropped, names a shell: 's'h is sh.
+
+    Read as bytes: a backslash, quote or slash is never part of another character in
+    UTF-8, and a shell's name is ASCII, so this is what the decoded text would say.
+    """
+    written = (word.text or b"").translate(None, b"\\'\"")
+    return written[written.rfind(b"/") + 1 :] in _SHELL_NAMES
