@@ -29,6 +29,7 @@ from luminaguard.config.validate import Document
 from luminaguard.errors import UsageError
 from luminaguard.policy.action import Action
 from luminaguard.policy.engine import PolicyEngine
+from luminaguard.shell.template import placements_kept
 
 
 def _line(document: Document, *path: str | int) -> str:
@@ -194,9 +195,10 @@ def compile_workload(
         return None, problems
     context = compile_context(params, workload.spec.steps)
     index = {step.id: i for i, step in enumerate(workload.spec.steps)}
-    rendered = {
-        sid: StepRenderer(document, index[sid], graph, context).render() for sid in graph.order
-    }
+    with placements_kept():  # a run: template's text shared by many steps: parsed once
+        rendered = {
+            sid: StepRenderer(document, index[sid], graph, context).render() for sid in graph.order
+        }
     problems += [problem for result in rendered.values() for problem in result.problems]
     problems += unneeded_references(document, graph, rendered)
     for sid, result in rendered.items():

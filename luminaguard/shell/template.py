@@ -10,10 +10,10 @@ and is refused. A value is data: it can never end a word, start a command or exp
 
 from __future__ import annotations
 
-import functools
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -108,13 +108,13 @@ def render_command(render: Callable[[], str]) -> str:
 def place(text: str, values: list[str]) -> str:
     """Replace each marker in ``text`` by its value, quoted for where it stands.
 
-    Where each marker stands depends on the text alone, never on the values: it is found
-    once per text (``_placements``, cached by the whole text) and reused for the same text
-    with other values (a template used by many steps, each with its own outputs).
+    Where each marker stands depends on the text alone, never on the values: inside
+    ``placements_kept`` (a compile), it is found once per text and reused for the same
+    text with other values (a template used by many steps, each with its own outputs).
     """
     pieces: list[str] = []
     position = 0
-    for start, end, index, quote in _placements(text):
+    for start, end, index, quote in _kept(text):
         if isinstance(quote, str):
             raise PlacementError(quote)
         pieces += [text[position:start], quote(values[index])]
@@ -123,14 +123,37 @@ def place(text: str, values: list[str]) -> str:
     return "".join(pieces)
 
 
-#: Texts whose markers' places are kept (the key is the whole text: no two texts share).
-PLACEMENTS_CACHE = 4096
 #: A marker's start and end in the text, its value's number, and how to quote the value
 #: there (or, last, why no value can stand there).
 _Placement = tuple[int, int, int, Callable[[str], str] | str]
 
 
-@functools.lru_cache(maxsize=PLACEMENTS_CACHE)
+#: Each text's placements, by the whole text (no two texts share), while kept.
+_KEPT: ContextVar[dict[str, tuple[_Placement, ...]] | None] = ContextVar(
+    "command_template_placements", default=None
+)
+
+
+@contextmanager
+def placements_kept() -> Iterator[None]:
+    """Inside, each text's placements are found once and kept; dropped on leaving."""
+    token = _KEPT.set({})
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
+
+
+def _kept(text: str) -> tuple[_Placement, ...]:
+    kept = _KEPT.get()
+    if kept is None:
+        return _placements(text)
+    found = kept.get(text)
+    if found is None:
+        found = kept[text] = _placements(text)
+    return found
+
+
 def _placements(text: str) -> tuple[_Placement, ...]:
     """Where each marker of ``text`` stands, in order, up to the first one misplaced."""
     source = text.encode("utf-8", "surrogateescape")
