@@ -144,6 +144,13 @@ def _unknown_needs(document: Document, steps: list[Step]) -> list[Diagnostic]:
     return problems
 
 
+def _known_needs(step: Step, known: set[str]) -> Step:
+    """The step with its unknown needs left out (itself, not a copy, when there are none)."""
+    if known.issuperset(step.needs):
+        return step
+    return step.model_copy(update={"needs": [n for n in step.needs if n in known]})
+
+
 def build_graph(document: Document, steps: list[Step]) -> tuple[StepGraph | None, list[Diagnostic]]:
     """Order the steps of a workload and report what is wrong with the graph.
 
@@ -155,9 +162,7 @@ def build_graph(document: Document, steps: list[Step]) -> tuple[StepGraph | None
         return None, problems
     problems = _unknown_needs(document, steps)
     known = {step.id for step in steps}
-    steps = [
-        step.model_copy(update={"needs": [n for n in step.needs if n in known]}) for step in steps
-    ]
+    steps = [_known_needs(step, known) for step in steps]
     by_id = {step.id: step for step in steps}
     index = {step.id: i for i, step in enumerate(steps)}
     cycles = _cycles(by_id)

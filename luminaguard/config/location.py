@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 NodePath = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class SourceLocation:
     """A 1-based line and column in a file, printed as ``FILE:LINE:COL``."""
 

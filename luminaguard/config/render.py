@@ -324,14 +324,28 @@ def plain_parts(text: str) -> Parts | None:
     return parts
 
 
+def _plain_facts(parts: Parts) -> tuple[frozenset[str], bool]:
+    """What ``_plain_steps`` and ``_is_lone`` find, in one pass over the parts."""
+    steps: set[str] = set()
+    lookups = texts = 0
+    for part in parts:
+        if isinstance(part, str):
+            texts += bool(part.strip())
+            continue
+        lookups += 1
+        if part[0] == "steps" and len(part) > 1:
+            steps.add(part[1])
+    return frozenset(steps), lookups == 1 and not texts
+
+
 def _plain_steps(parts: Parts) -> frozenset[str]:
-    return frozenset(p[1] for p in parts if isinstance(p, tuple) and p[0] == "steps" and len(p) > 1)
+    """The steps whose outputs the lookups use (``steps.NAME...``)."""
+    return _plain_facts(parts)[0]
 
 
 def _is_lone(parts: Parts) -> bool:
     """Whether the parts are one lookup and blanks (as ``_lone_expression`` finds)."""
-    kept = [p for p in parts if isinstance(p, tuple) or p.strip()]
-    return len(kept) == 1 and isinstance(kept[0], tuple)
+    return _plain_facts(parts)[1]
 
 
 def _looked_up_value(names: tuple[str, ...], context: Mapping[str, Any]) -> Any:
@@ -370,8 +384,7 @@ class StringTemplate:
             self._lookups = _lookups(self._ast)
             self._lone = _lone_expression(self._ast) is not None
         else:
-            self.steps = _plain_steps(self._lookups)
-            self._lone = _is_lone(self._lookups)
+            self.steps, self._lone = _plain_facts(self._lookups)
         self._template: Template | TemplateExpression | None = None
 
     def _build(self, ast: nodes.Template) -> Template | TemplateExpression:

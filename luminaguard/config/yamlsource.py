@@ -35,6 +35,7 @@ _FLOAT = "tag:yaml.org,2002:float"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _SCALAR_TAGS = frozenset({_STR, _NULL, _BOOL, _INT, _FLOAT})
+_ScalarEvent = yaml.ScalarEvent
 
 _ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -149,15 +150,15 @@ class _Builder:
     def _read(self) -> Any:
         """The next event from the parser: checked, and kept for every open anchor."""
         event = self.loader.get_event()
-        if type(event) is yaml.ScalarEvent and event.anchor is None:
+        if type(event) is _ScalarEvent and event.anchor is None:
             self.shape.sizes[-1] += 1  # the commonest event: what ``_Shape.problem`` does
-            problem = None
         else:
             problem = self.shape.problem(event)
-        if problem is not None:
-            raise _Refusal(Diagnostic(_mark(self.file, event.start_mark), problem))
-        for kept in self.recording:
-            kept.append(event)
+            if problem is not None:
+                raise _Refusal(Diagnostic(_mark(self.file, event.start_mark), problem))
+        if self.recording:
+            for kept in self.recording:
+                kept.append(event)
         return event
 
     def documents(self) -> Iterator[tuple[Any, LocationIndex, list[Diagnostic]]]:
@@ -178,6 +179,10 @@ class _Builder:
 
     def _node(self, source: Source, event: Any, path: NodePath, build: bool) -> Any:
         """The value of the node ``event`` starts (read only, None, unless ``build``)."""
+        if type(event) is _ScalarEvent and event.anchor is None and build:
+            start: Any = event.start_mark  # the commonest node: what ``_plain`` does for it
+            self.index.values[path] = SourceLocation(self.file, start.line + 1, start.column + 1)
+            return self._scalar(event)
         if isinstance(event, yaml.AliasEvent):
             return self._alias(event, path, build)
         anchor = event.anchor
@@ -267,6 +272,8 @@ class _Builder:
         self, source: Source, event: Any, path: NodePath, seen: dict[str, Any], build: bool
     ) -> str | None:
         """The key ``event`` starts, or None (and a problem, if ``build``) if it is none."""
+        if type(event) is _ScalarEvent and event.anchor is None:  # the commonest key
+            return self._scalar_key(event, path, seen) if build else None
         start = event
         if isinstance(event, yaml.AliasEvent):
             anchor = event.anchor or ""
@@ -282,6 +289,8 @@ class _Builder:
 
     def _scalar_key(self, event: Any, path: NodePath, seen: dict[str, Any]) -> str | None:
         tag = self._tag(event)
+        if tag is _STR and event.value != "<<":  # the commonest key: a string, itself
+            return self._new_key(event, event.value, path, seen)
         if tag == "tag:yaml.org,2002:merge" or event.value == "<<":
             self.error(event.start_mark, "merge keys ('<<') are not supported; write the keys")
             return None
@@ -293,13 +302,18 @@ class _Builder:
         except ValueError:  # ``!!int b: 1``
             self.error(event.start_mark, _invalid(event.value, tag))
             return None
+        return self._new_key(event, key, path, seen)
+
+    def _new_key(self, event: Any, key: str, path: NodePath, seen: dict[str, Any]) -> str | None:
+        """``key``, where ``event`` is; None (a problem) if the mapping has it already."""
         if key in seen:
             first = self.index.keys[(*path, key)]
             self.error(
                 event.start_mark, f"duplicate key {key!r} (first defined at line {first.line})"
             )
             return None
-        self.index.keys[(*path, key)] = _mark(self.file, event.start_mark)
+        start = event.start_mark
+        self.index.keys[(*path, key)] = SourceLocation(self.file, start.line + 1, start.column + 1)
         return key
 
     def _tag(self, event: Any) -> str:
@@ -313,6 +327,8 @@ class _Builder:
 
     def _scalar(self, event: Any) -> Any:
         tag = self._tag(event)
+        if tag is _STR:
+            return event.value
         if tag not in _SCALAR_TAGS:
             self.error(event.start_mark, f"unsupported YAML tag {tag!r}")
             return None
@@ -358,13 +374,7 @@ class _Shape:
 
     def problem(self, event: yaml.Event) -> str | None:
         """What is wrong with the document once ``event`` is read, if anything."""
-        if isinstance(event, yaml.AliasEvent):
-            size = self.expanded.get(event.anchor or "", 1)
-            self.sizes[-1] += size
-            self.added += size
-            if self.added > MAX_ALIAS_NODES:
-                return f"aliases expand this file beyond {MAX_ALIAS_NODES} nodes"
-        elif isinstance(event, yaml.CollectionStartEvent):
+        if isinstance(event, yaml.CollectionStartEvent):
             if len(self.sizes) > MAX_DEPTH:
                 return f"collections are nested more than {MAX_DEPTH} deep"
             self.sizes.append(1)
@@ -378,6 +388,12 @@ class _Shape:
             self.sizes[-1] += 1
             if event.anchor is not None:
                 self.expanded[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            size = self.expanded.get(event.anchor or "", 1)
+            self.sizes[-1] += size
+            self.added += size
+            if self.added > MAX_ALIAS_NODES:
+                return f"aliases expand this file beyond {MAX_ALIAS_NODES} nodes"
         return None
 
     def next_document(self) -> _Shape:

@@ -298,7 +298,8 @@ def _every_byte_read(root: Node, whole: bytes) -> None:
         start, end = node.start_byte - base, node.end_byte - base
         if start > position and source[position:start].strip(b" \t\n"):
             raise CannotDecide(_DISAGREE, source[position:end].decode("utf-8", "replace"))
-        position = max(position, end)
+        if end > position:
+            position = end
         while not cursor.goto_next_sibling():
             if not cursor.goto_parent():
                 if source[position:].strip(b" \t\n"):

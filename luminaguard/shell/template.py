@@ -10,10 +10,10 @@ and is refused. A value is data: it can never end a word, start a command or exp
 
 from __future__ import annotations
 
-import posixpath
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -25,6 +25,7 @@ _MARK = "lgv" + secrets.token_hex(6)
 _MARKER = re.compile(_MARK + r"(\d+)z")
 _VALUES: ContextVar[list[str] | None] = ContextVar("command_template_values", default=None)
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox"})
+_SHELL_NAMES = frozenset(name.encode() for name in _SHELLS)
 _UNSAFE = {
     "expansion": "a parameter expansion",
     "simple_expansion": "a parameter expansion",
@@ -37,6 +38,10 @@ _UNSAFE = {
     "ansi_c_string": "a $'...' string",
     "translated_string": 'a $"..." string',
 }
+
+
+#: Where each command's first word naming a shell starts, by command node (in one text).
+_Shells = dict[tuple[int, int, int], int | None]
 
 
 class PlacementError(ValueError):
@@ -68,26 +73,6 @@ def _single_quoted(value: str) -> str:
     return value.replace("'", "'\\''")
 
 
-def _context(node: Node | None) -> Callable[[str], str]:
-    """How to quote a value found inside ``node`` (the smallest node around its marker)."""
-    above = node
-    while above is not None:  # anywhere inside an expansion, the value would be read again
-        if above.type in _UNSAFE:
-            raise PlacementError(
-                f"a template value cannot be placed in {_UNSAFE[above.type]} of a run: command"
-            )
-        above = above.parent
-    while node is not None:
-        if node.type in ("string", "string_content"):
-            return _double_quoted
-        if node.type == "raw_string":
-            return _single_quoted
-        if node.type in ("word", "concatenation", "command", "program", "number"):
-            return _unquoted
-        node = node.parent
-    return _unquoted
-
-
 def _unquoted(value: str) -> str:
     """Always quoted, even when plain: ``LANG=C`` unquoted would be an assignment."""
     return "'" + _single_quoted(value) + "'"
@@ -102,8 +87,7 @@ def _in_shell_arguments(node: Node | None) -> bool:
     for word in node.named_children:
         if word.start_byte >= child.start_byte:
             return False
-        written = re.sub(r"[\\'\"]", "", (word.text or b"").decode("utf-8", "replace"))
-        if posixpath.basename(written) in _SHELLS:  # s\h and 's'h are sh
+        if _names_shell(word):  # s\h and 's'h are sh
             return True
     return False
 
@@ -122,26 +106,146 @@ def render_command(render: Callable[[], str]) -> str:
 
 
 def place(text: str, values: list[str]) -> str:
-    """Replace each marker in ``text`` by its value, quoted for where it stands."""
-    source = text.encode("utf-8", "surrogateescape")
-    root = _PARSER.parse(source).root_node
+    """Replace each marker in ``text`` by its value, quoted for where it stands.
+
+    Where each marker stands depends on the text alone, never on the values: inside
+    ``placements_kept`` (a compile), it is found once per text and reused for the same
+    text with other values (a template used by many steps, each with its own outputs).
+    """
     pieces: list[str] = []
     position = 0
-    for found in _MARKER.finditer(text):
-        start = len(text[: found.start()].encode("utf-8", "surrogateescape"))
-        node = root.descendant_for_byte_range(start, start + len(found.group(0)))
-        before = text[: found.start()]
-        if (len(before) - len(before.rstrip("\\"))) % 2:
-            raise PlacementError("a template value cannot follow a backslash in a run: command")
-        if before.endswith(("$", "${")):
-            raise PlacementError("a template value cannot follow a $ in a run: command")
-        if _in_shell_arguments(node):
+    for start, end, index, quote in _kept(text):
+        if isinstance(quote, str):
+            raise PlacementError(quote)
+        pieces += [text[position:start], quote(values[index])]
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+#: A marker's start and end in the text, its value's number, and how to quote the value
+#: there (or, last, why no value can stand there).
+_Placement = tuple[int, int, int, Callable[[str], str] | str]
+
+
+#: Each text's placements, by the whole text (no two texts share), while kept.
+_KEPT: ContextVar[dict[str, tuple[_Placement, ...]] | None] = ContextVar(
+    "command_template_placements", default=None
+)
+
+
+@contextmanager
+def placements_kept() -> Iterator[None]:
+    """Inside, each text's placements are found once and kept; dropped on leaving."""
+    token = _KEPT.set({})
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
+
+
+def _kept(text: str) -> tuple[_Placement, ...]:
+    kept = _KEPT.get()
+    if kept is None:
+        return _placements(text)
+    found = kept.get(text)
+    if found is None:
+        found = kept[text] = _placements(text)
+    return found
+
+
+def _placements(text: str) -> tuple[_Placement, ...]:
+    """Where each marker of ``text`` stands, in order, up to the first one misplaced."""
+    source = text.encode("utf-8", "surrogateescape")
+    root = _PARSER.parse(source).root_node
+    shells: _Shells = {}
+    found: list[_Placement] = []
+    for marker_ in _MARKER.finditer(text):
+        before = text[: marker_.start()]
+        start = marker_.start() if len(source) == len(text) else len(_bytes(before))
+        node = root.descendant_for_byte_range(start, start + len(marker_.group(0)))
+        try:
+            quote = _misplaced(before) or _placed(_ancestors(node), shells)
+        except PlacementError as exc:
+            quote = str(exc)
+        found.append((marker_.start(), marker_.end(), int(marker_.group(1)), quote))
+        if isinstance(quote, str):
+            break
+    return tuple(found)
+
+
+def _misplaced(before: str) -> str | None:
+    """Why no value can follow ``before`` (a backslash, a $), if it cannot."""
+    if (len(before) - len(before.rstrip("\\"))) % 2:
+        return "a template value cannot follow a backslash in a run: command"
+    if before.endswith(("$", "${")):
+        return "a template value cannot follow a $ in a run: command"
+    return None
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _ancestors(node: Node | None) -> list[Node]:
+    """``node`` and every node above it, up to the root."""
+    chain: list[Node] = []
+    while node is not None:
+        chain.append(node)
+        node = node.parent
+    return chain
+
+
+def _placed(chain: list[Node], shells: _Shells) -> Callable[[str], str]:
+    """How to quote a value found inside ``chain[0]`` (the smallest node around its marker).
+
+    PlacementError if the value is given to a shell (``_in_shell_arguments``) or stands
+    anywhere inside an expansion (it would be read again). One walk up from the value
+    for every check, and each command's words are read once (``shells``), not per value.
+    """
+    types = [node.type for node in chain]
+    if "command" in types:
+        at = types.index("command")
+        if at == 0:  # no child of the command above the value: as ``_in_shell_arguments``
+            given = _in_shell_arguments(chain[0])
+        else:
+            first = _first_shell(chain[at], shells)
+            given = first is not None and first < chain[at - 1].start_byte
+        if given:
             raise PlacementError(
                 "a template value cannot be given to a shell in a run: command (it would be "
                 "code there); pass it to the program that needs it"
             )
-        quote = _context(node)
-        pieces += [text[position : found.start()], quote(values[int(found.group(1))])]
-        position = found.end()
-    pieces.append(text[position:])
-    return "".join(pieces)
+    for kind in types:  # anywhere inside an expansion, the value would be read again
+        if kind in _UNSAFE:
+            raise PlacementError(
+                f"a template value cannot be placed in {_UNSAFE[kind]} of a run: command"
+            )
+    for kind in types:
+        if kind in ("string", "string_content"):
+            return _double_quoted
+        if kind == "raw_string":
+            return _single_quoted
+        if kind in ("word", "concatenation", "command", "program", "number"):
+            return _unquoted
+    return _unquoted
+
+
+def _first_shell(command: Node, shells: _Shells) -> int | None:
+    """Where the first word of ``command`` naming a shell starts (None if no word does)."""
+    key = (command.id, command.start_byte, command.end_byte)  # one node: the same answer
+    if key not in shells:
+        shells[key] = next(
+            (word.start_byte for word in command.named_children if _names_shell(word)), None
+        )
+    return shells[key]
+
+
+def _names_shell(word: Node) -> bool:
+    """Whether ``word``, its quotes and backslashes dropped, names a shell: 's'h is sh.
+
+    Read as bytes: a backslash, quote or slash is never part of another character in
+    UTF-8, and a shell's name is ASCII, so this is what the decoded text would say.
+    """
+    written = (word.text or b"").translate(None, b"\\'\"")
+    return written[written.rfind(b"/") + 1 :] in _SHELL_NAMES

@@ -97,7 +97,7 @@ class Unwrapper:
 
     def unwrap(self, command: SimpleCommand) -> Iterator[SimpleCommand]:
         """The simple commands that ``command`` runs."""
-        if posixpath.basename(command.program) in _CODE_RUNNERS:
+        if _last(command.program) in _CODE_RUNNERS:
             raise CannotDecide(f"{command.program} runs text as code", command.text)
         name = program_name(command.program)  # ./env or /work/sh are not env or sh
         if name == "env" and command.args:
@@ -178,3 +178,8 @@ def _own_text(outer: str, rest: list[str]) -> str:
     """The wrapped program's part of the wrapper's text (from its name on), else its words."""
     position = outer.find(rest[0])
     return outer[position:] if position >= 0 else " ".join(rest)
+
+
+def _last(path: str) -> str:
+    """The last component of ``path`` (``posixpath.basename``, in one call of work)."""
+    return path[path.rfind("/") + 1 :]

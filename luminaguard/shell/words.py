@@ -98,8 +98,8 @@ class WordReader:
 
     def value(self, node: Node) -> str:
         """The plain text of a word node, or ``CannotDecide``."""
-        if node.type == "word":  # the common case: one unquoted word
-            raw = text(node)
+        if node.type in ("word", "number"):  # the common case: one unquoted word
+            raw = text(node)  # (what ``_add`` makes of it, when nothing needs a closer look)
             if not _SPECIAL.search(raw):
                 return raw
         word = _Word()
