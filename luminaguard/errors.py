@@ -131,6 +131,10 @@ Internal: translated before they reach a user, no exit code of their own::
      ├── ProtocolError  hypervisor/vm/guest/protocol.py
      │     raised: the guest protocol: a frame too large, or not a JSON object
      │     becomes: vm/guest/client.py: GuestError
+     ├── BuildError  hypervisor/sandbox/native.py
+     │     raised: native.build: the compiled zygote not built (no cc, cc failed)
+     │     becomes: native.program: None, so the Python zygote serves; `make zygote`
+     │             (python -m ...sandbox.native) prints why and exits 1
      ├── SetupError  hypervisor/sandbox/helper.py
      │     raised: the sandbox helper, in its own process: the sandbox not set up
      │     becomes: "luminaguard-sandbox: MESSAGE" on stderr, exit 125
