@@ -28,9 +28,9 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("LUMINAGUARD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(native, "BUILT", tmp_path / "none")
     monkeypatch.delenv(native.CHOICE, raising=False)
-    native.program.cache_clear()
+    native.forget()
     yield tmp_path / "cache" / "zygote"
-    native.program.cache_clear()
+    native.forget()
 
 
 @pytest.fixture
@@ -54,16 +54,17 @@ def test_a_changed_source_is_never_run_from_an_old_build(
     changed = tmp_path / "zygote.c"
     changed.write_text(native.SOURCE.read_text() + "\n/* changed */\n")
     monkeypatch.setattr(native, "SOURCE", changed)
-    native.program.cache_clear()
+    native.forget()
     rebuilt = native.program()
     assert rebuilt is not None and rebuilt != built and rebuilt.is_file()
-    assert built.stat().st_mode & 0o022 == 0 and built.parent.stat().st_mode & 0o077 == 0
+    assert rebuilt.stat().st_mode & 0o022 == 0 and rebuilt.parent.stat().st_mode & 0o077 == 0
+    assert not built.exists()  # the old source's build is gone with it
 
 
 def test_a_binary_others_may_write_is_replaced_not_run(built: Path) -> None:
     built.write_text("#!/bin/sh\necho planted\n")
     built.chmod(0o777)
-    native.program.cache_clear()
+    native.forget()
     found = native.program()
     assert found == built and found.read_bytes()[:4] == b"\x7fELF"
     assert found.stat().st_mode & 0o022 == 0
@@ -71,8 +72,42 @@ def test_a_binary_others_may_write_is_replaced_not_run(built: Path) -> None:
 
 def test_a_folder_others_may_write_is_not_trusted(built: Path) -> None:
     built.parent.chmod(0o777)
-    native.program.cache_clear()
+    native.forget()
     assert native.program() is None  # the Python zygote serves instead
+    assert "not private" in native.reason()
+
+
+def test_the_cache_is_private_whatever_the_umask(compiler: None, cache: Path) -> None:
+    old = os.umask(0o002)  # a regular user's on many systems: folders made group-writable
+    try:
+        found = native.program()
+    finally:
+        os.umask(old)
+    assert found is not None, native.reason()
+    for level in (cache, cache.parent):
+        assert level.stat().st_mode & 0o077 == 0
+
+
+def test_without_mount_setattr_the_python_zygote_serves(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(native, "_kernel_has_mount_setattr", lambda: False)
+    assert native.program() is None
+    assert "Linux 5.12" in native.reason()
+
+
+def test_this_kernel_has_mount_setattr_as_the_probe_says() -> None:
+    release = tuple(int(part) for part in os.uname().release.split(".")[:2])
+    assert native._kernel_has_mount_setattr() == (release >= (5, 12))
+
+
+def test_the_source_compiles_without_a_warning(compiler: None, tmp_path: Path) -> None:
+    cc = native.shutil.which(os.environ.get("CC", "cc"))
+    done = subprocess.run(
+        [cc, *native.FLAGS, "-Werror", "-o", tmp_path / "z", native.SOURCE],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 def test_without_a_compiler_the_python_zygote_serves(
@@ -80,13 +115,14 @@ def test_without_a_compiler_the_python_zygote_serves(
 ) -> None:
     monkeypatch.setenv("CC", "/nonexistent/cc")
     assert native.program() is None
+    assert "no C compiler" in native.reason()
     assert zygote.command(7)[:4] == [sys.executable, "-I", "-S", str(zygote.HELPER)]
     assert not cache.exists() or not any(cache.iterdir())  # no half-built file left
 
 
 def test_the_python_zygote_can_be_chosen(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(native.CHOICE, "python")
-    native.program.cache_clear()
+    native.forget()
     assert native.program() is None
 
 

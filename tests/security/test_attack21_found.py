@@ -76,9 +76,9 @@ def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("LUMINAGUARD_CACHE", str(folder / "lg"))
     monkeypatch.setattr(native, "BUILT", tmp_path / "none")
     monkeypatch.delenv(native.CHOICE, raising=False)
-    native.program.cache_clear()
+    native.forget()
     yield folder
-    native.program.cache_clear()
+    native.forget()
 
 
 def test_a_binary_below_a_folder_others_may_write_is_not_run(shared: Path) -> None:
@@ -114,11 +114,11 @@ def test_a_binary_is_run_by_a_path_with_no_link_of_others(
     monkeypatch.setenv("LUMINAGUARD_CACHE", str(link))
     monkeypatch.setattr(native, "BUILT", tmp_path / "none")
     monkeypatch.delenv(native.CHOICE, raising=False)
-    native.program.cache_clear()
+    native.forget()
     try:
         found = native.program()
     finally:
-        native.program.cache_clear()
+        native.forget()
     assert found is None or not str(found).startswith(str(link))
 
 

@@ -80,8 +80,7 @@ class SandboxBackend(AsyncClosing):
             if disk
             else "/work a disk of disk_mib"
         )
-        compiled = native.program()
-        zygote = f"zygote {compiled.name}" if compiled else "the Python zygote (no C compiler)"
+        zygote = native.reason()
         return Availability(
             True,
             f"Linux namespaces; memory and process limits by {limits[hierarchy()]}; {cpu}; {disk};"
