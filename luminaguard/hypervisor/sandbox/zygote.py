@@ -1,9 +1,11 @@
 """The host side of the sandbox zygote: one pre-started process that clones each sandbox.
 
-Starting a Python interpreter costs about 10 ms; cloning one that has already started
-costs well under one. Each request sends the sandbox's arguments and four pipe ends
-(stdin, stdout, stderr, status) over a ``SOCK_SEQPACKET`` socket pair. The zygote dies
-with the runner, and every sandbox with the zygote.
+Starting a process per sandbox costs an exec and its start-up; cloning one that has
+already started costs well under a millisecond: the compiled zygote (``zygote.c``,
+found or built by ``native``), or the Python one (``helper.py``) where none can be.
+Each request sends the sandbox's arguments and four pipe ends (stdin, stdout, stderr,
+status) over a ``SOCK_SEQPACKET`` socket pair. The zygote dies with the runner, and
+every sandbox with the zygote.
 """
 
 from __future__ import annotations
@@ -145,7 +147,9 @@ class Zygote:
         if any("\0" in arg for arg in args):  # NUL separates them: never an argument split
             raise ValueError("a sandbox argument holds a NUL byte")
         request = "\0".join(args).encode()
-        sock = self._started()
+        running = self._socket is not None and self.pid is not None
+        # the first start may compile the zygote (native.program): not on the event loop
+        sock = self._started() if running else await asyncio.to_thread(self._started)
         pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, status
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
         ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]  # the status pipe last
