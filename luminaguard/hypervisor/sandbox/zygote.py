@@ -42,9 +42,11 @@ def command(channel: int) -> list[str]:
     return [str(compiled), str(channel), str(os.getpid()), hex_filter, ":".join(SYSTEM_DIRS)]
 
 
-async def _reader(fd: int) -> asyncio.StreamReader:
+async def _reader(fd: int, first: bytes = b"") -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=64 << 20)
+    if first:  # read off the pipe already: before anything the transport reads
+        reader.feed_data(first)
     await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0)
     )
@@ -169,11 +171,10 @@ class Zygote:
         try:
             await _first_line(ours[-1], line)
             pid = _pid(bytes(line))
-            with contextlib.suppress(OSError):  # gone already (reaped): nothing to kill
-                pidfd = os.pidfd_open(pid)  # the zygote's unreaped child: its PID 1
+            pidfd, rest = _own(pid, ours[-1])
             taken = True
             # each fd is owned by its stream from the call on (fdopen comes before any await)
-            streams.append(await _reader(ours.pop()))
+            streams.append(await _reader(ours.pop(), rest))
             stdin = await _writer(ours.pop(0))
             streams.append(stdin.transport)
             for _ in range(2):
@@ -247,17 +248,31 @@ def _written_pid(fd: int, line: bytearray) -> int | None:
     """
     _read_line(fd, line)
     try:
-        pidfd = os.pidfd_open(_pid(bytes(line)))
+        return _own(_pid(bytes(line)), fd)[0]
     except OSError:
         return None
-    try:  # its exit reported already: reaped, and its pid may be another process's now
-        ended = b"exit" in os.read(fd, 64)
-    except OSError:  # nothing more written (BlockingIOError): still ours, unreaped
-        ended = False
-    if ended:
+
+
+def _own(pid: int, fd: int) -> tuple[int | None, bytes]:
+    """A pidfd for the sandbox's PID 1 while it is unreaped; what followed ``pid N``.
+
+    Once the zygote has reaped it (and written ``exit``), the number may name another
+    process: no pidfd then. The status pipe is read after the pidfd is opened, so an
+    ``exit`` not there yet means the pidfd is PID 1's (the zygote reaps, then writes at
+    once: the window between is a few instructions, and the pid must wrap inside it).
+    """
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except OSError:  # gone already (reaped): nothing to kill
+        return None, b""
+    try:
+        rest = os.read(fd, 64)
+    except BlockingIOError:  # nothing more written: still ours, unreaped
+        rest = b""
+    if b"exit" in rest and pidfd is not None:
         os.close(pidfd)
-        return None
-    return pidfd
+        pidfd = None
+    return pidfd, rest
 
 
 def _abandon(fds: list[int], streams: list[Any], pidfd: int | None) -> None:
