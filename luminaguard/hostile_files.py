@@ -19,6 +19,8 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
+from luminaguard.hypervisor.linux.nofollow import open_no_links
+
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 1, 2, 4, 8
 RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV
 SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}
@@ -176,19 +178,10 @@ def open_folder(path: Path) -> int:
     For a root that may lie below a folder a sandbox writes (a mount's source): a step
     can replace a folder there with a link to anywhere on the host.
     """
-    fd = os.open("/", _PATH_FLAGS | os.O_DIRECTORY)
-    try:
-        for name in PurePosixPath(path).parts[1:]:
-            following = os.open(name, _PATH_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = following
-            if stat.S_ISLNK(os.fstat(fd).st_mode):
-                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
-        if not stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-    except BaseException:
+    fd = open_no_links(str(path))
+    if not stat.S_ISDIR(os.fstat(fd).st_mode):
         os.close(fd)
-        raise
+        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
     return fd
 
 

@@ -215,14 +215,14 @@ if ctypes.CDLL(None, use_errno=True).unshare(0x00020000) != 0:
     sys.exit("unshare")
 helper.mount(None, "/", None, helper.MS_REC | helper.MS_PRIVATE)
 work, root, source = base + "/work", base + "/root", base + "/source"
-checked = helper.no_links_on_the_way
+opened = helper.open_target
 
-def check_then_swap(root: str, target: str) -> None:
-    checked(root, target)
+def swap_then_open(root: str, target: str, folder: bool) -> int:
     os.rename(work + "/sub", work + "/moved")  # another sandbox of the agent, racing
     os.symlink(victim, work + "/sub")
+    return opened(root, target, folder)
 
-helper.no_links_on_the_way = check_then_swap
+helper.open_target = swap_then_open
 spec = {"workdir": work, "mounts": [{"source": source, "target": "/work/sub/data",
                                      "read_only": True}]}
 try:
@@ -235,7 +235,7 @@ except (helper.SetupError, OSError) as exc:
 def test_the_python_zygote_makes_no_folder_outside_through_a_swapped_target(
     tmp_path: Path,
 ) -> None:
-    """``build_root`` checked the target for links (``no_links_on_the_way``), then made it
+    """``build_root`` checked the target for links (then ``no_links_on_the_way``), then made it
     and mounted on it by path (``os.makedirs``, ``mount``): a folder swapped for a link in
     between (another sandbox sharing ``/work``, looping) made ``data`` wherever the link
     pointed, as root on the host: won within 20 s by a sandbox looping renames."""
@@ -250,6 +250,7 @@ def test_the_python_zygote_makes_no_folder_outside_through_a_swapped_target(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert list((tmp_path / "victim").iterdir()) == [], done.stdout + done.stderr
+    assert "refused:" in done.stdout and "symlink" in done.stdout, done.stdout
 
 
 def test_a_pid_whose_exit_was_reported_is_never_killed_on_cancel() -> None:

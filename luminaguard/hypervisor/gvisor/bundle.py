@@ -17,6 +17,7 @@ from typing import Any
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.linux import env as sandbox_env
 from luminaguard.hypervisor.linux import seccomp
+from luminaguard.hypervisor.linux.nofollow import open_no_links
 from luminaguard.hypervisor.linux.system import SYSTEM_DIRS
 
 
@@ -43,18 +44,17 @@ def mounts(spec: SandboxSpec) -> list[dict[str, Any]]:
 
 
 def _without_links(source: Path) -> Path:
-    """``source``, refused when a part of it is a symbolic link.
+    """``source``, refused when a part of it is a symbolic link (``nofollow``).
 
     A mount's source may lie below a folder a sandbox writes, where a step can replace a
     folder with a link to anywhere on the host. runsc opens the source by path, so this
     check and its open are apart in time; the namespace sandbox binds by descriptor.
     """
-    path = Path("/")
-    for part in Path(source).parts[1:]:
-        path /= part
-        if path.is_symlink():
-            raise BackendError(f"mount source {source} passes through a symlink ({path})")
-    return Path(source)
+    try:
+        os.close(open_no_links(str(source)))
+    except OSError as exc:
+        raise BackendError(f"mount source {source} passes through a symlink: {exc}") from exc
+    return source
 
 
 def _rlimit(kind: str, value: int) -> dict[str, Any]:

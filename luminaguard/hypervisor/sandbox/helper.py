@@ -28,6 +28,7 @@ from __future__ import annotations
 # _signal is the C module: ``signal`` imports enum, which costs 4 ms of spawn time
 import _signal  # type: ignore[import-not-found]
 import ctypes
+import errno
 import os
 import resource  # imported now: after the pivot the host's library is out of sight
 import select
@@ -39,6 +40,7 @@ import sys
 sys.path.insert(0, os.path.abspath(__file__).rsplit(os.sep, 4)[0])
 from luminaguard.hypervisor.linux import env as sandbox_env
 from luminaguard.hypervisor.linux import seccomp
+from luminaguard.hypervisor.linux.nofollow import open_no_links
 from luminaguard.hypervisor.linux.system import NOBODY, SYSTEM_DIRS
 
 TYPE_CHECKING = False  # mypy treats this name as true; importing typing costs spawn time
@@ -111,28 +113,13 @@ def bind(source: str, target: str, read_only: bool, trusted: bool = True) -> Non
 
 
 def open_source(path: str) -> int:
-    """``path`` opened O_PATH one component at a time, never through a link.
-
-    A step can replace a folder below a read-write mount with a link to anywhere on the
-    host; a mount whose source lies there must not follow it.
-    """
-    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    """An extra mount's source opened O_PATH, never through a link (``nofollow``)."""
     try:
-        for part in path.split("/"):
-            if not part:
-                continue
-            try:
-                step = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            except OSError as exc:
-                raise SetupError(f"mount source {path}: {os.strerror(exc.errno or 0)}") from exc
-            os.close(fd)
-            fd = step
-            if stat.S_ISLNK(os.fstat(fd).st_mode):
-                raise SetupError(f"mount source {path} passes through a symlink")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return open_no_links(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SetupError(f"mount source {path} passes through a symlink") from exc
+        raise SetupError(f"mount source {path}: {os.strerror(exc.errno or 0)}") from exc
 
 
 def build_root(spec: Spec, root: str) -> None:
@@ -161,7 +148,6 @@ def build_root(spec: Spec, root: str) -> None:
     mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     bind(spec["workdir"], os.path.join(root, "work"), read_only=False)
     for index, extra in enumerate(spec.get("mounts", [])):
-        no_links_on_the_way(root, root + extra["target"])  # said plainly; bind_at enforces it
         bind_at(root, index, extra["source"], extra["target"], extra["read_only"])
 
 
@@ -212,25 +198,15 @@ def _open_below(at: int, name: str, folder: bool, target: str) -> int:
             os.close(os.open(name, made, 0o644, dir_fd=at))
     except FileExistsError:
         pass
-    fd = os.open(name, flags | (os.O_DIRECTORY if folder else 0), dir_fd=at)
+    try:
+        fd = os.open(name, flags | (os.O_DIRECTORY if folder else 0), dir_fd=at)
+    except OSError as exc:  # ELOOP, ENOTDIR: a link (or a file) where a folder goes
+        raise SetupError(f"mount target {target} passes through a symlink: {exc}") from exc
     mode = os.fstat(fd).st_mode
     if (mode & 0o170000) != (0o040000 if folder else 0o100000):  # a folder, or a file
         os.close(fd)
         raise SetupError(f"mount target {target} passes through a symlink or a special file")
     return fd
-
-
-def no_links_on_the_way(root: str, target: str) -> None:
-    """Refuse a mount target reached through a symlink (one planted in ``/work``, say).
-
-    The sandbox's PID 1 is root on the host's file system until it pivots: following a link the
-    guest made would create files or folders wherever the link points.
-    """
-    path = root
-    for part in os.path.relpath(target, root).split(os.sep):
-        path = os.path.join(path, part)
-        if os.path.islink(path):
-            raise SetupError(f"mount target {target[len(root) :]} passes through a symlink")
 
 
 def pivot(root: str) -> None:
