@@ -150,21 +150,34 @@ def test_the_compiled_zygote_serves_only_its_parent(built: Path) -> None:
 
 
 @pytest.mark.integration
-def test_a_malformed_request_starts_no_sandbox(built: Path) -> None:
+@pytest.mark.parametrize("zygote", ["compiled", "python"])
+def test_a_malformed_request_starts_no_sandbox(
+    built: Path, zygote: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused, never cut short, and the zygote serves on (its death kills every sandbox)."""
     if sandbox_problem():
         pytest.skip(sandbox_problem() or "")
+    if zygote == "python":
+        monkeypatch.setattr(native, "program", lambda: None)
 
     async def go() -> None:
         found = Zygote()
         try:
             too_many = [f"env=V{i}=x" for i in range(5000)]  # refused, never cut short
+            zygote_pid = None
             for request in (
                 ["workdir=/tmp", "--", "true"],
                 ["nonsense", "--", "true"],
                 ["workdir=/tmp", "root=/tmp/r", *too_many, "--", "true"],
+                ["workdir=/tmp", "root=/tmp/r", "mount=/a:/b:rx", "--", "true"],
+                ["workdir=/tmp", "root=/tmp/r", "mount=/a", "--", "true"],
+                ["workdir=/tmp", "root=/tmp/r", "true"],
+                ["workdir=/tmp", "root=/tmp/r", "--"],
             ):
                 with pytest.raises(OSError, match="started no sandbox"):
                     await found.spawn(request)
+                zygote_pid = zygote_pid or found.pid
+                assert found.pid == zygote_pid is not None  # still the same zygote
         finally:
             found.close()
 
@@ -180,15 +193,18 @@ def test_a_nul_byte_never_splits_an_argument() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("value", ["0", "-0", "+5", " 5", "4294967296", "x"])
+@pytest.mark.parametrize("zygote", ["compiled", "python"])
+@pytest.mark.parametrize("value", ["0", "-0", "+5", " 5", "5_0", "\u0665", "4294967296", "x"])
 def test_a_uid_that_is_root_or_not_a_plain_number_is_refused(
-    built: Path, tmp_path: Path, value: str
+    built: Path, tmp_path: Path, value: str, zygote: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if sandbox_problem():
         pytest.skip(sandbox_problem() or "")
     if os.getuid() != 0:
         pytest.skip("the uid is used only when the runner is root")
     (tmp_path / "work").mkdir()
+    if zygote == "python":
+        monkeypatch.setattr(native, "program", lambda: None)
 
     async def go() -> tuple[int, bytes]:
         found = Zygote()

@@ -224,20 +224,40 @@ def pivot(root: str) -> None:
     mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
+def count(spec: Spec, key: str, most: int) -> int:
+    """``spec[key]`` as a number of at most ``most``, in ASCII digits only.
+
+    Not ``int``, which takes a sign, spaces, underscores and other scripts' digits.
+    """
+    text = spec.get(key)
+    if not (isinstance(text, str) and text.isascii() and text.isdigit() and int(text) <= most):
+        raise SetupError(f"{key}: not a number of at most {most}: {text!r}")
+    return int(text)
+
+
 def limit(spec: Spec) -> None:
     """rlimits: CPU seconds always; memory and processes when no cgroup enforces them."""
-    cpu = int(spec["cpu_seconds"])
+    cpu = count(spec, "cpu_seconds", 1 << 40)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if not spec.get("cgroup_memory"):
-        size = int(spec["memory_mib"]) << 20
+        size = count(spec, "memory_mib", 1 << 40) << 20
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
     if not spec.get("cgroup_pids"):
-        resource.setrlimit(resource.RLIMIT_NPROC, (int(spec["pids"]), int(spec["pids"])))
+        pids = count(spec, "pids", 1 << 30)
+        resource.setrlimit(resource.RLIMIT_NPROC, (pids, pids))
     if "fsize_mib" in spec:  # /work has no disk of its own: bound each file instead
-        size = int(spec["fsize_mib"]) << 20
+        size = count(spec, "fsize_mib", 1 << 40) << 20
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
         _signal.signal(SIGXFSZ, _signal.SIG_IGN)  # a write past it fails (EFBIG), no kill
+
+
+def sandbox_uid(spec: Spec) -> int:
+    """The sandbox's own user: ``uid`` (``nobody`` when not given), never root."""
+    uid = count(spec, "uid", 0x7FFFFFFE) if "uid" in spec else NOBODY
+    if uid == 0:
+        raise SetupError("uid 0: a sandbox never runs as root")
+    return uid
 
 
 def drop_privileges(as_root: bool, uid: int) -> None:
@@ -324,7 +344,7 @@ def child(spec: Spec, argv: list[str], as_root: bool, lifeline: int) -> None:
     pivot(root)
     os.chdir("/work")
     limit(spec)
-    drop_privileges(as_root, int(spec.get("uid", NOBODY)))
+    drop_privileges(as_root, sandbox_uid(spec) if as_root else NOBODY)
     own_keyring()
     if orphaned(lifeline):
         raise SetupError("the sandbox zygote died during setup")
@@ -351,24 +371,42 @@ def map_ids(uid: int, gid: int) -> None:
         f.write(f"0 {gid} 1")
 
 
+#: the keys a request may hold once (the repeated ones are cgroup, mount and env)
+KEYS = {"workdir", "root", "uid", "fsize_mib", "cpu_seconds", "memory_mib", "pids", "network"}
+MAX_LIST = 4096  # cgroups, mounts or variables: more is refused, never cut short
+
+
 def parse(args: list[str]) -> Spec:
-    """The spec from ``KEY=VALUE`` arguments (repeated keys: cgroup, mount, env)."""
+    """The spec from ``KEY=VALUE`` arguments; SetupError for anything else."""
     spec: Spec = {"cgroups": [], "mounts": [], "env": {}}
     for arg in args:
-        key, _, value = arg.partition("=")
+        key, equals, value = arg.partition("=")
         if key == "cgroup":
             spec["cgroups"].append(value)
         elif key == "mount":
-            source, target, mode = value.rsplit(":", 2)
-            spec["mounts"].append({"source": source, "target": target, "read_only": mode == "ro"})
-        elif key == "env":
+            spec["mounts"].append(parse_mount(value))
+        elif key == "env" and "=" in value:
             name, _, text = value.partition("=")
             spec["env"][name] = text
-        else:
+        elif key in KEYS and equals:
             spec[key] = value
+        else:
+            raise SetupError(f"a malformed request: {arg[:80]!r}")
+    if "workdir" not in spec or "root" not in spec:
+        raise SetupError("a malformed request: no workdir or root")
+    if max(len(spec["cgroups"]), len(spec["mounts"]), len(spec["env"])) > MAX_LIST:
+        raise SetupError(f"a malformed request: more than {MAX_LIST} cgroups, mounts or env")
     spec["network"] = spec.get("network") == "1"
     spec["cgroup_memory"] = spec["cgroup_pids"] = bool(spec["cgroups"])
     return spec
+
+
+def parse_mount(value: str) -> dict[str, Any]:
+    """``SOURCE:TARGET:ro|rw`` (the source may hold ':')."""
+    parts = value.rsplit(":", 2)
+    if len(parts) != 3 or parts[2] not in ("ro", "rw") or not parts[1].startswith("/"):
+        raise SetupError(f"a malformed mount: {value[:80]!r}: expected SOURCE:TARGET:ro|rw")
+    return {"source": parts[0], "target": parts[1], "read_only": parts[2] == "ro"}
 
 
 def become(spec: Spec, argv: list[str], fds: list[int], service: Service) -> None:
@@ -430,8 +468,14 @@ class Service:
 
         The child never returns. -1 when no clone could be made.
         """
-        split = args.index("--")
-        spec, argv = parse(args[:split]), args[split + 1 :]
+        try:
+            split = args.index("--")
+            spec, argv = parse(args[:split]), args[split + 1 :]
+            if not argv:
+                raise SetupError("a malformed request: no command")
+        except (ValueError, SetupError) as exc:  # the zygote serves on; this one fails
+            os.write(fds[2], f"luminaguard-sandbox: {exc}\n".encode())
+            return -1
         # not root: each sandbox in a user namespace of its own, inside the zygote's. The
         # kernel counts RLIMIT_NPROC per user of a namespace: in one shared by all, every
         # sandbox's processes counted against each sandbox's ``pids`` (one starved the rest)

@@ -101,7 +101,8 @@ static int n_live, live_capacity;
 
 static const char *const DEVICES[] = {"null", "zero", "full", "random", "urandom"};
 
-/* Setup failed: one line on stderr, exit 125. Only ever called in a sandbox's clone. */
+/* Setup failed: one line on stderr, exit 125. In a sandbox's clone; in the zygote itself
+ * only while it maps its own user namespace at start (then the zygote does not start). */
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *format, ...)
 {
     char line[1024];
@@ -220,6 +221,10 @@ static int open_source(const char *path, const char *shown)
     int at = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     char *save = NULL;
     for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(part, "..")) {
+            errno = 0;
+            fail("mount source %s has a '..' component", shown);
+        }
         int fd = openat(at, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;
         if (fd >= 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
@@ -328,6 +333,10 @@ static void extra_mount(int root, char *text)
         fail("mount %s: expected SOURCE:TARGET:MODE", text);
     }
     *mode++ = 0;
+    if (strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0) {
+        errno = 0;
+        fail("mount %s: the mode is ro or rw, not %s", text, mode);
+    }
     char *target = strrchr(text, ':');
     if (!target || target[1] != '/') {
         errno = 0;
@@ -541,6 +550,18 @@ static void __attribute__((noreturn)) become(struct spec *spec, const int *fds)
     sandbox(spec);
 }
 
+/* Whether ``text`` is ``SOURCE:TARGET:ro|rw`` with an absolute target. */
+static int valid_mount(const char *text)
+{
+    const char *mode = strrchr(text, ':');
+    if (!mode || (strcmp(mode, ":ro") != 0 && strcmp(mode, ":rw") != 0))
+        return 0;
+    const char *target = mode;
+    while (target > text && *--target != ':')
+        ;
+    return *target == ':' && target[1] == '/';
+}
+
 /* Split ``KEY=VALUE... -- ARGV...`` (NUL-separated, ``length`` bytes) into ``spec``;
  * 0 when it is malformed. */
 static int parse(char *message, size_t length, struct spec *spec, char **words, int room)
@@ -550,6 +571,11 @@ static int parse(char *message, size_t length, struct spec *spec, char **words, 
         words[n++] = message + at;
     words[n] = NULL;
     memset(spec, 0, sizeof *spec);
+    size_t consumed = 0;
+    for (int i = 0; i < n; i++)
+        consumed += strlen(words[i]) + 1;
+    if (consumed < length)
+        return 0; /* more words than room for them: refused, never cut short */
     for (int i = 0; i < n; i++) {
         char *word = words[i];
         if (!strcmp(word, "--")) {
@@ -565,7 +591,7 @@ static int parse(char *message, size_t length, struct spec *spec, char **words, 
             return 0; /* more than a sandbox may have: refused, never cut short */
         if (!strcmp(word, "cgroup"))
             spec->cgroups[spec->n_cgroups++] = value;
-        else if (!strcmp(word, "mount"))
+        else if (!strcmp(word, "mount") && valid_mount(value))
             spec->mounts[spec->n_mounts++] = value;
         else if (!strcmp(word, "env"))
             spec->env[spec->n_env++] = value;
@@ -728,9 +754,13 @@ static void read_filter(const char *hex)
 static void read_system(char *list)
 {
     char *save = NULL;
-    for (char *name = strtok_r(list, ":", &save); name && n_system < 64;
-         name = strtok_r(NULL, ":", &save))
+    for (char *name = strtok_r(list, ":", &save); name; name = strtok_r(NULL, ":", &save)) {
+        if (n_system == 64) {
+            dprintf(2, "luminaguard-zygote: more than 64 system folders\n");
+            exit(2);
+        }
         system_dirs[n_system++] = name;
+    }
 }
 
 /* Not root: a user namespace of our own, where we are root and may make the sandboxes'. */
