@@ -275,3 +275,46 @@ def test_a_pid_whose_exit_was_reported_is_never_killed_on_cancel() -> None:
         bystander.wait()
         os.close(read)
         os.close(write)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("zygote", ["compiled", "python"])
+def test_a_read_only_mount_is_read_only_below_its_top(
+    tmp_path: Path, zygote: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: the Python zygote flagged a read-only bind with a remount, which flags the
+    top mount only: a file system mounted below the source stayed writable (and kept suid
+    and devices) inside the sandbox. Both zygotes now flag the whole tree (mount_setattr
+    with AT_RECURSIVE)."""
+    from luminaguard.hypervisor.base import Mount, SandboxSpec
+    from luminaguard.hypervisor.sandbox import native
+    from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+    from tests.integration.conftest import sandbox_problem
+
+    if sandbox_problem():
+        pytest.skip(sandbox_problem() or "")
+    if os.getuid() != 0:
+        pytest.skip("mounting a file system below the source needs root")
+    if zygote == "python":
+        monkeypatch.setattr(native, "program", lambda: None)
+    below = tmp_path / "data" / "below"
+    below.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", below], check=True)
+    spec = SandboxSpec(name="ro", workdir=tmp_path / "work", mounts=(Mount(below.parent, "/data"),))
+
+    async def attempt() -> str:
+        backend = SandboxBackend()
+        handle = await backend.create(spec)
+        try:
+            done = await backend.exec(handle, "echo x > /data/below/planted; echo $?", 20)
+            return done.stdout + done.stderr
+        finally:
+            await backend.destroy(handle)
+            await backend.aclose()
+
+    try:
+        said = asyncio.run(attempt())
+    finally:
+        subprocess.run(["umount", below], check=True)
+    assert not (below / "planted").exists()
+    assert "Read-only file system" in said, said

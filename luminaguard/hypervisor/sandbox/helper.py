@@ -54,6 +54,8 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
 MNT_DETACH = 2
+SYS_MOUNT_SETATTR, AT_FDCWD, AT_RECURSIVE, ENOSYS = 442, -100, 0x8000, 38
+ATTR_RDONLY, ATTR_NOSUID, ATTR_NODEV = 1, 2, 4
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 28, 47, 4
 #: NOROOT, NO_SETUID_FIXUP and KEEP_CAPS, each with its lock: root's powers never return.
@@ -106,10 +108,35 @@ def bind(source: str, target: str, read_only: bool, trusted: bool = True) -> Non
     finally:
         if fd is not None:
             os.close(fd)
-    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | (MS_RDONLY if read_only else 0)
-    if not source.startswith("/dev/"):
-        flags |= MS_NODEV
-    mount(None, target, None, flags)
+    device = source.startswith("/dev/")
+    if not flag_tree(target, read_only, device):  # a kernel before 5.12: the top mount only
+        flags = MS_REMOUNT | MS_BIND | MS_NOSUID | (MS_RDONLY if read_only else 0)
+        mount(None, target, None, flags | (0 if device else MS_NODEV))
+
+
+class MountAttr(ctypes.Structure):
+    """``struct mount_attr`` (linux/mount.h)."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in ("set", "clear", "propagation", "userns")]
+
+
+def flag_tree(target: str, read_only: bool, device: bool) -> bool:
+    """Flag the mount at ``target`` and every mount below it; False without mount_setattr.
+
+    Always nosuid; read-only when asked; nodev unless a device. A remount flags only the
+    top mount: a read-only bind of a folder with mounts below it would leave those
+    writable.
+    """
+    flags = ATTR_NOSUID | (ATTR_RDONLY if read_only else 0) | (0 if device else ATTR_NODEV)
+    attr = MountAttr(flags)
+    done = libc.syscall(
+        SYS_MOUNT_SETATTR, AT_FDCWD, target.encode(), AT_RECURSIVE, ctypes.byref(attr),
+        ctypes.sizeof(attr),
+    )  # fmt: skip
+    if done != 0 and ctypes.get_errno() == ENOSYS:
+        return False
+    check(done, f"mount {target}")
+    return True
 
 
 def open_source(path: str) -> int:
