@@ -100,4 +100,5 @@ schemas: $(STAMP)
 
 clean:
 	-$(BIN)/python -m luminaguard.hypervisor.linux.work_disk $(DEMO_STATE) .luminaguard
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage $(DEMO_STATE) .luminaguard
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage $(DEMO_STATE) .luminaguard \
+	  luminaguard/hypervisor/sandbox/build

@@ -325,7 +325,10 @@ def plain_parts(text: str) -> Parts | None:
 
 
 def _plain_facts(parts: Parts) -> tuple[frozenset[str], bool]:
-    """What ``_plain_steps`` and ``_is_lone`` find, in one pass over the parts."""
+    """The steps the lookups use, and whether the parts are one lookup and blanks.
+
+    The steps as ``steps.NAME...``; the second as ``_lone_expression`` finds. One pass.
+    """
     steps: set[str] = set()
     lookups = texts = 0
     for part in parts:
@@ -336,16 +339,6 @@ def _plain_facts(parts: Parts) -> tuple[frozenset[str], bool]:
         if part[0] == "steps" and len(part) > 1:
             steps.add(part[1])
     return frozenset(steps), lookups == 1 and not texts
-
-
-def _plain_steps(parts: Parts) -> frozenset[str]:
-    """The steps whose outputs the lookups use (``steps.NAME...``)."""
-    return _plain_facts(parts)[0]
-
-
-def _is_lone(parts: Parts) -> bool:
-    """Whether the parts are one lookup and blanks (as ``_lone_expression`` finds)."""
-    return _plain_facts(parts)[1]
 
 
 def _looked_up_value(names: tuple[str, ...], context: Mapping[str, Any]) -> Any:

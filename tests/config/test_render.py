@@ -197,8 +197,9 @@ def test_plain_parts_read_templates_as_jinja2_parses_them() -> None:
             pytest.fail(f"read without jinja2, but jinja2 refuses it: {text!r}")
         accepted += 1
         assert parts == (render._lookups(ast) or []) or (parts == [] and text == ""), text
-        assert render._plain_steps(parts) == frozenset(render._step_refs(ast)), text
-        assert render._is_lone(parts) == (render._lone_expression(ast) is not None), text
+        steps, lone = render._plain_facts(parts)
+        assert steps == frozenset(render._step_refs(ast)), text
+        assert lone == (render._lone_expression(ast) is not None), text
     assert accepted > 100  # the fast reading is exercised, not only the fallback
 
 

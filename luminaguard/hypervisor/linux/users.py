@@ -127,7 +127,7 @@ def hand_over(folder: Path, user: SandboxUser) -> None:
             _chown_below(str(folder), user.uid, user.gid)
             os.lchown(folder, user.uid, user.gid)
         os.chmod(folder, 0o700)
-    except OSError as exc:  # a tree too deep or too long for its paths, say
+    except OSError as exc:  # a folder swapped for a link mid-walk (ELOOP), say
         raise BackendError(f"cannot give {folder} to the sandbox's user: {exc}") from exc
 
 

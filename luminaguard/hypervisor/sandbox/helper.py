@@ -1,8 +1,10 @@
-"""The sandbox zygote: a small process that clones one sandbox per request of the host.
+"""The sandbox zygote in Python: a small process that clones one sandbox per request.
 
-Standard library only, and only the cheap part of it (start-up time is spawn time);
-started once per backend as ``python3 -I -S helper.py --zygote FD PARENT`` (see
-``zygote``; the host side is ``sandbox.zygote``). Each request names the sandbox's
+The fallback where the compiled zygote (``zygote.c``, same requests, same reports)
+cannot be built or run (``native``). Standard library only, and only the cheap part of
+it (start-up time is spawn time); started once per backend as ``python3 -I -S
+helper.py --zygote FD PARENT`` (see ``zygote``; the host side is ``sandbox.zygote``).
+Each request names the sandbox's
 ``KEY=VALUE...`` and its ``-- ARGV...``; the keys are workdir, root, uid (the sandbox's
 own user when started as root), fsize_mib (when /work has no disk of its own),
 cpu_seconds, memory_mib, pids, network (0/1), cgroup (a file to write ``0`` in to join
