@@ -10,6 +10,7 @@ import pytest
 
 from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.linux import work_disk
+from luminaguard.hypervisor.sandbox import native
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from tests.server.live import LiveServer, serving
 
@@ -46,6 +47,24 @@ def sandbox() -> None:
     problem = sandbox_problem()
     if problem:
         pytest.skip(problem)
+
+
+def use_zygote(request: pytest.FixtureRequest, which: str) -> None:
+    """Have this test's namespace sandboxes use the ``compiled`` or the ``python`` zygote.
+
+    The compiled one skips, with the reason, where it cannot be built or run here.
+    """
+    if which == "python":
+        request.getfixturevalue("monkeypatch").setattr(native, "program", lambda: None)
+    elif native.program() is None:
+        pytest.skip(f"no compiled sandbox zygote: {native.reason()}")
+
+
+@pytest.fixture(params=["compiled", "python"])
+def each_zygote(request: pytest.FixtureRequest) -> str:
+    """The test once with each sandbox zygote (see ``use_zygote``)."""
+    use_zygote(request, request.param)
+    return str(request.param)
 
 
 NPM_SERVERS = Path(__file__).resolve().parents[2] / "mcp-servers" / "node_modules" / ".bin"

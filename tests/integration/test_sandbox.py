@@ -15,8 +15,8 @@ import pytest
 from luminaguard.hypervisor.base import Backend, ExecResult, Mount, SandboxSpec
 from luminaguard.hypervisor.gvisor.backend import GvisorBackend
 from luminaguard.hypervisor.linux.cgroups import CgroupLimits, hierarchy
-from luminaguard.hypervisor.sandbox import native
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
+from tests.integration.conftest import use_zygote
 
 Run = Callable[..., ExecResult]
 
@@ -28,13 +28,9 @@ def backend_name(request: pytest.FixtureRequest) -> str:
     The namespace sandbox twice: with the compiled zygote (where a C compiler built it)
     and with the Python zygote that serves where none could.
     """
-    if request.param == "sandbox":
+    if request.param.startswith("sandbox"):
         request.getfixturevalue("sandbox")
-        if native.program() is None:
-            pytest.skip("no compiled sandbox zygote (no C compiler): the Python one is tested")
-    elif request.param == "sandbox-python-zygote":
-        request.getfixturevalue("sandbox")
-        request.getfixturevalue("monkeypatch").setattr(native, "program", lambda: None)
+        use_zygote(request, "python" if request.param.endswith("zygote") else "compiled")
         return "sandbox"
     else:
         available = GvisorBackend().availability()

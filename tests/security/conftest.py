@@ -11,18 +11,25 @@ import pytest
 from luminaguard.hypervisor.base import Backend, ExecResult, SandboxSpec
 from luminaguard.hypervisor.gvisor.backend import GvisorBackend
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
-from tests.integration.conftest import sandbox_problem
+from tests.integration.conftest import each_zygote, sandbox_problem, use_zygote
+
+__all__ = ["each_zygote"]  # a fixture for the attack tests here too
 
 Run = Callable[..., ExecResult]
 
 
-@pytest.fixture(params=["sandbox", "gvisor"])
+@pytest.fixture(params=["sandbox", "sandbox-python-zygote", "gvisor"])
 def backend_name(request: pytest.FixtureRequest) -> str:
-    """Each isolating backend in turn; skipped, with the reason, where it cannot run."""
-    if request.param == "sandbox":
+    """Each isolating backend in turn; skipped, with the reason, where it cannot run.
+
+    The namespace sandbox twice: with the compiled zygote and with the Python one.
+    """
+    if request.param.startswith("sandbox"):
         problem = sandbox_problem()
         if problem:
             pytest.skip(problem)
+        use_zygote(request, "python" if request.param.endswith("zygote") else "compiled")
+        return "sandbox"
     else:
         available = GvisorBackend().availability()
         if not available.usable:

@@ -278,16 +278,13 @@ def test_a_pid_whose_exit_was_reported_is_never_killed_on_cancel() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("zygote", ["compiled", "python"])
-def test_a_read_only_mount_is_read_only_below_its_top(
-    tmp_path: Path, zygote: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("each_zygote")
+def test_a_read_only_mount_is_read_only_below_its_top(tmp_path: Path) -> None:
     """Review: the Python zygote flagged a read-only bind with a remount, which flags the
     top mount only: a file system mounted below the source stayed writable (and kept suid
     and devices) inside the sandbox. Both zygotes now flag the whole tree (mount_setattr
     with AT_RECURSIVE)."""
     from luminaguard.hypervisor.base import Mount, SandboxSpec
-    from luminaguard.hypervisor.sandbox import native
     from luminaguard.hypervisor.sandbox.backend import SandboxBackend
     from tests.integration.conftest import sandbox_problem
 
@@ -295,8 +292,6 @@ def test_a_read_only_mount_is_read_only_below_its_top(
         pytest.skip(sandbox_problem() or "")
     if os.getuid() != 0:
         pytest.skip("mounting a file system below the source needs root")
-    if zygote == "python":
-        monkeypatch.setattr(native, "program", lambda: None)
     below = tmp_path / "data" / "below"
     below.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", below], check=True)

@@ -17,7 +17,7 @@ from luminaguard.hypervisor.base import BackendError, Mount, SandboxSpec
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 
 
-@pytest.mark.usefixtures("sandbox")
+@pytest.mark.usefixtures("sandbox", "each_zygote")
 def test_a_mount_target_through_a_planted_link_is_refused(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
