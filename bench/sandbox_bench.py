@@ -150,11 +150,11 @@ async def spawns(root: Path, count: int, rounds: int) -> dict[str, Spawns]:
         "unshare": peer(unshare_argv(ARGV)),
     }
     found = {name: Spawns() for name in contenders}
-    keep = {ours.backend.zygote.pid or 0}
     for _ in range(rounds):
         for idle in (False, True):
             for name, run in contenders.items():
                 cpu = ours.cpu if name == "luminaguard" else own_cpu
+                keep = {ours.backend.zygote.pid or 0}  # a zygote started again: the new one
                 if run is not None:
                     await spawn_batch(count, idle, run, cpu, found[name], keep)
     assert ours.handle is not None
