@@ -19,7 +19,7 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-from luminaguard.hypervisor.linux.nofollow import open_no_links
+from luminaguard.nofollow import open_no_links
 
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 1, 2, 4, 8
 RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV

@@ -21,7 +21,8 @@ GUEST_PROGRAMS = PACKAGE / "hypervisor" / "vm" / "guest" / "agent"  # data, neve
 
 #: Lowest first. A package may import packages of strictly lower layers.
 LAYERS: list[set[str]] = [
-    {"__init__", "errors", "process", "hostile_text", "hostile_files", "backoff", "lazy"},
+    {"__init__", "errors", "process", "hostile_text", "nofollow", "backoff", "lazy"},
+    {"hostile_files"},
     {"space"},
     {"shell"},
     {"config"},

@@ -17,8 +17,8 @@ from typing import Any
 from luminaguard.hypervisor.base import BackendError, SandboxSpec
 from luminaguard.hypervisor.linux import env as sandbox_env
 from luminaguard.hypervisor.linux import seccomp
-from luminaguard.hypervisor.linux.nofollow import open_no_links
 from luminaguard.hypervisor.linux.system import SYSTEM_DIRS
+from luminaguard.nofollow import open_no_links
 
 
 def _bind(source: str | Path, target: str, read_only: bool) -> dict[str, Any]:

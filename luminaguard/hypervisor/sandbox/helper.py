@@ -42,8 +42,8 @@ import sys
 sys.path.insert(0, os.path.abspath(__file__).rsplit(os.sep, 4)[0])
 from luminaguard.hypervisor.linux import env as sandbox_env
 from luminaguard.hypervisor.linux import seccomp
-from luminaguard.hypervisor.linux.nofollow import open_no_links
 from luminaguard.hypervisor.linux.system import NOBODY, SYSTEM_DIRS
+from luminaguard.nofollow import open_no_links
 
 TYPE_CHECKING = False  # mypy treats this name as true; importing typing costs spawn time
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ A mount's source may lie below another mount a sandbox writes, where a step can 
 a folder with a link to anywhere on the host. Such a path is opened ``O_PATH`` from
 ``/``, one component at a time, each ``O_NOFOLLOW``: a link anywhere on the way is
 refused, and the descriptor names what was checked (no later lookup by path can be
-redirected). Standard library only (``sandbox.helper`` imports it before the pivot).
+redirected). Standard library only (the sandbox zygote in Python imports it before the pivot).
 """
 
 from __future__ import annotations
