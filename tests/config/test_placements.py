@@ -17,21 +17,27 @@ def _marked(text: str) -> str:
     )
 
 
-def test_the_same_text_is_parsed_once_and_each_value_quoted_for_itself(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts whose placements were worked out (parsed), in order."""
     found: list[str] = []
     placements = template._placements
     monkeypatch.setattr(
         template, "_placements", lambda text: found.append(text) or placements(text)
     )
+    return found
+
+
+def test_the_same_text_is_parsed_once_and_each_value_quoted_for_itself(
+    parsed: list[str],
+) -> None:
     text = _marked('cat {} "{}"')
     with placements_kept():
         first = template.place(text, ["a b", "$x"])
         second = template.place(text, ["it's", '"'])
     assert first == "cat 'a b' \"\\$x\""
     assert second == "cat 'it'\\''s' \"\\\"\""
-    assert found == [text]
+    assert parsed == [text]
 
 
 def test_texts_that_differ_do_not_share_placements() -> None:
@@ -45,15 +51,10 @@ def test_texts_that_differ_do_not_share_placements() -> None:
             template.place(_marked("sh -c {}"), ["y"])  # kept: refused again
 
 
-def test_outside_a_compile_nothing_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    found: list[str] = []
-    placements = template._placements
-    monkeypatch.setattr(
-        template, "_placements", lambda text: found.append(text) or placements(text)
-    )
+def test_outside_a_compile_nothing_is_kept(parsed: list[str]) -> None:
     text = _marked("cat {}")
     with placements_kept():
         template.place(text, ["a"])
     template.place(text, ["b"])
     template.place(text, ["c"])
-    assert found == [text, text, text]
+    assert parsed == [text, text, text]
