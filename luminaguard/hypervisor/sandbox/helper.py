@@ -56,6 +56,7 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
 MNT_DETACH = 2
+MSG_CTRUNC, MSG_TRUNC = 0x8, 0x20  # recvmsg(2): the descriptors, the bytes, cut short
 SYS_MOUNT_SETATTR, AT_FDCWD, AT_RECURSIVE, ENOSYS = 442, -100, 0x8000, 38
 ATTR_RDONLY, ATTR_NOSUID, ATTR_NODEV = 1, 2, 4
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
@@ -503,7 +504,7 @@ class Service:
             if not argv:
                 raise SetupError("a malformed request: no command")
         except (ValueError, SetupError) as exc:  # the zygote serves on; this one fails
-            os.write(fds[2], f"luminaguard-sandbox: {exc}\n".encode())
+            report(fds[2], f"luminaguard-sandbox: {exc}\n")  # the host may have given up
             return -1
         # not root: each sandbox in a user namespace of its own, inside the zygote's. The
         # kernel counts RLIMIT_NPROC per user of a namespace: in one shared by all, every
@@ -513,14 +514,27 @@ class Service:
             try:
                 become(spec, argv, fds, self)
             except (SetupError, OSError) as exc:
-                os.write(2, f"luminaguard-sandbox: {exc}\n".encode())
+                report(2, f"luminaguard-sandbox: {exc}\n")
             os._exit(SETUP_FAILED)
         return pid
 
-    def start(self, message: bytes, fds: list[int]) -> None:
-        """Clone one sandbox for a request; report its pid, and later its exit, on fds[3]."""
+    def start(self, message: bytes, fds: list[int], flags: int = 0) -> None:
+        """Clone one sandbox for a request; report its pid, and later its exit, on fds[3].
+
+        A request cut short (``flags`` of its receipt: MSG_TRUNC, MSG_CTRUNC) or without
+        its four descriptors is dropped, as the compiled zygote does: its status pipe
+        closed unwritten tells the host (never run cut short, never the zygote's death).
+        """
+        if len(fds) != 4 or flags & (MSG_TRUNC | MSG_CTRUNC):
+            for fd in fds:
+                os.close(fd)
+            return
         os.set_inheritable(fds[3], False)  # never reaches a command, whichever sandbox
-        pid = self.clone(message.decode().split("\0"), fds)
+        try:
+            args = message.decode().split("\0")
+        except UnicodeDecodeError:
+            args = []  # no "--": refused as malformed, reported
+        pid = self.clone(args, fds)
         for fd in fds[:3]:
             os.close(fd)
         if pid < 0:
@@ -552,7 +566,7 @@ class Service:
 
 
 def report(fd: int, line: str) -> bool:
-    """Write ``line`` on a sandbox's status pipe; whether it got there.
+    """Write ``line`` on a sandbox's status pipe (or its stderr); whether it got there.
 
     The host may have closed its end (a spawn cancelled, an event loop gone): a broken
     pipe there ends that report, never the zygote, whose death kills every sandbox.
@@ -613,10 +627,10 @@ def zygote(channel: int, parent: int) -> int:
         if service.woken in ready:
             service.reap()
         if channel in ready:
-            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
+            message, fds, flags, _ = socket.recv_fds(sock, 1 << 20, 4)
             if not message:
                 return 0
-            service.start(message, fds)
+            service.start(message, fds, flags)
 
 
 def run(args: list[str]) -> int:

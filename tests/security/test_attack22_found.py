@@ -1,0 +1,132 @@
+"""Attack round 22: the no-follow walk, the status pipe's first line, the zygotes' requests.
+
+Each test performs one attack that got through and asserts that it no longer does:
+
+1. the Python zygote told a malformed request why on the request's stderr with a bare
+   ``os.write``: when the host had given up on that spawn first (cancelled: its pipe
+   ends closed), the write failed (EPIPE) and the zygote died of it, and every sandbox
+   with it;
+2. the Python zygote took each request with ``recv_fds(sock, 1 MiB, 4)`` and never
+   looked whether it was whole: on a host whose socket buffers let a larger request
+   through (``net.core.wmem_default`` above 1 MiB; here ``SO_SNDBUFFORCE``) the request
+   was cut at 1 MiB and either run cut short (a command's last argument ending
+   elsewhere) or, cut inside a UTF-8 character, killed the zygote (UnicodeDecodeError).
+   The compiled zygote drops such a request (MSG_TRUNC) and serves on.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from luminaguard.hypervisor.sandbox import native, zygote
+from tests.integration.conftest import sandbox_problem
+
+SO_SNDBUFFORCE = 32
+
+
+@pytest.fixture(params=["compiled", "python"])
+def started(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[socket.socket, subprocess.Popen[bytes]]]:
+    """A zygote of each kind on a socket of ours, as ``Zygote`` starts it."""
+    if sandbox_problem():
+        pytest.skip(sandbox_problem() or "")
+    if request.param == "python":
+        monkeypatch.setattr(native, "program", lambda: None)
+    elif native.program() is None:
+        pytest.skip(f"no compiled sandbox zygote: {native.reason()}")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    process = subprocess.Popen(
+        zygote.command(theirs.fileno()), pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL
+    )
+    theirs.close()
+    try:
+        yield ours, process
+    finally:
+        ours.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _send(sock: socket.socket, request: bytes, close_stderr: bool = False) -> int:
+    """Send ``request`` with four fresh pipes; the read end of its status pipe."""
+    pipes = [os.pipe() for _ in range(4)]
+    theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+    ours = [pipes[0][1], pipes[1][0], pipes[2][0]]
+    if close_stderr:  # the host gave up on this spawn before the zygote read it
+        os.close(pipes[2][0])
+        ours.remove(pipes[2][0])
+    try:
+        socket.send_fds(sock, [request], theirs)
+    finally:
+        for fd in (*theirs, *ours):
+            os.close(fd)
+    return pipes[3][0]
+
+
+def _status(fd: int) -> bytes:
+    """Everything written on a status pipe until its end (or 10 s)."""
+    out = b""
+    try:
+        while select.select([fd], [], [], 10)[0]:
+            chunk = os.read(fd, 512)
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(fd)
+    return out
+
+
+def _serves(sock: socket.socket, process: subprocess.Popen[bytes]) -> bool:
+    """Whether the zygote still answers: a request with no command fails, reported."""
+    if process.poll() is not None:
+        return False
+    try:
+        status = _send(sock, b"workdir=/tmp\0root=/tmp\0--")
+    except OSError:
+        return False
+    return _status(status) == b"exit 125\n"
+
+
+@pytest.mark.integration
+def test_a_malformed_request_whose_spawn_was_given_up_leaves_the_zygote_serving(
+    started: tuple[socket.socket, subprocess.Popen[bytes]],
+) -> None:
+    """The Python zygote wrote the reason on a pipe the host had closed: BrokenPipeError."""
+    sock, process = started
+    status = _send(sock, b"workdir=/tmp\0root=/tmp\0--", close_stderr=True)
+    _status(status)
+    assert _serves(sock, process), "the zygote died of a malformed request"
+
+
+@pytest.mark.integration
+def test_a_request_longer_than_the_zygote_reads_is_never_run_cut_short(
+    started: tuple[socket.socket, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """A request cut at 1 MiB: run with its last argument cut, or the zygote dead."""
+    if os.getuid() != 0:
+        pytest.skip("SO_SNDBUFFORCE (a host with large socket buffers) needs root")
+    sock, process = started
+    sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 8 << 20)
+    for name in ("work", "root"):
+        (tmp_path / name).mkdir()
+    head = f"workdir={tmp_path / 'work'}\0root={tmp_path / 'root'}\0cpu_seconds=5\0"
+    head += "memory_mib=256\0pids=16\0network=0\0--\0/bin/true\0"
+    clean = len(head.encode()) % 2  # the padding's two-byte characters cut whole
+    for odd in (clean, 1 - clean):  # cut between characters, then inside one
+        padding = "é" * (1 << 20)
+        request = (head + "x" * odd + padding).encode()[: (1 << 20) + 100]
+        status = _status(_send(sock, request))
+        assert not status.startswith(b"pid"), f"a request cut short was run: {status!r}"
+        assert _serves(sock, process), "the zygote died of a request cut inside a character"
