@@ -11,15 +11,23 @@ Each test performs one attack that got through and asserts that it no longer doe
    through (``net.core.wmem_default`` above 1 MiB; here ``SO_SNDBUFFORCE``) the request
    was cut at 1 MiB and either run cut short (a command's last argument ending
    elsewhere) or, cut inside a UTF-8 character, killed the zygote (UnicodeDecodeError).
-   The compiled zygote drops such a request (MSG_TRUNC) and serves on.
+   The compiled zygote drops such a request (MSG_TRUNC) and serves on;
+3. a spawn cancelled before the zygote answered read the status pipe (nothing yet), then
+   closed it: a ``pid N`` written in between (the runner's thread descheduled a moment,
+   the zygote busy with the requests before) was lost with the pipe, the zygote's write
+   having succeeded, and the sandbox ran on, watched and killed by nobody (without
+   cgroups: until the zygote stops, whatever its timeout).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +138,52 @@ def test_a_request_longer_than_the_zygote_reads_is_never_run_cut_short(
         status = _status(_send(sock, request))
         assert not status.startswith(b"pid"), f"a request cut short was run: {status!r}"
         assert _serves(sock, process), "the zygote died of a request cut inside a character"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("each_zygote")
+def test_a_spawn_cancelled_before_the_pid_was_written_leaves_no_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel path read nothing, then the zygote wrote the pid, then the pipe closed."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work").chmod(0o777)  # the sandbox's user (nobody, as root) writes there
+    (tmp_path / "root").mkdir()
+    marker = tmp_path / "work" / "alive"
+    request = [
+        f"workdir={tmp_path / 'work'}", f"root={tmp_path / 'root'}", "cpu_seconds=5",
+        "memory_mib=256", "pids=16", "network=0",
+        "--", "/bin/sh", "-c", "while :; do date +%s%N > /work/alive; sleep 0.05; done",
+    ]  # fmt: skip
+    spawner = zygote.Zygote()
+    read_first = zygote._written_pid
+
+    def then_descheduled(fd: int, line: bytearray) -> int | None:
+        found = read_first(fd, line)  # the zygote, stopped, has written nothing yet
+        os.kill(spawner.pid or 0, signal.SIGCONT)  # it answers while we are away
+        time.sleep(1)
+        return found
+
+    monkeypatch.setattr(zygote, "_written_pid", then_descheduled)
+
+    async def go() -> None:
+        try:
+            spawner._started()
+            os.kill(spawner.pid or 0, signal.SIGSTOP)
+            task = asyncio.ensure_future(spawner.spawn(request))
+            for _ in range(5):  # to its wait for the pid line
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(1)
+            before = marker.read_text() if marker.exists() else ""
+            await asyncio.sleep(0.5)
+            after = marker.read_text() if marker.exists() else ""
+            assert before == after, "the sandbox still runs"
+        finally:
+            if spawner.pid:
+                os.kill(spawner.pid, signal.SIGCONT)
+            spawner.close()
+
+    asyncio.run(go())

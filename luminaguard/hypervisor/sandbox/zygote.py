@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from luminaguard.hypervisor.sandbox import native
 
 HELPER = Path(__file__).with_name("helper.py")
 KILLED = 128 + signal.SIGKILL
+ANSWER_WAIT = 60  # seconds a cancelled spawn's answer is awaited (the zygote's is at once)
 
 
 def command(channel: int) -> list[str]:
@@ -183,6 +185,8 @@ class Zygote:
         except BaseException:  # cancelled, say: no sandbox left running unwatched
             if not taken:  # the pid may be written, unread: the zygote would not kill it then
                 pidfd = _written_pid(ours[-1], line)
+                if not line.endswith(b"\n"):  # not answered yet: awaited off the loop
+                    _await_answer(ours.pop(), line)
             _abandon(ours, streams, pidfd)
             raise
 
@@ -251,6 +255,37 @@ def _written_pid(fd: int, line: bytearray) -> int | None:
         return _own(_pid(bytes(line)), fd)[0]
     except OSError:
         return None
+
+
+def _await_answer(fd: int, line: bytearray) -> None:
+    """A cancelled spawn's status pipe, unanswered yet: its first line awaited in a thread.
+
+    Closed now, a ``pid N`` written after our last look and before the close is lost with
+    the pipe while the zygote's write succeeded: its sandbox would run on, unwatched. The
+    zygote answers each request at once (``pid N``, ``exit 125``, or the pipe closed); a
+    pid is killed through its pidfd, as ``_written_pid`` does. The thread owns ``fd``.
+    """
+
+    def answered() -> None:
+        try:
+            os.set_blocking(fd, False)
+            waiting = select.poll()  # not select(): the runner's descriptors pass 1024
+            waiting.register(fd, select.POLLIN)
+            while (
+                waiting.poll(ANSWER_WAIT * 1000)
+                and _read_line(fd, line)
+                and not line.endswith(b"\n")
+            ):
+                pass
+            pidfd = _written_pid(fd, line)
+            if pidfd is not None:
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                os.close(pidfd)
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=answered, name="sandbox-answer", daemon=True).start()
 
 
 def _own(pid: int, fd: int) -> tuple[int | None, bytes]:
