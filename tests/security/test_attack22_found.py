@@ -16,7 +16,10 @@ Each test performs one attack that got through and asserts that it no longer doe
    closed it: a ``pid N`` written in between (the runner's thread descheduled a moment,
    the zygote busy with the requests before) was lost with the pipe, the zygote's write
    having succeeded, and the sandbox ran on, watched and killed by nobody (without
-   cgroups: until the zygote stops, whatever its timeout).
+   cgroups: until the zygote stops, whatever its timeout);
+4. a status pipe at its end after ``pid N`` (the zygote died before PID 1 ended: PID 1,
+   killed with it, is reaped by another and its number is free) still had its pid taken
+   for PID 1's: a pidfd of whichever process took the number, killed on timeout or cancel.
 """
 
 from __future__ import annotations
@@ -187,3 +190,20 @@ def test_a_spawn_cancelled_before_the_pid_was_written_leaves_no_sandbox(
             spawner.close()
 
     asyncio.run(go())
+
+
+def test_a_pid_whose_zygote_is_gone_is_never_killed() -> None:
+    """``pid N`` and then the end of the pipe: the zygote died, and PID 1 with it; the
+    number may be another process's by the time it is read."""
+    bystander = subprocess.Popen(["sleep", "30"])
+    read, write = os.pipe()
+    try:
+        os.set_blocking(read, False)
+        os.write(write, f"pid {bystander.pid}\n".encode())
+        os.close(write)
+        assert zygote._written_pid(read, bytearray()) is None
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+        os.close(read)

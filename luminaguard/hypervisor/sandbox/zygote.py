@@ -292,7 +292,8 @@ def _own(pid: int, fd: int) -> tuple[int | None, bytes]:
     """A pidfd for the sandbox's PID 1 while it is unreaped; what followed ``pid N``.
 
     Once the zygote has reaped it (and written ``exit``), the number may name another
-    process: no pidfd then. The status pipe is read after the pidfd is opened, so an
+    process: no pidfd then; nor when the pipe is at its end (the zygote died, and PID 1,
+    killed with it, was reaped by another). The status pipe is read after the pidfd is opened, so an
     ``exit`` not there yet means the pidfd is PID 1's (the zygote reaps, then writes at
     once: the window between is a few instructions, and the pid must wrap inside it).
     """
@@ -302,9 +303,10 @@ def _own(pid: int, fd: int) -> tuple[int | None, bytes]:
         return None, b""
     try:
         rest = os.read(fd, 64)
+        ended = not rest or b"exit" in rest  # at the end, the zygote is gone: PID 1 with it
     except BlockingIOError:  # nothing more written: still ours, unreaped
-        rest = b""
-    if b"exit" in rest and pidfd is not None:
+        rest, ended = b"", False
+    if ended and pidfd is not None:
         os.close(pidfd)
         pidfd = None
     return pidfd, rest
