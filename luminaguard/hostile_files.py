@@ -122,6 +122,10 @@ def _parts(path: str | PurePosixPath) -> tuple[str, ...]:
     text = str(path)
     if "\0" in text:
         raise Unreadable("the path holds a NUL character")
+    try:  # a lone surrogate (JSON's "\ud800") names no file: never an uncaught error
+        os.fsencode(text)
+    except UnicodeEncodeError as exc:
+        raise Unreadable("the path is not text a file name can hold") from exc
     relative = PurePosixPath(text)
     if relative.is_absolute() or ".." in relative.parts:
         raise Unreadable("the path leaves its folder")

@@ -19,7 +19,12 @@ Each test performs one attack that got through and asserts that it no longer doe
    cgroups: until the zygote stops, whatever its timeout);
 4. a status pipe at its end after ``pid N`` (the zygote died before PID 1 ended: PID 1,
    killed with it, is reaped by another and its number is free) still had its pid taken
-   for PID 1's: a pidfd of whichever process took the number, killed on timeout or cancel.
+   for PID 1's: a pidfd of whichever process took the number, killed on timeout or cancel;
+5. an approval card's diff read the written path beneath its view and knew NUL and
+   ``..``, not a lone surrogate (a tool call's ``"\\ud800"``, an earlier step's output
+   from an MCP server's JSON): ``os.fsencode`` raised UnicodeEncodeError out of
+   ``read_beneath``, past ``file_diff``, and the step's task crashed, and with it the
+   run (every other step cancelled) instead of the card saying the file is unreadable.
 """
 
 from __future__ import annotations
@@ -207,3 +212,16 @@ def test_a_pid_whose_zygote_is_gone_is_never_killed() -> None:
         bystander.kill()
         bystander.wait()
         os.close(read)
+
+
+def test_a_lone_surrogate_in_a_written_path_gives_a_card(tmp_path: Path) -> None:
+    """``file_diff`` let UnicodeEncodeError through: the Red step's card was never made."""
+    from luminaguard.policy.action import Action
+    from luminaguard.scheduler.cards import file_diff
+
+    action = Action(
+        kind="call", server="fs", tool="write_file",
+        args={"path": "/work/\ud800.txt", "content": "planted"},
+    )  # fmt: skip
+    diff = file_diff(action, {"/work": tmp_path})
+    assert diff is not None and "(now): the path is not text" in diff, diff
