@@ -171,7 +171,6 @@ def test_a_malformed_request_starts_no_sandbox(
                 ["workdir=/tmp", "root=/tmp/r", *too_many, "--", "true"],
                 ["workdir=/tmp", "root=/tmp/r", "mount=/a:/b:rx", "--", "true"],
                 ["workdir=/tmp", "root=/tmp/r", "mount=/a", "--", "true"],
-                ["workdir=/tmp", "root=/tmp/r", "true"],
                 ["workdir=/tmp", "root=/tmp/r", "--"],
             ):
                 with pytest.raises(OSError, match="started no sandbox"):
@@ -189,6 +188,16 @@ def test_a_nul_byte_never_splits_an_argument() -> None:
         await Zygote().spawn(["workdir=/tmp", "env=A=x\0--\0/bin/evil", "--", "true"])
 
     with pytest.raises(ValueError, match="NUL"):
+        asyncio.run(go())
+
+
+def test_an_empty_request_is_never_sent() -> None:
+    """An empty message reads, to either zygote, as the channel's end: it would stop."""
+
+    async def go() -> None:
+        await Zygote().spawn([])
+
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         asyncio.run(go())
 
 

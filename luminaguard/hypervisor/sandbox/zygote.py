@@ -150,6 +150,8 @@ class Zygote:
         """Start ``KEY=VALUE... -- ARGV...`` in a new sandbox; return its process."""
         if any("\0" in arg for arg in args):  # NUL separates them: never an argument split
             raise ValueError("a sandbox argument holds a NUL byte")
+        if "--" not in args:  # an empty message would read as the end of the channel
+            raise ValueError("a sandbox request is KEY=VALUE... -- ARGV...")
         request = "\0".join(args).encode()
         running = self._socket is not None and self.pid is not None
         # the first start may compile the zygote (native.program): not on the event loop
