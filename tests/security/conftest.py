@@ -67,3 +67,31 @@ def run_in_sandbox(backend_name: str) -> Run:
         return asyncio.run(go())
 
     return run
+
+
+class Looping:
+    """A zygote request for a sandbox that rewrites ``/work/alive`` every 50 ms, forever.
+
+    For the tests of a spawn cancelled half-way: ``still_runs`` says whether it lives on.
+    """
+
+    def __init__(self, tmp_path: Path) -> None:
+        work, root = tmp_path / "work", tmp_path / "root"
+        work.mkdir()
+        work.chmod(0o777)  # the sandbox's user (nobody, as root) writes there
+        root.mkdir()
+        self.marker = work / "alive"
+        self.request = [
+            f"workdir={work}", f"root={root}", "cpu_seconds=5", "memory_mib=256", "pids=16",
+            "network=0", "--", "/bin/sh", "-c",
+            "while :; do date +%s%N > /work/alive; sleep 0.05; done",
+        ]  # fmt: skip
+
+    def _stamp(self) -> str:
+        return self.marker.read_text() if self.marker.exists() else ""
+
+    async def still_runs(self) -> bool:
+        """Whether the marker changes over half a second."""
+        before = self._stamp()
+        await asyncio.sleep(0.5)
+        return self._stamp() != before

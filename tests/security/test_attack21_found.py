@@ -37,6 +37,7 @@ from luminaguard.hypervisor.sandbox import native
 from luminaguard.hypervisor.sandbox.zygote import Zygote
 from tests.conftest import ROOT
 from tests.integration.conftest import sandbox_problem
+from tests.security.conftest import Looping
 
 
 def _descriptors() -> int:
@@ -172,21 +173,13 @@ def test_a_spawn_cancelled_after_the_pid_was_written_leaves_no_sandbox(tmp_path:
     """The pid sat in the pipe, unread, when the cancellation came: nobody killed PID 1."""
     if sandbox_problem():
         pytest.skip(sandbox_problem() or "")
-    (tmp_path / "work").mkdir()
-    (tmp_path / "work").chmod(0o777)  # the sandbox's user (nobody, as root) writes there
-    (tmp_path / "root").mkdir()
-    marker = tmp_path / "work" / "alive"
-    request = [
-        f"workdir={tmp_path / 'work'}", f"root={tmp_path / 'root'}", "cpu_seconds=5",
-        "memory_mib=256", "pids=16", "network=0",
-        "--", "/bin/sh", "-c", "while :; do date +%s%N > /work/alive; sleep 0.05; done",
-    ]  # fmt: skip
+    looping = Looping(tmp_path)
 
     async def go() -> None:
         zygote = Zygote()
         try:
             zygote._started()
-            task = asyncio.ensure_future(zygote.spawn(request))
+            task = asyncio.ensure_future(zygote.spawn(looping.request))
             for _ in range(5):  # to its wait for the pid line
                 await asyncio.sleep(0)
             time.sleep(1)  # the loop busy: the zygote writes the pid, and PID 1 runs
@@ -194,11 +187,8 @@ def test_a_spawn_cancelled_after_the_pid_was_written_leaves_no_sandbox(tmp_path:
             with pytest.raises(asyncio.CancelledError):
                 await task
             await asyncio.sleep(0.5)
-            assert marker.exists(), "the sandbox never ran"
-            before = marker.read_text() if marker.exists() else ""
-            await asyncio.sleep(0.5)
-            after = marker.read_text() if marker.exists() else ""
-            assert before == after, "the sandbox still runs"
+            assert looping.marker.exists(), "the sandbox never ran"
+            assert not await looping.still_runs(), "the sandbox still runs"
         finally:
             zygote.close()
 

@@ -43,6 +43,7 @@ import pytest
 
 from luminaguard.hypervisor.sandbox import native, zygote
 from tests.integration.conftest import sandbox_problem
+from tests.security.conftest import Looping
 
 SO_SNDBUFFORCE = 32
 
@@ -154,15 +155,7 @@ def test_a_spawn_cancelled_before_the_pid_was_written_leaves_no_sandbox(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The cancel path read nothing, then the zygote wrote the pid, then the pipe closed."""
-    (tmp_path / "work").mkdir()
-    (tmp_path / "work").chmod(0o777)  # the sandbox's user (nobody, as root) writes there
-    (tmp_path / "root").mkdir()
-    marker = tmp_path / "work" / "alive"
-    request = [
-        f"workdir={tmp_path / 'work'}", f"root={tmp_path / 'root'}", "cpu_seconds=5",
-        "memory_mib=256", "pids=16", "network=0",
-        "--", "/bin/sh", "-c", "while :; do date +%s%N > /work/alive; sleep 0.05; done",
-    ]  # fmt: skip
+    looping = Looping(tmp_path)
     spawner = zygote.Zygote()
     read_first = zygote._written_pid
 
@@ -178,17 +171,14 @@ def test_a_spawn_cancelled_before_the_pid_was_written_leaves_no_sandbox(
         try:
             spawner._started()
             os.kill(spawner.pid or 0, signal.SIGSTOP)
-            task = asyncio.ensure_future(spawner.spawn(request))
+            task = asyncio.ensure_future(spawner.spawn(looping.request))
             for _ in range(5):  # to its wait for the pid line
                 await asyncio.sleep(0)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             await asyncio.sleep(1)
-            before = marker.read_text() if marker.exists() else ""
-            await asyncio.sleep(0.5)
-            after = marker.read_text() if marker.exists() else ""
-            assert before == after, "the sandbox still runs"
+            assert not await looping.still_runs(), "the sandbox still runs"
         finally:
             if spawner.pid:
                 os.kill(spawner.pid, signal.SIGCONT)
