@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,6 @@ from luminaguard.hypervisor.vm.machine import Vm
 from luminaguard.hypervisor.vm.qemu.command import launch
 from luminaguard.hypervisor.vm.qemu.restore import loaded, reseed
 from luminaguard.hypervisor.vm.waiting import Greeting, Patience, connect, hello
-
-
-@pytest.fixture
-def running() -> Iterator[subprocess.Popen[bytes]]:
-    """A VMM that keeps running."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
 
 
 class FakeGuest:

@@ -27,15 +27,6 @@ from luminaguard.hypervisor.vm.waiting import BootTimeout, connect
 
 
 @pytest.fixture
-def running() -> Iterator[subprocess.Popen[bytes]]:
-    """A VMM that keeps running."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
-
-
-@pytest.fixture
 def exited() -> subprocess.Popen[bytes]:
     """A VMM that has exited."""
     process = subprocess.Popen(["true"])

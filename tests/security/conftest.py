@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from luminaguard.hypervisor.base import Backend, ExecResult, SandboxSpec
 from luminaguard.hypervisor.gvisor.backend import GvisorBackend
+from luminaguard.hypervisor.linux.system import NOBODY
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from tests.integration.conftest import each_zygote, sandbox_problem, use_zygote
 
@@ -95,3 +98,17 @@ class Looping:
         before = self._stamp()
         await asyncio.sleep(0.5)
         return self._stamp() != before
+
+
+def unprivileged_runner(*owned: Path) -> list[str]:
+    """The command prefix that runs a runner as ``nobody``, who is given ``owned``.
+
+    [] when we are not root. Skips, with the reason, without ``setpriv``.
+    """
+    if os.getuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is needed to run the runner unprivileged")
+    for path in owned:
+        os.chown(path, NOBODY, NOBODY)
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]

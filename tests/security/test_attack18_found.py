@@ -17,12 +17,12 @@ import pytest
 
 from luminaguard.hypervisor.base import SandboxSpec
 from luminaguard.hypervisor.linux.completion import DRAIN_SECONDS
-from luminaguard.hypervisor.linux.system import NOBODY
 from luminaguard.hypervisor.sandbox import zygote as zygote_module
 from luminaguard.hypervisor.sandbox.backend import SandboxBackend
 from luminaguard.hypervisor.sandbox.zygote import SandboxProcess, Zygote
 from tests.conftest import ROOT
 from tests.integration.conftest import sandbox_problem
+from tests.security.conftest import unprivileged_runner
 
 
 @pytest.fixture
@@ -144,12 +144,7 @@ def test_a_rootless_sandbox_cannot_use_up_another_sandboxs_process_limit() -> No
     before the zygote cloned them itself."""
     folder = Path(tempfile.mkdtemp(prefix="lg-rootless-"))
     try:
-        prefix: list[str] = []
-        if os.getuid() == 0:
-            if shutil.which("setpriv") is None:
-                pytest.skip("setpriv is needed to run the runner unprivileged")
-            os.chown(folder, NOBODY, NOBODY)
-            prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        prefix = unprivileged_runner(folder)
         python = "/usr/bin/python3" if os.getuid() == 0 else sys.executable
         done = subprocess.run(
             [*prefix, python, "-c", SHARED_COUNT, str(folder)],

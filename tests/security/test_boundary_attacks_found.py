@@ -28,9 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from luminaguard.hypervisor.linux.system import NOBODY
 from tests.conftest import ROOT, CliRunner, Writer
-from tests.security.conftest import Run
+from tests.security.conftest import Run, unprivileged_runner
 
 pytestmark = pytest.mark.integration  # every attack runs in a real sandbox
 
@@ -83,13 +82,7 @@ def _rootless(
     """
     folder = Path(tempfile.mkdtemp(prefix="lg-rootless-"))
     try:
-        prefix: list[str] = []
-        if os.getuid() == 0:
-            if shutil.which("setpriv") is None:
-                pytest.skip("setpriv is needed to run the runner unprivileged")
-            for path in (folder, *read_only):
-                os.chown(path, NOBODY, NOBODY)
-            prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        prefix = unprivileged_runner(folder, *read_only)
         # the system interpreter: a virtual environment may be out of the user's reach
         python = "/usr/bin/python3" if os.getuid() == 0 else sys.executable
         return subprocess.run(
