@@ -148,14 +148,10 @@ class Zygote:
 
     async def spawn(self, args: list[str]) -> SandboxProcess:
         """Start ``KEY=VALUE... -- ARGV...`` in a new sandbox; return its process."""
-        if any("\0" in arg for arg in args):  # NUL separates them: never an argument split
-            raise ValueError("a sandbox argument holds a NUL byte")
-        if "--" not in args:  # an empty message would read as the end of the channel
-            raise ValueError("a sandbox request is KEY=VALUE... -- ARGV...")
-        request = "\0".join(args).encode()
-        running = self._socket is not None and self.pid is not None
-        # the first start may compile the zygote (native.program): not on the event loop
-        sock = self._started() if running else await asyncio.to_thread(self._started)
+        request = _request(args)
+        sock = self._socket
+        if sock is None or self.pid is None:  # started, or again after it died: off the
+            sock = await asyncio.to_thread(self._started)  # loop (it may compile, native)
         pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, status
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
         ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]  # the status pipe last
@@ -197,6 +193,15 @@ class Zygote:
         if self._socket is not None and self._process is not None:
             _stop(self._socket, self._process)
         self._socket = None
+
+
+def _request(args: list[str]) -> bytes:
+    """The message for ``KEY=VALUE... -- ARGV...``: its arguments joined by NUL bytes."""
+    if any("\0" in arg for arg in args):  # NUL separates them: never an argument split
+        raise ValueError("a sandbox argument holds a NUL byte")
+    if "--" not in args:  # an empty message would read as the end of the channel
+        raise ValueError("a sandbox request is KEY=VALUE... -- ARGV...")
+    return "\0".join(args).encode()
 
 
 def _read_line(fd: int, line: bytearray) -> bool:
