@@ -5,8 +5,8 @@ parsed with the shell grammar; each marker is then replaced by its value quoted 
 place it stands in: unquoted (``shlex.quote``), inside double quotes (``\\``, ``$``,
 backquote and ``"`` escaped) or inside single quotes (``'`` closed, escaped, reopened).
 A value in a here-document, a comment or a ``$'...'`` string cannot be placed safely
-and is refused. A value is data: it can never end a word, start a command or expand. A value holding a
-NUL byte (a step's output, say) is refused: no command can hold one.
+and is refused. A value is data: it can never end a word, start a command or expand.
+A value holding a NUL byte (a step's output, say) is refused: no command can hold one.
 """
 
 from __future__ import annotations
