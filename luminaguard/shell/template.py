@@ -6,6 +6,7 @@ place it stands in: unquoted (``shlex.quote``), inside double quotes (``\\``, ``
 backquote and ``"`` escaped) or inside single quotes (``'`` closed, escaped, reopened).
 A value in a here-document, a comment or a ``$'...'`` string cannot be placed safely
 and is refused. A value is data: it can never end a word, start a command or expand.
+A value holding a NUL byte (a step's output, say) is refused: no command can hold one.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ def place(text: str, values: list[str]) -> str:
     for start, end, index, quote in _kept(text):
         if isinstance(quote, str):
             raise PlacementError(quote)
+        if "\0" in values[index]:  # a command is C strings: no quoting can hold a NUL
+            raise PlacementError("a value holds a NUL byte, which no command can hold")
         pieces += [text[position:start], quote(values[index])]
         position = end
     pieces.append(text[position:])

@@ -11,6 +11,7 @@ wall-clock timeout enforced here. As root, each sandbox runs as its own uid
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 from luminaguard.hypervisor.base import (
     AsyncClosing,
     Availability,
+    BackendError,
     ExecResult,
     SandboxHandle,
     SandboxProcess,
@@ -48,6 +50,17 @@ class Sandbox:
 
 def _kill_group(process: SandboxProcess) -> None:
     process.kill()
+
+
+def _refused(exc: BaseException) -> BackendError | None:
+    """The step's failure when the zygote cannot be sent the request at all; else None.
+
+    A command built from a step's outputs may be longer than the zygote's socket takes
+    (EMSGSIZE) or hold a NUL byte (ValueError): the step fails, never the runner.
+    """
+    if isinstance(exc, ValueError) or (isinstance(exc, OSError) and exc.errno == errno.EMSGSIZE):
+        return BackendError(f"the command cannot be sent to the sandbox: {exc}")
+    return None
 
 
 class SandboxBackend(AsyncClosing):
@@ -144,8 +157,11 @@ class SandboxBackend(AsyncClosing):
             process = await self.zygote.spawn(
                 [*self._helper_args(sandbox, cgroups, env), "--", *argv]
             )
-        except BaseException:
+        except BaseException as exc:
             limits.remove()
+            refused = _refused(exc)
+            if refused is not None:
+                raise refused from exc
             raise
         sandbox.processes.add(process)
         return process, limits
